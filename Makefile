@@ -1,0 +1,47 @@
+# Lasso: every chore is one target. `make run` and `make test` install what is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ANVIL := node_modules/.bin/anvil
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lint format bench battle clean
+
+install: $(VENV)/.installed $(ANVIL)
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lasso needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# anvil comes from the npm package @foundry-rs/anvil, pinned in package.json and
+# package-lock.json, installed into ./node_modules (never globally).
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	test -x $@ && touch $@
+
+run: install
+	$(BIN)/lasso up --config settings.toml
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check lasso tests bench battle
+	$(BIN)/ruff format --check lasso tests bench battle
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format lasso tests bench battle
+	$(BIN)/ruff check --fix lasso tests bench battle
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,64 @@
+"""A tiny instant JSON-RPC upstream for benchmarks.
+
+Hand-rolled HTTP/1.1 keep-alive on trio: it answers every POST with a fixed
+``eth_blockNumber`` result, echoing the request's ``id`` so the gateway's id
+check passes. It costs a few tens of microseconds per request, so the
+benchmark measures the proxy, not the upstream.
+
+Run: ``python bench/instant_upstream.py PORT`` (prints ``ready PORT``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import trio
+
+_ID = re.compile(rb'"id"\s*:\s*("[^"]*"|-?\d+|null)')
+_CL = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+def _response(request_body: bytes) -> bytes:
+    m = _ID.search(request_body)
+    rid = m.group(1) if m else b"null"
+    body = b'{"jsonrpc":"2.0","id":' + rid + b',"result":"0x121eac0"}'
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    return head % len(body) + body
+
+
+async def _serve_conn(stream: trio.SocketStream) -> None:
+    buf = bytearray()
+    try:
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            while end < 0:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                end = buf.find(b"\r\n\r\n")
+            m = _CL.search(bytes(buf[:end]))
+            length = int(m.group(1)) if m else 0
+            total = end + 4 + length
+            while len(buf) < total:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            body = bytes(buf[end + 4 : total])
+            del buf[:total]
+            await stream.send_all(_response(body))
+    except trio.BrokenResourceError:
+        return
+
+
+async def main(port: int) -> None:
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, _serve_conn, port)
+        real_port = listeners[0].socket.getsockname()[1]
+        print(f"ready {real_port}", flush=True)
+
+
+if __name__ == "__main__":
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -1,0 +1,100 @@
+"""A chain at run time: its providers, their shared latency book, its router.
+
+``views(method, transport)`` is the snapshot the pure router decides on;
+``plan(...)`` asks the router for an ordered plan. Both are synchronous and
+cheap: they run once per request.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+
+from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
+from lasso.core.breaker import CircuitState
+from lasso.core.latency import LatencyBook, LatencyKey
+from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, Tier, plan
+from lasso.upstream.http import PostTransport
+from lasso.upstream.provider import Provider
+
+#: Builds the HTTP transport for (chain name, provider); tests inject fakes here.
+TransportFactory = Callable[[str, ProviderConfig], PostTransport]
+
+
+class ChainRuntime:
+    """Everything the gateway keeps per (profile, chain)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ChainConfig,
+        *,
+        routing: RoutingConfig,
+        rng: random.Random,
+        transports: TransportFactory | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.routing = routing
+        self.rng = rng
+        self.default_strategy = Strategy(config.default_strategy)
+        self.providers = {
+            p.id: Provider(
+                p,
+                order=i,
+                breaker=config.circuit_breaker,
+                rng=rng,
+                http=None if transports is None else transports(name, p),
+            )
+            for i, p in enumerate(config.providers)
+        }
+        self.latency = LatencyBook()
+        self.router_state = RouterState()
+        self.chain_id_hex = b'"0x%x"' % config.chain_id
+
+    def views(self, method: str, now: float, providers: Iterable[Provider]) -> list[ChannelView]:
+        return [
+            self._view(provider, transport, method, now)
+            for provider in providers
+            for transport in provider.transports
+        ]
+
+    def _view(self, provider: Provider, transport: str, method: str, now: float) -> ChannelView:
+        breaker = provider.breakers[transport]
+        state = breaker.state(now)
+        limited = provider.rate_limits[transport].is_limited(now)
+        if state is CircuitState.OPEN:
+            tier = Tier.OPEN
+        elif limited:
+            tier = Tier.RATE_LIMITED
+        elif state is CircuitState.HALF_OPEN:
+            tier = Tier.HALF_OPEN
+        else:
+            tier = Tier.HEALTHY
+        stats = self.latency.get(LatencyKey(provider.id, method, transport))
+        ewma_us = None if stats is None else stats.ewma_us
+        return ChannelView(
+            provider_id=provider.id,
+            transport=transport,
+            priority=provider.config.priority,
+            order=provider.order,
+            tier=tier,
+            latency_ms=None if ewma_us is None else ewma_us / 1000,
+            samples=0 if stats is None else stats.samples,
+            retry_after_s=breaker.retry_after_s(now) if tier is Tier.OPEN else None,
+        )
+
+    def plan(
+        self, method: str, now: float, *, strategy: Strategy | None, provider: str | None
+    ) -> RoutePlan:
+        providers = self.providers.values() if provider is None else [self.providers[provider]]
+        return plan(
+            self.views(method, now, providers),
+            method=method,
+            strategy=strategy or self.default_strategy,
+            state=self.router_state,
+            rng=self.rng,
+            max_attempts=self.routing.max_attempts,
+            deadline_overrides=self.routing.method_deadlines_ms,
+            pinned=provider is not None,
+        )

@@ -1,0 +1,137 @@
+"""The resolved settings the gateway reads.
+
+Built once from a validated ``SettingsFile``: the top-level chains become the
+profile ``default``, each chain's strategy and breaker settings are resolved
+(chain value, else the top-level one), and the per-request lookups (profile by
+slug, chain by name/alias/decimal id, provider by id) are dictionaries filled in
+at construction, so each is one hash lookup.
+
+The Structs use ``dict=True`` so those lookup tables live in ``cached_property``
+slots outside the fields: they are not compared, encoded or printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Final
+
+import msgspec
+
+from lasso.config.schema import (
+    ChainSpec,
+    CircuitBreakerConfig,
+    ProviderConfig,
+    RoutingConfig,
+    ServerConfig,
+    SettingsFile,
+    StrategyName,
+)
+
+__all__ = ["DEFAULT_PROFILE", "ChainConfig", "Profile", "Settings", "build_settings"]
+
+DEFAULT_PROFILE: Final = "default"
+
+
+class ChainConfig(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """One chain of one profile, with inherited values already applied."""
+
+    name: str
+    chain_id: int
+    block_time_ms: int
+    aliases: tuple[str, ...]
+    default_strategy: StrategyName
+    circuit_breaker: CircuitBreakerConfig
+    providers: tuple[ProviderConfig, ...]
+
+    def __post_init__(self) -> None:
+        _ = self._providers_by_id  # build the lookup now, at load, not on a request
+
+    @cached_property
+    def _providers_by_id(self) -> dict[str, ProviderConfig]:
+        return {provider.id: provider for provider in self.providers}
+
+    def provider(self, provider_id: str) -> ProviderConfig | None:
+        """The provider with this id, if the chain has one."""
+        return self._providers_by_id.get(provider_id)
+
+    def breaker_settings(self, top: CircuitBreakerConfig | None = None) -> CircuitBreakerConfig:
+        """This chain's breaker settings; the merge with the top level happened at load."""
+        del top  # kept for callers that pass the top-level table; the value is already merged
+        return self.circuit_breaker
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """An isolated set of chains, served under ``/rpc/<slug>/<chain>``-style routes."""
+
+    slug: str
+    chains: Mapping[str, ChainConfig]
+
+    def __post_init__(self) -> None:
+        _ = self._chains_by_ident  # build the lookup now, at load, not on a request
+
+    @cached_property
+    def _chains_by_ident(self) -> dict[str, ChainConfig]:
+        index: dict[str, ChainConfig] = {}
+        for chain in self.chains.values():
+            index[str(chain.chain_id)] = chain
+            index.update(dict.fromkeys(chain.aliases, chain))
+        # Names win over aliases and ids (validation forbids collisions anyway).
+        index.update(self.chains)
+        return index
+
+    def resolve_chain(self, ident: str) -> ChainConfig | None:
+        """The chain named ``ident``, aliased ``ident``, or with decimal chain id ``ident``."""
+        return self._chains_by_ident.get(ident)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """Everything the gateway is configured with. Replace it whole; never mutate it."""
+
+    server: ServerConfig
+    routing: RoutingConfig
+    circuit_breaker: CircuitBreakerConfig
+    profiles: Mapping[str, Profile]
+
+    @property
+    def default_profile(self) -> Profile:
+        return self.profiles[DEFAULT_PROFILE]
+
+    def profile(self, slug: str) -> Profile | None:
+        """The profile with this slug; the top-level chains are ``"default"``."""
+        return self.profiles.get(slug)
+
+
+def build_settings(file: SettingsFile) -> Settings:
+    """Resolve a validated file into ``Settings``."""
+    specs = {DEFAULT_PROFILE: file.chains} | {
+        slug: profile.chains for slug, profile in file.profiles.items()
+    }
+    profiles = {
+        slug: Profile(
+            slug=slug,
+            chains={name: _chain(name, spec, file) for name, spec in chains.items()},
+        )
+        for slug, chains in specs.items()
+    }
+    return Settings(
+        server=file.server,
+        routing=file.routing,
+        circuit_breaker=file.circuit_breaker,
+        profiles=profiles,
+    )
+
+
+def _chain(name: str, spec: ChainSpec, file: SettingsFile) -> ChainConfig:
+    breaker = file.circuit_breaker
+    if spec.circuit_breaker is not None:
+        breaker = spec.circuit_breaker.apply_to(breaker)
+    return ChainConfig(
+        name=name,
+        chain_id=spec.chain_id,
+        block_time_ms=spec.block_time_ms,
+        aliases=spec.aliases,
+        default_strategy=spec.default_strategy or file.routing.default_strategy,
+        circuit_breaker=breaker,
+        providers=spec.providers,
+    )

@@ -1,0 +1,188 @@
+"""The settings file's schema: one frozen Struct per TOML table.
+
+These Structs mirror the file exactly (what an operator writes). The constraints
+live here, in ``msgspec.Meta`` annotations, and are read back by the walker in
+``validate.py`` so that every problem is reported with its path, not just the
+first. ``model.py`` builds the resolved view the gateway reads (profiles,
+chain lookup, merged breaker settings) from a validated ``SettingsFile``.
+
+Constraint conventions understood by the walker, beyond msgspec's own:
+
+- ``Meta(extra={"url_schemes": (...)})`` -- a URL with one of these schemes
+  and a host.
+- ``Meta(extra={"hint": "..."})`` -- what to say when ``pattern`` fails.
+- ``Meta(extra={"secret": True})`` -- never echo the value in a problem.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal, get_args
+
+import msgspec
+from msgspec import Meta
+
+from lasso.config.secrets import mask_url
+
+__all__ = [
+    "RESERVED_CHAIN_IDENTS",
+    "STRATEGY_NAMES",
+    "ChainSpec",
+    "CircuitBreakerConfig",
+    "CircuitBreakerOverride",
+    "ProfileSpec",
+    "ProviderConfig",
+    "RoutingConfig",
+    "ServerConfig",
+    "SettingsFile",
+    "StrategyName",
+]
+
+StrategyName = Literal["fastest", "load-balanced", "latency-weighted", "round-robin", "priority"]
+STRATEGY_NAMES: Final[tuple[StrategyName, ...]] = get_args(StrategyName)
+
+# Words that appear in gateway routes next to a chain, so no chain may be called that.
+RESERVED_CHAIN_IDENTS: Final = frozenset({*STRATEGY_NAMES, "provider", "profile"})
+
+SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*\Z"
+_SLUG_HINT: Final = "must be lowercase letters, digits, '-' or '_', starting with a letter or digit"
+
+Positive = Annotated[int, Meta(ge=1)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+NonEmptyStr = Annotated[str, Meta(min_length=1)]
+Slug = Annotated[str, Meta(pattern=SLUG_PATTERN, extra={"hint": _SLUG_HINT})]
+ProviderId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z",
+        extra={"hint": "must be letters, digits, '.', '-' or '_', starting with a letter or digit"},
+    ),
+]
+MethodName = Annotated[
+    str,
+    Meta(pattern=r"^[A-Za-z0-9_]+\Z", extra={"hint": "must be a JSON-RPC method name"}),
+]
+HeaderName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
+        extra={"hint": "must be a valid HTTP header name"},
+    ),
+]
+_ONE_LINE = r"^[^\r\n\x00]*\Z"
+_ONE_LINE_HINT = "must not contain line breaks or NUL"
+HeaderValue = Annotated[
+    str, Meta(pattern=_ONE_LINE, extra={"hint": _ONE_LINE_HINT, "secret": True})
+]
+ApiKey = Annotated[
+    str, Meta(min_length=1, pattern=_ONE_LINE, extra={"hint": _ONE_LINE_HINT, "secret": True})
+]
+HttpUrl = Annotated[str, Meta(extra={"url_schemes": ("http", "https")})]
+WsUrl = Annotated[str, Meta(extra={"url_schemes": ("ws", "wss")})]
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[server]``: the listening socket and request limits."""
+
+    host: NonEmptyStr = "127.0.0.1"
+    port: Port = 4000
+    max_body_bytes: Positive = 8_000_000
+    max_batch: Positive = 50
+    batch_concurrency: Positive = 4
+    max_meta_header_bytes: Positive = 4096
+    shutdown_grace_ms: NonNegative = 10_000
+
+
+class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[routing]``: how a request picks and retries providers."""
+
+    default_strategy: StrategyName = "load-balanced"
+    max_attempts: Positive = 3
+    lw_beta: Annotated[float, Meta(ge=0.0)] = 3.0
+    exploration_share: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
+    method_deadlines_ms: dict[MethodName, Positive] = {}
+    hedge_after_ms: Positive | None = None
+
+
+class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[circuit_breaker]``: when a provider is taken out of rotation and for how long."""
+
+    failure_threshold: Positive = 5
+    recovery_timeout_ms: Positive = 60_000
+    success_threshold: Positive = 2
+    timeout_threshold: Positive = 2
+    network_threshold: Positive = 3
+    max_recovery_timeout_ms: Positive = 600_000
+
+
+class CircuitBreakerOverride(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[chains.<name>.circuit_breaker]``: per-key override; unset keys inherit."""
+
+    failure_threshold: Positive | None = None
+    recovery_timeout_ms: Positive | None = None
+    success_threshold: Positive | None = None
+    timeout_threshold: Positive | None = None
+    network_threshold: Positive | None = None
+    max_recovery_timeout_ms: Positive | None = None
+
+    def apply_to(self, base: CircuitBreakerConfig) -> CircuitBreakerConfig:
+        """``base`` with every key this override sets replaced."""
+        changes = {
+            name: value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not None
+        }
+        return msgspec.structs.replace(base, **changes)
+
+
+class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[chains.<name>.providers]]``: one upstream JSON-RPC endpoint."""
+
+    id: ProviderId
+    url: HttpUrl
+    ws_url: WsUrl | None = None
+    priority: NonNegative = 100
+    archival: bool = True
+    headers: dict[HeaderName, HeaderValue] = {}
+    api_key: ApiKey | None = None
+
+    def __repr__(self) -> str:
+        # Never print credentials: URLs are masked, header values and the key hidden.
+        headers = dict.fromkeys(self.headers, "***")
+        ws_url = None if self.ws_url is None else mask_url(self.ws_url)
+        api_key = None if self.api_key is None else "***"
+        return (
+            f"ProviderConfig(id={self.id!r}, url={mask_url(self.url)!r}, ws_url={ws_url!r}, "
+            f"priority={self.priority!r}, archival={self.archival!r}, headers={headers!r}, "
+            f"api_key={api_key!r})"
+        )
+
+
+class ChainSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[chains.<name>]`` as written in the file."""
+
+    chain_id: Positive
+    block_time_ms: Positive = 12_000
+    aliases: tuple[Slug, ...] = ()
+    default_strategy: StrategyName | None = None
+    circuit_breaker: CircuitBreakerOverride | None = None
+    providers: Annotated[tuple[ProviderConfig, ...], Meta(min_length=1)]
+
+
+Chains = Annotated[dict[Slug, ChainSpec], Meta(min_length=1)]
+
+
+class ProfileSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[profiles.<slug>]``: an isolated set of chains."""
+
+    chains: Chains
+
+
+class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole file. Top-level ``chains`` form the profile named ``default``."""
+
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    circuit_breaker: CircuitBreakerConfig = msgspec.field(default_factory=CircuitBreakerConfig)
+    chains: Chains
+    profiles: dict[Slug, ProfileSpec] = {}

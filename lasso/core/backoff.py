@@ -1,0 +1,110 @@
+"""Restart pacing for provider supervisors: jittered capped backoff and a restart budget.
+
+A supervisor that loses its upstream connection sleeps ``Backoff.delay(attempt, rng)``
+before the next try, with ``attempt`` counting consecutive failures from 0. If it has
+restarted more than ``max_restarts`` times within ``window_s`` (Erlang's restart
+intensity), ``RestartTracker`` says so, and the provider is quarantined from routing
+instead of flapping.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import msgspec
+
+__all__ = ["Backoff", "RestartStatistics", "RestartTracker"]
+
+
+class Backoff(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Exponential backoff ``base_s · multiplier^attempt``, capped at ``cap_s``.
+
+    Jitter only shortens a delay: the result lies in ``[raw · (1 - jitter), raw]``, so the
+    cap is never exceeded and supervisors that failed together spread out.
+    """
+
+    base_s: float
+    cap_s: float
+    multiplier: float = 2.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_s <= self.cap_s:
+            raise ValueError("need 0 < base_s <= cap_s")
+        if self.multiplier < 1:
+            raise ValueError("multiplier must be >= 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+
+    def raw_delay(self, attempt: int) -> float:
+        """The delay before jitter, in seconds."""
+        if attempt < 0:
+            raise ValueError("attempt must be >= 0")
+        try:
+            raw = self.base_s * self.multiplier**attempt
+        except OverflowError:
+            return self.cap_s
+        return min(raw, self.cap_s)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
+        return self.raw_delay(attempt) * (1 - self.jitter * rng.random())
+
+
+class RestartStatistics(msgspec.Struct, frozen=True):
+    restarts_in_window: int
+    total_restarts: int
+    last_restart_at: float | None
+    exceeded: bool
+
+
+class RestartTracker:
+    """Counts restarts in a sliding window of ``window_s`` seconds ending at ``now``.
+
+    A restart at time ``t`` counts while ``now - t < window_s``. The budget is exceeded
+    once more than ``max_restarts`` restarts are in the window.
+    """
+
+    __slots__ = ("_last", "_max_restarts", "_restarts", "_total", "_window_s")
+
+    def __init__(self, max_restarts: int, window_s: float) -> None:
+        if max_restarts < 0:
+            raise ValueError("max_restarts must be >= 0")
+        if window_s <= 0:
+            raise ValueError("window_s must be > 0")
+        self._max_restarts = max_restarts
+        self._window_s = window_s
+        self._restarts: deque[float] = deque(maxlen=max_restarts + 1)
+        self._total = 0
+        self._last: float | None = None
+
+    def record_restart(self, now: float) -> bool:
+        """Record a restart at ``now``; True if the provider should now be quarantined."""
+        self._restarts.append(now)
+        self._total += 1
+        self._last = now
+        return self.exceeded(now)
+
+    def exceeded(self, now: float) -> bool:
+        """True while more than ``max_restarts`` restarts lie within the window."""
+        return self.restarts_in_window(now) > self._max_restarts
+
+    def restarts_in_window(self, now: float) -> int:
+        restarts = self._restarts
+        while restarts and now - restarts[0] >= self._window_s:
+            restarts.popleft()
+        return len(restarts)
+
+    def reset(self) -> None:
+        """Forget the window, e.g. when a quarantined provider is let back in."""
+        self._restarts.clear()
+
+    def statistics(self, now: float) -> RestartStatistics:
+        in_window = self.restarts_in_window(now)
+        return RestartStatistics(
+            restarts_in_window=in_window,
+            total_restarts=self._total,
+            last_restart_at=self._last,
+            exceeded=in_window > self._max_restarts,
+        )

@@ -1,0 +1,210 @@
+"""JSON-RPC 2.0 wire format: parse envelopes, splice ids, assemble answers.
+
+Only envelopes are decoded. ``params`` and ``id`` stay raw JSON bytes
+(``msgspec.Raw``) from the client to the upstream, and the upstream's
+``result`` stays raw bytes from the upstream to the client: a result is never
+decoded and re-encoded. The client's answer is assembled around those bytes
+with the client's own ``id`` bytes spliced in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lasso.errors import InvalidRequest, LassoError, ParseError
+
+_EMPTY = msgspec.Raw(b"")
+_NO_PARAMS = b"[]"
+
+
+class _Envelope(msgspec.Struct):
+    jsonrpc: Any = None
+    id: msgspec.Raw = _EMPTY
+    method: Any = None
+    params: msgspec.Raw = _EMPTY
+
+
+class _Reply(msgspec.Struct):
+    jsonrpc: Any = None
+    id: Any = None
+    result: msgspec.Raw = _EMPTY
+    error: msgspec.Raw = _EMPTY
+
+
+class RpcErrorObject(msgspec.Struct):
+    code: int
+    message: str = ""
+    data: msgspec.Raw = _EMPTY
+
+
+class Call(msgspec.Struct, frozen=True):
+    """One valid request. ``id`` is the client's raw id; ``None`` means a notification."""
+
+    method: str
+    params: bytes
+    id: bytes | None
+
+
+class BadItem(msgspec.Struct, frozen=True):
+    """A batch item that is not a valid request; answered with its own error."""
+
+    id: bytes
+    error: LassoError
+
+
+Item = Call | BadItem
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+_decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_decode_reply = msgspec.json.Decoder(_Reply).decode
+_decode_error_object = msgspec.json.Decoder(RpcErrorObject).decode
+_encode = msgspec.json.Encoder().encode
+
+_ID_STARTS = frozenset(b'"-0123456789n')
+
+
+def parse_body(body: bytes, *, max_batch: int) -> Call | list[Item]:
+    """Parse a request body into one call or a batch of items.
+
+    Raises :class:`ParseError` for bytes that are not JSON and
+    :class:`InvalidRequest` for JSON that is not a request (or an empty or
+    oversized batch). Invalid items inside a batch become :class:`BadItem`.
+    """
+    stripped = body.lstrip()
+    if stripped[:1] == b"[":
+        return _parse_batch(body, max_batch)
+    try:
+        envelope = _decode_envelope(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest("Invalid Request: expected a JSON-RPC request object") from exc
+    except msgspec.DecodeError as exc:
+        raise ParseError("Parse error: invalid JSON") from exc
+    return _validate(envelope)
+
+
+def _parse_batch(body: bytes, max_batch: int) -> list[Item]:
+    try:
+        raw_items = _decode_batch(body)
+    except msgspec.DecodeError as exc:
+        raise ParseError("Parse error: invalid JSON") from exc
+    if not raw_items:
+        raise InvalidRequest("Invalid Request: empty batch")
+    if len(raw_items) > max_batch:
+        raise InvalidRequest(f"Invalid Request: batch too large (at most {max_batch} items)")
+    return [_parse_item(raw) for raw in raw_items]
+
+
+def _parse_item(raw: msgspec.Raw) -> Item:
+    try:
+        return _validate(_decode_envelope(raw))
+    except msgspec.DecodeError:
+        return BadItem(id=b"null", error=InvalidRequest("Invalid Request: expected an object"))
+    except InvalidRequest as exc:
+        return BadItem(id=_safe_id(raw), error=exc)
+
+
+def _safe_id(raw: msgspec.Raw) -> bytes:
+    try:
+        envelope = _decode_envelope(raw)
+    except msgspec.DecodeError:
+        return b"null"
+    rid = bytes(envelope.id)
+    return rid if rid and rid[0] in _ID_STARTS else b"null"
+
+
+def _validate(envelope: _Envelope) -> Call:
+    if envelope.jsonrpc != "2.0":
+        raise InvalidRequest('Invalid Request: jsonrpc must be "2.0"')
+    if not isinstance(envelope.method, str):
+        raise InvalidRequest("Invalid Request: method must be a string")
+    rid = bytes(envelope.id)
+    if rid and rid[0] not in _ID_STARTS:
+        raise InvalidRequest("Invalid Request: id must be a string, number or null")
+    params = bytes(envelope.params)
+    if not params:
+        params = _NO_PARAMS
+    elif params[0] not in b"[{":
+        raise InvalidRequest("Invalid Request: params must be an array or an object")
+    return Call(method=envelope.method, params=params, id=rid or None)
+
+
+# --- upstream side ----------------------------------------------------------
+
+
+def encode_upstream(method: str, params: bytes, upstream_id: int) -> bytes:
+    """The request as sent upstream, with our private correlation id."""
+    return b'{"jsonrpc":"2.0","id":%d,"method":%b,"params":%b}' % (
+        upstream_id,
+        _encode(method),
+        params,
+    )
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """An upstream answer: either raw result bytes or a decoded error object."""
+
+    result: bytes | None
+    error: RpcErrorObject | None
+    raw_error: bytes
+
+
+class MalformedReply(Exception):
+    """The upstream body is not a JSON-RPC response to our request."""
+
+
+def decode_reply(body: bytes, expected_id: int | str) -> Reply:
+    """Decode only the envelope of an upstream answer and check its id."""
+    try:
+        reply = _decode_reply(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedReply(f"not a JSON-RPC response object: {exc}") from exc
+    if reply.id != expected_id or isinstance(reply.id, bool):
+        raise MalformedReply(f"response id {reply.id!r} does not match request id")
+    if reply.error:
+        try:
+            error = _decode_error_object(reply.error)
+        except msgspec.DecodeError as exc:
+            raise MalformedReply(f"malformed error object: {exc}") from exc
+        return Reply(result=None, error=error, raw_error=bytes(reply.error))
+    if not reply.result:
+        raise MalformedReply("response has neither result nor error")
+    return Reply(result=bytes(reply.result), error=None, raw_error=b"")
+
+
+# --- client answers ---------------------------------------------------------
+
+
+def result_body(client_id: bytes, result: bytes) -> bytes:
+    """The client's answer: the provider's result bytes with the client's id."""
+    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (client_id, result)
+
+
+def raw_error_body(client_id: bytes, raw_error: bytes) -> bytes:
+    """A provider's error object passed to the client unchanged."""
+    return b'{"jsonrpc":"2.0","id":%b,"error":%b}' % (client_id, raw_error)
+
+
+def error_body(client_id: bytes | None, code: int, message: str, data: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return b'{"jsonrpc":"2.0","id":%b,"error":%b}' % (client_id or b"null", _encode(error))
+
+
+def lasso_error_body(client_id: bytes | None, exc: LassoError) -> bytes:
+    return error_body(client_id, exc.code, exc.message, exc.data)
+
+
+def batch_body(answers: list[bytes]) -> bytes:
+    return b"[" + b",".join(answers) + b"]"
+
+
+def with_member(answer: bytes, key: str, value: Any) -> bytes:
+    """Append one member to an answer object without re-encoding the rest."""
+    return answer[:-1] + b',"%b":%b}' % (key.encode(), _encode(value))
+
+
+def encode_json(value: Any) -> bytes:
+    return _encode(value)

@@ -1,0 +1,139 @@
+"""What Lasso knows about each JSON-RPC method.
+
+For every method: whether the gateway answers it itself, refuses it, or
+forwards it; its total deadline; and whether it is *replay-safe*, that is
+whether sending it to a second provider after a failure can do no harm.
+Unknown methods (vendor extensions) are forwarded but treated as unsafe to
+replay, so they are dispatched at most once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+
+from lasso.errors import MethodNotSupported
+
+
+class Disposition(Enum):
+    FORWARD = "forward"
+    LOCAL_CHAIN_ID = "local_chain_id"
+    BLOCKED = "blocked"
+    WS_ONLY = "ws_only"
+
+
+BLOCKED = frozenset(
+    {"eth_sendTransaction", "eth_sign", "personal_sign", "eth_signTransaction", "eth_accounts"}
+)
+WS_ONLY = frozenset({"eth_subscribe", "eth_unsubscribe"})
+
+# Total deadline per method, in milliseconds: the whole request, every
+# attempt included. Anything not listed gets DEFAULT_DEADLINE_MS.
+DEFAULT_DEADLINE_MS = 10_000
+_DEADLINE_GROUPS: dict[int, tuple[str, ...]] = {
+    1_000: ("eth_blockNumber", "eth_chainId", "net_version", "web3_clientVersion", "net_listening"),
+    2_000: (
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_blobBaseFee",
+        "eth_feeHistory",
+        "eth_syncing",
+        "eth_getBalance",
+        "eth_getTransactionCount",
+        "eth_getCode",
+        "eth_getStorageAt",
+        "eth_getTransactionByHash",
+        "eth_getTransactionByBlockHashAndIndex",
+        "eth_getTransactionByBlockNumberAndIndex",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getBlockTransactionCountByHash",
+        "eth_getBlockTransactionCountByNumber",
+        "eth_getUncleCountByBlockHash",
+        "eth_getUncleCountByBlockNumber",
+        "eth_getUncleByBlockHashAndIndex",
+        "eth_getUncleByBlockNumberAndIndex",
+        "eth_newFilter",
+        "eth_newBlockFilter",
+        "eth_newPendingTransactionFilter",
+        "eth_uninstallFilter",
+        "eth_getFilterChanges",
+        "web3_sha3",
+        "net_peerCount",
+        "eth_protocolVersion",
+    ),
+    3_000: ("eth_getTransactionReceipt", "eth_getBlockReceipts"),
+    5_000: (
+        "eth_call",
+        "eth_estimateGas",
+        "eth_createAccessList",
+        "eth_getLogs",
+        "eth_getFilterLogs",
+        "eth_sendRawTransaction",
+        "eth_simulateV1",
+    ),
+    10_000: ("eth_getProof",),
+    30_000: ("debug_traceTransaction", "debug_traceCall", "trace_transaction", "trace_call"),
+    45_000: (
+        "debug_traceBlock",
+        "debug_traceBlockByNumber",
+        "debug_traceBlockByHash",
+        "trace_block",
+        "trace_replayBlockTransactions",
+    ),
+}
+DEADLINES_MS: dict[str, int] = {m: ms for ms, group in _DEADLINE_GROUPS.items() for m in group}
+
+# Methods that never change state and give the same answer from any
+# up-to-date provider, so a failed attempt may be retried elsewhere.
+_NOT_REPLAYABLE = frozenset(
+    {
+        "eth_sendRawTransaction",
+        "eth_newFilter",
+        "eth_newBlockFilter",
+        "eth_newPendingTransactionFilter",
+        "eth_uninstallFilter",
+        "eth_getFilterChanges",
+        "eth_getFilterLogs",
+    }
+)
+_REPLAYABLE_PREFIXES = ("debug_", "trace_", "txpool_")
+REPLAYABLE = (frozenset(DEADLINES_MS) - _NOT_REPLAYABLE) | {
+    "eth_mining",
+    "eth_hashrate",
+    "eth_coinbase",
+    "eth_getHeaderByNumber",
+    "eth_getHeaderByHash",
+}
+
+
+def disposition(method: str, params: bytes) -> Disposition:
+    """How the gateway handles ``method`` before any routing happens."""
+    if method == "eth_chainId" and params in (b"[]", b"{}"):
+        return Disposition.LOCAL_CHAIN_ID
+    if method in BLOCKED:
+        return Disposition.BLOCKED
+    if method in WS_ONLY:
+        return Disposition.WS_ONLY
+    return Disposition.FORWARD
+
+
+def refusal(method: str, disp: Disposition, request_path: str) -> MethodNotSupported:
+    """The error for a method the gateway will not forward over HTTP."""
+    if disp is Disposition.WS_ONLY:
+        return MethodNotSupported(
+            f"Method {method} is not supported over HTTP. "
+            "Use a WebSocket connection for subscriptions.",
+            data={"websocket_url": "/ws" + request_path},
+        )
+    return MethodNotSupported(f"Method {method} is not supported by proxy")
+
+
+def is_replay_safe(method: str) -> bool:
+    return method in REPLAYABLE or method.startswith(_REPLAYABLE_PREFIXES)
+
+
+def deadline_ms(method: str, overrides: Mapping[str, int] | None = None) -> int:
+    if overrides and method in overrides:
+        return overrides[method]
+    return DEADLINES_MS.get(method, DEFAULT_DEADLINE_MS)

@@ -1,0 +1,117 @@
+"""The composition root: providers under supervision, the web front end, signals.
+
+Nursery layout::
+
+    serve()
+    ├── open_gateway()            provider nursery: one Supervisor per provider
+    │   └── Supervisor.run        restarts Provider.run with backoff; never raises
+    └── hypercorn.trio.serve      the front end; stops accepting on shutdown,
+                                  gives in-flight requests shutdown_grace_ms
+
+Shutdown is by deadline, never by polling: a signal sets the shutdown event,
+hypercorn drains within the grace period, then the provider nursery is
+cancelled and every upstream connection closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, cast
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from lasso.chain import TransportFactory
+from lasso.config import Settings
+from lasso.core.backoff import Backoff, RestartTracker
+from lasso.gateway import Gateway
+from lasso.upstream.supervisor import Supervisor
+from lasso.web.app import create_app
+from lasso.web.asgi import LassoASGI
+
+log = logging.getLogger("lasso.daemon")
+
+RESTART_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
+
+
+@asynccontextmanager
+async def open_gateway(
+    settings: Settings,
+    *,
+    rng: random.Random | None = None,
+    transports: TransportFactory | None = None,
+) -> AsyncIterator[Gateway]:
+    """A gateway whose providers run, supervised, until the block exits."""
+    gateway = Gateway(settings, rng=rng, transports=transports)
+    async with trio.open_nursery() as nursery:
+        for slug, chain in gateway.chains():
+            for provider in chain.providers.values():
+                supervisor = Supervisor(
+                    f"{slug}/{chain.name}/{provider.id}",
+                    provider.run,
+                    backoff=RESTART_BACKOFF,
+                    tracker=RestartTracker(max_restarts=5, window_s=60.0),
+                    rng=gateway.rng,
+                )
+                provider.supervisor = supervisor
+                await nursery.start(supervisor.run)
+        try:
+            yield gateway
+        finally:
+            nursery.cancel_scope.cancel(reason="gateway closing")
+
+
+def hypercorn_config(host: str, port: int, grace_ms: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.graceful_timeout = grace_ms / 1000
+    config.keep_alive_timeout = 75
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs."""
+    shutdown = shutdown or trio.Event()
+    server = settings.server
+    config = hypercorn_config(
+        host or server.host, server.port if port is None else port, server.shutdown_grace_ms
+    )
+    async with open_gateway(settings) as gateway:
+        app = LassoASGI(gateway, create_app(gateway))
+        await hypercorn_serve(
+            cast(Any, app), config, shutdown_trigger=shutdown.wait, task_status=task_status
+        )
+
+
+async def run_until_signalled(settings: Settings, *, host: str | None, port: int | None) -> None:
+    """``lasso serve``: serve until SIGINT or SIGTERM, then drain and exit."""
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, shutdown)
+        binds = await nursery.start(
+            partial(serve, settings, host=host, port=port, shutdown=shutdown)
+        )
+        for url in binds:
+            print(f"lasso listening on {url}  (JSON-RPC: {url}/rpc/<chain>)", flush=True)
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            log.info("signal received; draining in-flight requests")
+            shutdown.set()
+            return

@@ -1,0 +1,169 @@
+"""The gateway: from a request path and body to the bytes of the answer.
+
+Transport-agnostic. The HTTP fast path (``lasso.web.asgi``) and, later, the
+WebSocket endpoint both call :meth:`Gateway.resolve` once per request and
+:meth:`Gateway.answer_body` per body. Every failure becomes a JSON-RPC error
+here; nothing else escapes to the front end.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import msgspec
+import trio
+
+from lasso.chain import ChainRuntime, TransportFactory
+from lasso.config import DEFAULT_PROFILE, Settings
+from lasso.core import jsonrpc
+from lasso.core.jsonrpc import BadItem, Call, Item
+from lasso.core.methods import Disposition, disposition, refusal
+from lasso.core.routes import RouteSpec
+from lasso.dispatch import Outcome, dispatch
+from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
+from lasso.meta import CallMeta
+
+log = logging.getLogger("lasso.gateway")
+
+
+class Target(msgspec.Struct, frozen=True):
+    """A resolved route: which chain runtime, with which overrides."""
+
+    chain: ChainRuntime
+    route: RouteSpec
+    path: str
+    provider: str | None
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """The answer to one body: each part is one response object, with its meta."""
+
+    status: int
+    parts: list[bytes]
+    metas: list[CallMeta | None]
+    batch: bool = False
+
+    @classmethod
+    def error(cls, exc: LassoError) -> Answer:
+        return cls(exc.status(), [jsonrpc.lasso_error_body(None, exc)], [None])
+
+    def body(self) -> bytes:
+        if not self.parts:
+            return b""
+        return jsonrpc.batch_body(self.parts) if self.batch else self.parts[0]
+
+
+class Gateway:
+    """Owns one :class:`ChainRuntime` per (profile, chain)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rng: random.Random | None = None,
+        transports: TransportFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.started_monotonic = time.monotonic()
+        self.profiles: dict[str, dict[str, ChainRuntime]] = {
+            slug: {
+                name: ChainRuntime(
+                    name, chain, routing=settings.routing, rng=self.rng, transports=transports
+                )
+                for name, chain in profile.chains.items()
+            }
+            for slug, profile in settings.profiles.items()
+        }
+
+    def chains(self) -> list[tuple[str, ChainRuntime]]:
+        return [(slug, c) for slug, chains in self.profiles.items() for c in chains.values()]
+
+    def resolve(self, route: RouteSpec, path: str, provider_header: str | None = None) -> Target:
+        """Find the chain a route names, or raise :class:`UnknownTarget`."""
+        slug = route.profile or DEFAULT_PROFILE
+        profile = self.settings.profile(slug)
+        if profile is None:
+            raise UnknownTarget(f"Profile '{slug}' not found", http_status=404)
+        config = profile.resolve_chain(route.chain)
+        if config is None:
+            raise UnknownTarget(f"Unsupported chain: unknown chain '{route.chain}'")
+        chain = self.profiles[slug][config.name]
+        provider = route.provider or provider_header or None
+        if provider is not None and provider not in chain.providers:
+            raise UnknownTarget(
+                f"Provider '{provider}' is not configured for chain '{config.name}'"
+            )
+        return Target(chain=chain, route=route, path=path, provider=provider)
+
+    async def answer_body(self, target: Target, body: bytes) -> Answer:
+        """Answer one HTTP body: a single call or a batch."""
+        try:
+            parsed = jsonrpc.parse_body(body, max_batch=self.settings.server.max_batch)
+        except LassoError as exc:
+            return Answer.error(exc)
+        if isinstance(parsed, Call):
+            meta = CallMeta.start(target, parsed.method)
+            answer = await self.answer_call(target, parsed, meta)
+            if parsed.id is None:
+                return Answer(204, [], [])
+            return Answer(200, [answer], [meta])
+        return await self._answer_batch(target, parsed)
+
+    async def _answer_batch(self, target: Target, items: list[Item]) -> Answer:
+        answers: list[bytes | None] = [None] * len(items)
+        metas: list[CallMeta | None] = [None] * len(items)
+        limiter = trio.CapacityLimiter(self.settings.server.batch_concurrency)
+
+        async def run(index: int, call: Call, meta: CallMeta) -> None:
+            async with limiter:
+                answer = await self.answer_call(target, call, meta)
+            if call.id is not None:
+                answers[index] = answer
+
+        async with trio.open_nursery() as nursery:
+            for index, item in enumerate(items):
+                if isinstance(item, BadItem):
+                    answers[index] = jsonrpc.lasso_error_body(item.id, item.error)
+                    continue
+                metas[index] = meta = CallMeta.start(target, item.method)
+                nursery.start_soon(run, index, item, meta)
+        kept = [(a, m) for a, m in zip(answers, metas, strict=True) if a is not None]
+        if not kept:
+            return Answer(204, [], [])
+        return Answer(200, [a for a, _ in kept], [m for _, m in kept], batch=True)
+
+    async def answer_call(self, target: Target, call: Call, meta: CallMeta) -> bytes:
+        """Answer one call; the bytes are a complete JSON-RPC response object."""
+        client_id = call.id or b"null"
+        try:
+            result = await self._call(target, call, meta)
+        except UpstreamRpcError as exc:
+            return jsonrpc.raw_error_body(client_id, exc.raw_error)
+        except LassoError as exc:
+            return jsonrpc.lasso_error_body(client_id, exc)
+        except Exception:
+            log.exception("internal error answering %s", call.method)
+            return jsonrpc.lasso_error_body(client_id, InternalError("Internal error"))
+        finally:
+            meta.finish()
+        return jsonrpc.result_body(client_id, result)
+
+    async def _call(self, target: Target, call: Call, meta: CallMeta) -> bytes:
+        disp = disposition(call.method, call.params)
+        if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
+            return target.chain.chain_id_hex
+        if disp in (Disposition.BLOCKED, Disposition.WS_ONLY):
+            raise refusal(call.method, disp, target.path)
+        chain = target.chain
+        plan = chain.plan(
+            call.method,
+            trio.current_time(),
+            strategy=target.route.strategy,
+            provider=target.provider,
+        )
+        outcome = Outcome()
+        meta.planned(plan, outcome)
+        return await dispatch(chain, call, plan, outcome)

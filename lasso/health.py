@@ -1,0 +1,95 @@
+"""What ``GET /health`` and ``GET /api/chains`` report, built from statistics().
+
+Provider URLs are always masked: credentials, key-like path segments and
+query values never leave the process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import trio
+
+import lasso
+from lasso.chain import ChainRuntime
+from lasso.config import DEFAULT_PROFILE, mask_url
+from lasso.core.breaker import CircuitState
+from lasso.gateway import Gateway
+from lasso.upstream.provider import Provider
+
+
+def health(gateway: Gateway) -> dict[str, Any]:
+    now = trio.current_time()
+    profiles = {
+        slug: {name: _chain(chain, now) for name, chain in chains.items()}
+        for slug, chains in gateway.profiles.items()
+    }
+    chains = profiles.pop(DEFAULT_PROFILE, {})
+    serving = all(
+        c["available_providers"] > 0 for p in [chains, *profiles.values()] for c in p.values()
+    )
+    report: dict[str, Any] = {
+        "status": "healthy" if serving else "degraded",
+        "version": lasso.__version__,
+        "uptime_seconds": round(time.monotonic() - lasso.STARTED_MONOTONIC, 3),
+        "chains": chains,
+    }
+    if profiles:
+        report["profiles"] = {slug: {"chains": c} for slug, c in profiles.items()}
+    return report
+
+
+def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
+    providers = [_provider(p, now) for p in chain.providers.values()]
+    available = sum(
+        any(t["circuit"] != CircuitState.OPEN.value for t in _transports(p)) for p in providers
+    )
+    return {
+        "chain_id": chain.config.chain_id,
+        "default_strategy": chain.default_strategy.value,
+        "available_providers": available,
+        "providers": providers,
+    }
+
+
+def _transports(provider: dict[str, Any]) -> list[dict[str, Any]]:
+    return [provider[t] for t in ("http", "ws") if provider.get(t)]
+
+
+def _provider(provider: Provider, now: float) -> dict[str, Any]:
+    config = provider.config
+    report: dict[str, Any] = {
+        "id": provider.id,
+        "url": mask_url(config.url),
+        "ws_url": None if config.ws_url is None else mask_url(config.ws_url),
+        "priority": config.priority,
+        "archival": config.archival,
+    }
+    for transport, breaker in provider.breakers.items():
+        stats = breaker.statistics(now)
+        report[transport] = {
+            "circuit": breaker.state(now).value,
+            "breaker": msgspec.to_builtins(stats),
+            "rate_limited": provider.rate_limits[transport].is_limited(now),
+        }
+    report["http"]["transport"] = msgspec.to_builtins(provider.http.statistics())
+    report.setdefault("ws", None)
+    return report
+
+
+def chain_list(gateway: Gateway) -> dict[str, Any]:
+    chains = [
+        {
+            "profile": slug,
+            "name": name,
+            "chain_id": chain.config.chain_id,
+            "aliases": list(chain.config.aliases),
+            "block_time_ms": chain.config.block_time_ms,
+            "providers": len(chain.providers),
+        }
+        for slug, chains in gateway.profiles.items()
+        for name, chain in chains.items()
+    ]
+    return {"chains": chains}

@@ -1,0 +1,80 @@
+"""Routing metadata: what Lasso did for one call, for clients that ask.
+
+Opt in with ``?include_meta=headers|body`` or the ``X-Lasso-Include-Meta``
+header. ``headers`` adds ``x-lasso-request-id`` and ``x-lasso-meta`` (base64url
+JSON, no padding); ``body`` adds a ``lasso_meta`` member to each answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from lasso.core.jsonrpc import encode_json
+
+if TYPE_CHECKING:
+    from lasso.core.router import RoutePlan
+    from lasso.dispatch import Outcome
+    from lasso.gateway import Target
+
+META_MODES = frozenset({"headers", "body"})
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()
+
+
+class CallMeta:
+    """Collects one call's routing facts as it runs. Cheap when nobody asks."""
+
+    __slots__ = ("_ended", "_outcome", "_plan", "_started", "chain", "method")
+
+    def __init__(self, chain: str, method: str, started: float) -> None:
+        self.chain = chain
+        self.method = method
+        self._started = started
+        self._ended: float | None = None
+        self._plan: RoutePlan | None = None
+        self._outcome: Outcome | None = None
+
+    @classmethod
+    def start(cls, target: Target, method: str) -> CallMeta:
+        return cls(target.chain.name, method, trio.current_time())
+
+    def planned(self, plan: RoutePlan, outcome: Outcome) -> None:
+        self._plan, self._outcome = plan, outcome
+
+    def finish(self) -> None:
+        self._ended = trio.current_time()
+
+    def to_dict(self, request_id: str) -> dict[str, Any]:
+        end_to_end_ms = ((self._ended or trio.current_time()) - self._started) * 1000
+        meta: dict[str, Any] = {
+            "version": "1.0",
+            "request_id": request_id,
+            "chain": self.chain,
+            "method": self.method,
+            "end_to_end_latency_ms": round(end_to_end_ms, 3),
+        }
+        if self._plan is None or self._outcome is None:
+            meta["served_by"] = "lasso"
+            return meta
+        outcome = self._outcome
+        meta["strategy"] = self._plan.strategy.value
+        meta["candidate_providers"] = self._plan.candidate_names()
+        meta["retries"] = len(outcome.attempts)
+        meta["circuit_breaker_state"] = outcome.breaker_state
+        if outcome.provider is not None:
+            upstream_ms = (outcome.upstream_latency_us or 0) / 1000
+            meta["transport"] = outcome.transport
+            meta["selected_provider"] = {"id": outcome.provider, "protocol": outcome.transport}
+            meta["upstream_latency_ms"] = round(upstream_ms, 3)
+            meta["overhead_ms"] = round(end_to_end_ms - upstream_ms, 3)
+        return meta
+
+
+def encode_header(meta: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    return base64.urlsafe_b64encode(encode_json(meta)).rstrip(b"=")

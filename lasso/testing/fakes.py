@@ -1,0 +1,152 @@
+"""A scripted in-memory JSON-RPC node, for faults a real node cannot produce.
+
+:class:`FakeNode` answers a handful of methods the way anvil does, and can be
+told to misbehave: hang, answer 500 with an HTML page, 429 with Retry-After,
+truncated JSON, the wrong id, drop the connection. :class:`FakeHttpTransport`
+plugs it into a provider in place of the real HTTP transport, so scenario
+tests run on trio's ``MockClock`` with no sockets. Delays are ``trio.sleep``,
+so they cost virtual time only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from enum import Enum
+from typing import Any
+
+import msgspec
+import trio
+
+from lasso.errors import UpstreamNetworkError
+from lasso.upstream.http import HttpResponse, HttpStatistics
+
+
+class Fault(Enum):
+    HTML_500 = "html_500"
+    RESET = "reset"
+    REFUSED = "refused"
+    HANG = "hang"
+    TRUNCATED_JSON = "truncated_json"
+    WRONG_ID = "wrong_id"
+    RATE_LIMITED_429 = "rate_limited_429"
+    METHOD_NOT_FOUND = "method_not_found"
+    REVERT = "revert"
+
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+class FakeNode:
+    """An in-memory node of one chain. Set ``fault`` for every call, or queue faults."""
+
+    def __init__(self, *, chain_id: int = 31337, head: int = 100, delay_s: float = 0.0) -> None:
+        self.chain_id = chain_id
+        self.head = head
+        self.delay_s = delay_s
+        self.fault: Fault | None = None
+        self.queued: deque[Fault | None] = deque()
+        self.calls: list[str] = []
+        self.retry_after_s = 7
+
+    async def handle(self, body: bytes) -> HttpResponse:
+        request = _decode(body)
+        self.calls.append(request.get("method", "?"))
+        fault = self.queued.popleft() if self.queued else self.fault
+        if self.delay_s:
+            await trio.sleep(self.delay_s)
+        if fault is not None:
+            return await self._misbehave(fault, request)
+        return _ok(self._answer(request))
+
+    async def _misbehave(self, fault: Fault, request: dict[str, Any]) -> HttpResponse:
+        rid = request.get("id")
+        if fault is Fault.HANG:
+            await trio.sleep_forever()
+        if fault is Fault.RESET:
+            raise UpstreamNetworkError("connection reset by peer")
+        if fault is Fault.REFUSED:
+            raise UpstreamNetworkError("connection refused", never_sent=True)
+        if fault is Fault.HTML_500:
+            return HttpResponse(500, b"<html><body>500 Internal Server Error</body></html>", None)
+        if fault is Fault.RATE_LIMITED_429:
+            return HttpResponse(429, b"Too Many Requests", str(self.retry_after_s))
+        if fault is Fault.TRUNCATED_JSON:
+            return HttpResponse(200, _encode(self._answer(request))[:-7], None)
+        if fault is Fault.WRONG_ID:
+            return _ok({"jsonrpc": "2.0", "id": (rid or 0) + 1000, "result": "0x1"})
+        if fault is Fault.REVERT:
+            return _ok(_error(rid, 3, "execution reverted", "0x08c379a0"))
+        return _ok(_error(rid, -32601, f"Method not found: {request.get('method')}"))
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        method, rid = request.get("method"), request.get("id")
+        params = request.get("params") or []
+        results: dict[str, Any] = {
+            "eth_chainId": hex(self.chain_id),
+            "net_version": str(self.chain_id),
+            "eth_blockNumber": hex(self.head),
+            "eth_gasPrice": "0x3b9aca00",
+            "eth_getBalance": "0x56bc75e2d63100000",
+            "eth_call": "0x",
+            "web3_clientVersion": "fake/0.1",
+        }
+        if method in results:
+            return {"jsonrpc": "2.0", "id": rid, "result": results[method]}
+        if method == "eth_getBlockByNumber":
+            return {"jsonrpc": "2.0", "id": rid, "result": self._block(params)}
+        if method == "eth_sendRawTransaction":
+            digest = hashlib.sha256(str(params).encode()).hexdigest()
+            return {"jsonrpc": "2.0", "id": rid, "result": "0x" + digest}
+        return _error(rid, -32601, f"Method not found: {method}")
+
+    def _block(self, params: list[Any]) -> dict[str, Any] | None:
+        tag = params[0] if params else "latest"
+        number = self.head if tag == "latest" else int(tag, 16)
+        if number > self.head:
+            return None
+        return {
+            "number": hex(number),
+            "hash": "0x" + hashlib.sha256(b"block%d" % number).hexdigest(),
+            "parentHash": "0x" + hashlib.sha256(b"block%d" % (number - 1)).hexdigest(),
+            "timestamp": hex(1_700_000_000 + number),
+            "transactions": [],
+        }
+
+
+def _ok(payload: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(200, _encode(payload), None)
+
+
+def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": rid, "error": error}
+
+
+class FakeHttpTransport:
+    """Implements the provider's HTTP transport interface on a :class:`FakeNode`."""
+
+    def __init__(self, node: FakeNode, provider_id: str = "") -> None:
+        self.node = node
+        self.provider_id = provider_id
+        self._requests = 0
+
+    async def post(self, body: bytes) -> HttpResponse:
+        self._requests += 1
+        try:
+            return await self.node.handle(body)
+        except UpstreamNetworkError as exc:
+            exc.provider_id = self.provider_id
+            raise
+
+    async def reap_idle(self) -> int:
+        return 0
+
+    async def aclose(self) -> None:
+        return None
+
+    def statistics(self) -> HttpStatistics:
+        return HttpStatistics(self._requests, 0, 0, 0, 0)

@@ -1,0 +1,59 @@
+"""The quart-trio app: everything that is not ``POST /rpc/...``.
+
+Health, the chain list and metrics. Errors are JSON, never Quart's HTML
+pages. Provider supervision does not live here (not in ``app.nursery``):
+the daemon owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from lasso.core.jsonrpc import encode_json, error_body
+from lasso.gateway import Gateway
+from lasso.health import chain_list, health
+
+log = logging.getLogger("lasso.web")
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(encode_json(payload), status=status, content_type="application/json")
+
+
+def create_app(gateway: Gateway) -> QuartTrio:
+    app = QuartTrio("lasso")
+    # No background tasks live in app.nursery; do not wait for any at shutdown.
+    app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
+
+    @app.get("/health")
+    @app.get("/api/health")
+    async def get_health() -> Response:
+        return _json(health(gateway))
+
+    @app.get("/api/chains")
+    async def get_chains() -> Response:
+        return _json(chain_list(gateway))
+
+    @app.get("/")
+    async def index() -> Response:
+        return _json({"name": "lasso", "rpc": "/rpc/{chain}", "health": "/health"})
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        body = error_body(None, -32600 if code < 500 else -32603, exc.name)
+        return Response(body, status=code, content_type="application/json")
+
+    @app.errorhandler(Exception)
+    async def internal_error(exc: Exception) -> Response:
+        log.exception("internal error", exc_info=exc)
+        return Response(
+            error_body(None, -32603, "Internal error"), status=500, content_type="application/json"
+        )
+
+    return app

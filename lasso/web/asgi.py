@@ -1,0 +1,152 @@
+"""The HTTP front door: a raw ASGI fast path for JSON-RPC, Quart for the rest.
+
+``POST /rpc/...`` is answered here, without Quart's request and response
+objects, context locals and per-request nursery: measured with
+``make bench``, Quart's machinery costs more than our whole gateway logic.
+Everything else (health, metrics, chain list, WebSockets, 404s) goes to the
+quart-trio app, wrapped as ASGI middleware the way Quart documents.
+
+A client that hangs up cancels its upstream call: while the gateway works, a
+sibling task waits for ``http.disconnect`` and cancels the handler's scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import trio
+
+from lasso.core import jsonrpc
+from lasso.core.routes import parse_rpc_path
+from lasso.errors import (
+    BodyTooLarge,
+    InternalError,
+    InvalidRequest,
+    LassoError,
+    UnknownTarget,
+)
+from lasso.gateway import Answer, Gateway, Target
+from lasso.meta import META_MODES, encode_header, new_request_id
+
+log = logging.getLogger("lasso.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+class LassoASGI:
+    """The ASGI application hypercorn serves."""
+
+    def __init__(self, gateway: Gateway, fallback: ASGIApp) -> None:
+        self.gateway = gateway
+        self.fallback = fallback
+        self.max_body = gateway.settings.server.max_body_bytes
+        self.max_meta_header = gateway.settings.server.max_meta_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
+            await self._rpc(scope, receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        try:
+            if scope["method"] != "POST":
+                raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
+            route = parse_rpc_path(scope["path"])
+            if route is None:
+                raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
+            provider_header = headers.get(b"x-lasso-provider", b"").decode() or None
+            target = self.gateway.resolve(route, scope["path"], provider_header)
+            body = await _read_body(receive, headers, self.max_body)
+        except LassoError as exc:
+            await _respond(send, exc.status(), Answer.error(exc).body(), [])
+            return
+        if body is None:
+            return  # the client left while sending
+        answer: Answer | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            answer = await self._answer(target, body)
+            nursery.cancel_scope.cancel()
+        if answer is not None:
+            mode = _meta_mode(scope, headers)
+            await self._send_answer(send, answer, mode)
+
+    async def _answer(self, target: Target, body: bytes) -> Answer:
+        try:
+            return await self.gateway.answer_body(target, body)
+        except Exception:
+            log.exception("internal error on %s", target.path)
+            return Answer.error(InternalError("Internal error"))
+
+    async def _send_answer(self, send: Send, answer: Answer, mode: str | None) -> None:
+        if mode is None or not answer.parts:
+            await _respond(send, answer.status, answer.body(), [])
+            return
+        request_id = new_request_id()
+        metas = [None if m is None else m.to_dict(request_id) for m in answer.metas]
+        extra = [(b"x-lasso-request-id", request_id.encode())]
+        if mode == "body":
+            parts = [
+                p if m is None else jsonrpc.with_member(p, "lasso_meta", m)
+                for p, m in zip(answer.parts, metas, strict=True)
+            ]
+            answer = Answer(answer.status, parts, answer.metas, answer.batch)
+        else:
+            present = [m for m in metas if m is not None]
+            encoded = encode_header(present if answer.batch else present[0]) if present else b""
+            if encoded and len(encoded) <= self.max_meta_header:
+                extra.append((b"x-lasso-meta", encoded))
+        await _respond(send, answer.status, answer.body(), extra)
+
+
+def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    query: bytes = scope.get("query_string", b"")
+    if b"include_meta=" in query:
+        for pair in query.split(b"&"):
+            key, _, value = pair.partition(b"=")
+            if key == b"include_meta":
+                mode = value.decode("latin-1")
+                return mode if mode in META_MODES else None
+    mode = headers.get(b"x-lasso-include-meta", b"").decode("latin-1").lower()
+    return mode if mode in META_MODES else None
+
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes | None:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge("Invalid Request: request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge("Invalid Request: request body too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [_JSON, *extra] if body else extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,69 @@
+"""Shared fixtures: a gateway on fake nodes, driven in-process."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lasso.config import ProviderConfig, Settings, parse_settings
+from lasso.daemon import open_gateway
+from lasso.gateway import Gateway
+from lasso.testing.fakes import FakeHttpTransport, FakeNode
+from lasso.web.app import create_app
+from lasso.web.asgi import LassoASGI
+
+SETTINGS = """
+[server]
+max_body_bytes = 4096
+max_batch = 5
+
+[chains.testnet]
+chain_id = 31337
+block_time_ms = 1000
+aliases = ["local"]
+providers = [
+  { id = "p1", url = "http://p1.invalid", priority = 1 },
+  { id = "p2", url = "http://p2.invalid", priority = 2 },
+  { id = "p3", url = "https://user:secret@p3.invalid/v2/AbCdEf0123456789AbCdEf0123456789", priority = 3 },
+]
+
+[profiles.team.chains.teamnet]
+chain_id = 5
+providers = [ { id = "t1", url = "http://t1.invalid" } ]
+"""
+
+
+class FakeFleet:
+    """One FakeNode per (chain, provider id)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, FakeNode] = {}
+
+    def transport(self, chain: str, provider: ProviderConfig) -> FakeHttpTransport:
+        node = self.nodes.setdefault(
+            provider.id, FakeNode(chain_id=31337 if chain == "testnet" else 5)
+        )
+        return FakeHttpTransport(node, provider.id)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return parse_settings(SETTINGS, env={})
+
+
+@pytest.fixture
+def fleet() -> FakeFleet:
+    return FakeFleet()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, fleet: FakeFleet) -> AsyncIterator[Gateway]:
+    async with open_gateway(settings, rng=random.Random(7), transports=fleet.transport) as gw:
+        yield gw
+
+
+@pytest.fixture
+def app(gateway: Gateway) -> LassoASGI:
+    return LassoASGI(gateway, create_app(gateway))

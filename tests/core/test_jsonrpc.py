@@ -1,0 +1,138 @@
+"""The JSON-RPC wire core: parsing, id splicing, batch assembly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lasso.core import jsonrpc
+from lasso.core.jsonrpc import BadItem, Call, MalformedReply
+from lasso.errors import InvalidRequest, ParseError
+
+PARSE_CASES = [
+    (
+        b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}',
+        Call("eth_blockNumber", b"[]", b"1"),
+    ),
+    (b'{"jsonrpc":"2.0","id":"abc","method":"m"}', Call("m", b"[]", b'"abc"')),
+    (b'{"jsonrpc":"2.0","id":null,"method":"m","params":{"a":1}}', Call("m", b'{"a":1}', b"null")),
+    (b'{"jsonrpc":"2.0","method":"m","params":[1]}', Call("m", b"[1]", None)),
+    (b'  {"method":"m","jsonrpc":"2.0","id":-7,"extra":true}', Call("m", b"[]", b"-7")),
+    (b'{"jsonrpc":"2.0","id":1.5e3,"method":"m"}', Call("m", b"[]", b"1.5e3")),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), PARSE_CASES)
+def test_parse_single(body: bytes, expected: Call) -> None:
+    assert jsonrpc.parse_body(body, max_batch=50) == expected
+
+
+ERROR_CASES = [
+    (b"", ParseError),
+    (b"{", ParseError),
+    (b"not json", ParseError),
+    (b'{"jsonrpc":"2.0","id":1,"method":"m"', ParseError),
+    (b"[1,", ParseError),
+    (b"[]", InvalidRequest),
+    (b"1", InvalidRequest),
+    (b'"x"', InvalidRequest),
+    (b"null", InvalidRequest),
+    (b'{"jsonrpc":"2.0","id":1,"method":5}', InvalidRequest),
+    (b'{"jsonrpc":"2.0","id":1}', InvalidRequest),
+    (b'{"jsonrpc":"1.0","id":1,"method":"m"}', InvalidRequest),
+    (b'{"id":1,"method":"m"}', InvalidRequest),
+    (b'{"jsonrpc":"2.0","id":{},"method":"m"}', InvalidRequest),
+    (b'{"jsonrpc":"2.0","id":true,"method":"m"}', InvalidRequest),
+    (b'{"jsonrpc":"2.0","id":1,"method":"m","params":3}', InvalidRequest),
+]
+
+
+@pytest.mark.parametrize(("body", "error"), ERROR_CASES)
+def test_parse_errors(body: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert type(info.value) is error
+
+
+def test_batch_keeps_order_and_answers_bad_items_in_place() -> None:
+    body = (
+        b'[{"jsonrpc":"2.0","id":1,"method":"a"},'
+        b'{"jsonrpc":"2.0","id":2,"method":7},'
+        b"42,"
+        b'{"jsonrpc":"2.0","method":"notify"}]'
+    )
+    items = jsonrpc.parse_body(body, max_batch=50)
+    assert isinstance(items, list)
+    assert items[0] == Call("a", b"[]", b"1")
+    assert isinstance(items[1], BadItem) and items[1].id == b"2"
+    assert isinstance(items[2], BadItem) and items[2].id == b"null"
+    assert items[3] == Call("notify", b"[]", None)
+
+
+def test_batch_limit() -> None:
+    item = b'{"jsonrpc":"2.0","id":1,"method":"m"}'
+    assert len(jsonrpc.parse_body(b"[" + b",".join([item] * 3) + b"]", max_batch=3)) == 3  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest, match="batch too large"):
+        jsonrpc.parse_body(b"[" + b",".join([item] * 4) + b"]", max_batch=3)
+
+
+def test_encode_upstream_uses_private_id_and_raw_params() -> None:
+    body = jsonrpc.encode_upstream("eth_getBalance", b'["0xabc", "latest"]', 42)
+    assert json.loads(body) == {
+        "jsonrpc": "2.0",
+        "id": 42,
+        "method": "eth_getBalance",
+        "params": ["0xabc", "latest"],
+    }
+
+
+def test_result_passes_through_as_bytes_with_client_id() -> None:
+    upstream = b'{"jsonrpc":"2.0","id":7,"result":{"b":  1, "a" : [1,2]}}'
+    reply = jsonrpc.decode_reply(upstream, 7)
+    assert reply.result == b'{"b":  1, "a" : [1,2]}'  # the provider's exact bytes
+    answer = jsonrpc.result_body(b'"client-x"', reply.result)
+    assert answer == b'{"jsonrpc":"2.0","id":"client-x","result":{"b":  1, "a" : [1,2]}}'
+
+
+def test_error_reply_is_decoded_and_kept_raw() -> None:
+    upstream = b'{"jsonrpc":"2.0","id":3,"error":{"code":3,"message":"execution reverted","data":"0x08c379a0"}}'
+    reply = jsonrpc.decode_reply(upstream, 3)
+    assert reply.error is not None and reply.error.code == 3
+    assert reply.raw_error == b'{"code":3,"message":"execution reverted","data":"0x08c379a0"}'
+    assert jsonrpc.raw_error_body(b"9", reply.raw_error).startswith(b'{"jsonrpc":"2.0","id":9,')
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        b"<html>502 Bad Gateway</html>",
+        b'{"jsonrpc":"2.0","id":8,"result":"0x1"}',  # wrong id
+        b'{"jsonrpc":"2.0","id":"7","result":"0x1"}',  # right value, wrong type
+        b'{"jsonrpc":"2.0","id":7}',  # neither result nor error
+        b'{"jsonrpc":"2.0","id":7,"result":"0x1',  # truncated
+        b'[{"jsonrpc":"2.0","id":7,"result":"0x1"}]',  # a batch
+        b'{"jsonrpc":"2.0","id":7,"error":{"message":"no code"}}',
+    ],
+)
+def test_malformed_replies(upstream: bytes) -> None:
+    with pytest.raises(MalformedReply):
+        jsonrpc.decode_reply(upstream, 7)
+
+
+def test_null_result_is_a_result() -> None:
+    assert jsonrpc.decode_reply(b'{"jsonrpc":"2.0","id":1,"result":null}', 1).result == b"null"
+
+
+def test_error_body_and_members() -> None:
+    body = jsonrpc.error_body(None, -32601, "nope", {"websocket_url": "/ws/rpc/x"})
+    assert json.loads(body) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32601, "message": "nope", "data": {"websocket_url": "/ws/rpc/x"}},
+    }
+    assert json.loads(jsonrpc.with_member(b'{"a":1}', "lasso_meta", {"x": 2})) == {
+        "a": 1,
+        "lasso_meta": {"x": 2},
+    }
+    assert jsonrpc.batch_body([b"1", b"2"]) == b"[1,2]"
