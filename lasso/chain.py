@@ -44,6 +44,7 @@ class ChainRuntime:
                 order=i,
                 breaker=config.circuit_breaker,
                 rng=rng,
+                chain_id=config.chain_id,
                 http=None if transports is None else transports(name, p),
             )
             for i, p in enumerate(config.providers)

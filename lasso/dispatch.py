@@ -27,7 +27,7 @@ import msgspec
 import trio
 
 from lasso.chain import ChainRuntime
-from lasso.core.breaker import Admission, FailureKind
+from lasso.core.breaker import Admission
 from lasso.core.classify import ErrorCategory
 from lasso.core.jsonrpc import Call
 from lasso.core.latency import LatencyKey
@@ -37,11 +37,11 @@ from lasso.errors import (
     NoProviderAvailable,
     UpstreamError,
     UpstreamNetworkError,
-    UpstreamProtocolError,
     UpstreamRateLimited,
     UpstreamRpcError,
     UpstreamTimeout,
 )
+from lasso.upstream.provider import failure_kind
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
@@ -64,38 +64,140 @@ class Outcome(msgspec.Struct):
     breaker_state: str | None = None
 
 
-async def dispatch(chain: ChainRuntime, call: Call, plan: RoutePlan, outcome: Outcome) -> bytes:
-    """Return the raw result bytes, or raise the error the client should see."""
+async def dispatch(
+    chain: ChainRuntime,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    *,
+    hedge_after_s: float | None = None,
+) -> bytes:
+    """Return the raw result bytes, or raise the error the client should see.
+
+    With ``hedge_after_s`` (replay-safe reads only) attempts are raced Happy
+    Eyeballs style instead of run one after another.
+    """
     deadline = trio.current_time() + plan.deadline_s
+    if hedge_after_s is not None and plan.replay_safe and plan.failover:
+        return await _dispatch_hedged(chain, call, plan, outcome, deadline, hedge_after_s)
     dispatched = 0
     for channel in plan.channels:
         now = trio.current_time()
         remaining = deadline - now
         if dispatched >= plan.max_attempts or remaining < MIN_ATTEMPT_S:
             break
-        provider = chain.providers[channel.provider_id]
-        breaker = provider.breakers[channel.transport]
-        admission = breaker.admit(now)
-        if not admission.admitted:
-            outcome.attempts.append(_record(channel, "skipped", "circuit breaker not admitting"))
+        admission = _admit(chain, channel, outcome, now)
+        if admission is None:
             continue
         first = dispatched == 0 and plan.replay_safe and plan.failover
         budget = min(remaining, FIRST_ATTEMPT_SHARE * plan.deadline_s) if first else remaining
-        budget = max(budget, MIN_ATTEMPT_S)
         dispatched += 1
-        outcome.breaker_state = breaker.state(now).value
         try:
             result, latency_us = await _attempt(chain, call, channel, admission, budget)
         except UpstreamError as exc:
             outcome.attempts.append(_record(channel, _category(exc), exc.message))
             if not _record_failure(chain, call, channel, admission, exc, plan):
                 raise
+            if isinstance(exc, UpstreamNetworkError) and exc.never_sent:
+                dispatched -= 1  # it never left: it used no dispatch
             continue
-        _record_success(chain, call, channel, admission, latency_us)
-        outcome.provider, outcome.transport = channel.provider_id, channel.transport
-        outcome.upstream_latency_us = latency_us
+        _record_success(chain, call, channel, admission, latency_us, outcome)
         return result
     raise _exhausted(call, plan, outcome)
+
+
+def _admit(
+    chain: ChainRuntime, channel: ChannelView, outcome: Outcome, now: float
+) -> Admission | None:
+    breaker = chain.providers[channel.provider_id].breakers[channel.transport]
+    admission = breaker.admit(now)
+    if not admission.admitted:
+        outcome.attempts.append(_record(channel, "skipped", "circuit breaker not admitting"))
+        return None
+    outcome.breaker_state = breaker.state(now).value
+    return admission
+
+
+class _Race:
+    """Shared by the attempts of one hedged call (trio's Happy Eyeballs shape)."""
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.result: bytes | None = None
+        self.terminal: UpstreamError | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.result is not None or self.terminal is not None
+
+
+async def _dispatch_hedged(
+    chain: ChainRuntime,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    deadline: float,
+    hedge_after_s: float,
+) -> bytes:
+    """Staggered starts; a failure starts the next early; the first success cancels the rest."""
+    async with trio.open_nursery() as nursery:
+        race = _Race(nursery.cancel_scope)
+        started = 0
+        for channel in plan.channels:
+            now = trio.current_time()
+            if race.decided or started >= plan.max_attempts or deadline - now < MIN_ATTEMPT_S:
+                break
+            admission = _admit(chain, channel, outcome, now)
+            if admission is None:
+                continue
+            started += 1
+            failed = trio.Event()
+            nursery.start_soon(
+                _race_attempt,
+                chain,
+                call,
+                plan,
+                outcome,
+                channel,
+                admission,
+                deadline,
+                failed,
+                race,
+            )
+            with trio.move_on_after(hedge_after_s):
+                await failed.wait()
+    if race.result is not None:
+        return race.result
+    if race.terminal is not None:
+        raise race.terminal
+    raise _exhausted(call, plan, outcome)
+
+
+async def _race_attempt(
+    chain: ChainRuntime,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    channel: ChannelView,
+    admission: Admission,
+    deadline: float,
+    failed: trio.Event,
+    race: _Race,
+) -> None:
+    try:
+        budget = deadline - trio.current_time()
+        result, latency_us = await _attempt(chain, call, channel, admission, budget)
+    except UpstreamError as exc:
+        outcome.attempts.append(_record(channel, _category(exc), exc.message))
+        if not _record_failure(chain, call, channel, admission, exc, plan) and not race.decided:
+            race.terminal = exc
+            race.scope.cancel(reason="terminal error")
+        failed.set()
+        return
+    _record_success(chain, call, channel, admission, latency_us, outcome)
+    if not race.decided:
+        race.result = result
+        race.scope.cancel(reason="hedged attempt won")
 
 
 async def _attempt(
@@ -117,12 +219,19 @@ async def _attempt(
 
 
 def _record_success(
-    chain: ChainRuntime, call: Call, channel: ChannelView, admission: Admission, latency_us: int
+    chain: ChainRuntime,
+    call: Call,
+    channel: ChannelView,
+    admission: Admission,
+    latency_us: int,
+    outcome: Outcome,
 ) -> None:
     now = trio.current_time()
     chain.providers[channel.provider_id].breakers[channel.transport].record_success(now, admission)
     key = LatencyKey(channel.provider_id, call.method, channel.transport)
     chain.latency.record_success(key, now, latency_us)
+    outcome.provider, outcome.transport = channel.provider_id, channel.transport
+    outcome.upstream_latency_us = latency_us
 
 
 def _record_failure(
@@ -147,22 +256,12 @@ def _record_failure(
         breaker.record_cancelled(now, admission)
         provider.rate_limits[channel.transport].mark_limited(now, exc.retry_after_ms)
         return plan.failover
-    breaker.record_failure(now, admission, _failure_kind(exc))
+    breaker.record_failure(now, admission, failure_kind(exc))
     chain.latency.record_failure(
         LatencyKey(channel.provider_id, call.method, channel.transport), now
     )
     never_sent = isinstance(exc, UpstreamNetworkError) and exc.never_sent
     return plan.failover and (plan.replay_safe or never_sent)
-
-
-def _failure_kind(exc: UpstreamError) -> FailureKind:
-    if isinstance(exc, UpstreamTimeout):
-        return FailureKind.TIMEOUT
-    if isinstance(exc, UpstreamNetworkError):
-        return FailureKind.NETWORK
-    if isinstance(exc, UpstreamProtocolError):
-        return FailureKind.PROTOCOL
-    return FailureKind.SERVER
 
 
 def _category(exc: UpstreamError) -> str:

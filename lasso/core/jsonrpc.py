@@ -186,11 +186,15 @@ def raw_error_body(client_id: bytes, raw_error: bytes) -> bytes:
     return b'{"jsonrpc":"2.0","id":%b,"error":%b}' % (client_id, raw_error)
 
 
-def error_body(client_id: bytes | None, code: int, message: str, data: Any = None) -> bytes:
+def error_object(code: int, message: str, data: Any = None) -> bytes:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return b'{"jsonrpc":"2.0","id":%b,"error":%b}' % (client_id or b"null", _encode(error))
+    return _encode(error)
+
+
+def error_body(client_id: bytes | None, code: int, message: str, data: Any = None) -> bytes:
+    return raw_error_body(client_id or b"null", error_object(code, message, data))
 
 
 def lasso_error_body(client_id: bytes | None, exc: LassoError) -> bytes:

@@ -9,7 +9,7 @@ what the dispatcher should do next.
 from __future__ import annotations
 
 from lasso.core.classify import ErrorCategory, classify_http_status, classify_rpc_error
-from lasso.core.jsonrpc import MalformedReply, decode_reply
+from lasso.core.jsonrpc import MalformedReply, decode_reply, error_object
 from lasso.errors import UpstreamProtocolError, UpstreamRateLimited, UpstreamRpcError
 
 _SNIPPET = 120
@@ -22,10 +22,14 @@ def interpret(
     provider_id: str,
     status: int = 200,
     retry_after: str | None = None,
+    wall_now_s: float | None = None,
 ) -> bytes:
-    """Return the raw ``result`` bytes, or raise the classified upstream error."""
+    """Return the raw ``result`` bytes, or raise the classified upstream error.
+
+    ``wall_now_s`` (Unix time) lets an HTTP-date ``Retry-After`` become a delay.
+    """
     if status != 200:
-        _raise_for_status(body, expected_id, provider_id, status, retry_after)
+        _raise_for_status(body, expected_id, provider_id, status, retry_after, wall_now_s)
     try:
         reply = decode_reply(body, expected_id)
     except MalformedReply as exc:
@@ -54,27 +58,41 @@ def interpret(
 
 
 def _raise_for_status(
-    body: bytes, expected_id: int | str, provider_id: str, status: int, retry_after: str | None
+    body: bytes,
+    expected_id: int | str,
+    provider_id: str,
+    status: int,
+    retry_after: str | None,
+    wall_now_s: float | None,
 ) -> None:
-    classification = classify_http_status(status, retry_after)
-    if classification is not None and classification.category is ErrorCategory.RATE_LIMIT:
+    classification = classify_http_status(status, retry_after, wall_now_s=wall_now_s)
+    if classification is None:
+        return  # another 2xx: the body decides
+    if classification.category is ErrorCategory.RATE_LIMIT:
         raise UpstreamRateLimited(
             f"Rate limited by provider (HTTP {status})",
             provider_id=provider_id,
             retry_after_ms=classification.retry_after_ms,
         )
-    if 200 <= status < 300:
-        return
-    if 400 <= status < 500 and status != 408:
-        # Some providers answer JSON-RPC errors with a 4xx status; the body
-        # decides. Anything that is not a JSON-RPC envelope is their failure.
-        try:
-            decode_reply(body, expected_id)
-        except MalformedReply:
-            pass
-        else:
-            return
+    if 400 <= status < 500 and status != 408 and _is_jsonrpc(body, expected_id):
+        return  # some providers send JSON-RPC errors with a 4xx status
+    message = f"Provider infrastructure error (HTTP {status})"
     snippet = body[:_SNIPPET].decode("utf-8", "replace")
-    raise UpstreamProtocolError(
-        f"Provider infrastructure error (HTTP {status}): {snippet}", provider_id=provider_id
+    if classification.category is ErrorCategory.PROVIDER_FAILURE:
+        raise UpstreamProtocolError(f"{message}: {snippet}", provider_id=provider_id)
+    raise UpstreamRpcError(
+        message,
+        provider_id=provider_id,
+        rpc_code=-32002,
+        raw_error=error_object(-32002, message),
+        category=classification.category.value,
+        reason=classification.reason,
     )
+
+
+def _is_jsonrpc(body: bytes, expected_id: int | str) -> bool:
+    try:
+        decode_reply(body, expected_id)
+    except MalformedReply:
+        return False
+    return True

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from typing import TYPE_CHECKING
 
 import trio
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
-from lasso.core.breaker import BreakerPolicy, CircuitBreaker
+from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
 from lasso.core.jsonrpc import encode_upstream
 from lasso.core.ratelimit import RateLimitState
 from lasso.core.reply import interpret
+from lasso.errors import (
+    UpstreamError,
+    UpstreamNetworkError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
 from lasso.upstream.http import HttpTransport, PostTransport
 
 if TYPE_CHECKING:
@@ -30,7 +37,10 @@ if TYPE_CHECKING:
 
 HTTP = "http"
 WS = "ws"
+_TICK_S = 1.0
 _REAP_INTERVAL_S = 15.0
+PROBE_METHOD = "eth_chainId"
+PROBE_TIMEOUT_S = 5.0
 
 
 def breaker_policy(config: CircuitBreakerConfig) -> BreakerPolicy:
@@ -62,9 +72,11 @@ class Provider:
         order: int,
         breaker: CircuitBreakerConfig,
         rng: random.Random,
+        chain_id: int | None = None,
         http: PostTransport | None = None,
     ) -> None:
         self.id = config.id
+        self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
         self.config = config
         self.order = order
         self.http = http or HttpTransport(
@@ -93,15 +105,63 @@ class Provider:
             provider_id=self.id,
             status=response.status,
             retry_after=response.retry_after,
+            wall_now_s=time.time() if response.retry_after else None,
         )
         return result, latency_us
 
     async def run(self) -> None:
-        """The provider's long-lived service: keeps its connections fresh."""
+        """The provider's long-lived service.
+
+        Once a second it probes every half-open breaker (so a recovered provider
+        closes again without waiting for client traffic, which tiering sends to
+        healthy providers first), and now and then it closes stale idle connections.
+        """
         try:
+            next_reap = trio.current_time() + _REAP_INTERVAL_S
             while True:
-                await trio.sleep(_REAP_INTERVAL_S)
-                await self.http.reap_idle()
+                await trio.sleep(_TICK_S)
+                now = trio.current_time()
+                for transport, breaker in self.breakers.items():
+                    if breaker.state(now) is CircuitState.HALF_OPEN:
+                        await self.probe(transport)
+                if now >= next_reap:
+                    next_reap = now + _REAP_INTERVAL_S
+                    await self.http.reap_idle()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
                 await self.http.aclose()
+
+    async def probe(self, transport: str = HTTP) -> bool:
+        """One health probe through the breaker: ``eth_chainId``, checked against config."""
+        breaker = self.breakers[transport]
+        admission = breaker.admit(trio.current_time())
+        if not admission.admitted:
+            return False
+        try:
+            with trio.fail_after(PROBE_TIMEOUT_S):
+                result, _ = await self.request(PROBE_METHOD, b"[]", transport)
+        except trio.TooSlowError:
+            breaker.record_failure(trio.current_time(), admission, FailureKind.TIMEOUT)
+            return False
+        except UpstreamError as exc:
+            breaker.record_failure(trio.current_time(), admission, failure_kind(exc))
+            return False
+        except BaseException:
+            breaker.record_cancelled(trio.current_time(), admission)
+            raise
+        if self.expected_chain_id is not None and result != self.expected_chain_id:
+            breaker.record_failure(trio.current_time(), admission, FailureKind.PROTOCOL)
+            return False
+        breaker.record_success(trio.current_time(), admission)
+        return True
+
+
+def failure_kind(exc: UpstreamError) -> FailureKind:
+    """What a provider failure counts as for its breaker."""
+    if isinstance(exc, UpstreamTimeout):
+        return FailureKind.TIMEOUT
+    if isinstance(exc, UpstreamNetworkError):
+        return FailureKind.NETWORK
+    if isinstance(exc, UpstreamProtocolError):
+        return FailureKind.PROTOCOL
+    return FailureKind.SERVER
