@@ -5,13 +5,15 @@ Hand-rolled HTTP/1.1 keep-alive on trio: it answers every POST with a fixed
 check passes. It costs a few tens of microseconds per request, so the
 benchmark measures the proxy, not the upstream.
 
-Run: ``python bench/instant_upstream.py PORT`` (prints ``ready PORT``).
+Run: ``python -m bench.instant_upstream [PORT]`` (prints ``ready PORT``). It
+listens on 127.0.0.1 only; port 0 (the default) lets the kernel pick one.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 
 import trio
 
@@ -55,7 +57,9 @@ async def _serve_conn(stream: trio.SocketStream) -> None:
 
 async def main(port: int) -> None:
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, _serve_conn, port)
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, _serve_conn, port, host="127.0.0.1")
+        )
         real_port = listeners[0].socket.getsockname()[1]
         print(f"ready {real_port}", flush=True)
 

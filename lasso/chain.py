@@ -17,6 +17,8 @@ from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, Tie
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider
 
+_ADAPTIVE_MIN_SAMPLES = 20
+
 #: Builds the HTTP transport for (chain name, provider); tests inject fakes here.
 TransportFactory = Callable[[str, ProviderConfig], PostTransport]
 
@@ -84,6 +86,30 @@ class ChainRuntime:
             samples=0 if stats is None else stats.samples,
             retry_after_s=breaker.retry_after_s(now) if tier is Tier.OPEN else None,
         )
+
+    def hedge_delay_s(self, method: str, plan: RoutePlan) -> float | None:
+        """How long to wait before racing a second provider; None means no hedging.
+
+        Fixed (``after_ms``), or adaptive: the first planned provider's p95 for this
+        method once it has enough samples, never below ``after_ms`` when both are set.
+        """
+        hedge = self.config.hedge
+        if not hedge.enabled or not plan.replay_safe or len(plan.channels) < 2:
+            return None
+        if hedge.methods and method not in hedge.methods:
+            return None
+        fixed_s = None if hedge.after_ms is None else hedge.after_ms / 1000
+        if hedge.adaptive:
+            first = plan.channels[0]
+            stats = self.latency.get(LatencyKey(first.provider_id, method, first.transport))
+            p95_us = (
+                None
+                if stats is None or stats.samples < _ADAPTIVE_MIN_SAMPLES
+                else (stats.percentile(0.95))
+            )
+            if p95_us is not None:
+                return max(p95_us / 1_000_000, fixed_s or 0.0)
+        return fixed_s
 
     def plan(
         self, method: str, now: float, *, strategy: Strategy | None, provider: str | None

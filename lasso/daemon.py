@@ -73,6 +73,9 @@ def hypercorn_config(host: str, port: int, grace_ms: int) -> HypercornConfig:
     config.accesslog = None
     config.graceful_timeout = grace_ms / 1000
     config.keep_alive_timeout = 75
+    # hypercorn closes a keep-alive connection after 1000 requests by default;
+    # a gateway's clients hold long-lived pools, so let them keep their sockets.
+    config.keep_alive_max_requests = 1_000_000
     return config
 
 

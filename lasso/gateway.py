@@ -166,4 +166,5 @@ class Gateway:
         )
         outcome = Outcome()
         meta.planned(plan, outcome)
-        return await dispatch(chain, call, plan, outcome)
+        hedge_after_s = chain.hedge_delay_s(call.method, plan)
+        return await dispatch(chain, call, plan, outcome, hedge_after_s=hedge_after_s)

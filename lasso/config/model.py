@@ -21,6 +21,7 @@ import msgspec
 from lasso.config.schema import (
     ChainSpec,
     CircuitBreakerConfig,
+    HedgeConfig,
     ProviderConfig,
     RoutingConfig,
     ServerConfig,
@@ -34,7 +35,11 @@ DEFAULT_PROFILE: Final = "default"
 
 
 class ChainConfig(msgspec.Struct, frozen=True, kw_only=True, dict=True):
-    """One chain of one profile, with inherited values already applied."""
+    """One chain of one profile, with inherited values already applied.
+
+    ``default_strategy`` is the chain's own or else ``[routing]``'s, and
+    ``circuit_breaker`` is the top-level table with the chain's overrides merged in.
+    """
 
     name: str
     chain_id: int
@@ -42,6 +47,7 @@ class ChainConfig(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     aliases: tuple[str, ...]
     default_strategy: StrategyName
     circuit_breaker: CircuitBreakerConfig
+    hedge: HedgeConfig
     providers: tuple[ProviderConfig, ...]
 
     def __post_init__(self) -> None:
@@ -55,14 +61,9 @@ class ChainConfig(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         """The provider with this id, if the chain has one."""
         return self._providers_by_id.get(provider_id)
 
-    def breaker_settings(self, top: CircuitBreakerConfig | None = None) -> CircuitBreakerConfig:
-        """This chain's breaker settings; the merge with the top level happened at load."""
-        del top  # kept for callers that pass the top-level table; the value is already merged
-        return self.circuit_breaker
-
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True, dict=True):
-    """An isolated set of chains, served under ``/rpc/<slug>/<chain>``-style routes."""
+    """An isolated set of chains, picked by its slug; ``chains`` is keyed by name."""
 
     slug: str
     chains: Mapping[str, ChainConfig]
@@ -133,5 +134,6 @@ def _chain(name: str, spec: ChainSpec, file: SettingsFile) -> ChainConfig:
         aliases=spec.aliases,
         default_strategy=spec.default_strategy or file.routing.default_strategy,
         circuit_breaker=breaker,
+        hedge=spec.hedge or file.routing.hedge,
         providers=spec.providers,
     )

@@ -50,7 +50,9 @@ _ESCAPES = {
 
 
 def _escape(c: str) -> str:
-    return c if c.isprintable() else f"\\u{ord(c):04x}"
+    if c.isprintable():
+        return c
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 class ConfigProblem(msgspec.Struct, frozen=True, kw_only=True):

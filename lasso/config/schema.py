@@ -29,6 +29,7 @@ __all__ = [
     "ChainSpec",
     "CircuitBreakerConfig",
     "CircuitBreakerOverride",
+    "HedgeConfig",
     "ProfileSpec",
     "ProviderConfig",
     "RoutingConfig",
@@ -93,6 +94,22 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     shutdown_grace_ms: NonNegative = 10_000
 
 
+class HedgeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[routing.hedge]`` / ``[chains.<name>.hedge]``: race a second provider for slow reads.
+
+    Off unless ``after_ms`` is set or ``adaptive`` is true. Only replay-safe methods
+    are ever hedged.
+    """
+
+    after_ms: Positive | None = None
+    adaptive: bool = False
+    methods: tuple[MethodName, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.after_ms is not None or self.adaptive
+
+
 class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[routing]``: how a request picks and retries providers."""
 
@@ -101,7 +118,7 @@ class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     lw_beta: Annotated[float, Meta(ge=0.0)] = 3.0
     exploration_share: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
     method_deadlines_ms: dict[MethodName, Positive] = {}
-    hedge_after_ms: Positive | None = None
+    hedge: HedgeConfig = msgspec.field(default_factory=HedgeConfig)
 
 
 class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,6 +183,7 @@ class ChainSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     aliases: tuple[Slug, ...] = ()
     default_strategy: StrategyName | None = None
     circuit_breaker: CircuitBreakerOverride | None = None
+    hedge: HedgeConfig | None = None
     providers: Annotated[tuple[ProviderConfig, ...], Meta(min_length=1)]
 
 

@@ -147,6 +147,9 @@ async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> No
 
 
 async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    headers = [_JSON, *extra] if body else extra
+    if status == 204:  # RFC 9110: no Content-Length on a 204
+        headers = extra
+    else:
+        headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

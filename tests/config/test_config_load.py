@@ -15,6 +15,7 @@ from lasso.config import (
     CircuitBreakerConfig,
     ConfigError,
     ProviderConfig,
+    HedgeConfig,
     RoutingConfig,
     ServerConfig,
     Settings,
@@ -22,6 +23,7 @@ from lasso.config import (
     parse_settings,
     settings_from_dict,
 )
+from lasso.core.router import Strategy
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -74,7 +76,9 @@ DEFAULTS: list[tuple[str, object]] = [
     ("routing.lw_beta", 3.0),
     ("routing.exploration_share", 0.05),
     ("routing.method_deadlines_ms", {}),
-    ("routing.hedge_after_ms", None),
+    ("routing.hedge.after_ms", None),
+    ("routing.hedge.adaptive", False),
+    ("routing.hedge.methods", ()),
     ("circuit_breaker.failure_threshold", 5),
     ("circuit_breaker.recovery_timeout_ms", 60_000),
     ("circuit_breaker.success_threshold", 2),
@@ -85,6 +89,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("chain.aliases", ()),
     ("chain.default_strategy", "load-balanced"),
     ("chain.circuit_breaker", CircuitBreakerConfig()),
+    ("chain.hedge", HedgeConfig()),
     ("provider.ws_url", None),
     ("provider.priority", 100),
     ("provider.archival", True),
@@ -104,8 +109,10 @@ def test_defaults(where: str, expected: object) -> None:
         "chain": chain,
         "provider": chain.providers[0],
     }
-    root, _, name = where.partition(".")
-    value = getattr(roots[root], name)
+    root, *names = where.split(".")
+    value = roots[root]
+    for name in names:
+        value = getattr(value, name)
     assert value == expected
     assert type(value) is type(expected)
 
@@ -129,7 +136,7 @@ max_attempts = 5
 lw_beta = 2          # an integer is accepted for a float
 exploration_share = 0.0
 method_deadlines_ms = { eth_getLogs = 8000 }
-hedge_after_ms = 250
+hedge = { after_ms = 250 }
 
 [chains.eth]
 chain_id = 1
@@ -165,7 +172,7 @@ api_key = "k"
         lw_beta=2.0,
         exploration_share=0.0,
         method_deadlines_ms={"eth_getLogs": 8000},
-        hedge_after_ms=250,
+        hedge=HedgeConfig(after_ms=250),
     )
     assert type(settings.routing.lw_beta) is float
     eth = settings.default_profile.resolve_chain("eth")
@@ -176,6 +183,7 @@ api_key = "k"
         aliases=("mainnet",),
         default_strategy="priority",
         circuit_breaker=CircuitBreakerConfig(failure_threshold=9),
+        hedge=HedgeConfig(after_ms=250),
         providers=(
             ProviderConfig(
                 id="p",
@@ -465,7 +473,7 @@ def test_chain_breaker_overrides_per_key_and_inherits_the_rest() -> None:
     team = settings.profile("team")
     assert team is not None
     assert team.chains["ethereum"].circuit_breaker == top
-    assert team.chains["sepolia"].breaker_settings(top) == CircuitBreakerConfig(
+    assert team.chains["sepolia"].circuit_breaker == CircuitBreakerConfig(
         failure_threshold=7, recovery_timeout_ms=30_000, max_recovery_timeout_ms=30_000
     )
 
@@ -495,10 +503,13 @@ def test_strategy_names() -> None:
         "round-robin",
         "priority",
     )
+    # The router's enum must accept every name the config does, and no other.
+    assert {strategy.value for strategy in Strategy} == set(STRATEGY_NAMES)
 
 
 def test_settings_from_dict_takes_parsed_toml() -> None:
-    tree = {"chains": {"x": {"chain_id": 5, "providers": [{"id": "a", "url": "http://${H}"}]}}}
+    provider = {"id": "a", "url": "http://${H}"}
+    tree = {"chains": {"x": {"chain_id": 5, "providers": [provider]}}}
     chain = settings_from_dict(tree, env={"H": "h"}).default_profile.chains["x"]
     assert chain.providers[0].url == "http://h"
-    assert tree["chains"]["x"]["providers"][0]["url"] == "http://${H}"  # input left alone
+    assert provider["url"] == "http://${H}"  # the input is left alone

@@ -120,8 +120,8 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "hedge off is absent",
-        "[routing]\nhedge_after_ms = 0",
-        "routing.hedge_after_ms: must be at least 1, got 0",
+        "[routing.hedge]\nafter_ms = 0",
+        "routing.hedge.after_ms: must be at least 1, got 0",
     ),
     (
         "breaker threshold",

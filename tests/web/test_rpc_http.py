@@ -30,6 +30,7 @@ async def test_forwards_and_splices_the_client_id(app: LassoASGI) -> None:
     response = await post(app, "/rpc/testnet", rpc("eth_blockNumber", rid="abc"))
     assert response.status == 200
     assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.body))
     assert response.body == b'{"jsonrpc":"2.0","id":"abc","result":"0x64"}'
 
 
@@ -144,6 +145,7 @@ async def test_notification_is_executed_and_gets_204(app: LassoASGI, fleet: Fake
     body = b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":[]}'
     response = await post(app, "/rpc/priority/testnet", body)
     assert (response.status, response.body) == (204, b"")
+    assert "content-length" not in response.headers
     assert fleet.nodes["p1"].calls == ["eth_blockNumber"]
 
 

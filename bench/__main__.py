@@ -1,0 +1,96 @@
+"""``python -m bench``: run the benchmark sections, print tables, save JSON.
+
+    python -m bench [--only SECTION ...] [--duration S] [--warmup S]
+                    [--json PATH]
+
+Sections run in order; each starts and stops its own processes. Results go
+to stdout and to ``bench/results/latest.json`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import clients, forwarding, routing
+from bench.report import Options, Section, SectionResult, render_section, save_json
+
+SECTIONS: list[Section] = [forwarding.SECTION, clients.SECTION, routing.SECTION]
+PACKAGES = ("lasso", "trio", "hypercorn", "quart-trio", "httpx", "httpcore", "h11", "msgspec")
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = [s.name for s in SECTIONS]
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", action="append", choices=names, help="run only these sections")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    return parser
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _meta(opts: Options, loadavg: float) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "versions": {name: _version(name) for name in PACKAGES},
+        "loadavg_1m_at_start": loadavg,
+        "duration_s": opts.duration_s,
+        "warmup_s": opts.warmup_s,
+        "concurrencies": list(opts.concurrencies),
+    }
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every launched() block
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    signal.signal(signal.SIGTERM, _sigterm)
+    opts = Options(duration_s=args.duration, warmup_s=args.warmup)
+    chosen = [s for s in SECTIONS if not args.only or s.name in args.only]
+    loadavg = os.getloadavg()[0]
+    print(
+        f"lasso bench: {os.cpu_count()} CPUs, load average {loadavg:.2f} at start, "
+        f"{opts.duration_s:g} s per cell after {opts.warmup_s:g} s warm-up\n"
+        "All processes (load generator, target, upstream) share this machine's cores: "
+        "req/s and latency are relative to this run; CPU µs/request is the "
+        "machine-independent figure.\n",
+        flush=True,
+    )
+    results: dict[str, SectionResult] = {}
+    started = time.monotonic()
+    for section in chosen:
+        results[section.name] = section.run(opts)
+        print(render_section(section, results[section.name]), flush=True)
+    save_json(args.json, _meta(opts, loadavg), results)
+    elapsed, loadavg_end = time.monotonic() - started, os.getloadavg()[0]
+    print(f"wrote {args.json} ({elapsed:.0f} s; load average {loadavg_end:.2f} at end)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # every child has been stopped on the way out
+        print("\ninterrupted; all benchmark processes stopped", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,60 @@
+"""Per-chain decisions: hedge delays from the configuration and the latency book."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lasso.chain import ChainRuntime
+from lasso.config import parse_settings
+from lasso.core.latency import LatencyKey
+from lasso.core.router import Strategy
+
+BASE = """
+[chains.c]
+chain_id = 1
+{hedge}
+providers = [{{ id = "a", url = "http://a.invalid" }}, {{ id = "b", url = "http://b.invalid" }}]
+"""
+
+
+def chain(hedge: str) -> ChainRuntime:
+    settings = parse_settings(BASE.format(hedge=hedge), env={})
+    config = settings.default_profile.chains["c"]
+    return ChainRuntime("c", config, routing=settings.routing, rng=random.Random(1))
+
+
+def delay(runtime: ChainRuntime, method: str) -> float | None:
+    plan = runtime.plan(method, 0.0, strategy=Strategy.PRIORITY, provider=None)
+    return runtime.hedge_delay_s(method, plan)
+
+
+@pytest.mark.parametrize(
+    ("hedge", "method", "expected"),
+    [
+        ("", "eth_call", None),
+        ("hedge = { after_ms = 150 }", "eth_call", 0.15),
+        ("hedge = { after_ms = 150 }", "eth_sendRawTransaction", None),  # never hedge writes
+        ('hedge = { after_ms = 150, methods = ["eth_getLogs"] }', "eth_call", None),
+        ('hedge = { after_ms = 150, methods = ["eth_getLogs"] }', "eth_getLogs", 0.15),
+        ("hedge = { adaptive = true }", "eth_call", None),  # no samples yet, no floor
+        ("hedge = { adaptive = true, after_ms = 80 }", "eth_call", 0.08),
+    ],
+)
+def test_hedge_delay(hedge: str, method: str, expected: float | None) -> None:
+    assert delay(chain(hedge), method) == expected
+
+
+def test_adaptive_hedge_uses_the_first_providers_p95() -> None:
+    runtime = chain("hedge = { adaptive = true, after_ms = 5 }")
+    key = LatencyKey("a", "eth_call", "http")
+    for i in range(1, 101):  # 1..100 ms
+        runtime.latency.record_success(key, float(i), i * 1000)
+    assert delay(runtime, "eth_call") == pytest.approx(0.095)
+
+
+def test_pinned_calls_are_never_hedged() -> None:
+    runtime = chain("hedge = { after_ms = 150 }")
+    plan = runtime.plan("eth_call", 0.0, strategy=None, provider="a")
+    assert runtime.hedge_delay_s("eth_call", plan) is None
