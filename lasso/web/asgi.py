@@ -147,9 +147,8 @@ async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> No
 
 
 async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    if status == 204:  # RFC 9110: no Content-Length on a 204
-        headers = extra
-    else:
-        headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra]
+    # RFC 9110: a 204 carries no Content-Length.
+    length = [] if status == 204 else [_JSON, (b"content-length", b"%d" % len(body))]
+    headers = [*length, *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
