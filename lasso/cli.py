@@ -39,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="listen port (default: server.port, 4000)"
     )
 
+    up = commands.add_parser("up", help="run the lockstep devnet and the gateway together")
+    up.add_argument(
+        "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
+    )
+    up.add_argument("--host", default=None)
+    up.add_argument("--port", type=int, default=None)
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--block-time", type=float, default=1.0)
+    up.add_argument("--port-base", type=int, default=8545)
+
     check = commands.add_parser("check-config", help="validate a settings file")
     check.add_argument("path")
 
@@ -55,9 +65,6 @@ def _load(path: str) -> Settings | None:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return None
-    except OSError as exc:
-        print(f"{path}: cannot read settings file: {exc.strerror or exc}", file=sys.stderr)
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "check-config":
         settings = _load(args.path)
         if settings is None:
@@ -79,6 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         from lasso.daemon import run_until_signalled
 
         trio.run(partial(run_until_signalled, settings, host=args.host, port=args.port))
+        return 0
+    if args.command == "up":
+        settings = _load(args.config or _default_config())
+        if settings is None:
+            return EXIT_CONFIG
+        from lasso.daemon import run_with_devnet
+
+        run = partial(
+            run_with_devnet,
+            settings,
+            host=args.host,
+            port=args.port,
+            nodes=args.nodes,
+            block_time_s=args.block_time,
+            port_base=args.port_base,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(run)
         return 0
     if args.command == "devnet":
         from lasso.devnet import run_devnet_cli

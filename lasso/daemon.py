@@ -27,8 +27,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+import lasso
 from lasso.chain import TransportFactory
-from lasso.config import Settings
+from lasso.config import DEFAULT_PROFILE, Settings
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.gateway import Gateway
 from lasso.upstream.supervisor import Supervisor
@@ -71,6 +72,7 @@ def hypercorn_config(host: str, port: int, grace_ms: int) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # ours, not a second handler
     config.graceful_timeout = grace_ms / 1000
     config.keep_alive_timeout = 75
     # hypercorn closes a keep-alive connection after 1000 requests by default;
@@ -88,7 +90,8 @@ async def serve(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs."""
-    shutdown = shutdown or trio.Event()
+    if shutdown is None:
+        shutdown = trio.Event()
     server = settings.server
     config = hypercorn_config(
         host or server.host, server.port if port is None else port, server.shutdown_grace_ms
@@ -108,8 +111,37 @@ async def run_until_signalled(settings: Settings, *, host: str | None, port: int
         binds = await nursery.start(
             partial(serve, settings, host=host, port=port, shutdown=shutdown)
         )
-        for url in binds:
-            print(f"lasso listening on {url}  (JSON-RPC: {url}/rpc/<chain>)", flush=True)
+        print(_banner(settings, binds), flush=True)
+
+
+async def run_with_devnet(
+    settings: Settings,
+    *,
+    host: str | None,
+    port: int | None,
+    nodes: int = 3,
+    block_time_s: float = 1.0,
+    port_base: int = 8545,
+) -> None:
+    """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway."""
+    from lasso.devnet import open_devnet
+
+    async with open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet:
+        print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
+        for node in devnet.nodes:
+            print(f"  node {node.index}  {node.http_url}  {node.ws_url}", flush=True)
+        await run_until_signalled(settings, host=host, port=port)
+
+
+def _banner(settings: Settings, binds: list[str]) -> str:
+    base = binds[0] if binds else "?"
+    lines = [f"lasso {lasso.__version__} listening on {', '.join(binds)}"]
+    for slug, profile in settings.profiles.items():
+        prefix = "" if slug == DEFAULT_PROFILE else f"/profile/{slug}"
+        lines += [f"  JSON-RPC  {base}/rpc{prefix}/{name}" for name in profile.chains]
+    lines.append(f"  health    {base}/health")
+    lines.append("Ctrl-C or SIGTERM drains in-flight requests and stops.")
+    return "\n".join(lines)
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:
