@@ -18,6 +18,8 @@ from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider
 
 _ADAPTIVE_MIN_SAMPLES = 20
+#: Latency evidence older than this is ignored by routing (the provider is re-measured).
+STALE_AFTER_S = 600.0
 
 #: Builds the HTTP transport for (chain name, provider); tests inject fakes here.
 TransportFactory = Callable[[str, ProviderConfig], PostTransport]
@@ -75,6 +77,8 @@ class ChainRuntime:
         else:
             tier = Tier.HEALTHY
         stats = self.latency.get(LatencyKey(provider.id, method, transport))
+        if stats is not None and (stats.last_seen is None or now - stats.last_seen > STALE_AFTER_S):
+            stats = None  # old evidence ranks like no evidence
         ewma_us = None if stats is None else stats.ewma_us
         return ChannelView(
             provider_id=provider.id,
@@ -124,4 +128,6 @@ class ChainRuntime:
             max_attempts=self.routing.max_attempts,
             deadline_overrides=self.routing.method_deadlines_ms,
             pinned=provider is not None,
+            exploration_share=self.routing.exploration_share,
+            lw_beta=self.routing.lw_beta,
         )
