@@ -45,6 +45,8 @@ from lasso.upstream.provider import failure_kind
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
+#: Kept back from the deadline so that even an exhausted answer reaches the client in time.
+ANSWER_MARGIN_S = 0.010
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -77,7 +79,7 @@ async def dispatch(
     With ``hedge_after_s`` (replay-safe reads only) attempts are raced Happy
     Eyeballs style instead of run one after another.
     """
-    deadline = trio.current_time() + plan.deadline_s
+    deadline = trio.current_time() + plan.deadline_s - ANSWER_MARGIN_S
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
         return await _dispatch_hedged(chain, call, plan, outcome, deadline, hedge_after_s)
     dispatched = 0

@@ -22,7 +22,6 @@ from lasso.gateway import Gateway
 from lasso.testing.fakes import Fault
 from tests.conftest import FakeFleet
 
-
 BLOCK_NUMBER = Call("eth_blockNumber", b"[]", b"1")
 BALANCE = Call("eth_getBalance", b'["0x0000000000000000000000000000000000000001","latest"]', b"1")
 SEND = Call("eth_sendRawTransaction", b'["0xf86c"]', b"1")
@@ -66,8 +65,9 @@ async def test_everything_hung_fails_within_the_deadline(
     start = trio.current_time()
     with pytest.raises(NoProviderAvailable) as info:
         await call(chain_of(gateway), BLOCK_NUMBER)
-    # p1 gets 0.6 s, p2 the remaining 0.4 s; p3 would start with < 25 ms left, so never does.
-    assert trio.current_time() - start == pytest.approx(1.0)
+    # p1 gets 0.6 s, p2 the rest less a 10 ms answer margin; p3 would start with < 25 ms
+    # left, so never does. The error is back inside the 1 s deadline.
+    assert trio.current_time() - start == pytest.approx(0.99)
     assert info.value.code == -32000
     assert [a["provider"] for a in info.value.data["attempts"]] == ["p1", "p2"]
     assert fleet.nodes["p3"].calls == []
@@ -196,7 +196,7 @@ async def test_pinned_provider_gets_one_attempt(
     with pytest.raises(UpstreamTimeout) as info:
         await call(chain_of(gateway), BALANCE, provider="p2")
     assert info.value.code == -32007
-    assert trio.current_time() - start == pytest.approx(2.0)  # the whole deadline, no failover
+    assert trio.current_time() - start == pytest.approx(1.99)  # the whole deadline, no failover
     assert fleet.nodes["p1"].calls == fleet.nodes["p3"].calls == []
 
 

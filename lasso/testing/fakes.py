@@ -95,7 +95,10 @@ class FakeNode:
         if method in results:
             return {"jsonrpc": "2.0", "id": rid, "result": results[method]}
         if method == "eth_getBlockByNumber":
-            return {"jsonrpc": "2.0", "id": rid, "result": self._block(params)}
+            try:
+                return {"jsonrpc": "2.0", "id": rid, "result": self._block(params)}
+            except ValueError:  # anvil's answer to a block number that is not hex
+                return _error(rid, -32602, "invalid digit found in string")
         if method == "eth_sendRawTransaction":
             digest = hashlib.sha256(str(params).encode()).hexdigest()
             return {"jsonrpc": "2.0", "id": rid, "result": "0x" + digest}
@@ -103,16 +106,35 @@ class FakeNode:
 
     def _block(self, params: list[Any]) -> dict[str, Any] | None:
         tag = params[0] if params else "latest"
-        number = self.head if tag == "latest" else int(tag, 16)
-        if number > self.head:
-            return None
+        number = self._tags().get(tag)
+        if number is None:
+            number = int(tag, 16)
+            if number > self.head:
+                return None
         return {
             "number": hex(number),
-            "hash": "0x" + hashlib.sha256(b"block%d" % number).hexdigest(),
-            "parentHash": "0x" + hashlib.sha256(b"block%d" % (number - 1)).hexdigest(),
+            "hash": _block_hash(number),
+            "parentHash": _block_hash(number - 1),
             "timestamp": hex(1_700_000_000 + number),
             "transactions": [],
         }
+
+    def _tags(self) -> dict[str, int]:
+        """Block tags as anvil resolves them: safe 32 and finalized 64 blocks back."""
+        head = self.head
+        return {
+            "earliest": 0,
+            "finalized": max(0, head - 64),
+            "safe": max(0, head - 32),
+            "latest": head,
+            "pending": head + 1,
+        }
+
+
+def _block_hash(number: int) -> str:
+    if number < 0:
+        return "0x" + "0" * 64  # the genesis block's parent
+    return "0x" + hashlib.sha256(b"block%d" % number).hexdigest()
 
 
 def _ok(payload: dict[str, Any]) -> HttpResponse:
@@ -134,7 +156,7 @@ class FakeHttpTransport:
         self.provider_id = provider_id
         self._requests = 0
 
-    async def post(self, body: bytes) -> HttpResponse:
+    async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         self._requests += 1
         try:
             return await self.node.handle(body)

@@ -50,7 +50,7 @@ class HttpStatistics(msgspec.Struct, frozen=True):
 class PostTransport(Protocol):
     """What a provider needs from an HTTP transport; fakes implement it too."""
 
-    async def post(self, body: bytes) -> HttpResponse: ...
+    async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse: ...
 
     async def reap_idle(self) -> int: ...
 
@@ -103,8 +103,14 @@ class HttpTransport:
         self._open = 0
         self._requests = self._failures = self._connects = 0
 
-    async def post(self, body: bytes) -> HttpResponse:
-        """Send one POST and read the whole answer."""
+    async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
+        """Send one POST and read the whole answer.
+
+        A kept-alive connection the server closed as we reused it fails with
+        "disconnected without sending a response"; for a replay-safe request one
+        retry on a fresh connection hides that race. A non-replayable request is
+        never retried here: the server may have read it before closing.
+        """
         self._requests += 1
         try:
             async with self._limiter:
@@ -112,15 +118,22 @@ class HttpTransport:
                 try:
                     return await self._exchange(conn, body)
                 except httpcore.RemoteProtocolError:
-                    if not reused:
+                    if not (reused and replay_safe):
                         raise
-                # A kept-alive connection the server had already closed: the
-                # request never reached it, so one retry on a fresh one is safe.
                 return await self._exchange(await self._connect(), body)
         except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
             self._failures += 1
             raise UpstreamNetworkError(
                 f"{type(exc).__name__}: {exc}", provider_id=self._provider_id
+            ) from exc
+        except httpcore.RemoteProtocolError as exc:
+            self._failures += 1
+            if "disconnected" not in str(exc):
+                raise UpstreamProtocolError(
+                    f"HTTP protocol error: {exc}", provider_id=self._provider_id
+                ) from exc
+            raise UpstreamNetworkError(
+                f"connection closed: {exc}", provider_id=self._provider_id
             ) from exc
         except httpcore.ProtocolError as exc:
             self._failures += 1

@@ -22,6 +22,7 @@ import trio
 from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
 from lasso.core.jsonrpc import encode_upstream
+from lasso.core.methods import is_replay_safe
 from lasso.core.ratelimit import RateLimitState
 from lasso.core.reply import interpret
 from lasso.errors import (
@@ -97,7 +98,7 @@ class Provider:
         upstream_id = next(self._ids)
         body = encode_upstream(method, params, upstream_id)
         started = trio.current_time()
-        response = await self.http.post(body)
+        response = await self.http.post(body, replay_safe=is_replay_safe(method))
         latency_us = round((trio.current_time() - started) * 1_000_000)
         result = interpret(
             response.body,
