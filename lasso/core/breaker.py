@@ -10,9 +10,11 @@ Use::
     breaker.record_failure(now, admission, FailureKind.TIMEOUT)
     breaker.record_cancelled(now, admission)  # the caller went away: counts for nothing
 
-Only provider failures are reported as failures. Deterministic, capability and
-rate-limit answers are successes as far as the breaker is concerned (the provider
-answered properly), and a rate limit may use :meth:`CircuitBreaker.force_open` instead.
+Only provider failures are failures. An answer that shows the provider working (a
+deterministic error such as a revert) may be reported as a success; an answer that says
+nothing about its health (a capability limit, a rate limit) is best reported with
+``record_cancelled``, which frees a probe's lease and counts for nothing. A provider that
+must be left alone for a known time can be opened with ``force_open``.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class BreakerPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def reopen_timeout_ms(self, reopens: int) -> int:
         """The recovery timeout before jitter after ``reopens`` half-open failures."""
-        return min(self.recovery_timeout_ms * 2 ** min(reopens, 32), self.max_recovery_timeout_ms)
+        return min(self.recovery_timeout_ms << min(reopens, 32), self.max_recovery_timeout_ms)
 
 
 class BreakerStatistics(msgspec.Struct, frozen=True):

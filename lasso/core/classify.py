@@ -393,7 +393,9 @@ def classify_rpc_error(code: int, message: str, data: bytes | None) -> Classific
     if _has_revert_selector(decoded):
         return Classification(ErrorCategory.DETERMINISTIC, Reason.EXECUTION_REVERTED)
     text = message[:_MAX_MESSAGE_CHARS].lower()
-    reason = _reason_from_message(text) or _reason_from_code(code)
+    reason = _reason_from_message(text)
+    if reason is None:
+        reason = _reason_from_code(code)
     category = category_of(reason)
     retry_after_ms = None
     if category in _WITH_RETRY_AFTER:

@@ -96,7 +96,9 @@ class LatencyStats:
         if latency_us < 0:
             raise ValueError("latency_us must be >= 0")
         ewma = self._ewma_us
-        self._ewma_us = float(latency_us) if ewma is None else ewma + self._alpha * (latency_us - ewma)
+        self._ewma_us = (
+            float(latency_us) if ewma is None else ewma + self._alpha * (latency_us - ewma)
+        )
         self._window.append(latency_us)
         self._sorted = None
         self._samples += 1

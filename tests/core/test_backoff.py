@@ -90,7 +90,8 @@ def test_restarts_age_out_of_the_window() -> None:
     assert t.exceeded(59.999) is True
     assert t.exceeded(60.0) is False  # the restart at 0 is exactly window_s old: gone
     assert t.restarts_in_window(60.0) == 3
-    assert t.record_restart(61.0) is False  # restarts at 10, 20, 30, 61: 10 is still in
+    assert t.record_restart(61.0) is True  # 10, 20, 30 and 61 all lie within 60 s
+    assert t.exceeded(70.0) is False  # 10 has aged out
     assert t.restarts_in_window(70.0) == 3
     assert t.record_restart(70.5) is True
 

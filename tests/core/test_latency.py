@@ -104,17 +104,22 @@ def test_window_keeps_only_the_most_recent_samples() -> None:
     assert s.samples == 4
 
 
+def sorted_cache(s: LatencyStats) -> list[int] | None:
+    return s._sorted
+
+
 def test_sorted_window_is_cached_until_the_next_sample() -> None:
     s = LatencyStats()
     s.record_success(T0, 5)
     s.record_success(T0, 1)
+    assert sorted_cache(s) is None  # recording never sorts
     assert s.percentile(0.5) == 1
-    cached = s._sorted
+    cached = sorted_cache(s)
     assert cached == [1, 5]
     assert s.percentile(1.0) == 5
-    assert s._sorted is cached
+    assert sorted_cache(s) is cached
     s.record_success(T0, 3)
-    assert s._sorted is None
+    assert sorted_cache(s) is None
     assert s.percentile(0.5) == 3
 
 

@@ -29,7 +29,10 @@ def test_explicit_retry_after() -> None:
     s = RateLimitState()
     s.mark_limited(T0, 1_500)
     assert s.statistics(T0 + 1) == RateLimitStatistics(
-        limited=True, limited_until=T0 + 1.5, remaining_s=0.5, last_retry_after_ms=1_500,
+        limited=True,
+        limited_until=T0 + 1.5,
+        remaining_s=0.5,
+        last_retry_after_ms=1_500,
         total_marks=1,
     )
     assert s.is_limited(T0 + 1.5) is False
