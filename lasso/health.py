@@ -93,3 +93,39 @@ def chain_list(gateway: Gateway) -> dict[str, Any]:
         for name, chain in chains.items()
     ]
     return {"chains": chains}
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else round(us / 1000, 3)
+
+
+def chain_metrics(gateway: Gateway, chain: ChainRuntime, profile: str) -> dict[str, Any]:
+    """``GET /api/metrics/{chain}``: passive latency statistics per provider and method."""
+    now = trio.current_time()
+    book = chain.latency.statistics()
+    by_provider: dict[str, list[dict[str, Any]]] = {p: [] for p in chain.providers}
+    for entry in book.entries:
+        stats = entry.stats
+        by_provider.setdefault(entry.provider_id, []).append(
+            {
+                "method": entry.method,
+                "transport": entry.transport,
+                "samples": stats.samples,
+                "failures": stats.failures,
+                "success_rate": stats.success_rate,
+                "ewma_ms": _ms(stats.ewma_us),
+                "p50_ms": _ms(stats.p50_us),
+                "p90_ms": _ms(stats.p90_us),
+                "p99_ms": _ms(stats.p99_us),
+                "last_seen_s_ago": None
+                if stats.last_seen is None
+                else round(now - stats.last_seen, 3),
+            }
+        )
+    return {
+        "chain": chain.name,
+        "profile": profile,
+        "chain_id": chain.config.chain_id,
+        "providers": [{"id": p, "methods": methods} for p, methods in by_provider.items()],
+        "dropped_records": book.dropped_records,
+    }

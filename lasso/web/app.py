@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from lasso.config import DEFAULT_PROFILE
 from lasso.core.jsonrpc import encode_json, error_body
-from lasso.gateway import Gateway
-from lasso.health import chain_list, health
+from lasso.core.routes import RouteSpec
+from lasso.errors import LassoError
+from lasso.gateway import Answer, Gateway
+from lasso.health import chain_list, chain_metrics, health
 
 log = logging.getLogger("lasso.web")
 
@@ -38,6 +41,15 @@ def create_app(gateway: Gateway) -> QuartTrio:
     @app.get("/api/chains")
     async def get_chains() -> Response:
         return _json(chain_list(gateway))
+
+    @app.get("/api/metrics/<chain>")
+    async def get_metrics(chain: str) -> Response:
+        slug = request.args.get("profile", DEFAULT_PROFILE)
+        try:
+            target = gateway.resolve(RouteSpec(chain=chain, profile=slug), request.path)
+        except LassoError as exc:
+            return Response(Answer.error(exc).body(), status=404, content_type="application/json")
+        return _json(chain_metrics(gateway, target.chain, slug))
 
     @app.get("/")
     async def index() -> Response:

@@ -290,3 +290,29 @@ async def test_chain_list(app: LassoASGI) -> None:
         ("default", "testnet", 31337),
         ("team", "teamnet", 5),
     }
+
+
+async def test_metrics_per_method(app: LassoASGI, fleet: FakeFleet) -> None:
+    for _ in range(3):
+        await post(app, "/rpc/priority/testnet", rpc("eth_blockNumber"))
+    fleet.nodes["p1"].fault = Fault.HTML_500
+    await post(
+        app,
+        "/rpc/priority/testnet",
+        rpc("eth_getBalance", ["0x0000000000000000000000000000000000000001", "latest"]),
+    )
+    report = (await asgi_request(app, "GET", "/api/metrics/local")).json()
+    assert report["chain"] == "testnet"
+    methods = {p["id"]: {m["method"]: m for m in p["methods"]} for p in report["providers"]}
+    assert methods["p1"]["eth_blockNumber"]["samples"] == 3
+    assert methods["p1"]["eth_blockNumber"]["p50_ms"] is not None
+    assert methods["p1"]["eth_getBalance"]["samples"] == 0
+    assert methods["p1"]["eth_getBalance"]["failures"] == 1
+    assert methods["p2"]["eth_getBalance"]["samples"] == 1
+    assert methods["p3"] == {}
+
+
+async def test_metrics_for_an_unknown_chain_is_404(app: LassoASGI) -> None:
+    response = await asgi_request(app, "GET", "/api/metrics/nope")
+    assert response.status == 404
+    assert response.json()["error"]["code"] == -32602
