@@ -29,7 +29,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 import lasso
 from lasso.chain import TransportFactory
-from lasso.config import DEFAULT_PROFILE, Settings
+from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.gateway import Gateway
 from lasso.upstream.supervisor import Supervisor
@@ -68,12 +68,16 @@ async def open_gateway(
             nursery.cancel_scope.cancel(reason="gateway closing")
 
 
-def hypercorn_config(host: str, port: int, grace_ms: int) -> HypercornConfig:
+def hypercorn_config(host: str, port: int, server: ServerConfig) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
+    config.graceful_timeout = server.shutdown_grace_ms / 1000
+    config.websocket_ping_interval = server.ws_ping_interval_ms / 1000
+    # Twice our own frame limit, so a too-large frame gets a JSON-RPC error from
+    # us rather than a bare 1009 close from hypercorn.
+    config.websocket_max_message_size = 2 * server.ws_max_frame_bytes
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # ours, not a second handler
-    config.graceful_timeout = grace_ms / 1000
     config.keep_alive_timeout = 75
     # hypercorn closes a keep-alive connection after 1000 requests by default;
     # a gateway's clients hold long-lived pools, so let them keep their sockets.
@@ -93,9 +97,7 @@ async def serve(
     if shutdown is None:
         shutdown = trio.Event()
     server = settings.server
-    config = hypercorn_config(
-        host or server.host, server.port if port is None else port, server.shutdown_grace_ms
-    )
+    config = hypercorn_config(host or server.host, server.port if port is None else port, server)
     async with open_gateway(settings) as gateway:
         app = LassoASGI(gateway, create_app(gateway))
         await hypercorn_serve(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Protocol
 
 import msgspec
 import trio
@@ -26,6 +27,12 @@ from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcEr
 from lasso.meta import CallMeta
 
 log = logging.getLogger("lasso.gateway")
+
+
+class Session(Protocol):
+    """A client WebSocket's subscriptions: answers eth_subscribe and eth_unsubscribe."""
+
+    async def handle(self, call: Call) -> bytes: ...
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -104,22 +111,30 @@ class Gateway:
             parsed = jsonrpc.parse_body(body, max_batch=self.settings.server.max_batch)
         except LassoError as exc:
             return Answer.error(exc)
+        return await self.answer_parsed(target, parsed)
+
+    async def answer_parsed(
+        self, target: Target, parsed: Call | list[Item], session: Session | None = None
+    ) -> Answer:
+        """Answer a parsed single call or batch; ``session`` serves subscriptions (WS only)."""
         if isinstance(parsed, Call):
             meta = CallMeta.start(target, parsed.method)
-            answer = await self.answer_call(target, parsed, meta)
+            answer = await self.answer_call(target, parsed, meta, session)
             if parsed.id is None:
                 return Answer(204, [], [])
             return Answer(200, [answer], [meta])
-        return await self._answer_batch(target, parsed)
+        return await self._answer_batch(target, parsed, session)
 
-    async def _answer_batch(self, target: Target, items: list[Item]) -> Answer:
+    async def _answer_batch(
+        self, target: Target, items: list[Item], session: Session | None
+    ) -> Answer:
         answers: list[bytes | None] = [None] * len(items)
         metas: list[CallMeta | None] = [None] * len(items)
         limiter = trio.CapacityLimiter(self.settings.server.batch_concurrency)
 
         async def run(index: int, call: Call, meta: CallMeta) -> None:
             async with limiter:
-                answer = await self.answer_call(target, call, meta)
+                answer = await self.answer_call(target, call, meta, session)
             if call.id is not None:
                 answers[index] = answer
 
@@ -135,11 +150,13 @@ class Gateway:
             return Answer(204, [], [])
         return Answer(200, [a for a, _ in kept], [m for _, m in kept], batch=True)
 
-    async def answer_call(self, target: Target, call: Call, meta: CallMeta) -> bytes:
+    async def answer_call(
+        self, target: Target, call: Call, meta: CallMeta, session: Session | None = None
+    ) -> bytes:
         """Answer one call; the bytes are a complete JSON-RPC response object."""
         client_id = call.id or b"null"
         try:
-            result = await self._call(target, call, meta)
+            result = await self._call(target, call, meta, session)
         except UpstreamRpcError as exc:
             return jsonrpc.raw_error_body(client_id, exc.raw_error)
         except LassoError as exc:
@@ -151,10 +168,14 @@ class Gateway:
             meta.finish()
         return jsonrpc.result_body(client_id, result)
 
-    async def _call(self, target: Target, call: Call, meta: CallMeta) -> bytes:
+    async def _call(
+        self, target: Target, call: Call, meta: CallMeta, session: Session | None
+    ) -> bytes:
         disp = disposition(call.method, call.params)
         if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
             return target.chain.chain_id_hex
+        if disp is Disposition.WS_ONLY and session is not None:
+            return await session.handle(call)
         if disp in (Disposition.BLOCKED, Disposition.WS_ONLY):
             raise refusal(call.method, disp, target.path)
         chain = target.chain

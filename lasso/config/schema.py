@@ -92,6 +92,12 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     batch_concurrency: Positive = 4
     max_meta_header_bytes: Positive = 4096
     shutdown_grace_ms: NonNegative = 10_000
+    ws_max_in_flight: Positive = 32
+    ws_max_subscriptions: Positive = 128
+    ws_max_frame_bytes: Positive = 8_000_000
+    ws_idle_timeout_ms: NonNegative = 600_000
+    ws_ping_interval_ms: Positive = 30_000
+    ws_send_queue: Positive = 4096
 
 
 class HedgeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -29,6 +29,7 @@ from lasso.errors import (
 )
 from lasso.gateway import Answer, Gateway, Target
 from lasso.meta import META_MODES, encode_header, new_request_id
+from lasso.web.ws import SessionFactory, serve_websocket
 
 log = logging.getLogger("lasso.web")
 
@@ -44,15 +45,20 @@ _JSON = (b"content-type", b"application/json")
 class LassoASGI:
     """The ASGI application hypercorn serves."""
 
-    def __init__(self, gateway: Gateway, fallback: ASGIApp) -> None:
+    def __init__(
+        self, gateway: Gateway, fallback: ASGIApp, sessions: SessionFactory | None = None
+    ) -> None:
         self.gateway = gateway
         self.fallback = fallback
+        self.sessions = sessions
         self.max_body = gateway.settings.server.max_body_bytes
         self.max_meta_header = gateway.settings.server.max_meta_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
             await self._rpc(scope, receive, send)
+        elif scope["type"] == "websocket" and scope["path"].startswith("/ws/rpc/"):
+            await serve_websocket(self.gateway, scope, receive, send, self.sessions)
         else:
             await self.fallback(scope, receive, send)
 

@@ -1,0 +1,216 @@
+"""The client WebSocket endpoint: ``/ws/rpc/...``, on raw ASGI.
+
+Theory of operation. The handshake resolves the route like HTTP does; an
+unknown chain, profile or provider is rejected before the socket is accepted
+(with a JSON-RPC error body where the server supports ASGI's
+``websocket.http.response``). Once open, each text or binary frame carries
+one JSON-RPC request or a batch, under the HTTP rules: a parse error answers
+-32700 and keeps the socket open. Frames are answered concurrently, each in
+its own task, up to ``ws_max_in_flight``; over that a frame is answered with
+-32008 at once. Everything the client receives goes through one bounded send
+queue and one writer task, so answers and subscription notifications never
+interleave inside a frame. A subscriber that falls ``ws_send_queue`` messages
+behind is disconnected (close 1013): a gap must never be silent. A socket
+with no frames and no subscriptions for ``ws_idle_timeout_ms`` is closed
+(1001). The server sends keepalive pings (hypercorn's
+``websocket_ping_interval``). On disconnect the connection releases every
+subscription it held.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+import trio
+
+from lasso.config import ServerConfig
+from lasso.core import jsonrpc
+from lasso.core.jsonrpc import BadItem, Call, Item
+from lasso.core.routes import parse_rpc_path
+from lasso.errors import InvalidRequest, LassoError, LocalCapacity, UnknownTarget
+from lasso.gateway import Answer, Gateway, Session, Target
+
+log = logging.getLogger("lasso.ws")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Makes a subscription session for one client socket (None: subscriptions unsupported).
+SessionFactory = Callable[[Target, "ClientSocket"], "ClosableSession"]
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+class ClosableSession(Session, Protocol):
+    async def aclose(self) -> None: ...
+
+    def active(self) -> int: ...
+
+
+class SlowConsumer(Exception):
+    """The client does not read fast enough to keep its subscriptions gap-free."""
+
+
+class ClientSocket:
+    """One accepted client WebSocket."""
+
+    def __init__(self, gateway: Gateway, target: Target, limits: ServerConfig) -> None:
+        self.gateway = gateway
+        self.target = target
+        self.limits = limits
+        self.session: ClosableSession | None = None
+        self._outbox, self._outbox_reader = trio.open_memory_channel[bytes](limits.ws_send_queue)
+        self._in_flight = 0
+        self._last_frame = trio.current_time()
+        self._closing: tuple[int, str] | None = None
+
+    # -- what the subscription pool calls -------------------------------------
+
+    def notify(self, message: bytes) -> None:
+        """Queue a notification; a client too slow for gap-free delivery is dropped."""
+        try:
+            self._outbox.send_nowait(message)
+        except trio.WouldBlock:
+            self.close(CLOSE_TRY_AGAIN, "client too slow for its subscriptions")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._outbox.close()
+
+    # -- the connection -------------------------------------------------------
+
+    async def serve(self, receive: Receive, send: Send) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write, send, nursery.cancel_scope)
+                if self.limits.ws_idle_timeout_ms:
+                    nursery.start_soon(self._watch_idle)
+                await self._read(receive, nursery)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self.session is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.session.aclose()
+
+    async def _read(self, receive: Receive, nursery: trio.Nursery) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message["type"] != "websocket.receive":
+                continue
+            self._last_frame = trio.current_time()
+            frame = message.get("bytes") or (message.get("text") or "").encode()
+            self._accept_frame(frame, nursery)
+
+    def _accept_frame(self, frame: bytes, nursery: trio.Nursery) -> None:
+        if len(frame) > self.limits.ws_max_frame_bytes:
+            error = InvalidRequest(
+                f"Invalid Request: frame over {self.limits.ws_max_frame_bytes} bytes"
+            )
+            self._queue(Answer.error(error).body())
+            return
+        try:
+            parsed = jsonrpc.parse_body(frame, max_batch=self.gateway.settings.server.max_batch)
+        except LassoError as exc:
+            self._queue(Answer.error(exc).body())
+            return
+        if self._in_flight >= self.limits.ws_max_in_flight:
+            self._queue(_refuse_all(parsed, LocalCapacity("Local request capacity unavailable")))
+            return
+        self._in_flight += 1
+        nursery.start_soon(self._answer, parsed)
+
+    async def _answer(self, parsed: Call | list[Item]) -> None:
+        try:
+            answer = await self.gateway.answer_parsed(self.target, parsed, self.session)
+        except Exception:
+            log.exception("internal error answering a WebSocket frame")
+            answer = Answer.error(LassoError("Internal error"))
+        finally:
+            self._in_flight -= 1
+        if answer.parts:
+            self._queue(answer.body())
+
+    def _queue(self, message: bytes) -> None:
+        # Answers are bounded by ws_max_in_flight, so they never hit a full queue
+        # unless subscriptions already filled it, and then the client is closing.
+        self.notify(message)
+
+    async def _write(self, send: Send, scope: trio.CancelScope) -> None:
+        async for message in self._outbox_reader:
+            await send({"type": "websocket.send", "text": message.decode()})
+        code, reason = self._closing or (CLOSE_GOING_AWAY, "closing")
+        with trio.move_on_after(5):
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+        scope.cancel()
+
+    async def _watch_idle(self) -> None:
+        idle_s = self.limits.ws_idle_timeout_ms / 1000
+        while True:
+            await trio.sleep_until(self._last_frame + idle_s)
+            busy = self.session is not None and self.session.active() > 0
+            if trio.current_time() >= self._last_frame + idle_s and not busy:
+                self.close(CLOSE_GOING_AWAY, "idle timeout")
+                return
+            if busy:
+                self._last_frame = trio.current_time()
+
+
+def _refuse_all(parsed: Call | list[Item], error: LassoError) -> bytes:
+    if isinstance(parsed, Call):
+        return jsonrpc.lasso_error_body(parsed.id, error)
+    answers = [
+        jsonrpc.lasso_error_body(item.id, item.error if isinstance(item, BadItem) else error)
+        for item in parsed
+    ]
+    return jsonrpc.batch_body(answers)
+
+
+async def serve_websocket(
+    gateway: Gateway,
+    scope: MutableMapping[str, Any],
+    receive: Receive,
+    send: Send,
+    sessions: SessionFactory | None,
+) -> None:
+    """Handle one ``/ws/rpc/...`` connection from handshake to close."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    try:
+        route = parse_rpc_path(scope["path"], "/ws/rpc/")
+        if route is None:
+            raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
+        headers = dict(scope["headers"])
+        provider_header = headers.get(b"x-lasso-provider", b"").decode() or None
+        target = gateway.resolve(route, scope["path"], provider_header)
+    except LassoError as exc:
+        await _reject(scope, send, exc)
+        return
+    await send({"type": "websocket.accept"})
+    socket = ClientSocket(gateway, target, gateway.settings.server)
+    if sessions is not None:
+        socket.session = sessions(target, socket)
+    await socket.serve(receive, send)
+
+
+async def _reject(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:
+    """Refuse the handshake: with a JSON-RPC error body where the server allows it."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = Answer.error(exc).body()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send(
+            {"type": "websocket.http.response.start", "status": exc.status(), "headers": headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": exc.message[:120]})
