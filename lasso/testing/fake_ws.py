@@ -19,8 +19,8 @@ mines a block on the node and pushes it, with the same fields as
 ``eth_getBlockByNumber(n, false)``, exactly as anvil does.
 
 Connection faults: :meth:`drop` (TCP gone: the client sees 1006),
-:meth:`close` (a close handshake with a code), :meth:`silence` (stop reading:
-no pongs, no replies, like a half-open connection), ``refuse`` (the dial
+:meth:`close` (a close handshake with a code), :meth:`silence` (stop reading,
+hold the client's writes: no pongs, no replies, like a dead path), ``refuse`` (the dial
 raises ``ConnectionRefusedError``), ``reject_status`` (the handshake is
 answered with that HTTP status) and ``connect_delay_s``.
 """
@@ -69,10 +69,11 @@ class _Close(msgspec.Struct, frozen=True):
 
 
 class _Peer:
-    """One client connection as the server sees it."""
+    """One client connection as the server sees it; registered before the handshake completes."""
 
-    def __init__(self, ws: WebSocketConnection, raw: _Stream, scope: trio.CancelScope) -> None:
-        self.ws = ws
+    ws: WebSocketConnection
+
+    def __init__(self, raw: _Stream, scope: trio.CancelScope) -> None:
         self.raw = raw
         self.scope = scope
         self.outbox, self.outbox_out = trio.open_memory_channel[str | _Close](float("inf"))
@@ -89,19 +90,30 @@ class _Peer:
 
 
 class _Gate(trio.abc.Stream):
-    """The server's side of the stream; holds what it reads while the node is silent."""
+    """One end of the memory stream; while the node is silent it holds reads or writes.
 
-    def __init__(self, inner: _Stream, node: FakeWsNode) -> None:
+    The server's end holds what it reads (no pongs, no replies); the client's
+    end holds writes, as a full TCP window would.
+    """
+
+    def __init__(self, inner: _Stream, node: FakeWsNode, *, hold_writes: bool) -> None:
         self._inner = inner
         self._node = node
+        self._hold_writes = hold_writes
+
+    async def _hold(self) -> None:
+        while self._node.silent:
+            await self._node._resumed.wait()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self._inner.receive_some(max_bytes)
-        while self._node.silent:
-            await self._node._resumed.wait()
+        if not self._hold_writes:
+            await self._hold()
         return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._hold_writes:
+            await self._hold()
         await self._inner.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -153,7 +165,8 @@ class FakeWsNode:
             await trio.sleep(self.connect_delay_s)
         if self.refuse:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-        client, server = trio.testing.memory_stream_pair()
+        raw_client, server = trio.testing.memory_stream_pair()
+        client = _Gate(raw_client, self, hold_writes=True)
         self._nursery.start_soon(self._serve, server)
         try:
             ws = await wrap_client_stream(
@@ -182,7 +195,8 @@ class FakeWsNode:
             peer.send(_Close(code, reason))
 
     def silence(self) -> None:
-        """Stop reading from clients: no pongs, no replies, until :meth:`resume`."""
+        """Stop reading from clients (no pongs, no replies) and block their writes,
+        like a peer behind a dead path, until :meth:`resume`."""
         self.silent = True
 
     def resume(self) -> None:
@@ -215,14 +229,15 @@ class FakeWsNode:
     async def _serve(self, raw: _Stream) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                request = await wrap_server_stream(nursery, _Gate(raw, self))
+                request = await wrap_server_stream(nursery, _Gate(raw, self, hold_writes=False))
                 self.handshake_headers.append(dict(request.headers))
                 if self.reject_status is not None:
                     await request.reject(self.reject_status)
                 else:
-                    peer = _Peer(await request.accept(), raw, nursery.cancel_scope)
+                    peer = _Peer(raw, nursery.cancel_scope)
                     self._peers.append(peer)
                     try:
+                        peer.ws = await request.accept()
                         nursery.start_soon(self._send_loop, peer)
                         await self._receive_loop(peer, nursery)
                     finally:

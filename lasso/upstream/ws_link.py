@@ -14,8 +14,10 @@ Three tasks run in the nursery of the connection's session:
 
 :meth:`Link.end` is the one way out and is idempotent: it fails every pending
 request at once, publishes ``WsClosed`` or ``WsDisconnected`` and cancels the
-session. The outbox is unbounded, but only ``max_pending`` requests can be
-waiting, and a cancelled request's frame is skipped, not sent.
+session. At most ``max_pending`` requests wait for replies; the outbox itself
+is unbounded because a request abandoned while the writer is stalled leaves
+its frame queued (to be skipped, never sent) until the writer moves on or the
+heartbeat ends the link.
 """
 
 from __future__ import annotations
@@ -146,11 +148,10 @@ class Link:
             waiter = self.pending.get(rid)
             if waiter is None:
                 continue  # cancelled before it was sent: it never will be
-            waiter.sent = True
+            waiter.sent = True  # from here on it may have left: never_sent is False
             try:
                 await self.ws.send_message(body)
             except ConnectionClosed:
-                waiter.sent = False  # an incomplete frame is never acted on
                 return  # the reader reports the loss
 
     async def _heartbeat(self, interval_s: float, timeout_s: float) -> None:
