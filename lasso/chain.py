@@ -10,12 +10,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
 from lasso.core.breaker import CircuitState
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, Tier, plan
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider
+from lasso.upstream.ws import WsConnection
 
 _ADAPTIVE_MIN_SAMPLES = 20
 #: Latency evidence older than this is ignored by routing (the provider is re-measured).
@@ -23,6 +26,8 @@ STALE_AFTER_S = 600.0
 
 #: Builds the HTTP transport for (chain name, provider); tests inject fakes here.
 TransportFactory = Callable[[str, ProviderConfig], PostTransport]
+#: Builds the WebSocket connection for (chain name, provider with a ws_url).
+WsFactory = Callable[[str, ProviderConfig], WsConnection]
 
 
 class ChainRuntime:
@@ -36,6 +41,8 @@ class ChainRuntime:
         routing: RoutingConfig,
         rng: random.Random,
         transports: TransportFactory | None = None,
+        websockets: WsFactory | None = None,
+        route_ws: bool = True,
     ) -> None:
         self.name = name
         self.config = config
@@ -50,6 +57,8 @@ class ChainRuntime:
                 rng=rng,
                 chain_id=config.chain_id,
                 http=None if transports is None else transports(name, p),
+                ws=None if websockets is None or p.ws_url is None else websockets(name, p),
+                route_ws=route_ws,
             )
             for i, p in enumerate(config.providers)
         }
@@ -116,10 +125,17 @@ class ChainRuntime:
         return fixed_s
 
     def plan(
-        self, method: str, now: float, *, strategy: Strategy | None, provider: str | None
+        self,
+        method: str,
+        now: float,
+        *,
+        strategy: Strategy | None,
+        provider: str | None,
+        transport: str | None = None,
     ) -> RoutePlan:
+        """Ask the router; ``transport`` (http or ws) puts that transport's channels first."""
         providers = self.providers.values() if provider is None else [self.providers[provider]]
-        return plan(
+        decided = plan(
             self.views(method, now, providers),
             method=method,
             strategy=strategy or self.default_strategy,
@@ -131,3 +147,8 @@ class ChainRuntime:
             exploration_share=self.routing.exploration_share,
             lw_beta=self.routing.lw_beta,
         )
+        if transport is None or all(c.transport == transport for c in decided.channels):
+            return decided
+        preferred = [c for c in decided.channels if c.transport == transport]
+        others = [c for c in decided.channels if c.transport != transport]
+        return msgspec.structs.replace(decided, channels=(*preferred, *others))

@@ -32,7 +32,8 @@ from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.gateway import Gateway
-from lasso.upstream.supervisor import Supervisor
+from lasso.upstream.supervisor import Service, Supervisor
+from lasso.upstream.ws_dial import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 
@@ -47,25 +48,33 @@ async def open_gateway(
     *,
     rng: random.Random | None = None,
     transports: TransportFactory | None = None,
+    connector: Connector | None = None,
 ) -> AsyncIterator[Gateway]:
     """A gateway whose providers run, supervised, until the block exits."""
-    gateway = Gateway(settings, rng=rng, transports=transports)
+    gateway = Gateway(settings, rng=rng, transports=transports, connector=connector)
     async with trio.open_nursery() as nursery:
         for slug, chain in gateway.chains():
             for provider in chain.providers.values():
-                supervisor = Supervisor(
-                    f"{slug}/{chain.name}/{provider.id}",
-                    provider.run,
-                    backoff=RESTART_BACKOFF,
-                    tracker=RestartTracker(max_restarts=5, window_s=60.0),
-                    rng=gateway.rng,
-                )
-                provider.supervisor = supervisor
-                await nursery.start(supervisor.run)
+                name = f"{slug}/{chain.name}/{provider.id}"
+                provider.supervisor = _supervisor(name, provider.run, gateway)
+                await nursery.start(provider.supervisor.run)
+                if provider.ws is not None:
+                    provider.ws_supervisor = _supervisor(f"{name}/ws", provider.ws.run, gateway)
+                    await nursery.start(provider.ws_supervisor.run)
         try:
             yield gateway
         finally:
             nursery.cancel_scope.cancel(reason="gateway closing")
+
+
+def _supervisor(name: str, service: Service, gateway: Gateway) -> Supervisor:
+    return Supervisor(
+        name,
+        service,
+        backoff=RESTART_BACKOFF,
+        tracker=RestartTracker(max_restarts=5, window_s=60.0),
+        rng=gateway.rng,
+    )
 
 
 def hypercorn_config(host: str, port: int, server: ServerConfig) -> HypercornConfig:

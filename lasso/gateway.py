@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import random
 import time
+from functools import partial
 from typing import Protocol
 
 import msgspec
 import trio
 
 from lasso.chain import ChainRuntime, TransportFactory
-from lasso.config import DEFAULT_PROFILE, Settings
+from lasso.config import DEFAULT_PROFILE, ProviderConfig, Settings, WebSocketConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.methods import Disposition, disposition, refusal
@@ -25,6 +26,10 @@ from lasso.core.routes import RouteSpec
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
 from lasso.meta import CallMeta
+from lasso.pubsub import EventBus
+from lasso.upstream.provider import request_headers
+from lasso.upstream.ws import WsConnection, WsPolicy
+from lasso.upstream.ws_dial import Connector
 
 log = logging.getLogger("lasso.gateway")
 
@@ -42,6 +47,8 @@ class Target(msgspec.Struct, frozen=True):
     route: RouteSpec
     path: str
     provider: str | None
+    transport: str | None = None
+    profile: str = DEFAULT_PROFILE
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -62,6 +69,24 @@ class Answer(msgspec.Struct, frozen=True):
         return jsonrpc.batch_body(self.parts) if self.batch else self.parts[0]
 
 
+def bus_key(profile: str, chain: str) -> str:
+    """The chain's name on the event bus: unique across profiles."""
+    return chain if profile == DEFAULT_PROFILE else f"{profile}/{chain}"
+
+
+def ws_policy(config: WebSocketConfig) -> WsPolicy:
+    return WsPolicy(
+        reconnect_base_s=config.reconnect_base_ms / 1000,
+        reconnect_cap_s=config.reconnect_cap_ms / 1000,
+        ping_interval_s=config.ping_interval_ms / 1000,
+        pong_timeout_s=config.pong_timeout_ms / 1000,
+        max_pending=config.max_pending,
+        stable_after_s=config.stable_after_ms / 1000,
+        connect_timeout_s=config.connect_timeout_ms / 1000,
+        max_message_bytes=config.max_message_bytes,
+    )
+
+
 class Gateway:
     """Owns one :class:`ChainRuntime` per (profile, chain)."""
 
@@ -71,24 +96,53 @@ class Gateway:
         *,
         rng: random.Random | None = None,
         transports: TransportFactory | None = None,
+        connector: Connector | None = None,
     ) -> None:
         self.settings = settings
         self.rng = rng or random.Random()
         self.started_monotonic = time.monotonic()
+        self.bus = EventBus()
+        self._ws_policy = ws_policy(settings.websocket)
+        self._connector = connector
         self.profiles: dict[str, dict[str, ChainRuntime]] = {
             slug: {
                 name: ChainRuntime(
-                    name, chain, routing=settings.routing, rng=self.rng, transports=transports
+                    name,
+                    chain,
+                    routing=settings.routing,
+                    rng=self.rng,
+                    transports=transports,
+                    websockets=partial(self._websocket, bus_key(slug, name)),
+                    route_ws=settings.websocket.route_unary,
                 )
                 for name, chain in profile.chains.items()
             }
             for slug, profile in settings.profiles.items()
         }
 
+    def _websocket(self, key: str, _name: str, config: ProviderConfig) -> WsConnection:
+        assert config.ws_url is not None
+        return WsConnection(
+            config.ws_url,
+            request_headers(config),
+            provider_id=config.id,
+            chain=key,
+            bus=self.bus,
+            policy=self._ws_policy,
+            rng=self.rng,
+            connect=self._connector,
+        )
+
     def chains(self) -> list[tuple[str, ChainRuntime]]:
         return [(slug, c) for slug, chains in self.profiles.items() for c in chains.values()]
 
-    def resolve(self, route: RouteSpec, path: str, provider_header: str | None = None) -> Target:
+    def resolve(
+        self,
+        route: RouteSpec,
+        path: str,
+        provider_header: str | None = None,
+        transport: str | None = None,
+    ) -> Target:
         """Find the chain a route names, or raise :class:`UnknownTarget`."""
         slug = route.profile or DEFAULT_PROFILE
         profile = self.settings.profile(slug)
@@ -103,7 +157,16 @@ class Gateway:
             raise UnknownTarget(
                 f"Provider '{provider}' is not configured for chain '{config.name}'"
             )
-        return Target(chain=chain, route=route, path=path, provider=provider)
+        if transport not in (None, "http", "ws"):
+            raise UnknownTarget(f"Unknown transport '{transport}': use http or ws")
+        return Target(
+            chain=chain,
+            route=route,
+            path=path,
+            provider=provider,
+            transport=transport,
+            profile=slug,
+        )
 
     async def answer_body(self, target: Target, body: bytes) -> Answer:
         """Answer one HTTP body: a single call or a batch."""
@@ -184,6 +247,7 @@ class Gateway:
             trio.current_time(),
             strategy=target.route.strategy,
             provider=target.provider,
+            transport=target.transport,
         )
         outcome = Outcome()
         meta.planned(plan, outcome)

@@ -75,7 +75,16 @@ def _provider(provider: Provider, now: float) -> dict[str, Any]:
             "rate_limited": provider.rate_limits[transport].is_limited(now),
         }
     report["http"]["transport"] = msgspec.to_builtins(provider.http.statistics())
+    if provider.ws is not None:
+        report["ws"]["transport"] = msgspec.to_builtins(provider.ws.statistics())
+        report["ws"]["connected"] = provider.ws.connected
     report.setdefault("ws", None)
+    for key, supervisor in (
+        ("supervisor", provider.supervisor),
+        ("ws_supervisor", provider.ws_supervisor),
+    ):
+        if supervisor is not None:
+            report[key] = msgspec.to_builtins(supervisor.statistics())
     return report
 
 

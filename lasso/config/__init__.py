@@ -29,6 +29,8 @@ from lasso.config.schema import (
     ServerConfig,
     SettingsFile,
     StrategyName,
+    SubscriptionConfig,
+    WebSocketConfig,
 )
 from lasso.config.secrets import mask_url
 
@@ -50,6 +52,8 @@ __all__ = [
     "Settings",
     "SettingsFile",
     "StrategyName",
+    "SubscriptionConfig",
+    "WebSocketConfig",
     "load_settings",
     "mask_url",
     "parse_settings",

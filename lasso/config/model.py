@@ -27,6 +27,8 @@ from lasso.config.schema import (
     ServerConfig,
     SettingsFile,
     StrategyName,
+    SubscriptionConfig,
+    WebSocketConfig,
 )
 
 __all__ = ["DEFAULT_PROFILE", "ChainConfig", "Profile", "Settings", "build_settings"]
@@ -92,6 +94,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     server: ServerConfig
     routing: RoutingConfig
     circuit_breaker: CircuitBreakerConfig
+    websocket: WebSocketConfig
+    subscriptions: SubscriptionConfig
     profiles: Mapping[str, Profile]
 
     @property
@@ -119,6 +123,8 @@ def build_settings(file: SettingsFile) -> Settings:
         server=file.server,
         routing=file.routing,
         circuit_breaker=file.circuit_breaker,
+        websocket=file.websocket,
+        subscriptions=file.subscriptions,
         profiles=profiles,
     )
 

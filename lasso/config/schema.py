@@ -36,6 +36,8 @@ __all__ = [
     "ServerConfig",
     "SettingsFile",
     "StrategyName",
+    "SubscriptionConfig",
+    "WebSocketConfig",
 ]
 
 StrategyName = Literal["fastest", "load-balanced", "latency-weighted", "round-robin", "priority"]
@@ -158,6 +160,30 @@ class CircuitBreakerOverride(msgspec.Struct, frozen=True, kw_only=True, forbid_u
         return msgspec.structs.replace(base, **changes)
 
 
+class WebSocketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[websocket]``: every upstream WebSocket connection (providers with ``ws_url``)."""
+
+    ping_interval_ms: Positive = 15_000
+    pong_timeout_ms: Positive = 5_000
+    reconnect_base_ms: Positive = 500
+    reconnect_cap_ms: Positive = 30_000
+    connect_timeout_ms: Positive = 10_000
+    stable_after_ms: NonNegative = 5_000
+    max_pending: Positive = 256
+    max_message_bytes: Positive = 16 * 2**20
+    route_unary: bool = True
+
+
+class SubscriptionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[subscriptions]``: the shared upstream subscriptions and their failover."""
+
+    max_backfill_blocks: Positive = 128
+    max_replay_blocks: Positive = 128
+    teardown_grace_ms: NonNegative = 60_000
+    stale_after_blocks: Positive = 3
+    min_stale_ms: Positive = 15_000
+
+
 class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[[chains.<name>.providers]]``: one upstream JSON-RPC endpoint."""
 
@@ -208,5 +234,7 @@ class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     circuit_breaker: CircuitBreakerConfig = msgspec.field(default_factory=CircuitBreakerConfig)
+    websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
+    subscriptions: SubscriptionConfig = msgspec.field(default_factory=SubscriptionConfig)
     chains: Chains
     profiles: dict[Slug, ProfileSpec] = {}

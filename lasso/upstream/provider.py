@@ -32,6 +32,7 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.upstream.http import HttpTransport, PostTransport
+from lasso.upstream.ws import WsConnection
 
 if TYPE_CHECKING:
     from lasso.upstream.supervisor import Supervisor
@@ -75,6 +76,8 @@ class Provider:
         rng: random.Random,
         chain_id: int | None = None,
         http: PostTransport | None = None,
+        ws: WsConnection | None = None,
+        route_ws: bool = True,
     ) -> None:
         self.id = config.id
         self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
@@ -83,18 +86,31 @@ class Provider:
         self.http = http or HttpTransport(
             config.url, request_headers(config), provider_id=config.id
         )
+        self.ws = ws
+        self._route_ws = route_ws
         policy = breaker_policy(breaker)
         self.breakers = {HTTP: CircuitBreaker(policy, rng)}
         self.rate_limits = {HTTP: RateLimitState()}
+        if ws is not None:
+            self.breakers[WS] = CircuitBreaker(policy, rng)
+            self.rate_limits[WS] = RateLimitState()
         self._ids = itertools.count(1)
         self.supervisor: Supervisor | None = None
+        self.ws_supervisor: Supervisor | None = None
 
     @property
     def transports(self) -> tuple[str, ...]:
-        return tuple(self.breakers)
+        """The channels routing may use now: HTTP, and WS while it is connected."""
+        if self._route_ws and self.ws is not None and self.ws.connected:
+            return (HTTP, WS)
+        return (HTTP,)
 
     async def request(self, method: str, params: bytes, transport: str = HTTP) -> tuple[bytes, int]:
         """Send one attempt; return the raw result bytes and the latency in µs."""
+        if transport == WS:
+            if self.ws is None:
+                raise UpstreamNetworkError("no WebSocket configured", never_sent=True)
+            return await self.ws.request(method, params)
         upstream_id = next(self._ids)
         body = encode_upstream(method, params, upstream_id)
         started = trio.current_time()

@@ -29,6 +29,7 @@ from lasso.errors import (
 )
 from lasso.gateway import Answer, Gateway, Target
 from lasso.meta import META_MODES, encode_header, new_request_id
+from lasso.web.params import overrides, query_value
 from lasso.web.ws import SessionFactory, serve_websocket
 
 log = logging.getLogger("lasso.web")
@@ -70,8 +71,9 @@ class LassoASGI:
             route = parse_rpc_path(scope["path"])
             if route is None:
                 raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
-            provider_header = headers.get(b"x-lasso-provider", b"").decode() or None
-            target = self.gateway.resolve(route, scope["path"], provider_header)
+            target = self.gateway.resolve(
+                route, scope["path"], *overrides(headers, scope.get("query_string", b""))
+            )
             body = await _read_body(receive, headers, self.max_body)
         except LassoError as exc:
             await _respond(send, exc.status(), Answer.error(exc).body(), [])
@@ -116,14 +118,9 @@ class LassoASGI:
 
 
 def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
-    query: bytes = scope.get("query_string", b"")
-    if b"include_meta=" in query:
-        for pair in query.split(b"&"):
-            key, _, value = pair.partition(b"=")
-            if key == b"include_meta":
-                mode = value.decode("latin-1")
-                return mode if mode in META_MODES else None
-    mode = headers.get(b"x-lasso-include-meta", b"").decode("latin-1").lower()
+    mode = query_value(scope.get("query_string", b""), b"include_meta")
+    if mode is None:
+        mode = headers.get(b"x-lasso-include-meta", b"").decode("latin-1").lower()
     return mode if mode in META_MODES else None
 
 

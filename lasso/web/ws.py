@@ -31,6 +31,7 @@ from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.routes import parse_rpc_path
 from lasso.errors import InvalidRequest, LassoError, LocalCapacity, UnknownTarget
 from lasso.gateway import Answer, Gateway, Session, Target
+from lasso.web.params import overrides
 
 log = logging.getLogger("lasso.ws")
 
@@ -190,9 +191,8 @@ async def serve_websocket(
         route = parse_rpc_path(scope["path"], "/ws/rpc/")
         if route is None:
             raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
-        headers = dict(scope["headers"])
-        provider_header = headers.get(b"x-lasso-provider", b"").decode() or None
-        target = gateway.resolve(route, scope["path"], provider_header)
+        extra = overrides(dict(scope["headers"]), scope.get("query_string", b""))
+        target = gateway.resolve(route, scope["path"], *extra)
     except LassoError as exc:
         await _reject(scope, send, exc)
         return

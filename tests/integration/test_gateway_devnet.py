@@ -106,7 +106,11 @@ async def test_a_transfer_through_lasso_lands_on_every_node(stack: tuple[Devnet,
         with trio.fail_after(10):
             # Each node gets it once through Lasso, pinned, so the lockstep blocks match.
             hashes = {
-                (await rpc(client, f"{base}/rpc/provider/n{i}/devnet", "eth_sendRawTransaction", [raw])).json()["result"]
+                (
+                    await rpc(
+                        client, f"{base}/rpc/provider/n{i}/devnet", "eth_sendRawTransaction", [raw]
+                    )
+                ).json()["result"]
                 for i in range(3)
             }
             assert len(hashes) == 1
@@ -159,3 +163,53 @@ async def test_a_dead_provider_is_hidden(stack: tuple[Devnet, str]) -> None:
                 ]
         shutdown.set()
     assert [a.get("result") for a in answers] == ["0x3"] * 5
+
+
+async def test_unary_calls_route_over_websocket_when_asked() -> None:
+    from lasso.daemon import open_gateway
+    from lasso.testing.asgi import asgi_request
+    from lasso.web.app import create_app
+    from lasso.web.asgi import LassoASGI
+
+    async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
+        await devnet.mine()
+        async with open_gateway(devnet_settings(devnet)) as gateway:
+            chain = gateway.profiles["default"]["devnet"]
+            with trio.fail_after(10):
+                for provider in chain.providers.values():
+                    assert provider.ws is not None
+                    await provider.ws.wait_connected()
+            app = LassoASGI(gateway, create_app(gateway))
+            body = json.dumps(
+                {"jsonrpc": "2.0", "id": 5, "method": "eth_blockNumber", "params": []}
+            ).encode()
+            with trio.fail_after(10):
+                via_ws = await asgi_request(
+                    app, "POST", "/rpc/devnet", body, query="transport=ws&include_meta=body"
+                )
+                via_http = await asgi_request(
+                    app,
+                    "POST",
+                    "/rpc/devnet",
+                    body,
+                    headers=[("X-Lasso-Transport", "http"), ("X-Lasso-Include-Meta", "body")],
+                )
+                bad = await asgi_request(
+                    app, "POST", "/rpc/devnet", body, query="transport=carrier-pigeon"
+                )
+            health = (await asgi_request(app, "GET", "/health")).json()
+    assert via_ws.json()["result"] == via_http.json()["result"] == "0x1"
+    assert via_ws.json()["lasso_meta"]["transport"] == "ws"
+    assert via_http.json()["lasso_meta"]["transport"] == "http"
+    assert set(via_ws.json()["lasso_meta"]["candidate_providers"]) == {
+        "n0:http",
+        "n0:ws",
+        "n1:http",
+        "n1:ws",
+    }
+    assert bad.status == 400
+    assert bad.json()["error"]["message"] == "Unknown transport 'carrier-pigeon': use http or ws"
+    ws_report = health["chains"]["devnet"]["providers"][0]["ws"]
+    assert ws_report["connected"] is True
+    assert ws_report["circuit"] == "closed"
+    assert ws_report["breaker"]["state"] == "closed"
