@@ -1,0 +1,43 @@
+"""``lasso devnet``: run the lockstep devnet in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+
+import trio
+
+from lasso.devnet.lifecycle import open_devnet
+from lasso.devnet.network import DEV_ACCOUNTS, Devnet
+
+
+async def run_devnet_cli(
+    nodes: int,
+    block_time_s: float,
+    port_base: int,
+    *,
+    task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Start the devnet, print its node URLs, mine on the timer, stop cleanly on a signal.
+
+    SIGINT and SIGTERM are taken over before any node starts, so neither can
+    kill this process while anvil children are alive. Must run in the main
+    thread (signal handling).
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_devnet(
+            nodes=nodes, block_time_s=block_time_s, port_base=port_base
+        ) as devnet:
+            print(_banner(devnet, block_time_s), flush=True)
+            task_status.started(devnet)
+            async for signum in signals:
+                print(f"{signal.Signals(signum).name}: stopping the devnet", flush=True)
+                break
+    print("devnet stopped", flush=True)
+
+
+def _banner(devnet: Devnet, block_time_s: float) -> str:
+    lines = [f"lasso devnet: {len(devnet.nodes)} anvil nodes, a block every {block_time_s:g}s"]
+    lines += [f"  node {n.index}  {n.http_url}  {n.ws_url}" for n in devnet.nodes]
+    lines.append(f"  funded, unlocked dev account: {DEV_ACCOUNTS[0]}")
+    lines.append("Ctrl-C or SIGTERM stops every node.")
+    return "\n".join(lines)
