@@ -32,6 +32,8 @@ from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.gateway import Gateway
+from lasso.subscriptions.hub import open_subscription_hub
+from lasso.subscriptions.session import ClientSession
 from lasso.upstream.supervisor import Service, Supervisor
 from lasso.upstream.ws_dial import Connector
 from lasso.web.app import create_app
@@ -107,8 +109,9 @@ async def serve(
         shutdown = trio.Event()
     server = settings.server
     config = hypercorn_config(host or server.host, server.port if port is None else port, server)
-    async with open_gateway(settings) as gateway:
-        app = LassoASGI(gateway, create_app(gateway))
+    async with open_gateway(settings) as gateway, open_subscription_hub(gateway) as hub:
+        sessions = partial(ClientSession, hub)
+        app = LassoASGI(gateway, create_app(gateway, hub), sessions)
         await hypercorn_serve(
             cast(Any, app), config, shutdown_trigger=shutdown.wait, task_status=task_status
         )

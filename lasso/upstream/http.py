@@ -17,9 +17,10 @@ half-read response never leaks into the next request.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import AsyncIterable, Mapping
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httpcore
@@ -146,7 +147,11 @@ class HttpTransport:
         request = httpcore.Request(b"POST", self._url, headers=headers, content=body)
         try:
             response = await conn.handle_async_request(request)
-            content = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+            # aclosing: a read cut short by cancellation still finalises httpcore's
+            # body generator here, not later in the garbage collector.
+            stream = cast(AsyncIterable[bytes], response.stream)
+            async with contextlib.aclosing(aiter(stream)) as chunks:  # type: ignore[type-var]
+                content = b"".join([chunk async for chunk in chunks])
             await response.aclose()
         except BaseException:
             await self._discard(conn)

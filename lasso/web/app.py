@@ -20,6 +20,8 @@ from lasso.core.routes import RouteSpec
 from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
 from lasso.health import chain_list, chain_metrics, health
+from lasso.metrics import render
+from lasso.subscriptions.hub import SubscriptionHub
 
 log = logging.getLogger("lasso.web")
 
@@ -28,7 +30,7 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(encode_json(payload), status=status, content_type="application/json")
 
 
-def create_app(gateway: Gateway) -> QuartTrio:
+def create_app(gateway: Gateway, hub: SubscriptionHub | None = None) -> QuartTrio:
     app = QuartTrio("lasso")
     # No background tasks live in app.nursery; do not wait for any at shutdown.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
@@ -37,6 +39,10 @@ def create_app(gateway: Gateway) -> QuartTrio:
     @app.get("/api/health")
     async def get_health() -> Response:
         return _json(health(gateway))
+
+    @app.get("/metrics")
+    async def get_metrics_text() -> Response:
+        return Response(render(gateway, hub), content_type="text/plain; version=0.0.4")
 
     @app.get("/api/chains")
     async def get_chains() -> Response:

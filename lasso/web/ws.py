@@ -48,9 +48,12 @@ CLOSE_TRY_AGAIN = 1013
 
 
 class ClosableSession(Session, Protocol):
-    async def aclose(self) -> None: ...
+    def answered(self) -> None:
+        """An answer was queued: subscriptions it confirmed may now notify."""
 
     def active(self) -> int: ...
+
+    async def aclose(self) -> None: ...
 
 
 class SlowConsumer(Exception):
@@ -65,15 +68,19 @@ class ClientSocket:
         self.target = target
         self.limits = limits
         self.session: ClosableSession | None = None
-        self._outbox, self._outbox_reader = trio.open_memory_channel[bytes](limits.ws_send_queue)
+        self._outbox, self._outbox_reader = trio.open_memory_channel[str](limits.ws_send_queue)
         self._in_flight = 0
         self._last_frame = trio.current_time()
         self._closing: tuple[int, str] | None = None
 
     # -- what the subscription pool calls -------------------------------------
 
-    def notify(self, message: bytes) -> None:
-        """Queue a notification; a client too slow for gap-free delivery is dropped."""
+    def notify(self, message: str) -> None:
+        """Queue a text frame; a client too slow for gap-free delivery is dropped.
+
+        Text, not bytes: a subscription payload is decoded once per upstream event
+        and shared by every subscriber; only the subscription id differs.
+        """
         try:
             self._outbox.send_nowait(message)
         except trio.WouldBlock:
@@ -140,15 +147,17 @@ class ClientSocket:
             self._in_flight -= 1
         if answer.parts:
             self._queue(answer.body())
+        if self.session is not None:
+            self.session.answered()
 
     def _queue(self, message: bytes) -> None:
         # Answers are bounded by ws_max_in_flight, so they never hit a full queue
         # unless subscriptions already filled it, and then the client is closing.
-        self.notify(message)
+        self.notify(message.decode())
 
     async def _write(self, send: Send, scope: trio.CancelScope) -> None:
         async for message in self._outbox_reader:
-            await send({"type": "websocket.send", "text": message.decode()})
+            await send({"type": "websocket.send", "text": message})
         code, reason = self._closing or (CLOSE_GOING_AWAY, "closing")
         with trio.move_on_after(5):
             await send({"type": "websocket.close", "code": code, "reason": reason})

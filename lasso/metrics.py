@@ -1,0 +1,65 @@
+"""``GET /metrics``: Prometheus text exposition, rendered from statistics().
+
+A minimal set for now (the operations work completes it): subscription gauges,
+breaker states and uptime.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+import lasso
+from lasso.core.breaker import CircuitState
+from lasso.gateway import Gateway, bus_key
+from lasso.subscriptions.hub import SubscriptionHub
+
+_CIRCUIT = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"').replace("\\n", "\\\\n")
+
+
+def render(gateway: Gateway, hub: SubscriptionHub | None) -> str:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"))
+
+    family("lasso_uptime_seconds", "gauge", "Seconds since the process started.")
+    lines.append(f"lasso_uptime_seconds {time.monotonic() - lasso.STARTED_MONOTONIC:.3f}")
+    family(
+        "lasso_upstream_subscriptions",
+        "gauge",
+        "Upstream subscriptions held, per chain, provider and kind.",
+    )
+    family_clients = []
+    if hub is not None:
+        stats = hub.statistics()
+        for (chain, provider, kind), count in sorted(stats.upstream.items()):
+            labels = _labels(chain=chain, provider=provider, kind=kind)
+            lines.append(f"lasso_upstream_subscriptions{labels} {count}")
+        family_clients = sorted(stats.clients.items())
+    family("lasso_client_subscriptions", "gauge", "Client subscriptions, per chain and kind.")
+    for (chain, kind), count in family_clients:
+        lines.append(f"lasso_client_subscriptions{_labels(chain=chain, kind=kind)} {count}")
+    family(
+        "lasso_circuit_state",
+        "gauge",
+        "Circuit breaker per provider and transport: 0 closed, 1 half-open, 2 open.",
+    )
+    now = trio.current_time()
+    for slug, runtime in gateway.chains():
+        key = bus_key(slug, runtime.name)
+        for upstream in runtime.providers.values():
+            for transport, breaker in upstream.breakers.items():
+                labels = _labels(chain=key, provider=upstream.id, transport=transport)
+                lines.append(f"lasso_circuit_state{labels} {_CIRCUIT[breaker.state(now)]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Shared, gap-free upstream subscriptions: the hub, its streams, client sessions."""

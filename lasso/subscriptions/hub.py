@@ -1,0 +1,177 @@
+"""The subscription hub: every shared upstream subscription, and who gets what.
+
+One :class:`Stream` per (chain, pinned provider, canonical key), reference
+counted by its client subscriptions. Per chain, two consumer tasks read the
+event bus: ``ws:subs:<chain>`` notifications are routed by (provider,
+upstream subscription id) to the stream that owns them, and ``ws:conn:<chain>``
+disconnects become failovers for the streams that provider served. A full
+bus buffer (the ``Overflow`` marker) makes every stream of the chain
+resynchronise from its tip. Streams live in the hub's nursery, not in a client
+connection's: they outlive their clients by the teardown grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+import trio
+
+from lasso.chain import ChainRuntime
+from lasso.core.subs import SubscriptionRequest
+from lasso.gateway import Gateway, Target, bus_key
+from lasso.pubsub import (
+    Notification,
+    Overflow,
+    WsClosed,
+    WsDisconnected,
+    conn_topic,
+    subs_topic,
+)
+from lasso.subscriptions.stream import Live, Lost, Resync, Serving, Stream
+
+log = logging.getLogger("lasso.subscriptions")
+
+StreamKey = tuple[str, str | None, str]  # (bus key of the chain, pinned provider, request key)
+
+
+class HubStatistics(msgspec.Struct, frozen=True):
+    """Gauges for /metrics: upstream subscriptions per (chain, provider, kind), clients per
+    (chain, kind)."""
+
+    upstream: dict[tuple[str, str, str], int]
+    clients: dict[tuple[str, str], int]
+    failovers: int
+
+
+class SubscriptionHub:
+    def __init__(self, gateway: Gateway, nursery: trio.Nursery) -> None:
+        self.gateway = gateway
+        self._nursery = nursery
+        self._streams: dict[StreamKey, Stream] = {}
+        self._routes: dict[tuple[str, str, str], Stream] = {}  # (chain, provider, upstream id)
+        self._chains: dict[ChainRuntime, str] = {}
+
+    # -- streams ---------------------------------------------------------------
+
+    async def acquire(self, target: Target, request: SubscriptionRequest) -> Stream:
+        """The stream for this request, established upstream before this returns."""
+        key: StreamKey = (self._chains[target.chain], target.provider, request.key)
+        stream = self._streams.get(key)
+        if stream is not None and not stream.closed:
+            await stream.ready.wait()
+            if not stream.closed:
+                return stream
+        stream = Stream(
+            target.chain,
+            request,
+            self.gateway.settings.subscriptions,
+            pinned=target.provider,
+            router=self._reroute,
+            orphaned=self._orphaned,
+        )
+        self._streams[key] = stream
+        try:
+            await self._nursery.start(self._run_stream, key, stream)
+        except BaseException:
+            if self._streams.get(key) is stream:
+                del self._streams[key]
+            raise
+        return stream
+
+    async def _run_stream(
+        self, key: StreamKey, stream: Stream, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        try:
+            await stream.run(task_status=task_status)
+        except Exception:
+            if not stream.ready.is_set():
+                raise  # never started: the subscriber gets the error
+            log.exception("subscription stream %s crashed", key)
+        finally:
+            if self._streams.get(key) is stream:
+                del self._streams[key]
+
+    def _reroute(self, stream: Stream, old: Serving | None, new: Serving | None) -> None:
+        chain = self._chains[stream.chain]
+        if old is not None:
+            self._routes.pop((chain, old.provider_id, old.upstream_id), None)
+        if new is not None:
+            self._routes[(chain, new.provider_id, new.upstream_id)] = stream
+
+    async def _orphaned(self, source: Stream, hashes: tuple[str, ...], fork: int | None) -> None:
+        for stream in self._streams.values():
+            if stream.chain is source.chain and stream is not source:
+                stream.apply_orphans(hashes, fork)
+
+    # -- the bus ---------------------------------------------------------------
+
+    async def run_chain(
+        self, chain: ChainRuntime, key: str, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Route one chain's WebSocket events to its streams."""
+        self._chains[chain] = key
+        bus = self.gateway.bus
+        with (
+            bus.subscribe(subs_topic(key), max_buffer=65_536) as notifications,
+            bus.subscribe(conn_topic(key), max_buffer=4096) as connection_events,
+        ):
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._route_notifications, key, notifications)
+                nursery.start_soon(self._watch_connections, chain, connection_events)
+
+    async def _route_notifications(
+        self, key: str, events: trio.MemoryReceiveChannel[object]
+    ) -> None:
+        async for event in events:
+            if isinstance(event, Notification):
+                stream = self._routes.get((key, event.provider_id, event.upstream_id))
+                if stream is not None:
+                    stream.post(Live(event.provider_id, event.upstream_id, event.payload))
+            elif isinstance(event, Overflow):
+                for stream in self._streams_of(key):
+                    stream.post(Resync(f"{event.dropped} notifications dropped"))
+
+    async def _watch_connections(
+        self, chain: ChainRuntime, events: trio.MemoryReceiveChannel[object]
+    ) -> None:
+        key = self._chains[chain]
+        async for event in events:
+            if isinstance(event, WsDisconnected | WsClosed):
+                reason = getattr(event, "reason", "") or "connection lost"
+                for stream in self._streams_of(key):
+                    stream.post(Lost(event.provider_id, reason))
+
+    def _streams_of(self, key: str) -> list[Stream]:
+        return [s for (chain, _, _), s in self._streams.items() if chain == key]
+
+    # -- observability ---------------------------------------------------------
+
+    def statistics(self) -> HubStatistics:
+        upstream: dict[tuple[str, str, str], int] = {}
+        clients: dict[tuple[str, str], int] = {}
+        failovers = 0
+        for (chain, _, _), stream in self._streams.items():
+            kind = stream.kind.value
+            failovers += stream.failovers
+            if stream.serving is not None:
+                label = (chain, stream.serving.provider_id, kind)
+                upstream[label] = upstream.get(label, 0) + 1
+            clients[(chain, kind)] = clients.get((chain, kind), 0) + len(stream.subscribers)
+        return HubStatistics(upstream=upstream, clients=clients, failovers=failovers)
+
+
+@asynccontextmanager
+async def open_subscription_hub(gateway: Gateway) -> AsyncIterator[SubscriptionHub]:
+    """A hub whose chain consumers and streams run until the block exits."""
+    async with trio.open_nursery() as nursery:
+        hub = SubscriptionHub(gateway, nursery)
+        for slug, chain in gateway.chains():
+            await nursery.start(hub.run_chain, chain, bus_key(slug, chain.name))
+        try:
+            yield hub
+        finally:
+            nursery.cancel_scope.cancel(reason="subscription hub closing")

@@ -1,0 +1,103 @@
+"""One client WebSocket's subscriptions.
+
+``eth_subscribe`` is answered only once the upstream subscription is
+confirmed (the stream is established before ``acquire`` returns). The new
+subscriber starts held: its notifications (and a resume replay) reach the
+client right after the ``eth_subscribe`` answer, never before it.
+Subscription ids are the gateway's own (``0x`` + 32 hex digits); upstream ids
+never reach a client. Closing the socket releases every subscription it held.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from lasso.core.jsonrpc import Call
+from lasso.core.subs import (
+    InvalidSubscription,
+    ResumeSeam,
+    SubscriptionKind,
+    parse_subscribe_params,
+)
+from lasso.errors import InvalidParams, LocalCapacity
+from lasso.gateway import Target
+from lasso.subscriptions.fanout import Client, Subscriber
+from lasso.subscriptions.hub import SubscriptionHub
+from lasso.subscriptions.stream import Stream
+
+_decode = msgspec.json.decode
+
+
+class ClientSession:
+    """Implements the WebSocket endpoint's session protocol for one socket."""
+
+    def __init__(self, hub: SubscriptionHub, target: Target, client: Client) -> None:
+        self.hub = hub
+        self.target = target
+        self.client = client
+        self.limit = hub.gateway.settings.server.ws_max_subscriptions
+        self._subs: dict[str, tuple[Stream, Subscriber]] = {}
+        self._unreleased: list[Subscriber] = []
+
+    async def handle(self, call: Call) -> bytes:
+        if call.method == "eth_subscribe":
+            return await self._subscribe(call.params)
+        return self._unsubscribe(call.params)
+
+    async def _subscribe(self, params: bytes) -> bytes:
+        if len(self._subs) >= self.limit:
+            raise LocalCapacity("Subscription capacity unavailable")
+        try:
+            request = parse_subscribe_params(_decode(params))
+        except (InvalidSubscription, msgspec.DecodeError) as exc:
+            raise InvalidParams(f"Invalid subscription parameters: {exc}") from None
+        stream = await self.hub.acquire(self.target, request)
+        sub_id = "0x" + os.urandom(16).hex()
+        seam = None
+        if (
+            request.resume_from is not None
+            and request.kind is not SubscriptionKind.NEW_PENDING_TRANSACTIONS
+        ):
+            seam = ResumeSeam(request.kind, request.resume_from)
+        subscriber = Subscriber(sub_id, self.client, request.kind.value, seam)
+        stream.add(subscriber)
+        self._subs[sub_id] = (stream, subscriber)
+        try:
+            if request.resume_from is not None:
+                await stream.prepare_resume(subscriber, request.resume_from)
+        except BaseException:
+            self._drop(sub_id)
+            raise
+        self._unreleased.append(subscriber)
+        return b'"%b"' % sub_id.encode()
+
+    def _unsubscribe(self, params: bytes) -> bytes:
+        try:
+            args = _decode(params)
+        except msgspec.DecodeError:
+            args = None
+        if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], str):
+            raise InvalidParams('eth_unsubscribe takes one subscription id: ["0x..."]')
+        return b"true" if self._drop(args[0]) else b"false"
+
+    def _drop(self, sub_id: str) -> bool:
+        entry = self._subs.pop(sub_id, None)
+        if entry is None:
+            return False
+        stream, _ = entry
+        return stream.remove(sub_id)
+
+    def answered(self) -> None:
+        """The socket sent an answer: release the subscriptions it confirmed."""
+        pending, self._unreleased = self._unreleased, []
+        for subscriber in pending:
+            subscriber.release()
+
+    def active(self) -> int:
+        return len(self._subs)
+
+    async def aclose(self) -> None:
+        for sub_id in list(self._subs):
+            self._drop(sub_id)

@@ -1,0 +1,417 @@
+"""One shared upstream subscription and the stream behind it.
+
+Theory of operation. A :class:`Stream` serves one (chain, canonical key): one
+upstream ``eth_subscribe`` on one provider, shared by every client that asked
+for the same thing. Its task is the stream's only consumer, so everything
+that changes the stream happens in order:
+
+    live event        the pure stream (HeadStream / LogStream) decides what to
+                      deliver, what to fetch (gaps, reorgs) and what was orphaned;
+                      fetches run here, before the next event is looked at
+    provider lost     disconnect, close, a stale head (no head for several block
+                      times) or an open breaker: re-subscribe on the next provider,
+                      then backfill over HTTP from the stream's tip to the new
+                      provider's head (at most max_backfill blocks; past that the
+                      clients get an error notification, never a silent gap)
+    last client left  after teardown_grace the upstream subscription is dropped
+
+Streams pinned to one provider (``/ws/rpc/provider/{id}/...``) never move to
+another provider; they re-subscribe on the same one when it comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+import trio
+
+from lasso.chain import ChainRuntime
+from lasso.config import SubscriptionConfig
+from lasso.core.breaker import CircuitState
+from lasso.core.jsonrpc import Call, encode_json
+from lasso.core.router import Strategy
+from lasso.core.subs import (
+    Delivery,
+    HeadDecision,
+    HeadStream,
+    HeadVerdict,
+    LogStream,
+    ResumePlan,
+    ResumeRejected,
+    SubscriptionKind,
+    SubscriptionRequest,
+    TooFar,
+    get_logs_params,
+    plan_resume,
+    upstream_params,
+)
+from lasso.dispatch import Outcome, dispatch
+from lasso.errors import InvalidParams, LassoError, NoProviderAvailable
+from lasso.subscriptions.fanout import Subscriber, fan_out
+from lasso.upstream.provider import WS, Provider
+
+log = logging.getLogger("lasso.subscriptions")
+
+_decode = msgspec.json.decode
+SUBSCRIBE_TIMEOUT_S = 10.0
+GAP_ERROR = -32000
+_FETCH_CONCURRENCY = 8
+_TICK_S = 1.0
+
+
+class Live(msgspec.Struct, frozen=True):
+    provider_id: str
+    upstream_id: str
+    payload: bytes
+
+
+class Lost(msgspec.Struct, frozen=True):
+    provider_id: str
+    reason: str
+
+
+class Resync(msgspec.Struct, frozen=True):
+    reason: str
+
+
+Event = Live | Lost | Resync
+
+
+class Serving(msgspec.Struct, frozen=True):
+    provider_id: str
+    upstream_id: str
+    connection_id: str | None
+
+
+class Stream:
+    """A shared upstream subscription for one (chain, key); see the module docstring."""
+
+    def __init__(
+        self,
+        chain: ChainRuntime,
+        request: SubscriptionRequest,
+        policy: SubscriptionConfig,
+        *,
+        pinned: str | None,
+        router: Callable[[Stream, Serving | None, Serving | None], None],
+        orphaned: Callable[[Stream, tuple[str, ...], int | None], Awaitable[None]],
+    ) -> None:
+        self.chain = chain
+        self.request = request
+        self.policy = policy
+        self.pinned = pinned
+        self.subscribers: dict[str, Subscriber] = {}
+        self.serving: Serving | None = None
+        self.ready = trio.Event()
+        self.closed = False
+        self._route = router
+        self._orphaned = orphaned
+        self._inbox, self._events = trio.open_memory_channel[Event](65_536)
+        self.heads = HeadStream(max_backfill=policy.max_backfill_blocks)
+        self.logs = (
+            LogStream(request.log_filter, max_backfill=policy.max_backfill_blocks)
+            if request.kind is SubscriptionKind.LOGS
+            else None
+        )
+        self._seen_pending: deque[str] = deque(maxlen=4096)
+        self._last_live = trio.current_time()
+        self._empty_since: float | None = trio.current_time()
+        self.failovers = 0
+
+    @property
+    def kind(self) -> SubscriptionKind:
+        return self.request.kind
+
+    # -- what the hub and sessions call ---------------------------------------
+
+    def post(self, event: Event) -> None:
+        try:
+            self._inbox.send_nowait(event)
+        except trio.WouldBlock:
+            log.warning("stream %s: inbox full, dropping an event", self.request.key)
+
+    def add(self, subscriber: Subscriber) -> None:
+        self.subscribers[subscriber.sub_id] = subscriber
+        self._empty_since = None
+
+    def remove(self, sub_id: str) -> bool:
+        removed = self.subscribers.pop(sub_id, None) is not None
+        if not self.subscribers and self._empty_since is None:
+            self._empty_since = trio.current_time()
+        return removed
+
+    async def prepare_resume(self, subscriber: Subscriber, resume_from: int) -> None:
+        """Compute a resuming subscriber's replay (it is added, held, beforehand)."""
+        head = self._tip()
+        if head is None:
+            head = await self._provider_head(self.serving)
+        cached = self.logs.cached_range if self.logs is not None else self.heads.cached_range
+        plan = plan_resume(
+            resume_from, head=head, cached=cached, max_replay=self.policy.max_replay_blocks
+        )
+        if isinstance(plan, ResumeRejected):
+            raise InvalidParams(plan.message)
+        replay = await self._replay(plan)
+        if isinstance(replay, ResumeRejected):
+            raise InvalidParams(replay.message)
+        subscriber.set_replay(replay)
+
+    # -- the task -------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._subscribe(exclude=set())
+            self.ready.set()
+            task_status.started()
+            while not self._finished():
+                with trio.move_on_after(_TICK_S):
+                    event = await self._events.receive()
+                    await self._handle(event)
+                    continue
+                await self._check_health()
+        finally:
+            self.closed = True
+            self.ready.set()
+            self._route(self, self.serving, None)
+            if self.serving is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self._unsubscribe(self.serving)
+
+    def _finished(self) -> bool:
+        grace_s = self.policy.teardown_grace_ms / 1000
+        return self._empty_since is not None and trio.current_time() >= self._empty_since + grace_s
+
+    async def _handle(self, event: Event) -> None:
+        serving = self.serving
+        if isinstance(event, Live):
+            if serving is None or (event.provider_id, event.upstream_id) != (
+                serving.provider_id,
+                serving.upstream_id,
+            ):
+                return  # from a subscription this stream no longer uses
+            self._last_live = trio.current_time()
+            await self._on_live(event.payload)
+        elif isinstance(event, Lost):
+            if serving is not None and event.provider_id == serving.provider_id:
+                await self._failover(f"{event.provider_id}: {event.reason}")
+        else:
+            await self._catch_up(self.serving)
+
+    async def _check_health(self) -> None:
+        serving = self.serving
+        if serving is None:
+            await self._failover("no upstream subscription")
+            return
+        provider = self.chain.providers[serving.provider_id]
+        if provider.breakers[WS].state(trio.current_time()) is CircuitState.OPEN:
+            await self._failover(f"{serving.provider_id}: circuit breaker open")
+        elif self.kind is SubscriptionKind.NEW_HEADS and self._stale():
+            await self._failover(f"{serving.provider_id}: no new head for {self._stale_s():.0f}s")
+
+    def _stale_s(self) -> float:
+        block_s = self.chain.config.block_time_ms / 1000
+        return max(self.policy.stale_after_blocks * block_s, self.policy.min_stale_ms / 1000)
+
+    def _stale(self) -> bool:
+        return trio.current_time() - self._last_live > self._stale_s()
+
+    # -- live events -----------------------------------------------------------
+
+    async def _on_live(self, payload: bytes) -> None:
+        try:
+            decoded = _decode(payload)
+        except msgspec.DecodeError:
+            log.warning("stream %s: undecodable notification dropped", self.request.key)
+            return
+        if self.kind is SubscriptionKind.NEW_HEADS:
+            await self._apply_heads(self.heads.offer(decoded, payload))
+        elif self.logs is not None:
+            self._send(self.logs.offer(decoded, payload).deliver)
+        else:
+            key = payload.decode()
+            if key not in self._seen_pending:
+                self._seen_pending.append(key)
+                self._send([Delivery(decoded, payload)])
+
+    async def _apply_heads(self, decision: HeadDecision) -> None:
+        while True:
+            self._send(decision.deliver)
+            if decision.orphaned:
+                await self._orphaned(self, decision.orphaned, decision.fork_point)
+            if decision.too_far is not None:
+                self._gap_error(decision.too_far)
+                self.heads.reset()
+                return
+            if decision.fetch is None or decision.verdict is HeadVerdict.STALE:
+                return
+            prefer = None if self.serving is None else self.serving.provider_id
+            blocks = await self._fetch_blocks(decision.fetch, prefer)
+            decision = self.heads.offer_backfill(blocks)
+
+    def apply_orphans(self, hashes: tuple[str, ...], fork_point: int | None) -> None:
+        """The chain's heads stream saw a reorg: un-deliver this stream's orphaned logs."""
+        if self.logs is not None:
+            self._send(self.logs.orphan(hashes, fork_point))
+            self.post(Resync("reorg"))
+
+    def _send(self, items: Sequence[Delivery]) -> None:
+        if items and self.subscribers:
+            fan_out(list(self.subscribers.values()), tuple(items))
+
+    def _gap_error(self, too_far: TooFar) -> None:
+        log.warning("stream %s: %s", self.request.key, too_far.message)
+        for subscriber in list(self.subscribers.values()):
+            subscriber.error(GAP_ERROR, too_far.message)
+
+    # -- failover and backfill --------------------------------------------------
+
+    async def _failover(self, reason: str) -> None:
+        old = self.serving
+        log.warning("stream %s: failing over (%s)", self.request.key, reason)
+        self.failovers += 1
+        self._route(self, old, None)
+        self.serving = None
+        if old is not None:
+            await self._unsubscribe(old)
+        exclude = set() if self.pinned or old is None else {old.provider_id}
+        try:
+            await self._subscribe(exclude)
+        except NoProviderAvailable as exc:
+            log.warning("stream %s: %s; retrying", self.request.key, exc.message)
+            return  # the next health check tries again
+        await self._catch_up(self.serving)
+
+    async def _catch_up(self, serving: Serving | None) -> None:
+        if serving is None or self._tip() is None:
+            return
+        head = await self._provider_head(serving)
+        prefer = serving.provider_id  # the new provider has what the old one never sent
+        if self.logs is not None:
+            await self._backfill_logs(self.logs.backfill_range(head), prefer)
+            return
+        if self.kind is SubscriptionKind.NEW_HEADS:
+            wanted = self.heads.backfill_range(head)
+            if isinstance(wanted, TooFar):
+                self._gap_error(wanted)
+                self.heads.reset()
+            elif wanted:
+                blocks = await self._fetch_blocks(wanted, prefer)
+                await self._apply_heads(self.heads.offer_backfill(blocks))
+
+    async def _backfill_logs(self, wanted: range | TooFar, prefer: str | None) -> None:
+        assert self.logs is not None
+        assert self.request.log_filter is not None
+        if isinstance(wanted, TooFar):
+            self._gap_error(wanted)
+            return
+        if not wanted:
+            return
+        params = get_logs_params(self.request.log_filter, wanted)
+        logs = _decode(await self._fetch("eth_getLogs", params, prefer))
+        self._send(self.logs.accept_backfill(wanted, logs).deliver)
+
+    def _tip(self) -> int | None:
+        return self.logs.last_complete if self.logs is not None else self.heads.tip
+
+    async def _subscribe(self, exclude: set[str]) -> None:
+        """Subscribe upstream on the first usable provider, in priority order."""
+        errors: list[str] = []
+        params = encode_json(upstream_params(self.request))
+        for provider in self._candidates(exclude):
+            assert provider.ws is not None
+            try:
+                with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+                    upstream_id = await provider.ws.subscribe(params)
+            except (LassoError, trio.TooSlowError) as exc:
+                errors.append(f"{provider.id}: {exc}")
+                continue
+            self.serving = Serving(provider.id, upstream_id, provider.ws.connection_id)
+            self._last_live = trio.current_time()
+            self._route(self, None, self.serving)
+            if self.logs is not None and self.logs.last_complete is None:
+                self.logs.anchor(await self._provider_head(self.serving))
+            return
+        detail = "; ".join(errors) or "no provider with a connected WebSocket"
+        raise NoProviderAvailable(f"Could not subscribe upstream: {detail}")
+
+    def _candidates(self, exclude: set[str]) -> list[Provider]:
+        now = trio.current_time()
+        providers = sorted(
+            self.chain.providers.values(), key=lambda p: (p.config.priority, p.order)
+        )
+        if self.pinned is not None:
+            providers = [self.chain.providers[self.pinned]]
+        usable = [
+            p
+            for p in providers
+            if p.ws is not None
+            and p.ws.connected
+            and p.breakers[WS].state(now) is not CircuitState.OPEN
+        ]
+        preferred = [p for p in usable if p.id not in exclude]
+        return preferred or usable
+
+    async def _unsubscribe(self, serving: Serving) -> None:
+        provider = self.chain.providers[serving.provider_id]
+        if provider.ws is None or not provider.ws.connected:
+            return
+        if provider.ws.connection_id != serving.connection_id:
+            return  # died with its connection
+        with trio.move_on_after(5):
+            with contextlib.suppress(LassoError):
+                await provider.ws.unsubscribe(serving.upstream_id)
+
+    # -- HTTP fetches through the gateway's own routing -----------------------------
+
+    async def _provider_head(self, serving: Serving | None) -> int:
+        prefer = None if serving is None else serving.provider_id
+        return int(_decode(await self._fetch("eth_blockNumber", [], prefer)), 16)
+
+    async def _fetch_blocks(
+        self, numbers: range, prefer: str | None = None
+    ) -> list[dict[str, Any]]:
+        found: dict[int, Any] = {}
+        limiter = trio.CapacityLimiter(_FETCH_CONCURRENCY)
+
+        async def one(number: int) -> None:
+            async with limiter:
+                params = [hex(number), False]
+                found[number] = _decode(await self._fetch("eth_getBlockByNumber", params, prefer))
+
+        async with trio.open_nursery() as nursery:
+            for number in numbers:
+                nursery.start_soon(one, number)
+        return [found[n] for n in numbers if isinstance(found.get(n), dict)]
+
+    async def _replay(self, plan: ResumePlan) -> list[Delivery] | ResumeRejected:
+        if self.logs is not None:
+            assert self.request.log_filter is not None
+            fetched: list[Any] = []
+            if plan.fetch:
+                params = get_logs_params(self.request.log_filter, plan.fetch)
+                fetched = _decode(await self._fetch("eth_getLogs", params))
+            return self.logs.replay(plan, fetched)
+        return self.heads.replay(plan, await self._fetch_blocks(plan.fetch))
+
+    async def _fetch(self, method: str, params: list[Any], prefer: str | None = None) -> bytes:
+        """One read over HTTP: the preferred provider first, then normal routing."""
+        call = Call(method, encode_json(params), b"0")
+        if self.pinned is not None:
+            prefer = self.pinned
+        if prefer is not None:
+            try:
+                return await self._dispatch(call, prefer)
+            except LassoError:
+                if self.pinned is not None:
+                    raise
+        return await self._dispatch(call, None)
+
+    async def _dispatch(self, call: Call, provider: str | None) -> bytes:
+        now = trio.current_time()
+        plan = self.chain.plan(call.method, now, strategy=Strategy.PRIORITY, provider=provider)
+        return await dispatch(self.chain, call, plan, Outcome())

@@ -1,0 +1,212 @@
+"""Shared subscriptions end to end in-process: fake HTTP + fake WS nodes, virtual time."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+import trio.testing
+
+from lasso.config import ProviderConfig, parse_settings
+from lasso.daemon import open_gateway
+from lasso.metrics import render
+from lasso.subscriptions.hub import SubscriptionHub, open_subscription_hub
+from lasso.subscriptions.session import ClientSession
+from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
+from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
+from lasso.testing.fakes import FakeHttpTransport, FakeNode
+from lasso.upstream.ws_dial import Dialed
+from lasso.web.app import create_app
+from lasso.web.asgi import LassoASGI
+
+SETTINGS = """
+[subscriptions]
+teardown_grace_ms = 5000
+
+[chains.testnet]
+chain_id = 31337
+block_time_ms = 1000
+providers = [
+  { id = "p1", url = "http://p1.invalid", ws_url = "ws://p1.invalid", priority = 1 },
+  { id = "p2", url = "http://p2.invalid", ws_url = "ws://p2.invalid", priority = 2 },
+]
+"""
+
+
+class Stack:
+    def __init__(
+        self,
+        app: LassoASGI,
+        hub: SubscriptionHub,
+        nodes: dict[str, FakeNode],
+        ws: dict[str, FakeWsNode],
+    ):
+        self.app, self.hub, self.nodes, self.ws = app, hub, nodes, ws
+
+    def mine(self, *, skip: tuple[str, ...] = ()) -> None:
+        """One block on every node; a skipped node's subscribers miss its push."""
+        for provider_id, fake in self.ws.items():
+            if provider_id in skip:
+                fake.node.head += 1
+            else:
+                fake.emit_head()
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    settings = parse_settings(SETTINGS, env={})
+    nodes = {p: FakeNode(head=10) for p in ("p1", "p2")}
+    async with open_fake_ws_node(nodes["p1"]) as ws1, open_fake_ws_node(nodes["p2"]) as ws2:
+        fakes = {"p1": ws1, "p2": ws2}
+
+        async def connect(
+            nursery: trio.Nursery, url: str, headers: list[tuple[bytes, bytes]], size: int
+        ) -> Dialed:
+            return await fakes[url.split("//")[1].split(".")[0]].connect(
+                nursery, url, headers, size
+            )
+
+        def http(chain: str, provider: ProviderConfig) -> FakeHttpTransport:
+            return FakeHttpTransport(nodes[provider.id], provider.id)
+
+        async with open_gateway(
+            settings, rng=random.Random(3), transports=http, connector=connect
+        ) as gateway:
+            for provider in gateway.profiles["default"]["testnet"].providers.values():
+                assert provider.ws is not None
+                await provider.ws.wait_connected()
+            async with open_subscription_hub(gateway) as hub:
+                app = LassoASGI(gateway, create_app(gateway, hub), partial(ClientSession, hub))
+                yield Stack(app, hub, nodes, fakes)
+
+
+async def subscribe(ws: AsgiWebSocket, params: list[Any], rid: int = 1) -> str:
+    await ws.send_text(
+        json.dumps({"jsonrpc": "2.0", "id": rid, "method": "eth_subscribe", "params": params})
+    )
+    answer = await ws.receive_json()
+    assert "result" in answer, answer
+    return str(answer["result"])
+
+
+async def next_head(ws: AsgiWebSocket, sub_id: str) -> dict[str, Any]:
+    message = await ws.receive_json()
+    assert message["method"] == "eth_subscription"
+    assert message["params"]["subscription"] == sub_id
+    return dict(message["params"]["result"])
+
+
+async def test_new_heads_are_delivered_with_gateway_ids(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        assert sub_id.startswith("0x") and len(sub_id) == 34
+        stack.mine()
+        head = await next_head(ws, sub_id)
+        assert head["number"] == hex(11)
+        upstream_ids = {s for peer in stack.ws["p1"]._peers for s in peer.subscriptions}
+        assert sub_id not in upstream_ids  # upstream ids never leak
+
+
+async def test_a_hundred_clients_share_one_upstream_subscription(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        sockets: list[tuple[AsgiWebSocket, str]] = []
+        all_subscribed, done = trio.Event(), trio.Event()
+
+        async def client() -> None:
+            async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+                sockets.append((ws, await subscribe(ws, ["newHeads"])))
+                if len(sockets) == 100:
+                    all_subscribed.set()
+                await done.wait()
+
+        for _ in range(100):
+            nursery.start_soon(client)
+        await all_subscribed.wait()
+        assert stack.ws["p1"].subscriptions + stack.ws["p2"].subscriptions == 1
+        metrics = render(stack.app.gateway, stack.hub)
+        assert (
+            'lasso_upstream_subscriptions{chain="testnet",provider="p1",kind="newHeads"} 1'
+            in metrics
+        )
+        assert 'lasso_client_subscriptions{chain="testnet",kind="newHeads"} 100' in metrics
+        stack.mine()
+        heads = [await next_head(ws, sub_id) for ws, sub_id in sockets]
+        assert {h["number"] for h in heads} == {hex(11)}
+        done.set()
+    # Every client left: after the grace period the upstream subscription goes.
+    await trio.sleep(6)
+    assert stack.ws["p1"].subscriptions == 0
+    assert "lasso_client_subscriptions{" not in render(stack.app.gateway, stack.hub)
+
+
+async def test_failover_backfills_without_gaps_or_duplicates(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        received = []
+        for _ in range(3):
+            stack.mine()
+            received.append(await next_head(ws, sub_id))
+        stack.ws["p1"].drop()  # the serving provider's connection dies mid-stream
+        stack.mine(skip=("p1",))
+        stack.mine(skip=("p1",))
+        for _ in range(2):
+            received.append(await next_head(ws, sub_id))
+        stack.mine(skip=("p1",))
+        received.append(await next_head(ws, sub_id))
+        stats = stack.hub.statistics()
+        assert stats.failovers == 1
+        assert stats.upstream == {("testnet", "p2", "newHeads"): 1}
+    numbers = [int(h["number"], 16) for h in received]
+    assert numbers == list(range(11, 17))
+    assert len({h["hash"] for h in received}) == 6
+    for previous, head in itertools.pairwise(received):
+        assert head["parentHash"] == previous["hash"]
+    live_keys = set(received[0])
+    assert all(set(h) == live_keys for h in received)  # backfilled heads shaped like live ones
+
+
+async def test_unsubscribe_and_errors(stack: Stack, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        for params, expected in (([sub_id], True), ([sub_id], False), (["0xdead"], False)):
+            await ws.send_text(
+                json.dumps(
+                    {"jsonrpc": "2.0", "id": 2, "method": "eth_unsubscribe", "params": params}
+                )
+            )
+            assert (await ws.receive_json())["result"] is expected
+        await ws.send_text(
+            json.dumps({"jsonrpc": "2.0", "id": 3, "method": "eth_subscribe", "params": ["bogus"]})
+        )
+        error = (await ws.receive_json())["error"]
+        assert error["code"] == -32602
+        assert "unsupported subscription type 'bogus'" in error["message"]
+
+
+async def test_resume_replays_then_continues_live(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    for _ in range(5):
+        stack.mine()  # heads 11..15 exist before the client (re)connects
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads", {"lasso_resume_from": hex(12)}])
+        replayed = [await next_head(ws, sub_id) for _ in range(4)]
+        stack.mine()
+        live = await next_head(ws, sub_id)
+    numbers = [int(h["number"], 16) for h in [*replayed, live]]
+    assert numbers == [12, 13, 14, 15, 16]
+    assert live["parentHash"] == replayed[-1]["hash"]
+    assert msgspec.json.encode(replayed[0])  # real block objects, JSON-serialisable
