@@ -24,7 +24,7 @@ FORBIDDEN = {
 }
 
 
-def _imports(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -36,7 +36,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
 def test_core_module_imports_no_io(path: Path) -> None:
-    bad = {n for n in _imports(path) if n in FORBIDDEN or n.split(".")[0] in FORBIDDEN}
+    bad = {n for n in imported_modules(path) if n in FORBIDDEN or n.split(".")[0] in FORBIDDEN}
     assert not bad, f"{path.name} imports I/O: {sorted(bad)}"
 
 

@@ -36,7 +36,8 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import msgspec
 import trio
@@ -65,6 +66,7 @@ log = logging.getLogger("lasso.ws")
 
 _connection_numbers = itertools.count(1)
 _decode_bool = msgspec.json.Decoder(bool).decode
+T = TypeVar("T")
 
 
 class WsPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -172,25 +174,21 @@ class WsConnection:
     async def subscribe(self, params: bytes) -> str:
         """``eth_subscribe`` with ``params`` (a JSON array); return the upstream's id."""
         result, _ = await self._live().call("eth_subscribe", params, params)
-        try:
-            return decode_str(result)
-        except msgspec.DecodeError:
-            raise UpstreamProtocolError(
-                f"eth_subscribe answered {result[:80]!r}, not a subscription id",
-                provider_id=self.provider_id,
-            ) from None
+        return self._typed(decode_str, result, "eth_subscribe", "a subscription id")
 
     async def unsubscribe(self, upstream_id: str) -> bool:
         """``eth_unsubscribe``; the upstream's true or false."""
         link = self._live()
         result, _ = await link.call("eth_unsubscribe", encode_json([upstream_id]), None)
         link.subscriptions.discard(upstream_id)
+        return self._typed(_decode_bool, result, "eth_unsubscribe", "a boolean")
+
+    def _typed(self, decode: Callable[[bytes], T], result: bytes, method: str, what: str) -> T:
         try:
-            return _decode_bool(result)
+            return decode(result)
         except msgspec.DecodeError:
             raise UpstreamProtocolError(
-                f"eth_unsubscribe answered {result[:80]!r}, not a boolean",
-                provider_id=self.provider_id,
+                f"{method} answered {result[:80]!r}, not {what}", provider_id=self.provider_id
             ) from None
 
     def _live(self) -> Link:

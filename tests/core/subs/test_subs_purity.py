@@ -8,21 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.test_architecture import FORBIDDEN
+from tests.test_architecture import imported_modules as imported
 
 SUBS = Path(__file__).resolve().parents[3] / "lasso" / "core" / "subs"
 MODULES = sorted(SUBS.glob("*.py"))
 # Time and randomness are arguments in the core; these streams need neither.
 ALSO_FORBIDDEN = {"time", "random", "datetime"}
-
-
-def imported(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
 
 
 def test_the_package_is_found() -> None:
