@@ -16,10 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# anvil comes from the npm package @foundry-rs/anvil, pinned in package.json and
-# package-lock.json, installed into ./node_modules (never globally).
+# anvil comes from the npm package @foundry-rs/anvil, pinned exactly in package.json
+# (integrity hashes in package-lock.json), installed into ./node_modules, never
+# globally. Not `npm ci`: npm 11 writes lock files without the other platforms'
+# optional binaries and then refuses them in `npm ci`; `install --no-save` uses the
+# same pins and leaves the lock file as committed.
 $(ANVIL): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	test -x $@ && touch $@
 
 run: install
