@@ -189,3 +189,15 @@ async def test_logs_fail_over_with_backfill(rig: Rig, how: str) -> None:
     ]
     assert len({(log["blockHash"], log["logIndex"]) for log in received}) == 6
     assert received == expected
+
+
+async def test_pending_transactions_where_the_upstream_offers_them(rig: Rig) -> None:
+    from lasso.devnet import DEV_ACCOUNTS
+
+    with trio.fail_after(30):
+        async with open_websocket_url(f"{rig.base}/ws/rpc/devnet") as client:
+            await subscribe(client, ["newPendingTransactions"])
+            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[2], value_wei=1)
+            tx_hash = await rig.devnet.send_raw_transaction(raw)
+            (seen,) = await heads(client, 1)
+    assert seen == tx_hash
