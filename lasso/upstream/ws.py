@@ -254,8 +254,10 @@ class WsConnection:
                 link.end(WsDisconnected(self.provider_id, failure))
                 await close_quietly(link.stream)
         if link is None:
+            # The same failure again (a provider that stays down) is not news.
+            level = logging.DEBUG if failure == self._last_error else logging.WARNING
+            log.log(level, "WebSocket to %s: %s", self.provider_id, failure)
             self._last_error = failure
-            log.warning("WebSocket to %s: %s", self.provider_id, failure)
             self._publish(WsError(self.provider_id, failure))
             return False
         return self._state is WsState.STABLE
