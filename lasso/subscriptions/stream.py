@@ -43,6 +43,7 @@ from lasso.core.subs import (
     LogStream,
     ResumePlan,
     ResumeRejected,
+    StreamState,
     SubscriptionKind,
     SubscriptionRequest,
     TooFar,
@@ -333,11 +334,25 @@ class Stream:
             self.serving = Serving(provider.id, upstream_id, provider.ws.connection_id)
             self._last_live = trio.current_time()
             self._route(self, None, self.serving)
-            if self.logs is not None and self.logs.last_complete is None:
-                self.logs.anchor(await self._provider_head(self.serving))
+            await self._anchor(provider.id)
             return
         detail = "; ".join(errors) or "no provider with a connected WebSocket"
         raise NoProviderAvailable(f"Could not subscribe upstream: {detail}")
+
+    async def _anchor(self, provider_id: str) -> None:
+        """Pin an empty stream to the chain as it is now, so that even the first heads
+        after subscribing are checked for gaps (the anchor itself is not delivered)."""
+        if self.logs is not None and self.logs.last_complete is None:
+            self.logs.anchor(await self._provider_head(self.serving))
+        elif self.kind is SubscriptionKind.NEW_HEADS and self.heads.state is StreamState.EMPTY:
+            try:
+                block = _decode(
+                    await self._fetch("eth_getBlockByNumber", ["latest", False], provider_id)
+                )
+            except LassoError:
+                return  # the first live head anchors instead
+            if isinstance(block, dict):
+                self.heads.anchor([block])
 
     def _candidates(self, exclude: set[str]) -> list[Provider]:
         now = trio.current_time()

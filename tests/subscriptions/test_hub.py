@@ -210,3 +210,55 @@ async def test_resume_replays_then_continues_live(
     assert numbers == [12, 13, 14, 15, 16]
     assert live["parentHash"] == replayed[-1]["hash"]
     assert msgspec.json.encode(replayed[0])  # real block objects, JSON-serialisable
+
+
+async def test_a_stale_provider_is_failed_over(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        stack.mine()
+        first = await next_head(ws, sub_id)
+        start = trio.current_time()
+        stack.mine(skip=("p1",))  # p1 stays connected and answers pings, but goes quiet
+        with trio.fail_after(60):
+            second = await next_head(ws, sub_id)
+        # stale = max(3 block times, min_stale 15 s), checked once a second
+        assert 15.0 < trio.current_time() - start <= 17.0
+        assert second["parentHash"] == first["hash"]
+        assert stack.hub.statistics().upstream == {("testnet", "p2", "newHeads"): 1}
+
+
+async def test_an_open_breaker_moves_the_subscription(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        provider = stack.app.gateway.profiles["default"]["testnet"].providers["p1"]
+        provider.breakers["ws"].force_open(trio.current_time(), 60_000)
+        start = trio.current_time()
+        stack.mine(skip=("p1",))
+        with trio.fail_after(60):
+            await next_head(ws, sub_id)
+        assert trio.current_time() - start <= 1.01  # the next health tick notices
+        assert stack.hub.statistics().upstream == {("testnet", "p2", "newHeads"): 1}
+
+
+async def test_a_gap_past_max_backfill_is_an_error_notification_not_silence(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        stack.mine()
+        await next_head(ws, sub_id)
+        for _ in range(130):  # more than max_backfill_blocks (128) while p1 is silent...
+            stack.mine(skip=("p1",))
+        stack.ws["p1"].drop()  # ...then it dies: the gap cannot be filled
+        error = await ws.receive_json()
+        assert error["method"] == "eth_subscription"
+        assert error["params"]["subscription"] == sub_id
+        assert error["params"]["error"]["code"] == -32000
+        assert "130" in error["params"]["error"]["message"]
+        stack.mine(skip=("p1",))
+        head = await next_head(ws, sub_id)  # and the stream goes on from the new tip
+        assert int(head["number"], 16) == 10 + 1 + 130 + 1
