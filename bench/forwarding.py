@@ -23,7 +23,7 @@ from bench.report import Column, Derived, Options, Row, Section, SectionResult
 from bench.report import per_request_us as _us
 from bench.report import ratio as _ratio
 
-TARGETS = ("direct", "gateway", "naive")
+TARGETS = ("direct", "gateway", "gateway-quart", "naive")
 
 COLUMNS = (
     Column("target", "target"),
@@ -49,6 +49,9 @@ def _target(name: str, upstream: Child) -> Iterator[tuple[Child, str]]:
         yield upstream, "/"
     elif name == "gateway":
         with launched(name, python_module("bench.gateway_target", url)) as child:
+            yield child, "/rpc/bench"
+    elif name == "gateway-quart":
+        with launched(name, python_module("bench.gateway_target", url, "quart")) as child:
             yield child, "/rpc/bench"
     else:
         with launched(name, python_module("bench.naive_forwarder", url)) as child:
@@ -102,6 +105,10 @@ def _derived(rows: list[Row], concurrencies: tuple[int, ...]) -> list[Derived]:
             _times(f"c={c:<2} gateway req/s / naive req/s", _ratio(gw["rps"], naive["rps"])),
             _times(
                 f"c={c:<2} naive CPU/req / gateway CPU/req", _ratio(naive["cpu_us"], gw["cpu_us"])
+            ),
+            _times(
+                f"c={c:<2} Quart-route CPU/req / fast-path CPU/req",
+                _ratio(cell[("gateway-quart", c)]["cpu_us"], gw["cpu_us"]),
             ),
             _ms(f"c={c:<2} added latency p50 (gateway - direct)", gw, direct, "p50_ms"),
             _ms(f"c={c:<2} added latency p99 (gateway - direct)", gw, direct, "p99_ms"),

@@ -4,7 +4,10 @@ One chain, ``bench``, with one provider, the instant upstream. The gateway is
 served exactly as ``lasso serve`` serves it (hypercorn's trio worker,
 in-process), bound to 127.0.0.1 on a kernel-chosen port.
 
-    python -m bench.gateway_target UPSTREAM_URL     (prints ``ready PORT``)
+    python -m bench.gateway_target UPSTREAM_URL [quart]    (prints ``ready PORT``)
+
+With ``quart`` the same gateway answers ``POST /rpc/...`` from an ordinary Quart
+route instead of the raw ASGI fast path: the comparison that justifies the fast path.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ from __future__ import annotations
 import logging
 import sys
 from functools import partial
+from typing import Any, cast
 
 import trio
+from hypercorn.trio import serve as hypercorn_serve
+from quart import Response, request
 
-from lasso.config import parse_settings
-from lasso.daemon import serve
+from lasso.config import Settings, parse_settings
+from lasso.core.routes import parse_rpc_path
+from lasso.daemon import hypercorn_config, open_gateway, serve
+from lasso.web.app import create_app
 
 PATH = "/rpc/bench"
 SETTINGS = """
@@ -26,13 +34,35 @@ providers = [ {{ id = "up", url = "{url}" }} ]
 """
 
 
-async def main(upstream_url: str) -> None:
+async def main(upstream_url: str, frontend: str) -> None:
     settings = parse_settings(SETTINGS.format(url=upstream_url), env={})
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, settings, host="127.0.0.1", port=0))
+        if frontend == "quart":
+            binds = await nursery.start(serve_via_quart_route, settings)
+        else:
+            binds = await nursery.start(partial(serve, settings, host="127.0.0.1", port=0))
         print(f"ready {binds[0].rsplit(':', 1)[1]}", flush=True)
+
+
+async def serve_via_quart_route(
+    settings: Settings, *, task_status: trio.TaskStatus[list[str]]
+) -> None:
+    """The gateway with its JSON-RPC route in Quart (request objects, context, nursery)."""
+    async with open_gateway(settings) as gateway:
+        app = create_app(gateway)
+
+        @app.post("/rpc/<path:rest>")
+        async def rpc(rest: str) -> Response:
+            route = parse_rpc_path(request.path)
+            assert route is not None
+            target = gateway.resolve(route, request.path)
+            answer = await gateway.answer_body(target, await request.get_data())
+            return Response(answer.body(), status=answer.status, content_type="application/json")
+
+        config = hypercorn_config("127.0.0.1", 0, settings.server)
+        await hypercorn_serve(cast(Any, app), config, task_status=task_status)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    trio.run(main, sys.argv[1])
+    trio.run(main, sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "fast")
