@@ -1,6 +1,9 @@
 """Section ``routing``: the cost of one routing decision.
 
-Times ``lasso.core.router.plan`` (pure and synchronous: no I/O, no awaits)
+Two rows per cell: ``plan`` times ``lasso.core.router.plan`` alone (pure and
+synchronous: no I/O, no awaits); ``decision`` times what a request really pays,
+``ChainRuntime.plan``: building the snapshot (each channel's breaker state,
+rate-limit state and latency statistics for the method) and then ``plan``. Both
 for 3, 10 and 50 provider channels under every strategy. The channels are
 built directly as ``ChannelView``s: all healthy, distinct priorities and
 latencies, with one ``RouterState()`` and ``random.Random(1)`` per cell, as
@@ -17,6 +20,9 @@ import timeit
 from functools import partial
 
 from bench.report import Column, Options, Row, Section, SectionResult
+from lasso.chain import ChainRuntime
+from lasso.config import parse_settings
+from lasso.core.latency import LatencyKey
 from lasso.core.router import ChannelView, RouterState, Strategy, Tier, plan
 
 PROVIDER_COUNTS = (3, 10, 50)
@@ -49,23 +55,53 @@ def time_per_call_us(call: timeit.Timer) -> list[float]:
     return [call.timeit(number) / number * 1e6 for _ in range(REPEATS)]
 
 
-def _cell(n: int, strategy: Strategy) -> Row:
-    views = channel_views(n, random.Random(n))
-    call = partial(
-        plan, views, method=METHOD, strategy=strategy, state=RouterState(), rng=random.Random(1)
+def chain_runtime(n: int) -> ChainRuntime:
+    """A chain of ``n`` providers with latency evidence, as a running gateway holds it."""
+    providers = ",\n".join(
+        f'{{ id = "provider-{i}", url = "http://p{i}.invalid", priority = {i % 4} }}'
+        for i in range(n)
     )
-    samples = time_per_call_us(timeit.Timer(call))
+    settings = parse_settings(
+        f"[chains.bench]\nchain_id = 1\nproviders = [\n{providers}\n]\n", env={}
+    )
+    rng = random.Random(n)
+    chain = ChainRuntime(
+        "bench", settings.default_profile.chains["bench"], routing=settings.routing, rng=rng
+    )
+    for provider in chain.providers.values():
+        latency_us = int(rng.uniform(20_000, 250_000))
+        for _ in range(20):
+            chain.latency.record_success(LatencyKey(provider.id, METHOD, "http"), 0.0, latency_us)
+    return chain
+
+
+def _row(n: int, strategy: Strategy, what: str, call: timeit.Timer) -> Row:
+    samples = time_per_call_us(call)
     return {
         "providers": n,
         "strategy": strategy.value,
+        "what": what,
         "us_per_call": statistics.median(samples),
         "min_us": min(samples),
         "max_us": max(samples),
     }
 
 
+def _cells(n: int, strategy: Strategy) -> list[Row]:
+    views = channel_views(n, random.Random(n))
+    pure = partial(
+        plan, views, method=METHOD, strategy=strategy, state=RouterState(), rng=random.Random(1)
+    )
+    chain = chain_runtime(n)
+    decision = partial(chain.plan, METHOD, 1.0, strategy=strategy, provider=None)
+    return [
+        _row(n, strategy, "plan", timeit.Timer(pure)),
+        _row(n, strategy, "decision", timeit.Timer(decision)),
+    ]
+
+
 def run(opts: Options) -> SectionResult:
-    rows = [_cell(n, s) for n in PROVIDER_COUNTS for s in Strategy]
+    rows = [row for n in PROVIDER_COUNTS for s in Strategy for row in _cells(n, s)]
     notes = [f"median of {REPEATS} repeats of ~{REPEAT_S * 1000:.0f} ms each; method {METHOD}"]
     return SectionResult(rows, [], notes)
 
@@ -73,9 +109,10 @@ def run(opts: Options) -> SectionResult:
 COLUMNS = (
     Column("providers", "providers"),
     Column("strategy", "strategy"),
+    Column("what", "what"),
     Column("us_per_call", "µs/call (median)", ".2f"),
     Column("min_us", "min", ".2f"),
     Column("max_us", "max", ".2f"),
 )
 
-SECTION = Section("routing", "Routing decision cost: lasso.core.router.plan()", COLUMNS, run)
+SECTION = Section("routing", "Routing decision cost: plan() and a whole decision", COLUMNS, run)

@@ -21,6 +21,7 @@ from lasso.upstream.provider import Provider
 from lasso.upstream.ws import WsConnection
 
 _ADAPTIVE_MIN_SAMPLES = 20
+_LATENCY_STRATEGIES = frozenset({Strategy.FASTEST, Strategy.LATENCY_WEIGHTED})
 #: Latency evidence older than this is ignored by routing (the provider is re-measured).
 STALE_AFTER_S = 600.0
 
@@ -66,38 +67,53 @@ class ChainRuntime:
         self.router_state = RouterState()
         self.chain_id_hex = b'"0x%x"' % config.chain_id
 
-    def views(self, method: str, now: float, providers: Iterable[Provider]) -> list[ChannelView]:
+    def views(
+        self,
+        method: str,
+        now: float,
+        providers: Iterable[Provider],
+        *,
+        with_latency: bool = True,
+    ) -> list[ChannelView]:
+        """The routing snapshot. Latency is looked up only for strategies that read it."""
         return [
-            self._view(provider, transport, method, now)
+            self._view(provider, transport, method if with_latency else None, now)
             for provider in providers
             for transport in provider.transports
         ]
 
-    def _view(self, provider: Provider, transport: str, method: str, now: float) -> ChannelView:
+    def _view(
+        self, provider: Provider, transport: str, method: str | None, now: float
+    ) -> ChannelView:
         breaker = provider.breakers[transport]
         state = breaker.state(now)
-        limited = provider.rate_limits[transport].is_limited(now)
         if state is CircuitState.OPEN:
             tier = Tier.OPEN
-        elif limited:
+        elif provider.rate_limits[transport].is_limited(now):
             tier = Tier.RATE_LIMITED
         elif state is CircuitState.HALF_OPEN:
             tier = Tier.HALF_OPEN
         else:
             tier = Tier.HEALTHY
-        stats = self.latency.get(LatencyKey(provider.id, method, transport))
-        if stats is not None and (stats.last_seen is None or now - stats.last_seen > STALE_AFTER_S):
-            stats = None  # old evidence ranks like no evidence
-        ewma_us = None if stats is None else stats.ewma_us
+        latency_ms, samples = None, 0
+        if method is not None:
+            stats = self.latency.get(LatencyKey(provider.id, method, transport))
+            fresh = (
+                stats is not None
+                and stats.last_seen is not None
+                and now - stats.last_seen <= STALE_AFTER_S  # old evidence ranks like none
+            )
+            if fresh and stats is not None and stats.ewma_us is not None:
+                latency_ms, samples = stats.ewma_us / 1000, stats.samples
         return ChannelView(
-            provider_id=provider.id,
-            transport=transport,
-            priority=provider.config.priority,
-            order=provider.order,
-            tier=tier,
-            latency_ms=None if ewma_us is None else ewma_us / 1000,
-            samples=0 if stats is None else stats.samples,
-            retry_after_s=breaker.retry_after_s(now) if tier is Tier.OPEN else None,
+            provider.id,
+            transport,
+            provider.config.priority,
+            provider.order,
+            tier,
+            latency_ms,
+            samples,
+            breaker.retry_after_s(now) if tier is Tier.OPEN else None,
         )
 
     def hedge_delay_s(self, method: str, plan: RoutePlan) -> float | None:
@@ -135,10 +151,12 @@ class ChainRuntime:
     ) -> RoutePlan:
         """Ask the router; ``transport`` (http or ws) puts that transport's channels first."""
         providers = self.providers.values() if provider is None else [self.providers[provider]]
+        strategy = strategy or self.default_strategy
+        with_latency = strategy in _LATENCY_STRATEGIES
         decided = plan(
-            self.views(method, now, providers),
+            self.views(method, now, providers, with_latency=with_latency),
             method=method,
-            strategy=strategy or self.default_strategy,
+            strategy=strategy,
             state=self.router_state,
             rng=self.rng,
             max_attempts=self.routing.max_attempts,
