@@ -90,6 +90,8 @@ class SubscriptionHub:
             if not stream.ready.is_set():
                 raise  # never started: the subscriber gets the error
             log.exception("subscription stream %s crashed", key)
+            for subscriber in list(stream.subscribers.values()):  # never a silent end
+                subscriber.error(-32603, "Internal error: subscription lost; subscribe again")
         finally:
             if self._streams.get(key) is stream:
                 del self._streams[key]

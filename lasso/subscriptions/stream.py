@@ -122,6 +122,7 @@ class Stream:
         self._seen_pending: deque[str] = deque(maxlen=4096)
         self._last_live = trio.current_time()
         self._empty_since: float | None = trio.current_time()
+        self._behind = False  # a catch-up could not finish; retried on every tick
         self.failovers = 0
 
     @property
@@ -188,6 +189,14 @@ class Stream:
         return self._empty_since is not None and trio.current_time() >= self._empty_since + grace_s
 
     async def _handle(self, event: Event) -> None:
+        """One event; a read that fails (no provider could answer) is retried later."""
+        try:
+            await self._dispatch_event(event)
+        except LassoError as exc:
+            log.warning("stream %s: %s; will catch up", self.request.key, exc.message)
+            self._behind = True
+
+    async def _dispatch_event(self, event: Event) -> None:
         serving = self.serving
         if isinstance(event, Live):
             if serving is None or (event.provider_id, event.upstream_id) != (
@@ -198,21 +207,26 @@ class Stream:
             self._last_live = trio.current_time()
             await self._on_live(event.payload)
         elif isinstance(event, Lost):
-            if serving is not None and event.provider_id == serving.provider_id:
-                await self._failover(f"{event.provider_id}: {event.reason}")
+            if serving is None or event.provider_id == serving.provider_id:
+                await self._failover(f"{event.provider_id or 'stream'}: {event.reason}")
         else:
             await self._catch_up(self.serving)
 
     async def _check_health(self) -> None:
         serving = self.serving
         if serving is None:
-            await self._failover("no upstream subscription")
+            await self._handle(Lost("", "no upstream subscription"))
+            return
+        if self._behind:
+            self._behind = False
+            await self._handle(Resync("catching up after a failed read"))
             return
         provider = self.chain.providers[serving.provider_id]
         if provider.breakers[WS].state(trio.current_time()) is CircuitState.OPEN:
-            await self._failover(f"{serving.provider_id}: circuit breaker open")
+            await self._handle(Lost(serving.provider_id, "circuit breaker open"))
         elif self.kind is SubscriptionKind.NEW_HEADS and self._stale():
-            await self._failover(f"{serving.provider_id}: no new head for {self._stale_s():.0f}s")
+            reason = f"no new head for {self._stale_s():.0f}s"
+            await self._handle(Lost(serving.provider_id, reason))
 
     def _stale_s(self) -> float:
         block_s = self.chain.config.block_time_ms / 1000

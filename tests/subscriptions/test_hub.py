@@ -16,12 +16,14 @@ import trio.testing
 
 from lasso.config import ProviderConfig, parse_settings
 from lasso.daemon import open_gateway
+from lasso.errors import UpstreamNetworkError
 from lasso.metrics import render
 from lasso.subscriptions.hub import SubscriptionHub, open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
 from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
-from lasso.testing.fakes import FakeHttpTransport, FakeNode
+from lasso.testing.fakes import FakeHttpTransport, FakeNode, Fault
+from lasso.upstream.http import HttpResponse
 from lasso.upstream.ws_dial import Dialed
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
@@ -47,8 +49,9 @@ class Stack:
         hub: SubscriptionHub,
         nodes: dict[str, FakeNode],
         ws: dict[str, FakeWsNode],
-    ):
+    ) -> None:
         self.app, self.hub, self.nodes, self.ws = app, hub, nodes, ws
+        self.http_down: set[str] = set()  # providers whose HTTP endpoint refuses everything
 
     def mine(self, *, skip: tuple[str, ...] = ()) -> None:
         """One block on every node; a skipped node's subscribers miss its push."""
@@ -57,6 +60,19 @@ class Stack:
                 fake.node.head += 1
             else:
                 fake.emit_head()
+
+
+class SwitchableHttp(FakeHttpTransport):
+    def __init__(self, node: FakeNode, provider_id: str, down: set[str]) -> None:
+        super().__init__(node, provider_id)
+        self.down = down
+
+    async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
+        if self.provider_id in self.down:
+            raise UpstreamNetworkError(
+                "connection refused", provider_id=self.provider_id, never_sent=True
+            )
+        return await super().post(body, replay_safe=replay_safe)
 
 
 @pytest.fixture
@@ -73,8 +89,10 @@ async def stack() -> AsyncIterator[Stack]:
                 nursery, url, headers, size
             )
 
+        down: set[str] = set()
+
         def http(chain: str, provider: ProviderConfig) -> FakeHttpTransport:
-            return FakeHttpTransport(nodes[provider.id], provider.id)
+            return SwitchableHttp(nodes[provider.id], provider.id, down)
 
         async with open_gateway(
             settings, rng=random.Random(3), transports=http, connector=connect
@@ -84,7 +102,9 @@ async def stack() -> AsyncIterator[Stack]:
                 await provider.ws.wait_connected()
             async with open_subscription_hub(gateway) as hub:
                 app = LassoASGI(gateway, create_app(gateway, hub), partial(ClientSession, hub))
-                yield Stack(app, hub, nodes, fakes)
+                stack = Stack(app, hub, nodes, fakes)
+                stack.http_down = down
+                yield stack
 
 
 async def subscribe(ws: AsgiWebSocket, params: list[Any], rid: int = 1) -> str:
@@ -262,3 +282,27 @@ async def test_a_gap_past_max_backfill_is_an_error_notification_not_silence(
         stack.mine(skip=("p1",))
         head = await next_head(ws, sub_id)  # and the stream goes on from the new tip
         assert int(head["number"], 16) == 10 + 1 + 130 + 1
+
+
+async def test_a_failed_catch_up_is_retried_not_fatal(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        stack.mine()
+        await next_head(ws, sub_id)
+        stack.http_down.update({"p1", "p2"})  # no provider can answer a backfill read:
+        for node in stack.nodes.values():  # not over HTTP, and not over WebSocket either
+            node.fault = Fault.METHOD_NOT_FOUND
+        stack.mine(skip=("p1",))
+        stack.mine(skip=("p1",))
+        stack.ws["p1"].drop()
+        with trio.move_on_after(3):
+            unexpected = await ws.receive_json()
+            raise AssertionError(f"nothing can be delivered before the gap is filled: {unexpected}")
+        stack.http_down.clear()  # reads work again: the next tick catches up
+        for node in stack.nodes.values():
+            node.fault = None
+        with trio.fail_after(5):
+            heads = [await next_head(ws, sub_id) for _ in range(2)]
+        assert [int(h["number"], 16) for h in heads] == [12, 13]
