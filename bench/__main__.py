@@ -1,6 +1,7 @@
 """``python -m bench``: run the benchmark sections, print tables, save JSON.
 
     python -m bench [--only SECTION ...] [--duration S] [--warmup S]
+                    [--fanout-sizes N,N] [--fanout-heads H] [--fanout-workers W]
                     [--json PATH]
 
 Sections run in order; each starts and stops its own processes. Results go
@@ -14,16 +15,23 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import resource
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import clients, forwarding, routing
+from bench import clients, fanout, forwarding, routing, ws
 from bench.report import Options, Section, SectionResult, render_section, save_json
 
-SECTIONS: list[Section] = [forwarding.SECTION, clients.SECTION, routing.SECTION]
+SECTIONS: list[Section] = [
+    forwarding.SECTION,
+    clients.SECTION,
+    routing.SECTION,
+    ws.SECTION,
+    fanout.SECTION,
+]
 PACKAGES = ("lasso", "trio", "hypercorn", "quart-trio", "httpx", "httpcore", "h11", "msgspec")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -34,8 +42,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=names, help="run only these sections")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
+    parser.add_argument(
+        "--fanout-sizes",
+        type=_sizes,
+        default=Options.fanout_sizes,
+        help="client subscriptions per fan-out cell, comma-separated (default 1000,10000)",
+    )
+    parser.add_argument(
+        "--fanout-heads", type=_positive, default=Options.fanout_heads, help="heads per cell"
+    )
+    parser.add_argument(
+        "--fanout-workers",
+        type=_positive,
+        default=Options.fanout_workers,
+        help="client processes per fan-out cell",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(_positive(part.replace("_", "")) for part in text.split(",") if part.strip())
 
 
 def _version(name: str) -> str | None:
@@ -56,6 +90,9 @@ def _meta(opts: Options, loadavg: float) -> dict[str, Any]:
         "duration_s": opts.duration_s,
         "warmup_s": opts.warmup_s,
         "concurrencies": list(opts.concurrencies),
+        "fanout_sizes": list(opts.fanout_sizes),
+        "fanout_heads": opts.fanout_heads,
+        "rlimit_nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
     }
 
 
@@ -66,7 +103,13 @@ def _sigterm(signum: int, frame: object) -> None:
 def main() -> int:
     args = _parser().parse_args()
     signal.signal(signal.SIGTERM, _sigterm)
-    opts = Options(duration_s=args.duration, warmup_s=args.warmup)
+    opts = Options(
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        fanout_sizes=args.fanout_sizes,
+        fanout_heads=args.fanout_heads,
+        fanout_workers=args.fanout_workers,
+    )
     chosen = [s for s in SECTIONS if not args.only or s.name in args.only]
     loadavg = os.getloadavg()[0]
     print(

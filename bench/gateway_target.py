@@ -23,7 +23,7 @@ from quart import Response, request
 
 from lasso.config import Settings, parse_settings
 from lasso.core.routes import parse_rpc_path
-from lasso.daemon import hypercorn_config, open_gateway, serve
+from lasso.daemon import hypercorn_config, open_gateway, serve, tune_gc
 from lasso.web.app import create_app
 
 PATH = "/rpc/bench"
@@ -41,6 +41,7 @@ async def main(upstream_url: str, frontend: str) -> None:
             binds = await nursery.start(serve_via_quart_route, settings)
         else:
             binds = await nursery.start(partial(serve, settings, host="127.0.0.1", port=0))
+        tune_gc()  # as `lasso serve` does once it listens
         print(f"ready {binds[0].rsplit(':', 1)[1]}", flush=True)
 
 

@@ -24,6 +24,9 @@ class Options:
     duration_s: float = 4.0
     warmup_s: float = 1.0
     concurrencies: tuple[int, ...] = (1, 16)
+    fanout_sizes: tuple[int, ...] = (1_000, 10_000)  # client subscriptions per fan-out cell
+    fanout_heads: int = 5  # heads emitted per fan-out cell, one at a time
+    fanout_workers: int = 2  # client processes per fan-out cell (more if RLIMIT_NOFILE is low)
 
 
 @dataclass(frozen=True)

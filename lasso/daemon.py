@@ -15,6 +15,7 @@ cancelled and every upstream connection closed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import signal
@@ -117,6 +118,20 @@ async def serve(
         )
 
 
+#: Generation-0 threshold for the daemon (CPython's default is 700). A gateway
+#: allocates many short-lived objects per request and per notification; with
+#: the default, collections land in subscription fan-outs: one head to 10,000
+#: clients cost 179 us/message of CPU against 82 us at 50,000 (make bench).
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Collect less often, and never re-scan what start-up allocated."""
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    gc.freeze()
+
+
 async def run_until_signalled(settings: Settings, *, host: str | None, port: int | None) -> None:
     """``lasso serve``: serve until SIGINT or SIGTERM, then drain and exit."""
     shutdown = trio.Event()
@@ -125,6 +140,7 @@ async def run_until_signalled(settings: Settings, *, host: str | None, port: int
         binds = await nursery.start(
             partial(serve, settings, host=host, port=port, shutdown=shutdown)
         )
+        tune_gc()
         print(_banner(settings, binds), flush=True)
 
 
