@@ -28,7 +28,9 @@ import re
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 
@@ -160,14 +162,25 @@ def percentile_ms(sorted_ns: list[int], q: float) -> float | None:
     return sorted_ns[max(0, math.ceil(q * len(sorted_ns)) - 1)] / 1e6
 
 
-async def measure(
-    port: int, path: str, connections: int, duration_s: float, warmup_s: float, pids: list[int]
+class Recorder(Protocol):
+    """What a load generator's window exposes to :func:`run_window`."""
+
+    recording: bool
+    reconnects: int
+    latencies_ns: list[int]
+    errors: Counter[str]
+
+
+async def run_window(
+    start: Callable[[trio.Nursery], None],
+    window: Recorder,
+    duration_s: float,
+    warmup_s: float,
+    pids: list[int],
 ) -> dict[str, object]:
-    window = Window()
-    request = request_bytes(port, path)
+    """Start the workers, warm up, record for ``duration_s``, and summarise."""
     async with trio.open_nursery() as nursery:
-        for _ in range(connections):
-            nursery.start_soon(worker, port, request, window)
+        start(nursery)
         await trio.sleep(warmup_s)
         cpu0, machine0 = {pid: cpu_seconds(pid) for pid in pids}, machine_cpu_ticks()
         self0, t0 = time.process_time(), time.perf_counter()
@@ -180,7 +193,6 @@ async def measure(
         nursery.cancel_scope.cancel()
     latencies = sorted(window.latencies_ns)
     return {
-        "connections": connections,
         "duration_s": round(elapsed, 3),
         "count": len(latencies),
         "rps": len(latencies) / elapsed,
@@ -195,14 +207,32 @@ async def measure(
     }
 
 
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--watch-pid", type=int, action="append", default=[])
+
+
+async def measure(
+    port: int, path: str, connections: int, duration_s: float, warmup_s: float, pids: list[int]
+) -> dict[str, object]:
+    window = Window()
+    request = request_bytes(port, path)
+
+    def start(nursery: trio.Nursery) -> None:
+        for _ in range(connections):
+            nursery.start_soon(worker, port, request, window)
+
+    summary = await run_window(start, window, duration_s, warmup_s, pids)
+    return {"connections": connections, **summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--port", type=int, required=True, help="target port on 127.0.0.1")
     parser.add_argument("--path", default="/")
     parser.add_argument("-c", "--connections", type=int, default=1)
-    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
-    parser.add_argument("--watch-pid", type=int, action="append", default=[])
+    add_window_options(parser)
     args = parser.parse_args()
     result = trio.run(
         measure,

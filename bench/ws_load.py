@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from bench.load import percentile_ms
-from bench.procs import cpu_seconds, machine_cpu_ticks
+from bench.load import add_window_options, run_window
 from bench.ws_wire import HandshakeError, WsClient, WsClosed, split_url
 
 _ID = re.compile(rb'"id"\s*:\s*(\d+)')
@@ -96,36 +95,13 @@ async def measure(
     url: str, connections: int, depth: int, duration_s: float, warmup_s: float, pids: list[int]
 ) -> dict[str, object]:
     window = Window()
-    async with trio.open_nursery() as nursery:
+
+    def start(nursery: trio.Nursery) -> None:
         for _ in range(connections):
             nursery.start_soon(connection, url, depth, window)
-        await trio.sleep(warmup_s)
-        cpu0, machine0 = {pid: cpu_seconds(pid) for pid in pids}, machine_cpu_ticks()
-        self0, t0 = time.process_time(), time.perf_counter()
-        window.recording = True
-        await trio.sleep(duration_s)
-        window.recording = False
-        elapsed, self_cpu = time.perf_counter() - t0, time.process_time() - self0
-        cpu = {str(pid): cpu_seconds(pid) - cpu0[pid] for pid in pids}
-        machine = [b - a for a, b in zip(machine0, machine_cpu_ticks(), strict=True)]
-        nursery.cancel_scope.cancel()
-    latencies = sorted(window.latencies_ns)
-    return {
-        "connections": connections,
-        "depth": depth,
-        "duration_s": round(elapsed, 3),
-        "count": len(latencies),
-        "answered": window.answered,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": percentile_ms(latencies, 0.50),
-        "p99_ms": percentile_ms(latencies, 0.99),
-        "errors": sum(window.errors.values()),
-        "error_kinds": dict(window.errors.most_common(5)),
-        "reconnects": window.reconnects,
-        "cpu_s": cpu,
-        "loadgen_cpu_s": self_cpu,
-        "machine_busy_pct": 100 * machine[0] / machine[1] if machine[1] else None,
-    }
+
+    summary = await run_window(start, window, duration_s, warmup_s, pids)
+    return {"connections": connections, "depth": depth, "answered": window.answered, **summary}
 
 
 def main() -> None:
@@ -133,9 +109,7 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/path[?query]")
     parser.add_argument("-c", "--connections", type=int, default=1)
     parser.add_argument("--depth", type=int, default=1, help="calls in flight per socket")
-    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
-    parser.add_argument("--watch-pid", type=int, action="append", default=[])
+    add_window_options(parser)
     args = parser.parse_args()
     result = trio.run(
         measure,
