@@ -291,6 +291,8 @@ _MESSAGE_RULES: Final[tuple[tuple[Reason, tuple[str, ...]], ...]] = (
             "unsupported method",
             "method not supported",
             "method not available",
+            # anvil over WebSocket, for a method it does not know (HTTP says -32601)
+            "did not match any variant of untagged enum ethrpccall",
         ),
     ),
     (

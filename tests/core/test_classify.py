@@ -164,6 +164,13 @@ REAL_ERRORS = [
         CAP,
         Reason.BLOCK_NOT_AVAILABLE,
     ),
+    Row(
+        "anvil 1.7.1 over WebSocket, unknown method",
+        -32602,
+        "data did not match any variant of untagged enum EthRpcCall",
+        CAP,
+        Reason.METHOD_NOT_FOUND,
+    ),
     # Alchemy
     Row(
         "Alchemy",
