@@ -49,6 +49,7 @@ class FakeNode:
         self.queued: deque[Fault | None] = deque()
         self.calls: list[str] = []
         self.retry_after_s = 7
+        self.forks: list[int] = []  # fork points: blocks above one belong to a newer branch
 
     async def handle(self, body: bytes) -> HttpResponse:
         request = _decode(body)
@@ -113,11 +114,20 @@ class FakeNode:
                 return None
         return {
             "number": hex(number),
-            "hash": _block_hash(number),
-            "parentHash": _block_hash(number - 1),
+            "hash": self.block_hash(number),
+            "parentHash": self.block_hash(number - 1),
             "timestamp": hex(1_700_000_000 + number),
             "transactions": [],
         }
+
+    def block_hash(self, number: int) -> str:
+        """Blocks above a fork point belong to that fork's branch (see :meth:`reorg`)."""
+        branch = sum(1 for fork in self.forks if number > fork)
+        return _block_hash(number, branch)
+
+    def reorg(self, depth: int) -> None:
+        """Replace the last ``depth`` blocks with a new branch (new hashes, same numbers)."""
+        self.forks.append(self.head - depth)
 
     def _tags(self) -> dict[str, int]:
         """Block tags as anvil resolves them: safe 32 and finalized 64 blocks back."""
@@ -131,10 +141,11 @@ class FakeNode:
         }
 
 
-def _block_hash(number: int) -> str:
+def _block_hash(number: int, branch: int = 0) -> str:
     if number < 0:
         return "0x" + "0" * 64  # the genesis block's parent
-    return "0x" + hashlib.sha256(b"block%d" % number).hexdigest()
+    salt = b"" if branch == 0 else b"/branch%d" % branch
+    return "0x" + hashlib.sha256(b"block%d%b" % (number, salt)).hexdigest()
 
 
 def _ok(payload: dict[str, Any]) -> HttpResponse:

@@ -306,3 +306,24 @@ async def test_a_failed_catch_up_is_retried_not_fatal(
         with trio.fail_after(5):
             heads = [await next_head(ws, sub_id) for _ in range(2)]
         assert [int(h["number"], 16) for h in heads] == [12, 13]
+
+
+async def test_a_reorg_delivers_the_replacement_heads(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        old = []
+        for _ in range(3):
+            stack.mine()
+            old.append(await next_head(ws, sub_id))  # 11, 12, 13
+        for node in stack.nodes.values():
+            node.reorg(2)  # 12 and 13 are replaced by another branch
+        stack.mine()  # 14 on the new branch: its parent is the new 13
+        with trio.fail_after(5):
+            replacements = [await next_head(ws, sub_id) for _ in range(3)]
+    assert [int(h["number"], 16) for h in replacements] == [12, 13, 14]
+    assert replacements[0]["parentHash"] == old[0]["hash"]  # the fork point is 11
+    assert {h["hash"] for h in replacements}.isdisjoint(h["hash"] for h in old)
+    for parent, child in itertools.pairwise(replacements):
+        assert child["parentHash"] == parent["hash"]
