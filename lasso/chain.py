@@ -87,7 +87,7 @@ class ChainRuntime:
     ) -> ChannelView:
         breaker = provider.breakers[transport]
         state = breaker.state(now)
-        if state is CircuitState.OPEN:
+        if state is CircuitState.OPEN or provider.quarantined(transport):
             tier = Tier.OPEN
         elif provider.rate_limits[transport].is_limited(now):
             tier = Tier.RATE_LIMITED

@@ -249,3 +249,19 @@ async def test_latency_book_records_only_usable_successes(
     assert set(entries) == {"p1"}
     assert msgspec.structs.asdict(entries["p1"])["samples"] == 1
     assert entries["p1"].ewma_us == pytest.approx(10_000, abs=1)
+
+
+async def test_a_quarantined_provider_is_routed_around(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    chain = chain_of(gateway)
+    supervisor = chain.providers["p1"].supervisor
+    assert supervisor is not None
+    for _ in range(6):  # six crashes inside the window
+        supervisor._record_crash(RuntimeError("boom"))
+    _, outcome = await call(chain, BALANCE)
+    assert outcome.provider == "p2"
+    assert fleet.nodes["p1"].calls == []
+    await trio.sleep(61)  # the restarts age out of the 60 s window
+    _, outcome = await call(chain, BALANCE)
+    assert outcome.provider == "p1"

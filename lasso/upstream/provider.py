@@ -98,6 +98,11 @@ class Provider:
         self.supervisor: Supervisor | None = None
         self.ws_supervisor: Supervisor | None = None
 
+    def quarantined(self, transport: str) -> bool:
+        """Its service for this transport restarted too often lately: route around it."""
+        supervisor = self.ws_supervisor if transport == WS else self.supervisor
+        return supervisor is not None and supervisor.quarantined
+
     @property
     def transports(self) -> tuple[str, ...]:
         """The channels routing may use now: HTTP, and WS while it is connected."""
