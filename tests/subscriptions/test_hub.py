@@ -29,6 +29,9 @@ from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 
 SETTINGS = """
+[server]
+ws_max_subscriptions = 3
+
 [subscriptions]
 teardown_grace_ms = 5000
 
@@ -327,3 +330,22 @@ async def test_a_reorg_delivers_the_replacement_heads(
     assert {h["hash"] for h in replacements}.isdisjoint(h["hash"] for h in old)
     for parent, child in itertools.pairwise(replacements):
         assert child["parentHash"] == parent["hash"]
+
+
+async def test_the_subscription_limit_answers_local_capacity(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        ids = [await subscribe(ws, ["newHeads"]) for _ in range(3)]
+        request = {"jsonrpc": "2.0", "id": 9, "method": "eth_subscribe", "params": ["newHeads"]}
+        await ws.send_text(json.dumps(request))
+        answer = await ws.receive_json()
+        assert answer == {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "error": {"code": -32008, "message": "Subscription capacity unavailable"},
+        }
+        unsubscribe = {"jsonrpc": "2.0", "id": 10, "method": "eth_unsubscribe", "params": [ids[0]]}
+        await ws.send_text(json.dumps(unsubscribe))
+        assert (await ws.receive_json())["result"] is True
+        await subscribe(ws, ["newHeads"])  # room again
