@@ -142,6 +142,7 @@ async def _dispatch_hedged(
     hedge_after_s: float,
 ) -> bytes:
     """Staggered starts; a failure starts the next early; the first success cancels the rest."""
+    first_cap_s = FIRST_ATTEMPT_SHARE * plan.deadline_s
     async with trio.open_nursery() as nursery:
         race = _Race(nursery.cancel_scope)
         started = 0
@@ -152,6 +153,8 @@ async def _dispatch_hedged(
             admission = _admit(chain, channel, outcome, now)
             if admission is None:
                 continue
+            # The first attempt never gets more than its share, whatever the hedge delay.
+            budget = deadline - now if started else min(deadline - now, first_cap_s)
             started += 1
             failed = trio.Event()
             nursery.start_soon(
@@ -162,11 +165,11 @@ async def _dispatch_hedged(
                 outcome,
                 channel,
                 admission,
-                deadline,
+                budget,
                 failed,
                 race,
             )
-            with trio.move_on_after(hedge_after_s):
+            with trio.move_on_after(min(hedge_after_s, budget)):
                 await failed.wait()
     if race.result is not None:
         return race.result
@@ -182,12 +185,11 @@ async def _race_attempt(
     outcome: Outcome,
     channel: ChannelView,
     admission: Admission,
-    deadline: float,
+    budget: float,
     failed: trio.Event,
     race: _Race,
 ) -> None:
     try:
-        budget = deadline - trio.current_time()
         result, latency_us = await _attempt(chain, call, channel, admission, budget)
     except UpstreamError as exc:
         outcome.attempts.append(_record(channel, _category(exc), exc.message))

@@ -265,3 +265,31 @@ async def test_a_quarantined_provider_is_routed_around(
     await trio.sleep(61)  # the restarts age out of the 60 s window
     _, outcome = await call(chain, BALANCE)
     assert outcome.provider == "p1"
+
+
+async def test_a_hedged_first_attempt_keeps_to_its_share(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    fleet.nodes["p1"].fault = Fault.HANG
+    start = trio.current_time()
+    _, outcome = await call(
+        chain_of(gateway), BALANCE, hedge_after_s=5.0
+    )  # a delay past the deadline
+    assert outcome.provider == "p2"
+    assert trio.current_time() - start == pytest.approx(1.2)  # 60% of the 2 s deadline
+
+
+async def test_a_busy_websocket_channel_fails_over(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    from lasso.errors import UpstreamNetworkError
+
+    chain = chain_of(gateway)
+
+    async def busy(method: str, params: bytes, transport: str = "http") -> tuple[bytes, int]:
+        raise UpstreamNetworkError("WebSocket busy", provider_id="p1", never_sent=True)
+
+    chain.providers["p1"].request = busy  # type: ignore[method-assign]
+    for hedge in (None, 0.1):
+        _, outcome = await call(chain, SEND if hedge is None else BALANCE, hedge_after_s=hedge)
+        assert outcome.provider == "p2"

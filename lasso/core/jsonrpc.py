@@ -162,7 +162,7 @@ def decode_reply(body: bytes, expected_id: int | str) -> Reply:
         raise MalformedReply(f"not a JSON-RPC response object: {exc}") from exc
     if reply.id != expected_id or isinstance(reply.id, bool):
         raise MalformedReply(f"response id {reply.id!r} does not match request id")
-    if reply.error:
+    if reply.error and bytes(reply.error) != b"null":  # "error": null next to a result
         try:
             error = _decode_error_object(reply.error)
         except msgspec.DecodeError as exc:

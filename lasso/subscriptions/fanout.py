@@ -38,7 +38,7 @@ class Subscriber:
         self.client = client
         self.kind = kind
         self.seam = seam
-        self._held: list[tuple[Delivery, str]] | None = []
+        self._held: list[tuple[Delivery | None, str]] | None = []  # None: send as is
         self._replay: list[Delivery] = []
 
     def deliver(self, item: Delivery, text: str) -> None:
@@ -53,19 +53,27 @@ class Subscriber:
 
     def release(self) -> None:
         """The answer has gone out: send the replay, then what was held, in order."""
-        held, self._held = self._held, None
+        held: list[tuple[Delivery | None, str]] | None = self._held
+        self._held = None
         if held is None:
             return
         if self.seam is not None:
-            for item in self.seam.replay(self._replay):
-                self.client.notify(self._message(payload_text(item)))
+            for replayed in self.seam.replay(self._replay):
+                self.client.notify(self._message(payload_text(replayed)))
         for item, text in held:
-            self.deliver(item, text)
+            if item is None:
+                self.client.notify(text)
+            else:
+                self.deliver(item, text)
 
     def error(self, code: int, message: str) -> None:
         """An in-band error notification: a gap the gateway could not fill, say."""
         error = _encode({"code": code, "message": message}).decode()
-        self.client.notify(f'{_PREFIX}{self.sub_id}","error":{error}}}}}')
+        text = f'{_PREFIX}{self.sub_id}","error":{error}}}}}'
+        if self._held is not None:
+            self._held.append((None, text))  # in order, after the eth_subscribe answer
+        else:
+            self.client.notify(text)
 
     def _message(self, text: str) -> str:
         return f'{_PREFIX}{self.sub_id}","result":{text}}}}}'

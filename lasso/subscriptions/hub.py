@@ -30,6 +30,7 @@ from lasso.pubsub import (
     conn_topic,
     subs_topic,
 )
+from lasso.subscriptions.fanout import Subscriber
 from lasso.subscriptions.stream import Live, Lost, Resync, Serving, Stream
 
 log = logging.getLogger("lasso.subscriptions")
@@ -56,13 +57,20 @@ class SubscriptionHub:
 
     # -- streams ---------------------------------------------------------------
 
-    async def acquire(self, target: Target, request: SubscriptionRequest) -> Stream:
-        """The stream for this request, established upstream before this returns."""
+    async def acquire(
+        self, target: Target, request: SubscriptionRequest, subscriber: Subscriber
+    ) -> Stream:
+        """The stream for this request, established upstream, with ``subscriber`` in it.
+
+        The subscriber joins before the stream can see itself empty, so a slow
+        subscribe never lets a new stream tear itself down under its first client.
+        """
         key: StreamKey = (self._chains[target.chain], target.provider, request.key)
         stream = self._streams.get(key)
         if stream is not None and not stream.closed:
             await stream.ready.wait()
             if not stream.closed:
+                stream.add(subscriber)
                 return stream
         stream = Stream(
             target.chain,
@@ -73,9 +81,11 @@ class SubscriptionHub:
             orphaned=self._orphaned,
         )
         self._streams[key] = stream
+        stream.add(subscriber)
         try:
             await self._nursery.start(self._run_stream, key, stream)
         except BaseException:
+            stream.remove(subscriber.sub_id)
             if self._streams.get(key) is stream:
                 del self._streams[key]
             raise
@@ -87,7 +97,7 @@ class SubscriptionHub:
         try:
             await stream.run(task_status=task_status)
         except Exception:
-            if not stream.ready.is_set():
+            if not stream.started:
                 raise  # never started: the subscriber gets the error
             log.exception("subscription stream %s crashed", key)
             for subscriber in list(stream.subscribers.values()):  # never a silent end
@@ -99,7 +109,9 @@ class SubscriptionHub:
     def _reroute(self, stream: Stream, old: Serving | None, new: Serving | None) -> None:
         chain = self._chains[stream.chain]
         if old is not None:
-            self._routes.pop((chain, old.provider_id, old.upstream_id), None)
+            route = (chain, old.provider_id, old.upstream_id)
+            if self._routes.get(route) is stream:  # never another stream's route
+                del self._routes[route]
         if new is not None:
             self._routes[(chain, new.provider_id, new.upstream_id)] = stream
 

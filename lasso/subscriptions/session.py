@@ -11,6 +11,7 @@ never reach a client. Closing the socket releases every subscription it held.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 
 import msgspec
 
@@ -28,6 +29,9 @@ from lasso.subscriptions.hub import SubscriptionHub
 from lasso.subscriptions.stream import Stream
 
 _decode = msgspec.json.decode
+#: The subscribers created while answering the current frame (one task per frame;
+#: a batch's items inherit it), released after that frame's answer goes out.
+_FRAME: ContextVar[list[Subscriber] | None] = ContextVar("lasso_frame_subscribers")
 
 
 class ClientSession:
@@ -39,7 +43,6 @@ class ClientSession:
         self.client = client
         self.limit = hub.gateway.settings.server.ws_max_subscriptions
         self._subs: dict[str, tuple[Stream, Subscriber]] = {}
-        self._unreleased: list[Subscriber] = []
 
     async def handle(self, call: Call) -> bytes:
         if call.method == "eth_subscribe":
@@ -53,16 +56,13 @@ class ClientSession:
             request = parse_subscribe_params(_decode(params))
         except (InvalidSubscription, msgspec.DecodeError) as exc:
             raise InvalidParams(f"Invalid subscription parameters: {exc}") from None
-        stream = await self.hub.acquire(self.target, request)
         sub_id = "0x" + os.urandom(16).hex()
         seam = None
-        if (
-            request.resume_from is not None
-            and request.kind is not SubscriptionKind.NEW_PENDING_TRANSACTIONS
-        ):
+        resumable = request.kind is not SubscriptionKind.NEW_PENDING_TRANSACTIONS
+        if request.resume_from is not None and resumable:
             seam = ResumeSeam(request.kind, request.resume_from)
         subscriber = Subscriber(sub_id, self.client, request.kind.value, seam)
-        stream.add(subscriber)
+        stream = await self.hub.acquire(self.target, request, subscriber)
         self._subs[sub_id] = (stream, subscriber)
         try:
             if request.resume_from is not None:
@@ -70,7 +70,11 @@ class ClientSession:
         except BaseException:
             self._drop(sub_id)
             raise
-        self._unreleased.append(subscriber)
+        frame = _FRAME.get(None)
+        if frame is None:
+            subscriber.release()  # not inside a frame: nothing to wait for
+        else:
+            frame.append(subscriber)  # released once this frame's answer is queued
         return b'"%b"' % sub_id.encode()
 
     def _unsubscribe(self, params: bytes) -> bytes:
@@ -89,11 +93,17 @@ class ClientSession:
         stream, _ = entry
         return stream.remove(sub_id)
 
-    def answered(self) -> None:
-        """The socket sent an answer: release the subscriptions it confirmed."""
-        pending, self._unreleased = self._unreleased, []
-        for subscriber in pending:
+    def open_frame(self) -> list[Subscriber]:
+        """Called in the task answering one frame: subscriptions it creates wait for it."""
+        frame: list[Subscriber] = []
+        _FRAME.set(frame)
+        return frame
+
+    def answered(self, frame: list[Subscriber]) -> None:
+        """That frame's answer is queued: its new subscriptions may notify now."""
+        for subscriber in frame:
             subscriber.release()
+        frame.clear()
 
     def active(self) -> int:
         return len(self._subs)

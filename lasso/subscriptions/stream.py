@@ -63,6 +63,7 @@ SUBSCRIBE_TIMEOUT_S = 10.0
 GAP_ERROR = -32000
 _FETCH_CONCURRENCY = 8
 _TICK_S = 1.0
+_LOGS_PROGRESS_S = 30.0
 
 
 class Live(msgspec.Struct, frozen=True):
@@ -80,7 +81,14 @@ class Resync(msgspec.Struct, frozen=True):
     reason: str
 
 
-Event = Live | Lost | Resync
+class Orphaned(msgspec.Struct, frozen=True):
+    """The chain's heads stream saw a reorg: these delivered block hashes are gone."""
+
+    hashes: tuple[str, ...]
+    fork_point: int | None
+
+
+Event = Live | Lost | Resync | Orphaned
 
 
 class Serving(msgspec.Struct, frozen=True):
@@ -121,8 +129,11 @@ class Stream:
         )
         self._seen_pending: deque[str] = deque(maxlen=4096)
         self._last_live = trio.current_time()
-        self._empty_since: float | None = trio.current_time()
+        self._empty_since: float | None = None  # set when the last subscriber leaves
         self._behind = False  # a catch-up could not finish; retried on every tick
+        self._deferred: deque[Live] = deque()  # live events held while behind
+        self._progress_at = trio.current_time()
+        self.started = False
         self.failovers = 0
 
     @property
@@ -135,7 +146,8 @@ class Stream:
         try:
             self._inbox.send_nowait(event)
         except trio.WouldBlock:
-            log.warning("stream %s: inbox full, dropping an event", self.request.key)
+            log.warning("stream %s: inbox full; will resynchronise", self.request.key)
+            self._behind = True
 
     def add(self, subscriber: Subscriber) -> None:
         self.subscribers[subscriber.sub_id] = subscriber
@@ -150,6 +162,9 @@ class Stream:
     async def prepare_resume(self, subscriber: Subscriber, resume_from: int) -> None:
         """Compute a resuming subscriber's replay (it is added, held, beforehand)."""
         head = self._tip()
+        if self.logs is not None and self.logs.highest_delivered is not None:
+            # Block n may be half delivered (its last_complete is n-1): replay it whole.
+            head = max(head or 0, self.logs.highest_delivered)
         if head is None:
             head = await self._provider_head(self.serving)
         cached = self.logs.cached_range if self.logs is not None else self.heads.cached_range
@@ -168,12 +183,16 @@ class Stream:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             await self._subscribe(exclude=set())
+            self.started = True
             self.ready.set()
             task_status.started()
             while not self._finished():
                 with trio.move_on_after(_TICK_S):
                     event = await self._events.receive()
-                    await self._handle(event)
+                    if isinstance(event, Live) and (self._behind or self._deferred):
+                        self._deferred.append(event)  # nothing live overtakes a catch-up
+                    else:
+                        await self._handle(event)
                     continue
                 await self._check_health()
         finally:
@@ -192,8 +211,9 @@ class Stream:
         """One event; a read that fails (no provider could answer) is retried later."""
         try:
             await self._dispatch_event(event)
-        except LassoError as exc:
-            log.warning("stream %s: %s; will catch up", self.request.key, exc.message)
+        except (LassoError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            message = exc.message if isinstance(exc, LassoError) else f"bad upstream data: {exc}"
+            log.warning("stream %s: %s; will catch up", self.request.key, message)
             self._behind = True
 
     async def _dispatch_event(self, event: Event) -> None:
@@ -209,6 +229,10 @@ class Stream:
         elif isinstance(event, Lost):
             if serving is None or event.provider_id == serving.provider_id:
                 await self._failover(f"{event.provider_id or 'stream'}: {event.reason}")
+        elif isinstance(event, Orphaned):
+            if self.logs is not None:
+                self._send(self.logs.orphan(event.hashes, event.fork_point))
+                await self._catch_up(self.serving)
         else:
             await self._catch_up(self.serving)
 
@@ -217,9 +241,8 @@ class Stream:
         if serving is None:
             await self._handle(Lost("", "no upstream subscription"))
             return
-        if self._behind:
-            self._behind = False
-            await self._handle(Resync("catching up after a failed read"))
+        if self._behind or self._deferred:
+            await self._recover()
             return
         provider = self.chain.providers[serving.provider_id]
         if provider.breakers[WS].state(trio.current_time()) is CircuitState.OPEN:
@@ -227,6 +250,25 @@ class Stream:
         elif self.kind is SubscriptionKind.NEW_HEADS and self._stale():
             reason = f"no new head for {self._stale_s():.0f}s"
             await self._handle(Lost(serving.provider_id, reason))
+        else:
+            with contextlib.suppress(LassoError):  # tried again next time
+                await self._keep_logs_complete()
+
+    async def _recover(self) -> None:
+        """Catch up after a failed read, then replay the live events held meanwhile."""
+        self._behind = False
+        await self._handle(Resync("catching up after a failed read"))
+        while self._deferred and not self._behind:
+            await self._handle(self._deferred.popleft())
+
+    async def _keep_logs_complete(self) -> None:
+        """A quiet filter still moves forward: what the live subscription has seen is done."""
+        now = trio.current_time()
+        if self.logs is None or self.serving is None or now < self._progress_at:
+            return
+        self._progress_at = now + _LOGS_PROGRESS_S
+        head = await self._provider_head(self.serving)
+        self.logs.advance(head - 1)  # a block of margin for logs still in flight
 
     def _stale_s(self) -> float:
         block_s = self.chain.config.block_time_ms / 1000
@@ -244,7 +286,7 @@ class Stream:
             log.warning("stream %s: undecodable notification dropped", self.request.key)
             return
         if self.kind is SubscriptionKind.NEW_HEADS:
-            await self._apply_heads(self.heads.offer(decoded, payload))
+            await self._apply_heads(self.heads.offer(decoded, payload), live=(decoded, payload))
         elif self.logs is not None:
             self._send(self.logs.offer(decoded, payload).deliver)
         else:
@@ -253,7 +295,10 @@ class Stream:
                 self._seen_pending.append(key)
                 self._send([Delivery(decoded, payload)])
 
-    async def _apply_heads(self, decision: HeadDecision) -> None:
+    async def _apply_heads(
+        self, decision: HeadDecision, *, live: tuple[dict[str, Any], bytes] | None = None
+    ) -> None:
+        """Carry a decision out: deliver, report orphans, fetch and offer back."""
         while True:
             self._send(decision.deliver)
             if decision.orphaned:
@@ -261,7 +306,10 @@ class Stream:
             if decision.too_far is not None:
                 self._gap_error(decision.too_far)
                 self.heads.reset()
-                return
+                if live is None:
+                    return
+                decision, live = self.heads.offer(*live), None  # the head starts afresh
+                continue
             if decision.fetch is None or decision.verdict is HeadVerdict.STALE:
                 return
             prefer = None if self.serving is None else self.serving.provider_id
@@ -269,10 +317,10 @@ class Stream:
             decision = self.heads.offer_backfill(blocks)
 
     def apply_orphans(self, hashes: tuple[str, ...], fork_point: int | None) -> None:
-        """The chain's heads stream saw a reorg: un-deliver this stream's orphaned logs."""
+        """The chain's heads stream saw a reorg: this stream's own consumer un-delivers
+        its orphaned logs and fetches the new branch's."""
         if self.logs is not None:
-            self._send(self.logs.orphan(hashes, fork_point))
-            self.post(Resync("reorg"))
+            self.post(Orphaned(hashes, fork_point))
 
     def _send(self, items: Sequence[Delivery]) -> None:
         if items and self.subscribers:
@@ -323,6 +371,7 @@ class Stream:
         assert self.request.log_filter is not None
         if isinstance(wanted, TooFar):
             self._gap_error(wanted)
+            self.logs.advance(wanted.last)  # reported: count again from the head
             return
         if not wanted:
             return
@@ -405,16 +454,26 @@ class Stream:
         self, numbers: range, prefer: str | None = None
     ) -> list[dict[str, Any]]:
         found: dict[int, Any] = {}
+        failures: list[LassoError] = []
         limiter = trio.CapacityLimiter(_FETCH_CONCURRENCY)
 
         async def one(number: int) -> None:
             async with limiter:
+                if failures:
+                    return  # one failed: the whole range is fetched again later
                 params = [hex(number), False]
-                found[number] = _decode(await self._fetch("eth_getBlockByNumber", params, prefer))
+                try:
+                    raw = await self._fetch("eth_getBlockByNumber", params, prefer)
+                except LassoError as exc:
+                    failures.append(exc)
+                    return
+                found[number] = _decode(raw)
 
         async with trio.open_nursery() as nursery:
             for number in numbers:
                 nursery.start_soon(one, number)
+        if failures:
+            raise failures[0]
         return [found[n] for n in numbers if isinstance(found.get(n), dict)]
 
     async def _replay(self, plan: ResumePlan) -> list[Delivery] | ResumeRejected:

@@ -50,6 +50,7 @@ class FakeNode:
         self.calls: list[str] = []
         self.retry_after_s = 7
         self.forks: list[int] = []  # fork points: blocks above one belong to a newer branch
+        self.logs: dict[int, list[dict[str, Any]]] = {}  # block number -> its logs
 
     async def handle(self, body: bytes) -> HttpResponse:
         request = _decode(body)
@@ -100,6 +101,8 @@ class FakeNode:
                 return {"jsonrpc": "2.0", "id": rid, "result": self._block(params)}
             except ValueError:  # anvil's answer to a block number that is not hex
                 return _error(rid, -32602, "invalid digit found in string")
+        if method == "eth_getLogs":
+            return {"jsonrpc": "2.0", "id": rid, "result": self._get_logs(params)}
         if method == "eth_sendRawTransaction":
             digest = hashlib.sha256(str(params).encode()).hexdigest()
             return {"jsonrpc": "2.0", "id": rid, "result": "0x" + digest}
@@ -119,6 +122,23 @@ class FakeNode:
             "timestamp": hex(1_700_000_000 + number),
             "transactions": [],
         }
+
+    def add_log(self, number: int, log: dict[str, Any]) -> None:
+        """Make ``log`` part of block ``number`` (served by eth_getLogs)."""
+        self.logs.setdefault(number, []).append(log)
+
+    def _get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        query = params[0] if params else {}
+        low = int(query.get("fromBlock", hex(self.head)), 16)
+        high = min(int(query.get("toBlock", hex(self.head)), 16), self.head)
+        wanted = query.get("address")
+        addresses = {wanted} if isinstance(wanted, str) else set(wanted or ())
+        return [
+            log
+            for number in range(low, high + 1)
+            for log in self.logs.get(number, [])
+            if not addresses or log.get("address") in addresses
+        ]
 
     def block_hash(self, number: int) -> str:
         """Blocks above a fork point belong to that fork's branch (see :meth:`reorg`)."""

@@ -121,7 +121,12 @@ class HttpTransport:
                 except httpcore.RemoteProtocolError:
                     if not (reused and replay_safe):
                         raise
-                return await self._exchange(await self._connect(), body)
+                try:
+                    fresh = await self._connect()
+                except UpstreamNetworkError as exc:
+                    exc.never_sent = False  # the first exchange may have reached it
+                    raise
+                return await self._exchange(fresh, body)
         except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
             self._failures += 1
             raise UpstreamNetworkError(
@@ -171,7 +176,12 @@ class HttpTransport:
         try:
             stream = await self._backend.connect_tcp(self._host, self._port)
             if self._ssl is not None:
-                stream = await stream.start_tls(self._ssl, server_hostname=self._host)
+                try:
+                    stream = await stream.start_tls(self._ssl, server_hostname=self._host)
+                except BaseException:  # cancelled or failed mid-handshake: no leaked socket
+                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                        await stream.aclose()
+                    raise
         except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
             self._failures += 1
             raise UpstreamNetworkError(

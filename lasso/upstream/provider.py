@@ -26,6 +26,7 @@ from lasso.core.methods import is_replay_safe
 from lasso.core.ratelimit import RateLimitState
 from lasso.core.reply import interpret
 from lasso.errors import (
+    LocalCapacity,
     UpstreamError,
     UpstreamNetworkError,
     UpstreamProtocolError,
@@ -115,7 +116,12 @@ class Provider:
         if transport == WS:
             if self.ws is None:
                 raise UpstreamNetworkError("no WebSocket configured", never_sent=True)
-            return await self.ws.request(method, params)
+            try:
+                return await self.ws.request(method, params)
+            except LocalCapacity as exc:  # its pending table is full: try another channel
+                raise UpstreamNetworkError(
+                    f"WebSocket busy: {exc.message}", provider_id=self.id, never_sent=True
+                ) from exc
         upstream_id = next(self._ids)
         body = encode_upstream(method, params, upstream_id)
         started = trio.current_time()

@@ -29,7 +29,7 @@ from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.routes import parse_rpc_path
-from lasso.errors import InvalidRequest, LassoError, LocalCapacity, UnknownTarget
+from lasso.errors import InvalidRequest, LassoError, LocalCapacity, ParseError, UnknownTarget
 from lasso.gateway import Answer, Gateway, Session, Target
 from lasso.web.params import overrides
 
@@ -48,16 +48,15 @@ CLOSE_TRY_AGAIN = 1013
 
 
 class ClosableSession(Session, Protocol):
-    def answered(self) -> None:
-        """An answer was queued: subscriptions it confirmed may now notify."""
+    def open_frame(self) -> Any:
+        """Called by the task answering one frame, before it starts."""
+
+    def answered(self, frame: Any) -> None:
+        """That frame's answer was queued: subscriptions it confirmed may now notify."""
 
     def active(self) -> int: ...
 
     async def aclose(self) -> None: ...
-
-
-class SlowConsumer(Exception):
-    """The client does not read fast enough to keep its subscriptions gap-free."""
 
 
 class ClientSocket:
@@ -72,6 +71,8 @@ class ClientSocket:
         self._in_flight = 0
         self._last_frame = trio.current_time()
         self._closing: tuple[int, str] | None = None
+        self._scope = trio.CancelScope()
+        self._client_left = False
 
     # -- what the subscription pool calls -------------------------------------
 
@@ -89,20 +90,27 @@ class ClientSocket:
             pass
 
     def close(self, code: int, reason: str) -> None:
+        """Stop now: no more reading, answering or sending; then a close frame."""
         if self._closing is None:
             self._closing = (code, reason)
             self._outbox.close()
+            self._scope.cancel(reason=reason)
 
     # -- the connection -------------------------------------------------------
 
     async def serve(self, receive: Receive, send: Send) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write, send, nursery.cancel_scope)
-                if self.limits.ws_idle_timeout_ms:
-                    nursery.start_soon(self._watch_idle)
-                await self._read(receive, nursery)
-                nursery.cancel_scope.cancel()
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write, send)
+                    if self.limits.ws_idle_timeout_ms:
+                        nursery.start_soon(self._watch_idle)
+                    await self._read(receive, nursery)
+                    nursery.cancel_scope.cancel()
+            if self._closing is not None and not self._client_left:
+                code, reason = self._closing
+                with trio.move_on_after(2):  # a client that reads nothing gets no wait
+                    await send({"type": "websocket.close", "code": code, "reason": reason})
         finally:
             if self.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -112,32 +120,42 @@ class ClientSocket:
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
+                self._client_left = True
                 return
             if message["type"] != "websocket.receive":
                 continue
             self._last_frame = trio.current_time()
-            frame = message.get("bytes") or (message.get("text") or "").encode()
-            self._accept_frame(frame, nursery)
+            text = message.get("text")
+            self._accept_frame(
+                text.encode() if text is not None else message.get("bytes") or b"", nursery
+            )
 
     def _accept_frame(self, frame: bytes, nursery: trio.Nursery) -> None:
         if len(frame) > self.limits.ws_max_frame_bytes:
-            error = InvalidRequest(
-                f"Invalid Request: frame over {self.limits.ws_max_frame_bytes} bytes"
+            limit = self.limits.ws_max_frame_bytes
+            self._queue(
+                Answer.error(InvalidRequest(f"Invalid Request: frame over {limit} bytes")).body()
             )
-            self._queue(Answer.error(error).body())
             return
         try:
+            frame.decode("utf-8")  # a binary frame's bytes are spliced into text answers
             parsed = jsonrpc.parse_body(frame, max_batch=self.gateway.settings.server.max_batch)
+        except UnicodeDecodeError:
+            self._queue(Answer.error(ParseError("Parse error: frame is not valid UTF-8")).body())
+            return
         except LassoError as exc:
             self._queue(Answer.error(exc).body())
             return
         if self._in_flight >= self.limits.ws_max_in_flight:
-            self._queue(_refuse_all(parsed, LocalCapacity("Local request capacity unavailable")))
+            refusal = _refuse_all(parsed, LocalCapacity("Local request capacity unavailable"))
+            if refusal is not None:
+                self._queue(refusal)
             return
         self._in_flight += 1
         nursery.start_soon(self._answer, parsed)
 
     async def _answer(self, parsed: Call | list[Item]) -> None:
+        frame = None if self.session is None else self.session.open_frame()
         try:
             answer = await self.gateway.answer_parsed(self.target, parsed, self.session)
         except Exception:
@@ -148,26 +166,23 @@ class ClientSocket:
         if answer.parts:
             self._queue(answer.body())
         if self.session is not None:
-            self.session.answered()
+            self.session.answered(frame)
 
     def _queue(self, message: bytes) -> None:
-        # Answers are bounded by ws_max_in_flight, so they never hit a full queue
-        # unless subscriptions already filled it, and then the client is closing.
-        self.notify(message.decode())
+        # Upstream results are passed through as bytes; invalid UTF-8 in one must not
+        # break the socket. Answers are bounded by ws_max_in_flight.
+        self.notify(message.decode("utf-8", "replace"))
 
-    async def _write(self, send: Send, scope: trio.CancelScope) -> None:
+    async def _write(self, send: Send) -> None:
         async for message in self._outbox_reader:
             await send({"type": "websocket.send", "text": message})
-        code, reason = self._closing or (CLOSE_GOING_AWAY, "closing")
-        with trio.move_on_after(5):
-            await send({"type": "websocket.close", "code": code, "reason": reason})
-        scope.cancel()
+        self.close(CLOSE_GOING_AWAY, "closing")
 
     async def _watch_idle(self) -> None:
         idle_s = self.limits.ws_idle_timeout_ms / 1000
         while True:
             await trio.sleep_until(self._last_frame + idle_s)
-            busy = self.session is not None and self.session.active() > 0
+            busy = self._in_flight > 0 or (self.session is not None and self.session.active() > 0)
             if trio.current_time() >= self._last_frame + idle_s and not busy:
                 self.close(CLOSE_GOING_AWAY, "idle timeout")
                 return
@@ -175,14 +190,18 @@ class ClientSocket:
                 self._last_frame = trio.current_time()
 
 
-def _refuse_all(parsed: Call | list[Item], error: LassoError) -> bytes:
+def _refuse_all(parsed: Call | list[Item], error: LassoError) -> bytes | None:
+    """-32008 for every request of the frame; notifications get no answer."""
     if isinstance(parsed, Call):
-        return jsonrpc.lasso_error_body(parsed.id, error)
+        return None if parsed.id is None else jsonrpc.lasso_error_body(parsed.id, error)
     answers = [
-        jsonrpc.lasso_error_body(item.id, item.error if isinstance(item, BadItem) else error)
+        jsonrpc.lasso_error_body(item.id, item.error)
+        if isinstance(item, BadItem)
+        else jsonrpc.lasso_error_body(item.id, error)
         for item in parsed
+        if isinstance(item, BadItem) or item.id is not None
     ]
-    return jsonrpc.batch_body(answers)
+    return jsonrpc.batch_body(answers) if answers else None
 
 
 async def serve_websocket(

@@ -136,3 +136,9 @@ def test_error_body_and_members() -> None:
         "lasso_meta": {"x": 2},
     }
     assert jsonrpc.batch_body([b"1", b"2"]) == b"[1,2]"
+
+
+def test_a_null_error_beside_a_result_is_no_error() -> None:
+    reply = jsonrpc.decode_reply(b'{"jsonrpc":"2.0","id":1,"result":"0x1","error":null}', 1)
+    assert reply.result == b'"0x1"'
+    assert reply.error is None

@@ -79,8 +79,11 @@ class SwitchableHttp(FakeHttpTransport):
 
 
 @pytest.fixture
-async def stack() -> AsyncIterator[Stack]:
-    settings = parse_settings(SETTINGS, env={})
+async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """The stack; ``@pytest.mark.parametrize("stack", [(old, new)], indirect=True)`` edits
+    the settings text."""
+    old, new = getattr(request, "param", ("", ""))
+    settings = parse_settings(SETTINGS.replace(old, new, 1) if old else SETTINGS, env={})
     nodes = {p: FakeNode(head=10) for p in ("p1", "p2")}
     async with open_fake_ws_node(nodes["p1"]) as ws1, open_fake_ws_node(nodes["p2"]) as ws2:
         fakes = {"p1": ws1, "p2": ws2}

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.core.routes import parse_rpc_path
 from lasso.testing.asgi import open_asgi_websocket
 from lasso.testing.fakes import Fault
 from lasso.web.asgi import LassoASGI
@@ -111,3 +112,61 @@ async def test_an_idle_socket_is_closed(
             await ws.receive_text()
         assert ws.close_code == 1001
         assert trio.current_time() - start == pytest.approx(600.0)
+
+
+async def test_a_binary_frame_that_is_not_utf8_is_a_parse_error(app: LassoASGI) -> None:
+    async with open_asgi_websocket(app, "/ws/rpc/testnet") as ws:
+        with trio.fail_after(5):
+            await ws.send_bytes(b'{"jsonrpc":"2.0","id":"\xff","method":"eth_chainId","params":[]}')
+            error = (await ws.receive_json())["error"]
+            assert error == {"code": -32700, "message": "Parse error: frame is not valid UTF-8"}
+            await ws.send_text(rpc("eth_chainId", rid=2))
+            assert (await ws.receive_json())["result"] == "0x7a69"
+
+
+async def test_notifications_over_the_in_flight_limit_get_no_answer(
+    app: LassoASGI, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    for node in fleet.nodes.values():
+        node.fault = Fault.HANG
+    async with open_asgi_websocket(app, "/ws/rpc/testnet") as ws:
+        for i in range(32):
+            await ws.send_text(
+                rpc("eth_getBalance", ["0x0000000000000000000000000000000000000001"], rid=i)
+            )
+        await trio.testing.wait_all_tasks_blocked()
+        await ws.send_text('{"jsonrpc":"2.0","method":"eth_blockNumber"}')  # a notification
+        await ws.send_text(rpc("eth_blockNumber", rid="over"))
+        answer = await ws.receive_json()
+        assert answer["id"] == "over"  # nothing was sent for the notification before it
+
+
+async def test_a_slow_consumer_is_closed_promptly(
+    app: LassoASGI, autojump_clock: trio.testing.MockClock
+) -> None:
+    from lasso.web.ws import ClientSocket
+
+    socket = ClientSocket(
+        app.gateway,
+        app.gateway.resolve(parse_rpc_path("/rpc/testnet"), "/rpc/testnet"),
+        app.gateway.settings.server,
+    )
+    blocked = trio.Event()
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+        await blocked.wait()  # the client reads nothing
+
+    async def receive() -> dict[str, object]:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(socket.serve, receive, send)
+        await trio.testing.wait_all_tasks_blocked()
+        for i in range(app.gateway.settings.server.ws_send_queue + 5):
+            socket.notify(f'{{"n":{i}}}')
+    assert trio.current_time() - start <= 2.01  # the close frame waits at most 2 s
+    assert socket._closing == (1013, "client too slow for its subscriptions")

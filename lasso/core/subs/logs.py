@@ -161,6 +161,23 @@ class LogStream:
         self._last_complete = block if self._last_complete is None else self._last_complete
         self._covered_from = block + 1 if self._covered_from is None else self._covered_from
 
+    def advance(self, block: int) -> None:
+        """Every log at or below ``block`` is accounted for, though none may have matched.
+
+        The shell calls it while the upstream subscription is live and healthy (with a
+        block of margin), so that a quiet filter's completeness keeps up with the chain,
+        and after a too-far gap was reported, to start counting again from the head.
+        """
+        if self._last_complete is None:
+            self.anchor(block)
+        else:
+            self._complete(block)
+
+    @property
+    def highest_delivered(self) -> int | None:
+        """The highest block any delivered log came from (its logs may still be arriving)."""
+        return self._highest
+
     def offer(self, log: dict[str, Any], raw: bytes | None = None) -> LogDecision:
         """A live log (``raw``: its bytes, delivered unchanged)."""
         parsed = self._parse(log, raw)
