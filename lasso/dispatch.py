@@ -73,13 +73,16 @@ async def dispatch(
     outcome: Outcome,
     *,
     hedge_after_s: float | None = None,
+    started_at: float | None = None,
 ) -> bytes:
     """Return the raw result bytes, or raise the error the client should see.
 
     With ``hedge_after_s`` (replay-safe reads only) attempts are raced Happy
-    Eyeballs style instead of run one after another.
+    Eyeballs style instead of run one after another. The deadline counts from
+    ``started_at`` (when the request arrived: a batch item may wait for a slot).
     """
-    deadline = trio.current_time() + plan.deadline_s - ANSWER_MARGIN_S
+    begun = trio.current_time() if started_at is None else started_at
+    deadline = begun + plan.deadline_s - ANSWER_MARGIN_S
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
         return await _dispatch_hedged(chain, call, plan, outcome, deadline, hedge_after_s)
     dispatched = 0

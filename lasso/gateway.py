@@ -252,4 +252,6 @@ class Gateway:
         outcome = Outcome()
         meta.planned(plan, outcome)
         hedge_after_s = chain.hedge_delay_s(call.method, plan)
-        return await dispatch(chain, call, plan, outcome, hedge_after_s=hedge_after_s)
+        return await dispatch(
+            chain, call, plan, outcome, hedge_after_s=hedge_after_s, started_at=meta.started
+        )

@@ -40,6 +40,10 @@ class CallMeta:
         self._plan: RoutePlan | None = None
         self._outcome: Outcome | None = None
 
+    @property
+    def started(self) -> float:
+        return self._started
+
     @classmethod
     def start(cls, target: Target, method: str) -> CallMeta:
         return cls(target.chain.name, method, trio.current_time())

@@ -60,6 +60,7 @@ class Subscriber:
         if self.seam is not None:
             for replayed in self.seam.replay(self._replay):
                 self.client.notify(self._message(payload_text(replayed)))
+        self._replay = []
         for item, text in held:
             if item is None:
                 self.client.notify(text)

@@ -43,14 +43,21 @@ class ClientSession:
         self.client = client
         self.limit = hub.gateway.settings.server.ws_max_subscriptions
         self._subs: dict[str, tuple[Stream, Subscriber]] = {}
+        self._reserved = 0
 
     async def handle(self, call: Call) -> bytes:
-        if call.method == "eth_subscribe":
+        if call.method == "eth_unsubscribe":
+            return self._unsubscribe(call.params)
+        if call.id is None:
+            return b"null"  # a notification: the client could never learn the id
+        self._reserved += 1  # counted before the await, so concurrent frames obey the limit
+        try:
             return await self._subscribe(call.params)
-        return self._unsubscribe(call.params)
+        finally:
+            self._reserved -= 1
 
     async def _subscribe(self, params: bytes) -> bytes:
-        if len(self._subs) >= self.limit:
+        if len(self._subs) + self._reserved > self.limit:
             raise LocalCapacity("Subscription capacity unavailable")
         try:
             request = parse_subscribe_params(_decode(params))

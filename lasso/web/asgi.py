@@ -120,7 +120,8 @@ class LassoASGI:
 def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
     mode = query_value(scope.get("query_string", b""), b"include_meta")
     if mode is None:
-        mode = headers.get(b"x-lasso-include-meta", b"").decode("latin-1").lower()
+        mode = headers.get(b"x-lasso-include-meta", b"").decode("latin-1")
+    mode = mode.lower()
     return mode if mode in META_MODES else None
 
 

@@ -18,5 +18,5 @@ def overrides(headers: dict[bytes, bytes], query: bytes) -> tuple[str | None, st
     provider = headers.get(b"x-lasso-provider", b"").decode("latin-1") or None
     transport = query_value(query, b"transport")
     if transport is None:
-        transport = headers.get(b"x-lasso-transport", b"").decode("latin-1").lower() or None
-    return provider, transport
+        transport = headers.get(b"x-lasso-transport", b"").decode("latin-1") or None
+    return provider, None if transport is None else transport.lower()

@@ -316,3 +316,23 @@ async def test_metrics_for_an_unknown_chain_is_404(app: LassoASGI) -> None:
     response = await asgi_request(app, "GET", "/api/metrics/nope")
     assert response.status == 404
     assert response.json()["error"]["code"] == -32602
+
+
+async def test_a_batch_item_waiting_for_a_slot_keeps_the_request_deadline(
+    app: LassoASGI, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    for node in fleet.nodes.values():
+        node.fault = Fault.HANG
+    body = b"[" + b",".join(rpc("eth_blockNumber", rid=i) for i in range(5)) + b"]"
+    start = trio.current_time()
+    response = await post(app, "/rpc/testnet", body)  # 5 items, 4 at a time
+    assert trio.current_time() - start <= 1.0  # every item inside eth_blockNumber's 1 s
+    assert [a["id"] for a in response.json()] == [0, 1, 2, 3, 4]
+    assert all(a["error"]["code"] == -32000 for a in response.json())
+
+
+async def test_overrides_are_case_insensitive(app: LassoASGI) -> None:
+    response = await post(
+        app, "/rpc/testnet", rpc("eth_blockNumber"), query="transport=HTTP&include_meta=BODY"
+    )
+    assert response.json()["lasso_meta"]["transport"] == "http"
