@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from lasso.core.routes import parse_rpc_path
-from lasso.testing.asgi import open_asgi_websocket
+from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
 from lasso.testing.fakes import Fault
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet
@@ -74,17 +74,22 @@ async def test_bad_frames_get_errors_and_the_socket_stays_open(app: LassoASGI) -
             assert (await ws.receive_json())["result"] == "0x64"
 
 
+async def fill_in_flight(ws: AsgiWebSocket, fleet: FakeFleet) -> None:
+    """32 requests (the limit) hanging upstream."""
+    for node in fleet.nodes.values():
+        node.fault = Fault.HANG
+    for i in range(32):
+        await ws.send_text(
+            rpc("eth_getBalance", ["0x0000000000000000000000000000000000000001"], rid=i)
+        )
+    await trio.testing.wait_all_tasks_blocked()
+
+
 async def test_in_flight_limit_answers_local_capacity_with_the_ids(
     app: LassoASGI, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
-    for node in fleet.nodes.values():
-        node.fault = Fault.HANG
     async with open_asgi_websocket(app, "/ws/rpc/testnet") as ws:
-        for i in range(32):
-            await ws.send_text(
-                rpc("eth_getBalance", ["0x0000000000000000000000000000000000000001"], rid=i)
-            )
-        await trio.testing.wait_all_tasks_blocked()
+        await fill_in_flight(ws, fleet)
         await ws.send_text(rpc("eth_blockNumber", rid="over"))
         answer = await ws.receive_json()
         assert answer == {
@@ -127,14 +132,8 @@ async def test_a_binary_frame_that_is_not_utf8_is_a_parse_error(app: LassoASGI) 
 async def test_notifications_over_the_in_flight_limit_get_no_answer(
     app: LassoASGI, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
-    for node in fleet.nodes.values():
-        node.fault = Fault.HANG
     async with open_asgi_websocket(app, "/ws/rpc/testnet") as ws:
-        for i in range(32):
-            await ws.send_text(
-                rpc("eth_getBalance", ["0x0000000000000000000000000000000000000001"], rid=i)
-            )
-        await trio.testing.wait_all_tasks_blocked()
+        await fill_in_flight(ws, fleet)
         await ws.send_text('{"jsonrpc":"2.0","method":"eth_blockNumber"}')  # a notification
         await ws.send_text(rpc("eth_blockNumber", rid="over"))
         answer = await ws.receive_json()
