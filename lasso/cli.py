@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
@@ -67,6 +68,19 @@ def _load(path: str) -> Settings | None:
         return None
 
 
+def _run_devnet_command(run: Callable[[], Awaitable[None]]) -> int:
+    """Run a command that starts the devnet; its failures are one clear line, not a trace."""
+    from lasso.devnet import DevnetError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(run)
+    except DevnetError as exc:
+        print(f"lasso: the devnet could not start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -103,15 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             block_time_s=args.block_time,
             port_base=args.port_base,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(run)
-        return 0
+        return _run_devnet_command(run)
     if args.command == "devnet":
         from lasso.devnet import run_devnet_cli
 
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(run_devnet_cli, args.nodes, args.block_time, args.port_base)
-        return 0
+        return _run_devnet_command(
+            partial(run_devnet_cli, args.nodes, args.block_time, args.port_base)
+        )
     return EXIT_CONFIG
 
 

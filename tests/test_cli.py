@@ -37,3 +37,17 @@ def test_an_unreadable_file_is_a_problem_too(
 ) -> None:
     assert main(["check-config", str(tmp_path / "missing.toml")]) == 2
     assert "missing.toml" in capsys.readouterr().err
+
+
+def test_a_busy_devnet_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["devnet", "--nodes", "1", "--port-base", str(port)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lasso: the devnet could not start: port ")
+    assert "Traceback" not in err
