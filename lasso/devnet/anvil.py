@@ -233,23 +233,10 @@ async def _run_in_own_group(
         stdout=subprocess.DEVNULL,
         capture_stderr=True,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
         deliver_cancel=_terminate_group,
         task_status=task_status,
     )
     stderr.append(completed.stderr)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, the kernel SIGTERMs the node if the process
-    that started it dies, however it dies (even SIGKILL), so no anvil outlives its devnet."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 async def _terminate_group(process: trio.Process) -> None:

@@ -10,8 +10,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -397,41 +395,3 @@ def test_find_anvil_without_an_install_says_to_run_make_install(
     monkeypatch.setattr(anvil_module, "__file__", str(tmp_path / "lasso" / "devnet" / "anvil.py"))
     with pytest.raises(DevnetError, match="make install"):
         find_anvil()
-
-
-OWNER = """
-import trio
-from lasso.devnet import open_devnet
-async def main():
-    async with open_devnet(nodes=2, block_time_s=None) as devnet:
-        print(" ".join(map(str, devnet.statistics().pids)), flush=True)
-        await trio.sleep_forever()
-trio.run(main)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
-async def test_the_nodes_die_with_a_killed_parent() -> None:
-    """Even SIGKILL of the process that owns the devnet leaves no anvil behind."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with trio.fail_after(30):
-        owner = await trio.lowlevel.open_process(
-            [sys.executable, "-c", OWNER], stdout=subprocess.PIPE, cwd=REPO, env=env
-        )
-        assert owner.stdout is not None
-        try:
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await owner.stdout.receive_some(1024)
-            pids = [int(p) for p in line.split()]
-            assert all(is_alive(pid) for pid in pids)
-        finally:
-            owner.kill()  # SIGKILL: no cleanup code runs in the owner
-            await owner.wait()
-            await owner.stdout.aclose()
-        for _ in range(100):
-            if not any(is_alive(pid) for pid in pids):
-                break
-            await trio.sleep(0.05)  # a child process exiting: no event to wait on
-    assert [pid for pid in pids if is_alive(pid)] == []
