@@ -30,8 +30,9 @@ from lasso.pubsub import (
     conn_topic,
     subs_topic,
 )
+from lasso.subscriptions.events import Live, Lost, Resync, Serving
 from lasso.subscriptions.fanout import Subscriber
-from lasso.subscriptions.stream import Live, Lost, Resync, Serving, Stream
+from lasso.subscriptions.stream import Stream
 
 log = logging.getLogger("lasso.subscriptions")
 
@@ -115,7 +116,7 @@ class SubscriptionHub:
         if new is not None:
             self._routes[(chain, new.provider_id, new.upstream_id)] = stream
 
-    async def _orphaned(self, source: Stream, hashes: tuple[str, ...], fork: int | None) -> None:
+    def _orphaned(self, source: Stream, hashes: tuple[str, ...], fork: int | None) -> None:
         for stream in self._streams.values():
             if stream.chain is source.chain and stream is not source:
                 stream.apply_orphans(hashes, fork)

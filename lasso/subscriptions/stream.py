@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -33,8 +33,7 @@ import trio
 from lasso.chain import ChainRuntime
 from lasso.config import SubscriptionConfig
 from lasso.core.breaker import CircuitState
-from lasso.core.jsonrpc import Call, encode_json
-from lasso.core.router import Strategy
+from lasso.core.jsonrpc import encode_json
 from lasso.core.subs import (
     Delivery,
     HeadDecision,
@@ -47,13 +46,13 @@ from lasso.core.subs import (
     SubscriptionKind,
     SubscriptionRequest,
     TooFar,
-    get_logs_params,
     plan_resume,
     upstream_params,
 )
-from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InvalidParams, LassoError, NoProviderAvailable
+from lasso.subscriptions.events import Event, Live, Lost, Orphaned, Resync, Serving
 from lasso.subscriptions.fanout import Subscriber, fan_out
+from lasso.subscriptions.reads import ChainReads
 from lasso.upstream.provider import WS, Provider
 
 log = logging.getLogger("lasso.subscriptions")
@@ -61,40 +60,8 @@ log = logging.getLogger("lasso.subscriptions")
 _decode = msgspec.json.decode
 SUBSCRIBE_TIMEOUT_S = 10.0
 GAP_ERROR = -32000
-_FETCH_CONCURRENCY = 8
 _TICK_S = 1.0
 _LOGS_PROGRESS_S = 30.0
-
-
-class Live(msgspec.Struct, frozen=True):
-    provider_id: str
-    upstream_id: str
-    payload: bytes
-
-
-class Lost(msgspec.Struct, frozen=True):
-    provider_id: str
-    reason: str
-
-
-class Resync(msgspec.Struct, frozen=True):
-    reason: str
-
-
-class Orphaned(msgspec.Struct, frozen=True):
-    """The chain's heads stream saw a reorg: these delivered block hashes are gone."""
-
-    hashes: tuple[str, ...]
-    fork_point: int | None
-
-
-Event = Live | Lost | Resync | Orphaned
-
-
-class Serving(msgspec.Struct, frozen=True):
-    provider_id: str
-    upstream_id: str
-    connection_id: str | None
 
 
 class Stream:
@@ -108,7 +75,7 @@ class Stream:
         *,
         pinned: str | None,
         router: Callable[[Stream, Serving | None, Serving | None], None],
-        orphaned: Callable[[Stream, tuple[str, ...], int | None], Awaitable[None]],
+        orphaned: Callable[[Stream, tuple[str, ...], int | None], None],
     ) -> None:
         self.chain = chain
         self.request = request
@@ -120,6 +87,7 @@ class Stream:
         self.closed = False
         self._route = router
         self._orphaned = orphaned
+        self.reads = ChainReads(chain, pinned)
         self._inbox, self._events = trio.open_memory_channel[Event](65_536)
         self.heads = HeadStream(max_backfill=policy.max_backfill_blocks)
         self.logs = (
@@ -166,7 +134,7 @@ class Stream:
             # Block n may be half delivered (its last_complete is n-1): replay it whole.
             head = max(head or 0, self.logs.highest_delivered)
         if head is None:
-            head = await self._provider_head(self.serving)
+            head = await self.reads.head(self._serving_id())
         cached = self.logs.cached_range if self.logs is not None else self.heads.cached_range
         plan = plan_resume(
             resume_from, head=head, cached=cached, max_replay=self.policy.max_replay_blocks
@@ -267,7 +235,7 @@ class Stream:
         if self.logs is None or self.serving is None or now < self._progress_at:
             return
         self._progress_at = now + _LOGS_PROGRESS_S
-        head = await self._provider_head(self.serving)
+        head = await self.reads.head(self.serving.provider_id)
         self.logs.advance(head - 1)  # a block of margin for logs still in flight
 
     def _stale_s(self) -> float:
@@ -302,7 +270,7 @@ class Stream:
         while True:
             self._send(decision.deliver)
             if decision.orphaned:
-                await self._orphaned(self, decision.orphaned, decision.fork_point)
+                self._orphaned(self, decision.orphaned, decision.fork_point)
             if decision.too_far is not None:
                 self._gap_error(decision.too_far)
                 self.heads.reset()
@@ -312,8 +280,7 @@ class Stream:
                 continue
             if decision.fetch is None or decision.verdict is HeadVerdict.STALE:
                 return
-            prefer = None if self.serving is None else self.serving.provider_id
-            blocks = await self._fetch_blocks(decision.fetch, prefer)
+            blocks = await self.reads.blocks(decision.fetch, self._serving_id())
             decision = self.heads.offer_backfill(blocks)
 
     def apply_orphans(self, hashes: tuple[str, ...], fork_point: int | None) -> None:
@@ -352,8 +319,8 @@ class Stream:
     async def _catch_up(self, serving: Serving | None) -> None:
         if serving is None or self._tip() is None:
             return
-        head = await self._provider_head(serving)
-        prefer = serving.provider_id  # the new provider has what the old one never sent
+        prefer = serving.provider_id
+        head = await self.reads.head(prefer)  # the new provider has what the old one never sent
         if self.logs is not None:
             await self._backfill_logs(self.logs.backfill_range(head), prefer)
             return
@@ -363,7 +330,7 @@ class Stream:
                 self._gap_error(wanted)
                 self.heads.reset()
             elif wanted:
-                blocks = await self._fetch_blocks(wanted, prefer)
+                blocks = await self.reads.blocks(wanted, prefer)
                 await self._apply_heads(self.heads.offer_backfill(blocks))
 
     async def _backfill_logs(self, wanted: range | TooFar, prefer: str | None) -> None:
@@ -375,9 +342,11 @@ class Stream:
             return
         if not wanted:
             return
-        params = get_logs_params(self.request.log_filter, wanted)
-        logs = _decode(await self._fetch("eth_getLogs", params, prefer))
+        logs = await self.reads.logs(self.request.log_filter, wanted, prefer)
         self._send(self.logs.accept_backfill(wanted, logs).deliver)
+
+    def _serving_id(self) -> str | None:
+        return None if self.serving is None else self.serving.provider_id
 
     def _tip(self) -> int | None:
         return self.logs.last_complete if self.logs is not None else self.heads.tip
@@ -406,12 +375,10 @@ class Stream:
         """Pin an empty stream to the chain as it is now, so that even the first heads
         after subscribing are checked for gaps (the anchor itself is not delivered)."""
         if self.logs is not None and self.logs.last_complete is None:
-            self.logs.anchor(await self._provider_head(self.serving))
+            self.logs.anchor(await self.reads.head(provider_id))
         elif self.kind is SubscriptionKind.NEW_HEADS and self.heads.state is StreamState.EMPTY:
             try:
-                block = _decode(
-                    await self._fetch("eth_getBlockByNumber", ["latest", False], provider_id)
-                )
+                block = await self.reads.latest_block(provider_id)
             except LassoError:
                 return  # the first live head anchors instead
             if isinstance(block, dict):
@@ -444,62 +411,11 @@ class Stream:
             with contextlib.suppress(LassoError):
                 await provider.ws.unsubscribe(serving.upstream_id)
 
-    # -- HTTP fetches through the gateway's own routing -----------------------------
-
-    async def _provider_head(self, serving: Serving | None) -> int:
-        prefer = None if serving is None else serving.provider_id
-        return int(_decode(await self._fetch("eth_blockNumber", [], prefer)), 16)
-
-    async def _fetch_blocks(
-        self, numbers: range, prefer: str | None = None
-    ) -> list[dict[str, Any]]:
-        found: dict[int, Any] = {}
-        failures: list[LassoError] = []
-        limiter = trio.CapacityLimiter(_FETCH_CONCURRENCY)
-
-        async def one(number: int) -> None:
-            async with limiter:
-                if failures:
-                    return  # one failed: the whole range is fetched again later
-                params = [hex(number), False]
-                try:
-                    raw = await self._fetch("eth_getBlockByNumber", params, prefer)
-                except LassoError as exc:
-                    failures.append(exc)
-                    return
-                found[number] = _decode(raw)
-
-        async with trio.open_nursery() as nursery:
-            for number in numbers:
-                nursery.start_soon(one, number)
-        if failures:
-            raise failures[0]
-        return [found[n] for n in numbers if isinstance(found.get(n), dict)]
-
     async def _replay(self, plan: ResumePlan) -> list[Delivery] | ResumeRejected:
         if self.logs is not None:
             assert self.request.log_filter is not None
             fetched: list[Any] = []
             if plan.fetch:
-                params = get_logs_params(self.request.log_filter, plan.fetch)
-                fetched = _decode(await self._fetch("eth_getLogs", params))
+                fetched = await self.reads.logs(self.request.log_filter, plan.fetch, None)
             return self.logs.replay(plan, fetched)
-        return self.heads.replay(plan, await self._fetch_blocks(plan.fetch))
-
-    async def _fetch(self, method: str, params: list[Any], prefer: str | None = None) -> bytes:
-        """One read over HTTP: the preferred provider first, then normal routing."""
-        call = Call(method, encode_json(params), b"0")
-        if self.pinned is not None:
-            prefer = self.pinned
-        if prefer is not None:
-            try:
-                return await self._dispatch(call, prefer)
-            except LassoError:
-                if self.pinned is not None:
-                    raise
-        return await self._dispatch(call, None)
-
-    async def _dispatch(self, call: Call, provider: str | None) -> bytes:
-        now = trio.current_time()
-        plan = self.chain.plan(call.method, now, strategy=Strategy.PRIORITY, provider=provider)
-        return await dispatch(self.chain, call, plan, Outcome())
+        return self.heads.replay(plan, await self.reads.blocks(plan.fetch))
