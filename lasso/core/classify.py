@@ -44,12 +44,17 @@ CAPABILITY, since a request too large for one provider says nothing about its he
 from __future__ import annotations
 
 import enum
-import math
 import re
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import msgspec
+
+from lasso.core.retry_after import (
+    MAX_TEXT_CHARS,
+    parse_retry_after_header,
+    retry_after_from_data,
+    retry_after_from_text,
+)
 
 __all__ = [
     "Classification",
@@ -366,14 +371,6 @@ _CODE_RULES: Final[dict[int, Reason]] = {
 }
 
 _REVERT_SELECTORS: Final = ("0x08c379a0", "0x4e487b71")  # Error(string), Panic(uint256)
-_MAX_MESSAGE_CHARS: Final = 4096
-_RETRY_IN_TEXT: Final = re.compile(
-    r"(?:try again|retry)(?: after| in)?\s*(\d+(?:\.\d+)?)\s*"
-    r"(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b"
-)
-_UNIT_MS: Final = {"ms": 1, "millisecond": 1, "milliseconds": 1, "m": 60_000}
-_SECONDS_KEYS: Final = ("retry_after", "retryAfter", "retry_after_seconds", "backoff_seconds")
-_MS_KEYS: Final = ("retry_after_ms", "retryAfterMs")
 _WITH_RETRY_AFTER: Final = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.PROVIDER_FAILURE})
 _HTTP_4XX: Final[dict[int, Reason]] = {
     401: Reason.AUTH_ERROR,
@@ -394,16 +391,16 @@ def classify_rpc_error(code: int, message: str, data: bytes | None) -> Classific
     decoded = _decode(data)
     if _has_revert_selector(decoded):
         return Classification(ErrorCategory.DETERMINISTIC, Reason.EXECUTION_REVERTED)
-    text = message[:_MAX_MESSAGE_CHARS].lower()
+    text = message[:MAX_TEXT_CHARS].lower()
     reason = _reason_from_message(text)
     if reason is None:
         reason = _reason_from_code(code)
     category = category_of(reason)
     retry_after_ms = None
     if category in _WITH_RETRY_AFTER:
-        retry_after_ms = _retry_after_from_data(decoded)
+        retry_after_ms = retry_after_from_data(decoded)
         if retry_after_ms is None:
-            retry_after_ms = _retry_after_from_text(text)
+            retry_after_ms = retry_after_from_text(text)
     return Classification(category, reason, retry_after_ms)
 
 
@@ -430,32 +427,6 @@ def classify_http_status(
     if reason is None:
         return Classification(ErrorCategory.PROVIDER_FAILURE, Reason.UNEXPECTED_STATUS)
     return Classification(category_of(reason), reason)
-
-
-def parse_retry_after_header(value: str | None, wall_now_s: float | None) -> int | None:
-    """A ``Retry-After`` header (delay-seconds or HTTP-date) as milliseconds from now."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return _retry_after_from_http_date(value, wall_now_s)
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return math.ceil(seconds * 1000)
-
-
-def _retry_after_from_http_date(value: str, wall_now_s: float | None) -> int | None:
-    if wall_now_s is None:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # an HTTP-date is always GMT
-        return None
-    return max(0, math.ceil((when.timestamp() - wall_now_s) * 1000))
 
 
 def _reason_from_message(text: str) -> Reason | None:
@@ -489,34 +460,3 @@ def _has_revert_selector(decoded: Any) -> bool:
     if isinstance(decoded, dict):
         decoded = decoded.get("data")
     return isinstance(decoded, str) and decoded[:10].lower().startswith(_REVERT_SELECTORS)
-
-
-def _retry_after_from_data(decoded: Any) -> int | None:
-    if isinstance(decoded, str):
-        return _retry_after_from_text(decoded[:_MAX_MESSAGE_CHARS].lower())
-    if not isinstance(decoded, dict):
-        return None
-    for keys, scale in ((_MS_KEYS, 1), (_SECONDS_KEYS, 1000)):
-        for key in keys:
-            value = _non_negative_number(decoded.get(key))
-            if value is not None:
-                return math.ceil(value * scale)
-    return None
-
-
-def _non_negative_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _retry_after_from_text(text: str) -> int | None:
-    match = _RETRY_IN_TEXT.search(text)
-    if match is None:
-        return None
-    amount, unit = float(match.group(1)), match.group(2)
-    return math.ceil(amount * _UNIT_MS.get(unit, 60_000 if unit.startswith("min") else 1000))
