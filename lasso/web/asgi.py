@@ -19,17 +19,15 @@ from typing import Any
 import trio
 
 from lasso.core import jsonrpc
-from lasso.core.routes import parse_rpc_path
 from lasso.errors import (
     BodyTooLarge,
     InternalError,
     InvalidRequest,
     LassoError,
-    UnknownTarget,
 )
 from lasso.gateway import Answer, Gateway, Target
 from lasso.meta import META_MODES, encode_header, new_request_id
-from lasso.web.params import overrides, query_value
+from lasso.web.params import query_value, resolve_scope
 from lasso.web.ws import SessionFactory, serve_websocket
 
 log = logging.getLogger("lasso.web")
@@ -68,12 +66,7 @@ class LassoASGI:
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
-            route = parse_rpc_path(scope["path"])
-            if route is None:
-                raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
-            target = self.gateway.resolve(
-                route, scope["path"], *overrides(headers, scope.get("query_string", b""))
-            )
+            target = resolve_scope(self.gateway, scope, headers, "/rpc/")
             body = await _read_body(receive, headers, self.max_body)
         except LassoError as exc:
             await _respond(send, exc.status(), Answer.error(exc).body(), [])

@@ -1,6 +1,13 @@
-"""Per-request overrides read from headers and the query string."""
+"""Per-request routing read from the ASGI scope: the route, overrides in headers and query."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lasso.core.routes import parse_rpc_path
+from lasso.errors import UnknownTarget
+from lasso.gateway import Gateway, Target
 
 
 def query_value(query: bytes, key: bytes) -> str | None:
@@ -20,3 +27,14 @@ def overrides(headers: dict[bytes, bytes], query: bytes) -> tuple[str | None, st
     if transport is None:
         transport = headers.get(b"x-lasso-transport", b"").decode("latin-1") or None
     return provider, None if transport is None else transport.lower()
+
+
+def resolve_scope(
+    gateway: Gateway, scope: Mapping[str, Any], headers: dict[bytes, bytes], prefix: str
+) -> Target:
+    """The target a request's path and overrides name; raises ``UnknownTarget``."""
+    path: str = scope["path"]
+    route = parse_rpc_path(path, prefix)
+    if route is None:
+        raise UnknownTarget(f"No such route: {path}", http_status=404)
+    return gateway.resolve(route, path, *overrides(headers, scope.get("query_string", b"")))

@@ -28,10 +28,9 @@ import trio
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.core.routes import parse_rpc_path
-from lasso.errors import InvalidRequest, LassoError, LocalCapacity, ParseError, UnknownTarget
+from lasso.errors import InvalidRequest, LassoError, LocalCapacity, ParseError
 from lasso.gateway import Answer, Gateway, Session, Target
-from lasso.web.params import overrides
+from lasso.web.params import resolve_scope
 
 log = logging.getLogger("lasso.ws")
 
@@ -216,11 +215,7 @@ async def serve_websocket(
     if message["type"] != "websocket.connect":
         return
     try:
-        route = parse_rpc_path(scope["path"], "/ws/rpc/")
-        if route is None:
-            raise UnknownTarget(f"No such route: {scope['path']}", http_status=404)
-        extra = overrides(dict(scope["headers"]), scope.get("query_string", b""))
-        target = gateway.resolve(route, scope["path"], *extra)
+        target = resolve_scope(gateway, scope, dict(scope["headers"]), "/ws/rpc/")
     except LassoError as exc:
         await _reject(scope, send, exc)
         return
