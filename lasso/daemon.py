@@ -134,14 +134,8 @@ def tune_gc() -> None:
 
 async def run_until_signalled(settings: Settings, *, host: str | None, port: int | None) -> None:
     """``lasso serve``: serve until SIGINT or SIGTERM, then drain and exit."""
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, shutdown)
-        binds = await nursery.start(
-            partial(serve, settings, host=host, port=port, shutdown=shutdown)
-        )
-        tune_gc()
-        print(_banner(settings, binds), flush=True)
+    async with _shutdown_on_signal() as shutdown:
+        await _serve_and_announce(settings, host, port, shutdown)
 
 
 async def run_with_devnet(
@@ -156,11 +150,40 @@ async def run_with_devnet(
     """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway."""
     from lasso.devnet import open_devnet
 
-    async with open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet:
+    async with (
+        _shutdown_on_signal() as shutdown,
+        open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet,
+    ):
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
             print(f"  node {node.index}  {node.http_url}  {node.ws_url}", flush=True)
-        await run_until_signalled(settings, host=host, port=port)
+        await _serve_and_announce(settings, host, port, shutdown)
+
+
+async def _serve_and_announce(
+    settings: Settings, host: str | None, port: int | None, shutdown: trio.Event
+) -> None:
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            partial(serve, settings, host=host, port=port, shutdown=shutdown)
+        )
+        tune_gc()
+        print(_banner(settings, binds), flush=True)
+
+
+@asynccontextmanager
+async def _shutdown_on_signal() -> AsyncIterator[trio.Event]:
+    """An event the first SIGINT or SIGTERM sets. The handlers stay installed for the
+    whole block: a second signal (``make`` forwards the one ``timeout`` sent it, for one)
+    must not kill the process mid-drain, before its devnet nodes are stopped."""
+    shutdown = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, signals, shutdown)
+            try:
+                yield shutdown
+            finally:
+                nursery.cancel_scope.cancel(reason="stopped")
 
 
 def _banner(settings: Settings, binds: list[str]) -> str:
@@ -174,9 +197,10 @@ def _banner(settings: Settings, binds: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def _watch_signals(shutdown: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            log.info("signal received; draining in-flight requests")
+async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event) -> None:
+    async for signum in signals:
+        if shutdown.is_set():
+            log.info("%s: already draining", signal.Signals(signum).name)
+        else:
+            log.info("%s: draining in-flight requests", signal.Signals(signum).name)
             shutdown.set()
-            return
