@@ -65,6 +65,13 @@ MethodName = Annotated[
     str,
     Meta(pattern=r"^[A-Za-z0-9_]+\Z", extra={"hint": "must be a JSON-RPC method name"}),
 ]
+MethodPattern = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_]+\*?\Z",
+        extra={"hint": "must be a method name, or a method-name prefix ending in *"},
+    ),
+]
 HeaderName = Annotated[
     str,
     Meta(
@@ -100,6 +107,15 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ws_idle_timeout_ms: NonNegative = 600_000
     ws_ping_interval_ms: Positive = 30_000
     ws_send_queue: Positive = 4096
+    ws_send_timeout_ms: Positive = 10_000
+    max_connections: Positive = 10_000
+    max_inflight_body_bytes: Positive = 64_000_000
+    header_timeout_ms: Positive = 10_000
+    body_timeout_ms: Positive = 30_000
+    max_json_depth: Annotated[int, Meta(ge=2, le=512)] = 64
+    max_filter_addresses: Positive = 1_000
+    max_filter_topics: Positive = 256
+    allow_methods: tuple[MethodPattern, ...] = ()
 
 
 class HedgeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
