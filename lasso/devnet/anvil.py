@@ -25,6 +25,7 @@ import trio
 
 from lasso.devnet.control import ControlClient
 from lasso.devnet.errors import DevnetError
+from lasso.devnet.guardian import Guardian
 
 ANVIL_ENV = "LASSO_ANVIL"
 READY_DEADLINE_S = 15.0
@@ -135,6 +136,7 @@ async def run_anvil(
     anvil: str,
     launch: AnvilLaunch,
     control: ControlClient,
+    guardian: Guardian,
     *,
     task_status: trio.TaskStatus[RunningAnvil] = trio.TASK_STATUS_IGNORED,
 ) -> AnvilExit:
@@ -142,12 +144,13 @@ async def run_anvil(
 
     A picked port can be taken between picking and anvil's bind, so a node
     that exits before answering is retried on a fresh port. A node that never
-    answers raises DevnetError. Cancelling stops the node.
+    answers raises DevnetError. Cancelling stops the node. ``guardian`` stops
+    it if this process dies without doing so.
     """
     port = launch.port
     failure = "no attempt made"
     for _ in range(1 if launch.fixed else START_ATTEMPTS):
-        attempt = _Attempt(anvil_command(anvil, launch, port))
+        attempt = _Attempt(anvil_command(anvil, launch, port), guardian)
         await attempt.run(control, launch.chain_id, port, task_status)
         if attempt.state == "ready":
             assert attempt.pid is not None
@@ -162,8 +165,9 @@ async def run_anvil(
 class _Attempt:
     """One anvil process: started, probed until ready, then run until it exits."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], guardian: Guardian) -> None:
         self.command = command
+        self._guardian = guardian
         self.state: _ReadyState = "not started"
         self.pid: int | None = None
         self.returncode: int | None = None
@@ -182,6 +186,7 @@ class _Attempt:
                     _run_in_own_group, self.command, self._stderr
                 )
                 self.pid = process.pid
+                self._guardian.watch(process.pid)
                 self.state = await _wait_ready(control, f"http://{HOST}:{port}", process, chain_id)
                 if self.state == "ready":
                     task_status.started(RunningAnvil(port, process.pid))
@@ -194,6 +199,7 @@ class _Attempt:
                 # which the kernel does not reuse while the group has members):
                 # sweep the group for anything a wrapper left behind.
                 signal_group(self.pid, signal.SIGKILL)
+                self._guardian.forget(self.pid)
 
     def stderr(self) -> str:
         return b"".join(self._stderr).decode(errors="replace").strip() or "no output"

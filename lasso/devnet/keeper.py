@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+from functools import partial
 from typing import Protocol
 
 import trio
@@ -22,6 +23,7 @@ from lasso.core.backoff import Backoff
 from lasso.devnet.anvil import AnvilExit, AnvilLaunch, RunningAnvil, run_anvil
 from lasso.devnet.control import ControlClient
 from lasso.devnet.errors import DevnetError
+from lasso.devnet.guardian import Guardian
 
 log = logging.getLogger("lasso.devnet")
 
@@ -44,6 +46,7 @@ async def keep_node(
     anvil: str,
     launch: AnvilLaunch,
     control: ControlClient,
+    guardian: Guardian,
     owner: NodeOwner,
     rng: random.Random,
     *,
@@ -54,7 +57,8 @@ async def keep_node(
     ``task_status`` gets the first start; a first start that fails raises
     DevnetError. Later failures to start are retried with backoff.
     """
-    running, ended = await _life(anvil, launch, control, owner, task_status, restarted=False)
+    life = partial(_life, anvil, control=control, guardian=guardian, owner=owner)
+    running, ended = await life(launch, task_status, restarted=False)
     # Restarts keep the node's port, whichever the first start settled on.
     launch = dataclasses.replace(launch, port=running.port, fixed=True)
     failures = 0
@@ -63,9 +67,7 @@ async def keep_node(
         await trio.sleep(RESTART_BACKOFF.delay(failures, rng))
         began = trio.current_time()
         try:
-            _, ended = await _life(
-                anvil, launch, control, owner, trio.TASK_STATUS_IGNORED, restarted=True
-            )
+            _, ended = await life(launch, trio.TASK_STATUS_IGNORED, restarted=True)
         except DevnetError as exc:
             ended = f"restart failed: {exc}"
         stable = trio.current_time() - began >= STABLE_LIFE_S
@@ -75,17 +77,18 @@ async def keep_node(
 async def _life(
     anvil: str,
     launch: AnvilLaunch,
-    control: ControlClient,
-    owner: NodeOwner,
     task_status: trio.TaskStatus[RunningAnvil],
     *,
+    control: ControlClient,
+    guardian: Guardian,
+    owner: NodeOwner,
     restarted: bool,
 ) -> tuple[RunningAnvil, str]:
     """One process: start it, tend it while it runs; return why it ended."""
     exits: list[AnvilExit] = []
 
     async def run(*, task_status: trio.TaskStatus[RunningAnvil]) -> None:
-        exits.append(await run_anvil(anvil, launch, control, task_status=task_status))
+        exits.append(await run_anvil(anvil, launch, control, guardian, task_status=task_status))
         nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:

@@ -4,7 +4,8 @@ The nodes start in parallel, each run by a keeper (:mod:`lasso.devnet.keeper`)
 owned by the devnet's own nursery, with an optional miner on a timer beside
 them. Leaving the context (normally, by an exception, or by cancellation)
 cancels that nursery, which stops every node: SIGTERM to its process group, a
-bounded wait, then SIGKILL.
+bounded wait, then SIGKILL. If this process dies without leaving the context
+(SIGKILL), the guardian (:mod:`lasso.devnet.guardian`) stops the nodes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lasso.devnet.anvil import (
 )
 from lasso.devnet.control import ControlClient, open_http_client
 from lasso.devnet.errors import DevnetError
+from lasso.devnet.guardian import open_guardian
 from lasso.devnet.keeper import keep_node
 from lasso.devnet.ledger import Ledger
 from lasso.devnet.network import Devnet, DevnetNode, gather
@@ -83,13 +85,17 @@ async def open_devnet(
     interval_s = max(1, round(block_time_s or 1))
     ledger = Ledger(nodes, genesis_timestamp=genesis_timestamp, interval_s=interval_s)
     sole: BaseException | None = None
-    async with open_http_client() as http:
+    async with open_http_client() as http, open_guardian() as guardian:
         control = ControlClient(http)
         try:
             devnet = Devnet(control, ledger, node_deadline_s=node_deadline_s)
             async with trio.open_nursery() as nursery:
                 start = partial(
-                    keep_node, control=control, owner=devnet, rng=rng or random.Random()
+                    keep_node,
+                    control=control,
+                    guardian=guardian,
+                    owner=devnet,
+                    rng=rng or random.Random(),
                 )
                 running = await _start_all(nursery, anvil, launches, start)
                 devnet.started(_describe(running, pruned))

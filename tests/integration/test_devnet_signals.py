@@ -98,3 +98,63 @@ async def test_lasso_devnet_stops_its_nodes_on(signum: signal.Signals, tmp_path:
 @pytest.mark.parametrize("signum", STOPS, ids=lambda s: s.name)
 async def test_lasso_up_stops_its_nodes_on(signum: signal.Signals, tmp_path: Path) -> None:
     assert await run_then_signal("up", signum, tmp_path) == 0
+
+
+# The owner retires trio's worker threads (those that started the nodes) before it is
+# killed: a parent-death signal tied to the starting thread would have killed the nodes
+# already, as the reverted PR_SET_PDEATHSIG did about 30 s into `make run`.
+OWNER = """
+import threading, trio, trio._core._thread_cache as cache
+from lasso.devnet import open_devnet
+cache.IDLE_TIMEOUT = 0.01
+async def main():
+    async with open_devnet(nodes=2, block_time_s=None) as devnet:
+        with trio.fail_after(10):
+            while threading.active_count() > 1:
+                await trio.sleep(0.01)
+        await devnet.mine()
+        assert devnet.statistics().heads == (1, 1)
+        print(" ".join(map(str, devnet.statistics().pids)), flush=True)
+        await trio.sleep_forever()
+trio.run(main)
+"""
+
+
+async def wait_exited(pid: int) -> None:
+    """Return once ``pid`` (not our child) has exited: its pidfd turns readable."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux)")
+async def test_the_nodes_outlive_their_starting_threads_but_not_a_killed_owner() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    owner = await trio.lowlevel.open_process(
+        [sys.executable, "-c", OWNER], stdout=subprocess.PIPE, cwd=REPO, env=env
+    )
+    assert owner.stdout is not None
+    pids: list[int] = []
+    try:
+        with trio.fail_after(30):
+            line = bytearray()
+            await read_until(owner.stdout, b"\n", line)
+            pids = [int(p) for p in line.split()]
+            assert len(pids) == 2 and all(is_alive(pid) for pid in pids)
+            owner.kill()  # SIGKILL: no cleanup code runs in the owner
+            await owner.wait()
+            for pid in pids:
+                await wait_exited(pid)
+    finally:
+        owner.kill()
+        await owner.wait()
+        await owner.stdout.aclose()
+        for pid in pids:
+            if is_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    assert [pid for pid in pids if is_alive(pid)] == []
