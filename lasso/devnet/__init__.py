@@ -9,7 +9,9 @@ skipped while the others mine on; one that dies is restarted; either way it
 catches up with the same hashes when it answers again.
 
 Modules: ``ledger`` (pure lockstep bookkeeping), ``health`` (a node's
-health states), ``keeper`` (one node's process and restarts), ``anvil`` (finding, starting
+health states), ``board`` (every node's health), ``recovery`` (probing and
+catch-up), ``keeper`` (one node's process and restarts), ``guardian`` (the
+nodes stop when their owner is killed), ``anvil`` (finding, starting
 and reaping processes), ``control`` (JSON-RPC control calls), ``network``
 (:class:`Devnet`), ``lifecycle`` (:func:`open_devnet`), ``cli`` (``lasso devnet``).
 """

@@ -4,14 +4,13 @@ Every operation that changes chain state holds one lock, so a transaction and
 a block are never interleaved differently on different nodes; the bookkeeping
 behind that is :mod:`lasso.devnet.ledger`. Every lockstep call has a per-node
 deadline: a node that misses it is hung (:mod:`lasso.devnet.health`), left
-behind while the others go on, and caught up by :meth:`Devnet.tend` once it
-answers again. Starting, restarting and stopping the nodes is
+behind while the others go on, and caught up (:mod:`lasso.devnet.recovery`)
+once it answers again. Starting, restarting and stopping the nodes is
 :mod:`lasso.devnet.lifecycle` and :mod:`lasso.devnet.keeper`.
 """
 
 from __future__ import annotations
 
-import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,21 +21,14 @@ import msgspec
 import trio
 
 from lasso.devnet.anvil import signal_group
+from lasso.devnet.board import NodeBoard
 from lasso.devnet.control import ControlClient
 from lasso.devnet.errors import DevnetError, DevnetRpcError
-from lasso.devnet.health import NodeHealth, transition
-from lasso.devnet.ledger import BlockRecord, Ledger
+from lasso.devnet.health import NodeHealth
+from lasso.devnet.ledger import Ledger
+from lasso.devnet.recovery import Recovery
 
 T = TypeVar("T")
-log = logging.getLogger("lasso.devnet")
-
-#: How often a hung node is probed.
-PROBE_INTERVAL_S = 0.2
-#: A catching-up node replays without the devnet lock (mining goes on) until
-#: it is this many blocks from its target, then takes the lock for the rest.
-UNLOCKED_REPLAY_MARGIN = 4
-#: anvil's answer to a transaction its mempool already holds.
-ALREADY_IMPORTED = "transaction already imported"
 
 # The accounts of anvil's default mnemonic ("test test ... junk"), unlocked on
 # every node; each starts with 10,000 ether.
@@ -83,18 +75,15 @@ class Devnet:
     """
 
     def __init__(self, control: ControlClient, ledger: Ledger, *, node_deadline_s: float) -> None:
-        count = len(ledger.heads)
         self.nodes: list[DevnetNode] = []
-        self._pids = [0] * count
-        self._health = [NodeHealth.UP] * count
-        self._restarts = [0] * count
         self._control = control
         self._ledger = ledger
         self._node_deadline_s = node_deadline_s
         self._lock = trio.Lock()
+        self._board = NodeBoard(ledger)
+        self._recovery = Recovery(ledger, self._board, self._lock, self._call)
         self._mined_height = 0
         self._block_mined = trio.Event()
-        self._health_changed = trio.Event()
         self._started = trio.Event()
 
     # --- chain control ------------------------------------------------------
@@ -106,12 +95,13 @@ class Devnet:
         the block counts as mined on the others.
         """
         async with self._lock:
-            miners = [i for i in self._ledger.miners() if self._health[i] is NodeHealth.UP]
+            miners = [i for i in self._ledger.miners() if self._board.is_up(i)]
             block = self._ledger.seal()
-            outcomes = await gather([partial(self._mine_node, i, block) for i in miners])
+            mine = self._recovery.mine_node
+            outcomes = await gather([partial(mine, i, block) for i in miners])
             for index, outcome in zip(miners, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    self._lost(index, f"mining block {block.number}", outcome)
+                    self._board.lost(index, f"mining block {block.number}", outcome)
             self._announce_block(block.number)
             return block.number
 
@@ -127,10 +117,10 @@ class Devnet:
         """
         self._ledger.check_index(index)
         self._ledger.unpause(index)
-        if self._health[index] is NodeHealth.UP and index not in self._ledger.in_sync():
-            self._set_health(index, NodeHealth.CATCHING_UP)
-        while self._health[index] is NodeHealth.CATCHING_UP:
-            await self._next_health_change()
+        if self._board.is_up(index) and index not in self._ledger.in_sync():
+            self._board.set(index, NodeHealth.CATCHING_UP)
+        while self._board.health[index] is NodeHealth.CATCHING_UP:
+            await self._board.next_change()
 
     async def send_raw_transaction(self, raw: str) -> str:
         """Send one signed transaction to every node before the next block; return its hash.
@@ -149,7 +139,7 @@ class Devnet:
                 if isinstance(outcome, DevnetRpcError):
                     rpc_errors.append(outcome)
                 elif isinstance(outcome, Exception):
-                    self._lost(index, "taking a transaction", outcome)
+                    self._board.lost(index, "taking a transaction", outcome)
                 else:
                     answered[index] = outcome
             if rpc_errors and not answered:
@@ -191,7 +181,7 @@ class Devnet:
                 except DevnetRpcError:
                     raise
                 except (DevnetError, trio.TooSlowError) as exc:
-                    self._lost(index, "signing", exc)
+                    self._board.lost(index, "signing", exc)
         raise DevnetError("no node is up and in sync to sign with; resume one")
 
     async def request(self, index: int, method: str, params: Sequence[Any] = ()) -> Any:
@@ -208,25 +198,24 @@ class Devnet:
 
     def health(self, index: int) -> NodeHealth:
         self._ledger.check_index(index)
-        return self._health[index]
+        return self._board.health[index]
 
     async def wait_for_health(self, index: int, *states: NodeHealth) -> None:
         """Return once node ``index`` is in one of ``states``."""
         self._ledger.check_index(index)
-        while self._health[index] not in states:
-            await self._next_health_change()
+        await self._board.wait_for(index, *states)
 
     def freeze(self, index: int) -> None:
         """SIGSTOP node ``index``: a hung provider (it holds its sockets, answers nothing)."""
-        signal_group(self._pid(index), signal.SIGSTOP)
+        signal_group(self._board.pid(index), signal.SIGSTOP)
 
     def thaw(self, index: int) -> None:
         """SIGCONT node ``index`` after :meth:`freeze`."""
-        signal_group(self._pid(index), signal.SIGCONT)
+        signal_group(self._board.pid(index), signal.SIGCONT)
 
     def kill(self, index: int) -> None:
         """SIGKILL node ``index``: a crashed provider; the devnet restarts it."""
-        signal_group(self._pid(index), signal.SIGKILL)
+        signal_group(self._board.pid(index), signal.SIGKILL)
 
     def statistics(self) -> DevnetStatistics:
         ledger = self._ledger
@@ -235,9 +224,9 @@ class Devnet:
             paused=frozenset(ledger.paused),
             blocks_mined=ledger.height,
             pending_transactions=len(ledger.pending),
-            pids=tuple(self._pids),
-            health=tuple(h.value for h in self._health),
-            restarts=tuple(self._restarts),
+            pids=tuple(self._board.pids),
+            health=tuple(h.value for h in self._board.health),
+            restarts=tuple(self._board.restarts),
         )
 
     # --- the miner task ------------------------------------------------------
@@ -266,114 +255,15 @@ class Devnet:
 
     def node_started(self, index: int, pid: int, *, restarted: bool) -> None:
         """Node ``index`` answers as process ``pid``; a restarted one is at genesis."""
-        self._pids[index] = pid
-        if restarted:
-            self._restarts[index] += 1
-            self._ledger.reset(index)
-            self._set_health(index, NodeHealth.CATCHING_UP)
+        self._board.started(index, pid, restarted=restarted)
 
     def node_exited(self, index: int, why: str) -> None:
-        log.warning("devnet node %d exited: %s", index, why)
-        if self._health[index] is not NodeHealth.DEAD:
-            self._set_health(index, NodeHealth.DEAD)
+        self._board.exited(index, why)
 
     async def tend(self, index: int) -> None:
         """For one life of node ``index``'s process: probe it while hung, catch it up."""
         await self._started.wait()
-        while True:
-            health = self._health[index]
-            if health is NodeHealth.HUNG:
-                await self._probe(index)
-            elif health is NodeHealth.CATCHING_UP:
-                await self._recover(index)
-            else:
-                await self._next_health_change()
-
-    # --- recovery ------------------------------------------------------------
-
-    async def _probe(self, index: int) -> None:
-        try:
-            await self._call(index, "eth_blockNumber", [])
-        except (DevnetError, trio.TooSlowError):
-            await trio.sleep(PROBE_INTERVAL_S)
-            return
-        log.info("devnet node %d answers again", index)
-        self._set_health(index, NodeHealth.CATCHING_UP)
-
-    async def _recover(self, index: int) -> None:
-        try:
-            await self._catch_up(index)
-        except _DivergedError as exc:
-            # Replaying cannot fix a node whose chain differs: start it afresh.
-            log.warning("devnet node %d diverged (%s): restarting it", index, exc)
-            self.kill(index)
-            await trio.sleep_forever()  # the keeper cancels this life
-        except DevnetRpcError as exc:
-            log.warning("devnet node %d refused its replay (%s): restarting it", index, exc)
-            self.kill(index)
-            await trio.sleep_forever()
-        except (DevnetError, trio.TooSlowError) as exc:
-            self._lost(index, "catching up", exc)
-
-    async def _catch_up(self, index: int) -> None:
-        """Replay missed blocks, mostly without the lock, the last stretch under it."""
-        ledger = self._ledger
-        await self._reconcile(index)
-        while ledger.target(index) - ledger.heads[index] > UNLOCKED_REPLAY_MARGIN:
-            await self._replay_next(index)
-        async with self._lock:
-            while ledger.heads[index] < ledger.target(index):
-                await self._replay_next(index)
-            if index not in ledger.paused:
-                for raw in ledger.undelivered_pending(index):
-                    await self._deliver(index, raw)
-            await self._verify(index, ledger.heads[index])
-            self._set_health(index, NodeHealth.UP)
-
-    async def _reconcile(self, index: int) -> None:
-        """Align the ledger with the node's real head (a stale mine may have run late)."""
-        actual = int(await self._call(index, "eth_blockNumber", []), 16)
-        head = self._ledger.heads[index]
-        if actual == head:
-            return
-        if not head < actual <= self._ledger.height:
-            raise _DivergedError(f"at block {actual}, expected {head}")
-        await self._verify(index, actual)
-        for number in range(head + 1, actual + 1):
-            self._ledger.node_mined(index, number)
-
-    async def _replay_next(self, index: int) -> None:
-        block = self._ledger.next_replay(index)
-        assert block is not None
-        for raw in block.raw_transactions:
-            await self._deliver(index, raw)
-        await self._mine_node(index, block)
-
-    async def _deliver(self, index: int, raw: str) -> None:
-        """Send one transaction of its next block to a node and record it."""
-        try:
-            await self._call(index, "eth_sendRawTransaction", [raw])
-        except DevnetRpcError as exc:
-            # It may hold it already: a send that timed out while it hung.
-            if exc.message != ALREADY_IMPORTED:
-                raise
-        self._ledger.transaction_delivered(index)
-
-    async def _verify(self, index: int, number: int) -> None:
-        """Compare block ``number`` with an up node that has it; raise if they differ."""
-        peers = [
-            i
-            for i, health in enumerate(self._health)
-            if i != index and health is NodeHealth.UP and self._ledger.heads[i] >= number
-        ]
-        if not peers:
-            return
-        ours, theirs = [
-            await self._call(i, "eth_getBlockByNumber", [hex(number), False])
-            for i in (index, peers[0])
-        ]
-        if (ours or {}).get("hash") != (theirs or {}).get("hash"):
-            raise _DivergedError(f"block {number} differs from node {peers[0]}'s")
+        await self._recovery.tend(index)
 
     # --- helpers -------------------------------------------------------------
 
@@ -383,54 +273,12 @@ class Devnet:
             return await self.request(index, method, params)
 
     def _up_in_sync(self) -> list[int]:
-        return [i for i in self._ledger.in_sync() if self._health[i] is NodeHealth.UP]
-
-    def _pid(self, index: int) -> int:
-        self._ledger.check_index(index)
-        return self._pids[index]
-
-    def _set_health(self, index: int, new: NodeHealth) -> None:
-        old = self._health[index]
-        self._health[index] = transition(old, new)
-        log.log(
-            logging.INFO if new is NodeHealth.UP else logging.WARNING,
-            "devnet node %d: %s -> %s (head %d of %d)",
-            index,
-            old.value,
-            new.value,
-            self._ledger.heads[index],
-            self._ledger.height,
-        )
-        self._health_changed.set()
-        self._health_changed = trio.Event()
-
-    async def _next_health_change(self) -> None:
-        await self._health_changed.wait()
-
-    def _lost(self, index: int, doing: str, error: BaseException) -> None:
-        """Node ``index`` failed a lockstep call: it is hung (unless already dead)."""
-        log.warning("devnet node %d failed %s: %s", index, doing, _describe(error))
-        if self._health[index] in (NodeHealth.UP, NodeHealth.CATCHING_UP):
-            self._set_health(index, NodeHealth.HUNG)
+        return [i for i in self._ledger.in_sync() if self._board.is_up(i)]
 
     def _announce_block(self, number: int) -> None:
         self._mined_height = number
         self._block_mined.set()
         self._block_mined = trio.Event()
-
-    async def _mine_node(self, index: int, block: BlockRecord) -> None:
-        await self._call(index, "evm_mine", [block.timestamp])
-        self._ledger.node_mined(index, block.number)
-
-
-class _DivergedError(DevnetError):
-    """A node's chain differs from the others'; only a restart from genesis fixes it."""
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, trio.TooSlowError):
-        return "no answer within the node deadline"
-    return str(error) or type(error).__name__
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Exception]:

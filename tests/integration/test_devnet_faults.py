@@ -12,6 +12,7 @@ import trio
 
 from lasso.devnet import DEV_ACCOUNTS, Devnet, NodeHealth, open_devnet
 from tests.integration.test_devnet import (
+    GENESIS,
     ONE_ETHER,
     assert_identical_chain,
     is_alive,
@@ -106,3 +107,31 @@ async def test_the_timer_keeps_mining_past_a_hung_node() -> None:
         for index in range(3):  # hold the chain still for the comparison
             devnet.pause(index)
         await assert_identical_chain(devnet, min(devnet.statistics().heads))
+
+
+async def test_a_block_a_node_mined_late_is_kept_when_its_hash_matches() -> None:
+    """A mine sent just before a hang may run after it: the catch-up builds on it."""
+    async with open_devnet(nodes=2, block_time_s=None) as devnet:
+        devnet.pause(1)
+        await devnet.mine()
+        await devnet.mine()
+        await devnet.request(1, "evm_mine", [GENESIS + 1])  # the late mine of block 1
+        with trio.fail_after(30):
+            await devnet.resume(1)
+        assert devnet.statistics().heads == (2, 2)
+        assert devnet.statistics().restarts == (0, 0)
+        await assert_identical_chain(devnet, 2)
+
+
+async def test_a_node_whose_chain_diverged_is_restarted_and_replayed() -> None:
+    async with open_devnet(nodes=2, block_time_s=None) as devnet:
+        devnet.pause(1)
+        await devnet.mine()
+        await devnet.mine()
+        await devnet.request(1, "evm_mine", [GENESIS + 99])  # not the devnet's block 1
+        with trio.fail_after(30):
+            await devnet.resume(1)  # it is restarted instead
+            await devnet.wait_for_health(1, NodeHealth.UP)
+        assert devnet.statistics().restarts == (0, 1)
+        assert devnet.statistics().heads == (2, 2)
+        await assert_identical_chain(devnet, 2)
