@@ -158,3 +158,40 @@ async def test_the_nodes_outlive_their_starting_threads_but_not_a_killed_owner()
             if is_alive(pid):
                 os.killpg(pid, signal.SIGKILL)
     assert [pid for pid in pids if is_alive(pid)] == []
+
+
+async def test_lasso_devnet_rides_out_a_hung_then_a_killed_node() -> None:
+    """The CLI neither exits nor says "could not start": it logs each node's recovery."""
+    base = free_port_run(NODES)
+    ports = range(base, base + NODES)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [*command("devnet", base, REPO), "--block-time", "0.1"]
+    process = await trio.lowlevel.open_process(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert process.stdout is not None and process.stderr is not None
+    err = bytearray()
+    try:
+        with trio.fail_after(60):
+            await read_until(process.stdout, b"stops every node", bytearray())
+            first = anvil_pids(range(base, base + 1))[0]
+            os.killpg(first, signal.SIGSTOP)
+            await read_until(process.stderr, b"node 0: up -> hung", err)
+            os.killpg(first, signal.SIGCONT)
+            await read_until(process.stderr, b"node 0: catching-up -> up", err)
+            second = anvil_pids(range(base + 1, base + 2))[0]
+            os.killpg(second, signal.SIGKILL)
+            await read_until(process.stderr, b"node 1: dead -> catching-up", err)
+            await read_until(process.stderr, b"node 1: catching-up -> up", err)
+            assert process.returncode is None
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        process.kill()
+        await process.wait()
+        await process.stdout.aclose()
+        await process.stderr.aclose()
+        for pid in anvil_pids(ports):
+            os.killpg(pid, signal.SIGKILL)
+    assert b"could not start" not in err
+    assert anvil_pids(ports) == []
