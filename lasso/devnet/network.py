@@ -133,8 +133,8 @@ class Devnet:
                 raise DevnetError("no node is up and in sync to take a transaction; resume one")
             sends = [partial(self._call, i, "eth_sendRawTransaction", [raw]) for i in receivers]
             outcomes = await gather(sends)
-            answered = {}
-            rpc_errors = []
+            answered: dict[int, Any] = {}
+            rpc_errors: list[DevnetRpcError] = []
             for index, outcome in zip(receivers, outcomes, strict=True):
                 if isinstance(outcome, DevnetRpcError):
                     rpc_errors.append(outcome)
@@ -144,6 +144,8 @@ class Devnet:
                     answered[index] = outcome
             if rpc_errors and not answered:
                 raise rpc_errors[0]
+            if not answered:
+                raise DevnetError("no node took the transaction within the node deadline")
             if rpc_errors or len(set(answered.values())) != 1:
                 raise DevnetError(f"nodes disagreed on a transaction: {outcomes!r}")
             self._ledger.accept_transaction(raw, sorted(answered))
