@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from lasso.devnet import DEV_ACCOUNTS, Devnet, NodeHealth, open_devnet
+from lasso.devnet import DEV_ACCOUNTS, Devnet, DevnetError, NodeHealth, open_devnet
 from tests.integration.test_devnet import (
     GENESIS,
     ONE_ETHER,
@@ -135,3 +135,15 @@ async def test_a_node_whose_chain_diverged_is_restarted_and_replayed() -> None:
         assert devnet.statistics().restarts == (0, 1)
         assert devnet.statistics().heads == (2, 2)
         await assert_identical_chain(devnet, 2)
+
+
+async def test_a_transaction_no_node_takes_in_time_is_an_error_that_says_so() -> None:
+    async with open_devnet(nodes=1, block_time_s=None, node_deadline_s=0.5) as devnet:
+        raw = await devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=1)
+        devnet.freeze(0)
+        with trio.fail_after(5), pytest.raises(DevnetError, match="within the node deadline"):
+            await devnet.send_raw_transaction(raw)
+        assert devnet.health(0) is NodeHealth.HUNG
+        devnet.thaw(0)
+        with trio.fail_after(30):
+            await devnet.wait_for_health(0, NodeHealth.UP)
