@@ -173,11 +173,14 @@ async def _serve_and_announce(
 
 @asynccontextmanager
 async def _shutdown_on_signal() -> AsyncIterator[trio.Event]:
-    """An event the first SIGINT or SIGTERM sets. The handlers stay installed for the
-    whole block: a second signal (``make`` forwards the one ``timeout`` sent it, for one)
-    must not kill the process mid-drain, before its devnet nodes are stopped."""
+    """An event the first SIGINT, SIGTERM, SIGHUP or SIGQUIT sets (each would otherwise
+    end the process at once, orphaning ``lasso up``'s devnet nodes, which run in their
+    own sessions). The handlers stay installed for the whole block: a second signal
+    (``make`` forwards the one ``timeout`` sent it, for one) must not kill the process
+    mid-drain, before its devnet nodes are stopped."""
     shutdown = trio.Event()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    with trio.open_signal_receiver(*stops) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown)
             try:

@@ -25,6 +25,7 @@ import trio
 
 from lasso.devnet.control import ControlClient
 from lasso.devnet.errors import DevnetError
+from lasso.devnet.guardian import Guardian
 
 ANVIL_ENV = "LASSO_ANVIL"
 READY_DEADLINE_S = 15.0
@@ -122,29 +123,38 @@ def check_port_free(port: int) -> None:
             raise DevnetError(f"port {port} on {HOST} is not free: {exc}") from exc
 
 
-async def serve_anvil(
+@dataclass(frozen=True)
+class AnvilExit:
+    """A node that was ready and then exited on its own."""
+
+    pid: int
+    returncode: int | None
+    stderr: str
+
+
+async def run_anvil(
     anvil: str,
     launch: AnvilLaunch,
     control: ControlClient,
+    guardian: Guardian,
     *,
     task_status: trio.TaskStatus[RunningAnvil] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run one node until cancelled; report it as started once it answers.
+) -> AnvilExit:
+    """Run one node; report it as started once it answers; return when it exits.
 
     A picked port can be taken between picking and anvil's bind, so a node
-    that exits before answering is retried on a fresh port. Once started, the
-    node exiting on its own is an error: a devnet is never silently smaller.
+    that exits before answering is retried on a fresh port. A node that never
+    answers raises DevnetError. Cancelling stops the node. ``guardian`` stops
+    it if this process dies without doing so.
     """
     port = launch.port
     failure = "no attempt made"
     for _ in range(1 if launch.fixed else START_ATTEMPTS):
-        attempt = _Attempt(anvil_command(anvil, launch, port))
+        attempt = _Attempt(anvil_command(anvil, launch, port), guardian)
         await attempt.run(control, launch.chain_id, port, task_status)
         if attempt.state == "ready":
-            raise DevnetError(
-                f"anvil node {launch.index} (pid {attempt.pid}, port {port}) exited "
-                f"unexpectedly with code {attempt.returncode}: {attempt.stderr()}"
-            )
+            assert attempt.pid is not None
+            return AnvilExit(attempt.pid, attempt.returncode, attempt.stderr())
         failure = f"port {port}: {attempt.state} (code {attempt.returncode}): {attempt.stderr()}"
         if attempt.state == "timed out":
             break  # a wedged start, not a port collision: another port will not help
@@ -155,8 +165,9 @@ async def serve_anvil(
 class _Attempt:
     """One anvil process: started, probed until ready, then run until it exits."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], guardian: Guardian) -> None:
         self.command = command
+        self._guardian = guardian
         self.state: _ReadyState = "not started"
         self.pid: int | None = None
         self.returncode: int | None = None
@@ -175,6 +186,7 @@ class _Attempt:
                     _run_in_own_group, self.command, self._stderr
                 )
                 self.pid = process.pid
+                self._guardian.watch(process.pid)
                 self.state = await _wait_ready(control, f"http://{HOST}:{port}", process, chain_id)
                 if self.state == "ready":
                     task_status.started(RunningAnvil(port, process.pid))
@@ -186,7 +198,8 @@ class _Attempt:
                 # The leader is reaped by now (its pid is also its group's id,
                 # which the kernel does not reuse while the group has members):
                 # sweep the group for anything a wrapper left behind.
-                _signal_group(self.pid, signal.SIGKILL)
+                signal_group(self.pid, signal.SIGKILL)
+                self._guardian.forget(self.pid)
 
     def stderr(self) -> str:
         return b"".join(self._stderr).decode(errors="replace").strip() or "no output"
@@ -240,13 +253,19 @@ async def _run_in_own_group(
 
 
 async def _terminate_group(process: trio.Process) -> None:
-    """SIGTERM the node's process group, wait a bounded time, then SIGKILL it."""
-    _signal_group(process.pid, signal.SIGTERM)
+    """SIGTERM the node's process group, wait a bounded time, then SIGKILL it.
+
+    SIGCONT after SIGTERM: a node stopped by SIGSTOP (a hang injected by a
+    test) acts on its pending SIGTERM only once it runs again.
+    """
+    signal_group(process.pid, signal.SIGTERM)
+    signal_group(process.pid, signal.SIGCONT)
     with trio.move_on_after(TERMINATE_GRACE_S):
         await process.wait()
-    _signal_group(process.pid, signal.SIGKILL)
+    signal_group(process.pid, signal.SIGKILL)
 
 
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
+def signal_group(pgid: int, signum: signal.Signals) -> None:
+    """Signal a node's whole process group (its pid is the group id); gone is fine."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)

@@ -1,4 +1,4 @@
-"""``lasso devnet``: run the lockstep devnet in the foreground until Ctrl-C or SIGTERM."""
+"""``lasso devnet``: run the lockstep devnet in the foreground until a signal stops it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import trio
 
 from lasso.devnet.lifecycle import open_devnet
 from lasso.devnet.network import DEV_ACCOUNTS, Devnet
+
+#: Every signal whose default action would end this process and orphan its
+#: nodes (they run in their own sessions, so a terminal's SIGHUP or SIGINT
+#: reaches only us). SIGKILL cannot be caught.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 async def run_devnet_cli(
@@ -19,11 +24,11 @@ async def run_devnet_cli(
 ) -> None:
     """Start the devnet, print its node URLs, mine on the timer, stop cleanly on a signal.
 
-    SIGINT and SIGTERM are taken over before any node starts, so neither can
-    kill this process while anvil children are alive. Must run in the main
-    thread (signal handling).
+    The stop signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are taken over before
+    any node starts, so none can kill this process while anvil children are
+    alive. Must run in the main thread (signal handling).
     """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with open_devnet(
             nodes=nodes, block_time_s=block_time_s, port_base=port_base
         ) as devnet:
@@ -39,5 +44,5 @@ def _banner(devnet: Devnet, block_time_s: float) -> str:
     lines = [f"lasso devnet: {len(devnet.nodes)} anvil nodes, a block every {block_time_s:g}s"]
     lines += [f"  node {n.index}  {n.http_url}  {n.ws_url}" for n in devnet.nodes]
     lines.append(f"  funded, unlocked dev account: {DEV_ACCOUNTS[0]}")
-    lines.append("Ctrl-C or SIGTERM stops every node.")
+    lines.append("Ctrl-C, SIGTERM or SIGHUP stops every node.")
     return "\n".join(lines)

@@ -18,13 +18,16 @@ A node is *in sync* when ``head == height`` and it holds every pending
 transaction. Only nodes in sync receive a new transaction as it is sent,
 because that transaction belongs to block ``height + 1``, which is exactly
 their next block; and only unpaused nodes in sync mine. A node that is behind (it
-was paused) receives nothing; on catch-up it replays each missed block in
+was paused, hung or restarted) receives nothing; on catch-up it replays each missed block in
 order: the not-yet-delivered transactions of that block, then one mine with
 that block's timestamp. Its mempool at each mine therefore matches what the
 other nodes had, and its hashes match theirs.
 
-Blocks every node has mined are dropped from the log, so a long-running devnet
-keeps only what a lagging node still needs.
+A node whose process died is restarted as a fresh anvil at genesis
+(:meth:`Ledger.reset`) and replays the whole chain the same way, so the log
+keeps every block (a timestamp and the raw transactions: a day at one block a
+second is 86,400 small records). A paused node replays only up to the head it
+had when it was paused (:meth:`Ledger.target`).
 
 This module is pure bookkeeping: it never awaits. ``lasso.devnet.network``
 does the I/O and reports back which node mined or received what.
@@ -32,7 +35,6 @@ does the I/O and reports back which node mined or received what.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 
@@ -57,10 +59,11 @@ class Ledger:
         self.pending: list[str] = []
         self.heads = [0] * node_count
         self.delivered = [0] * node_count
-        self.paused: set[int] = set()
+        #: Paused nodes and the head each had when paused.
+        self.paused: dict[int, int] = {}
         self._genesis_timestamp = genesis_timestamp
         self._interval_s = interval_s
-        self._log: deque[BlockRecord] = deque()
+        self._log: list[BlockRecord] = []
 
     # --- queries ----------------------------------------------------------
 
@@ -91,9 +94,13 @@ class Ledger:
         head = self.heads[index]
         if head == self.height:
             return None
-        block = self._log[head + 1 - self._log[0].number]
+        block = self._log[head]  # block n is at n - 1
         undelivered = block.raw_transactions[self.delivered[index] :]
         return BlockRecord(block.number, block.timestamp, undelivered)
+
+    def target(self, index: int) -> int:
+        """The block a catching-up node replays to: the tip, or its head when paused."""
+        return self.paused.get(index, self.height)
 
     def undelivered_pending(self, index: int) -> list[str]:
         """Transactions for the next block that a node at the tip still lacks."""
@@ -105,15 +112,24 @@ class Ledger:
 
     def pause(self, index: int) -> None:
         self.check_index(index)
-        self.paused.add(index)
+        self.paused.setdefault(index, self.heads[index])
 
     def unpause(self, index: int) -> None:
-        self.paused.discard(index)
+        self.paused.pop(index, None)
+
+    def reset(self, index: int) -> None:
+        """Node ``index`` is a fresh anvil at genesis (its process was restarted)."""
+        self.heads[index] = 0
+        self.delivered[index] = 0
 
     def accept_transaction(self, raw: str, receivers: list[int]) -> None:
-        """Record a transaction that every node in ``receivers`` accepted."""
-        if sorted(receivers) != self.in_sync():
-            raise RuntimeError("a new transaction must go to exactly the nodes in sync")
+        """Record a transaction that every node in ``receivers`` accepted.
+
+        Nodes in sync that are not among them (they did not answer) are behind
+        from now on: they get it when they catch up.
+        """
+        if not set(receivers) <= set(self.in_sync()):
+            raise RuntimeError("a new transaction can only go to nodes in sync")
         self.pending.append(raw)
         for index in receivers:
             self.delivered[index] += 1
@@ -137,12 +153,6 @@ class Ledger:
         # Whatever it held for this block is mined now. Back at the head, it
         # lacks the transactions sent since the seal (its next block's).
         self.delivered[index] = 0
-        self._forget_mined_everywhere()
-
-    def _forget_mined_everywhere(self) -> None:
-        lowest = min(self.heads)
-        while self._log and self._log[0].number <= lowest:
-            self._log.popleft()
 
     @property
     def logged_blocks(self) -> int:

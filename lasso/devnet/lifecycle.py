@@ -1,16 +1,20 @@
 """Starting and stopping a devnet: :func:`open_devnet`.
 
-The nodes start in parallel, each owned by the devnet's own nursery, with an
-optional miner on a timer beside them. Leaving the context (normally, by an
-exception, or by cancellation) cancels that nursery, which stops every node:
-SIGTERM to its process group, a bounded wait, then SIGKILL.
+The nodes start in parallel, each run by a keeper (:mod:`lasso.devnet.keeper`)
+owned by the devnet's own nursery, with an optional miner on a timer beside
+them. Leaving the context (normally, by an exception, or by cancellation)
+cancels that nursery, which stops every node: SIGTERM to its process group, a
+bounded wait, then SIGKILL. If this process dies without leaving the context
+(SIGKILL), the guardian (:mod:`lasso.devnet.guardian`) stops the nodes.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -22,12 +26,17 @@ from lasso.devnet.anvil import (
     check_port_free,
     find_anvil,
     pick_free_ports,
-    serve_anvil,
 )
 from lasso.devnet.control import ControlClient, open_http_client
 from lasso.devnet.errors import DevnetError
+from lasso.devnet.guardian import open_guardian
+from lasso.devnet.keeper import keep_node
 from lasso.devnet.ledger import Ledger
 from lasso.devnet.network import Devnet, DevnetNode, gather
+
+#: Each lockstep call to a node (a mine, a transaction, a replayed block) must
+#: answer within this; a node that does not is hung and skipped.
+NODE_DEADLINE_S = 2.0
 
 
 @asynccontextmanager
@@ -40,6 +49,8 @@ async def open_devnet(
     genesis_timestamp: int = 1_700_000_000,
     prune_history: dict[int, int] | None = None,
     anvil_path: str | None = None,
+    node_deadline_s: float = NODE_DEADLINE_S,
+    rng: random.Random | None = None,
 ) -> AsyncIterator[Devnet]:
     """Start ``nodes`` anvil nodes of one chain; stop them all on the way out.
 
@@ -49,9 +60,17 @@ async def open_devnet(
     ``evm_mine`` with N = 0). With ``block_time_s=None`` only :meth:`Devnet.mine`
     makes blocks. Block ``k`` has timestamp ``genesis_timestamp + k * s``, with
     ``s`` the block time rounded to whole seconds (at least 1).
+
+    A node that misses ``node_deadline_s`` on a lockstep call is hung and
+    skipped while the others mine on; one whose process dies is restarted on
+    its port. Either way it is caught up with identical hashes when it
+    answers again (see :mod:`lasso.devnet.health`). ``rng`` jitters the
+    restart backoff.
     """
     pruned = dict(prune_history or {})
     _validate(nodes, block_time_s, port_base, pruned)
+    if node_deadline_s <= 0:
+        raise ValueError(f"node_deadline_s must be positive, not {node_deadline_s}")
     anvil = _resolve_anvil(anvil_path)
     if port_base:
         ports = [port_base + i for i in range(nodes)]
@@ -66,14 +85,20 @@ async def open_devnet(
     interval_s = max(1, round(block_time_s or 1))
     ledger = Ledger(nodes, genesis_timestamp=genesis_timestamp, interval_s=interval_s)
     sole: BaseException | None = None
-    async with open_http_client() as http:
+    async with open_http_client() as http, open_guardian() as guardian:
         control = ControlClient(http)
         try:
+            devnet = Devnet(control, ledger, node_deadline_s=node_deadline_s)
             async with trio.open_nursery() as nursery:
-                running = await _start_all(nursery, anvil, launches, control)
-                devnet = Devnet(
-                    _describe(running, pruned), [r.pid for r in running], control, ledger
+                start = partial(
+                    keep_node,
+                    control=control,
+                    guardian=guardian,
+                    owner=devnet,
+                    rng=rng or random.Random(),
                 )
+                running = await _start_all(nursery, anvil, launches, start)
+                devnet.started(_describe(running, pruned))
                 if block_time_s is not None:
                     await nursery.start(devnet.mine_every, block_time_s)
                 yield devnet
@@ -114,13 +139,16 @@ def _resolve_anvil(anvil_path: str | None) -> str:
 
 
 async def _start_all(
-    nursery: trio.Nursery, anvil: str, launches: list[AnvilLaunch], control: ControlClient
+    nursery: trio.Nursery,
+    anvil: str,
+    launches: list[AnvilLaunch],
+    keep: Callable[..., Awaitable[None]],
 ) -> list[RunningAnvil]:
-    """Start every node in parallel, each owned by ``nursery``."""
+    """Start every node in parallel, each kept by a task in ``nursery``."""
 
     def starter(launch: AnvilLaunch) -> Callable[[], Awaitable[RunningAnvil]]:
         async def start() -> RunningAnvil:
-            started: RunningAnvil = await nursery.start(serve_anvil, anvil, launch, control)
+            started: RunningAnvil = await nursery.start(keep, anvil, launch)
             return started
 
         return start

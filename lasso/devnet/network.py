@@ -2,12 +2,16 @@
 
 Every operation that changes chain state holds one lock, so a transaction and
 a block are never interleaved differently on different nodes; the bookkeeping
-behind that is :mod:`lasso.devnet.ledger`. Starting and stopping the nodes is
-:mod:`lasso.devnet.lifecycle`.
+behind that is :mod:`lasso.devnet.ledger`. Every lockstep call has a per-node
+deadline: a node that misses it is hung (:mod:`lasso.devnet.health`), left
+behind while the others go on, and caught up (:mod:`lasso.devnet.recovery`)
+once it answers again. Starting, restarting and stopping the nodes is
+:mod:`lasso.devnet.lifecycle` and :mod:`lasso.devnet.keeper`.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -16,9 +20,13 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
+from lasso.devnet.anvil import signal_group
+from lasso.devnet.board import NodeBoard
 from lasso.devnet.control import ControlClient
-from lasso.devnet.errors import DevnetError
-from lasso.devnet.ledger import BlockRecord, Ledger
+from lasso.devnet.errors import DevnetError, DevnetRpcError
+from lasso.devnet.health import NodeHealth
+from lasso.devnet.ledger import Ledger
+from lasso.devnet.recovery import Recovery
 
 T = TypeVar("T")
 
@@ -53,31 +61,47 @@ class DevnetStatistics(msgspec.Struct, frozen=True):
     blocks_mined: int
     pending_transactions: int
     pids: tuple[int, ...]
+    health: tuple[str, ...]
+    restarts: tuple[int, ...]
 
 
 class Devnet:
-    """Control surface of a running devnet; get one from :func:`open_devnet`."""
+    """Control surface of a running devnet; get one from :func:`open_devnet`.
 
-    def __init__(
-        self, nodes: list[DevnetNode], pids: list[int], control: ControlClient, ledger: Ledger
-    ) -> None:
-        self.nodes = nodes
-        self._pids = tuple(pids)
+    Each node has a :class:`NodeHealth`. Every lockstep call to a node has the
+    ``node_deadline_s`` deadline; a node that misses it is hung and skipped,
+    the others keep mining, and the node's keeper (:mod:`lasso.devnet.keeper`)
+    runs :meth:`tend` to catch it up once it answers again.
+    """
+
+    def __init__(self, control: ControlClient, ledger: Ledger, *, node_deadline_s: float) -> None:
+        self.nodes: list[DevnetNode] = []
         self._control = control
         self._ledger = ledger
+        self._node_deadline_s = node_deadline_s
         self._lock = trio.Lock()
+        self._board = NodeBoard(ledger)
+        self._recovery = Recovery(ledger, self._board, self._lock, self._call)
         self._mined_height = 0
         self._block_mined = trio.Event()
+        self._started = trio.Event()
 
     # --- chain control ------------------------------------------------------
 
     async def mine(self) -> int:
-        """Mine the next block now on every unpaused node in sync; return its number."""
+        """Mine the next block now on every unpaused, up node in sync; return its number.
+
+        A node that misses the deadline is marked hung and caught up later;
+        the block counts as mined on the others.
+        """
         async with self._lock:
-            miners = self._ledger.miners()
+            miners = [i for i in self._ledger.miners() if self._board.is_up(i)]
             block = self._ledger.seal()
-            mines = [partial(self._mine_node, i, block) for i in miners]
-            await _all_or_raise(f"mining block {block.number}", mines)
+            mine = self._recovery.mine_node
+            outcomes = await gather([partial(mine, i, block) for i in miners])
+            for index, outcome in zip(miners, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    self._board.lost(index, f"mining block {block.number}", outcome)
             self._announce_block(block.number)
             return block.number
 
@@ -86,14 +110,17 @@ class Devnet:
         self._ledger.pause(index)
 
     async def resume(self, index: int) -> None:
-        """Replay every block node ``index`` missed, then mine it with the others again."""
+        """Unpause a node and catch it up: replay every block it missed.
+
+        Returns once it is back at the tip, or, if it hangs or dies meanwhile,
+        once it is no longer catching up (it then catches up when it returns).
+        """
         self._ledger.check_index(index)
-        async with self._lock:
-            while (block := self._ledger.next_replay(index)) is not None:
-                await self._deliver(index, block.raw_transactions)
-                await self._mine_node(index, block)
-            await self._deliver(index, self._ledger.undelivered_pending(index))
-            self._ledger.unpause(index)
+        self._ledger.unpause(index)
+        if self._board.is_up(index) and index not in self._ledger.in_sync():
+            self._board.set(index, NodeHealth.CATCHING_UP)
+        while self._board.health[index] is NodeHealth.CATCHING_UP:
+            await self._board.next_change()
 
     async def send_raw_transaction(self, raw: str) -> str:
         """Send one signed transaction to every node before the next block; return its hash.
@@ -101,19 +128,28 @@ class Devnet:
         Nodes that are behind get it when they replay the block it lands in.
         """
         async with self._lock:
-            receivers = self._ledger.in_sync()
+            receivers = self._up_in_sync()
             if not receivers:
-                raise DevnetError("no node is in sync to take a transaction; resume one first")
-            calls = [partial(self.request, i, "eth_sendRawTransaction", [raw]) for i in receivers]
-            outcomes = await gather(calls)
-            hashes = {h for h in outcomes if not isinstance(h, Exception)}
-            errors = [e for e in outcomes if isinstance(e, Exception)]
-            if errors and not hashes:
-                raise errors[0]
-            if errors or len(hashes) != 1:
+                raise DevnetError("no node is up and in sync to take a transaction; resume one")
+            sends = [partial(self._call, i, "eth_sendRawTransaction", [raw]) for i in receivers]
+            outcomes = await gather(sends)
+            answered: dict[int, Any] = {}
+            rpc_errors: list[DevnetRpcError] = []
+            for index, outcome in zip(receivers, outcomes, strict=True):
+                if isinstance(outcome, DevnetRpcError):
+                    rpc_errors.append(outcome)
+                elif isinstance(outcome, Exception):
+                    self._board.lost(index, "taking a transaction", outcome)
+                else:
+                    answered[index] = outcome
+            if rpc_errors and not answered:
+                raise rpc_errors[0]
+            if not answered:
+                raise DevnetError("no node took the transaction within the node deadline")
+            if rpc_errors or len(set(answered.values())) != 1:
                 raise DevnetError(f"nodes disagreed on a transaction: {outcomes!r}")
-            self._ledger.accept_transaction(raw, receivers)
-            return str(hashes.pop())
+            self._ledger.accept_transaction(raw, sorted(answered))
+            return str(answered.popitem()[1])
 
     async def sign_transfer(
         self,
@@ -141,11 +177,14 @@ class Devnet:
         }
         request |= {key: hex(value) for key, value in optional.items() if value is not None}
         async with self._lock:
-            signers = self._ledger.in_sync()
-            if not signers:
-                raise DevnetError("no node is in sync to sign with; resume one first")
-            raw = await self.request(signers[0], "eth_signTransaction", [request])
-        return str(raw)
+            for index in self._up_in_sync():
+                try:
+                    return str(await self._call(index, "eth_signTransaction", [request]))
+                except DevnetRpcError:
+                    raise
+                except (DevnetError, trio.TooSlowError) as exc:
+                    self._board.lost(index, "signing", exc)
+        raise DevnetError("no node is up and in sync to sign with; resume one")
 
     async def request(self, index: int, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call to one node; a JSON-RPC error raises DevnetRpcError."""
@@ -157,6 +196,29 @@ class Devnet:
         while self._mined_height < number:
             await self._block_mined.wait()
 
+    # --- health and fault injection -----------------------------------------
+
+    def health(self, index: int) -> NodeHealth:
+        self._ledger.check_index(index)
+        return self._board.health[index]
+
+    async def wait_for_health(self, index: int, *states: NodeHealth) -> None:
+        """Return once node ``index`` is in one of ``states``."""
+        self._ledger.check_index(index)
+        await self._board.wait_for(index, *states)
+
+    def freeze(self, index: int) -> None:
+        """SIGSTOP node ``index``: a hung provider (it holds its sockets, answers nothing)."""
+        signal_group(self._board.pid(index), signal.SIGSTOP)
+
+    def thaw(self, index: int) -> None:
+        """SIGCONT node ``index`` after :meth:`freeze`."""
+        signal_group(self._board.pid(index), signal.SIGCONT)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index``: a crashed provider; the devnet restarts it."""
+        signal_group(self._board.pid(index), signal.SIGKILL)
+
     def statistics(self) -> DevnetStatistics:
         ledger = self._ledger
         return DevnetStatistics(
@@ -164,7 +226,9 @@ class Devnet:
             paused=frozenset(ledger.paused),
             blocks_mined=ledger.height,
             pending_transactions=len(ledger.pending),
-            pids=self._pids,
+            pids=tuple(self._board.pids),
+            health=tuple(h.value for h in self._board.health),
+            restarts=tuple(self._board.restarts),
         )
 
     # --- the miner task ------------------------------------------------------
@@ -184,22 +248,39 @@ class Devnet:
             await self.mine()
             deadline = max(deadline + block_time_s, trio.current_time())
 
+    # --- what the node keepers report (lasso.devnet.keeper) ------------------
+
+    def started(self, nodes: list[DevnetNode]) -> None:
+        """Every node answered once; ``nodes`` says where. Recovery may begin."""
+        self.nodes = nodes
+        self._started.set()
+
+    def node_started(self, index: int, pid: int, *, restarted: bool) -> None:
+        """Node ``index`` answers as process ``pid``; a restarted one is at genesis."""
+        self._board.started(index, pid, restarted=restarted)
+
+    def node_exited(self, index: int, why: str) -> None:
+        self._board.exited(index, why)
+
+    async def tend(self, index: int) -> None:
+        """For one life of node ``index``'s process: probe it while hung, catch it up."""
+        await self._started.wait()
+        await self._recovery.tend(index)
+
     # --- helpers -------------------------------------------------------------
+
+    async def _call(self, index: int, method: str, params: list[Any]) -> Any:
+        """A lockstep call: it has the per-node deadline."""
+        with trio.fail_after(self._node_deadline_s):
+            return await self.request(index, method, params)
+
+    def _up_in_sync(self) -> list[int]:
+        return [i for i in self._ledger.in_sync() if self._board.is_up(i)]
 
     def _announce_block(self, number: int) -> None:
         self._mined_height = number
         self._block_mined.set()
         self._block_mined = trio.Event()
-
-    async def _mine_node(self, index: int, block: BlockRecord) -> None:
-        await self.request(index, "evm_mine", [block.timestamp])
-        self._ledger.node_mined(index, block.number)
-
-    async def _deliver(self, index: int, raw_transactions: Sequence[str]) -> None:
-        """Send transactions to one node in order, recording each one it accepts."""
-        for raw in raw_transactions:
-            await self.request(index, "eth_sendRawTransaction", [raw])
-            self._ledger.transaction_delivered(index)
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
@@ -216,11 +297,3 @@ async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Except
         for slot, call in enumerate(calls):
             nursery.start_soon(run, slot, call)
     return outcomes
-
-
-async def _all_or_raise(what: str, calls: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    errors = [e for e in await gather(calls) if isinstance(e, Exception)]
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise DevnetError(f"{what}: {len(errors)} nodes failed: {errors!r}")

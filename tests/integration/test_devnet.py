@@ -270,21 +270,6 @@ async def test_leaving_the_devnet_reaps_every_anvil_process(leave_by: str) -> No
     assert process_group_members(set(pids)) == []
 
 
-async def kill_node_1_and_wait(pids: list[int]) -> None:
-    async with open_devnet(nodes=2, block_time_s=None) as devnet:
-        pids.extend(devnet.statistics().pids)
-        os.kill(pids[1], signal.SIGKILL)
-        await trio.sleep_forever()
-
-
-@pytest.mark.slow
-async def test_a_node_dying_fails_the_devnet_loudly() -> None:
-    pids: list[int] = []
-    with trio.fail_after(10), pytest.raises(DevnetError, match=r"node 1 .* exited unexpectedly"):
-        await kill_node_1_and_wait(pids)
-    assert [pid for pid in pids if is_alive(pid)] == []
-
-
 @pytest.mark.slow
 async def test_port_base_zero_picks_distinct_free_ports_serving_http_and_ws() -> None:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
