@@ -33,6 +33,7 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.upstream.http import HttpTransport, PostTransport
+from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.ws import WsConnection
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Provider:
         http: PostTransport | None = None,
         ws: WsConnection | None = None,
         route_ws: bool = True,
+        recovery: RecoveryWatch | None = None,
     ) -> None:
         self.id = config.id
         self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
@@ -89,6 +91,7 @@ class Provider:
         )
         self.ws = ws
         self._route_ws = route_ws
+        self.recovery = recovery
         policy = breaker_policy(breaker)
         self.breakers = {HTTP: CircuitBreaker(policy, rng)}
         self.rate_limits = {HTTP: RateLimitState()}
@@ -143,21 +146,34 @@ class Provider:
         Once a second it probes every half-open breaker (so a recovered provider
         closes again without waiting for client traffic, which tiering sends to
         healthy providers first), and now and then it closes stale idle connections.
+        While its chain is in recovery (no provider available, see
+        :mod:`lasso.core.recovery`) it probes its open breakers too, at once when a
+        request raises the alarm and then every few hundred milliseconds.
         """
         try:
             next_reap = trio.current_time() + _REAP_INTERVAL_S
             while True:
-                await trio.sleep(_TICK_S)
+                if self.recovery is None:
+                    await trio.sleep(_TICK_S)
+                else:
+                    await self.recovery.pause(_TICK_S)
+                await self._probe_round(trio.current_time())
                 now = trio.current_time()
-                for transport, breaker in self.breakers.items():
-                    if breaker.state(now) is CircuitState.HALF_OPEN:
-                        await self.probe(transport)
                 if now >= next_reap:
                     next_reap = now + _REAP_INTERVAL_S
                     await self.http.reap_idle()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
                 await self.http.aclose()
+
+    async def _probe_round(self, now: float) -> None:
+        recovering = self.recovery is not None and self.recovery.active(now)
+        routable = self.transports
+        for transport, breaker in self.breakers.items():
+            if recovering and transport in routable:
+                breaker.expedite(now)
+            if breaker.state(now) is CircuitState.HALF_OPEN:
+                await self.probe(transport)
 
     async def probe(self, transport: str = HTTP) -> bool:
         """One health probe through the breaker: ``eth_chainId``, checked against config."""
