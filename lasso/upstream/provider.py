@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
+from lasso.config.secrets import with_url_credentials
 from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
 from lasso.core.jsonrpc import encode_upstream
 from lasso.core.methods import is_replay_safe
@@ -59,6 +60,10 @@ def breaker_policy(config: CircuitBreakerConfig) -> BreakerPolicy:
 
 
 def request_headers(config: ProviderConfig) -> dict[str, str]:
+    """The provider's configured headers: its ``api_key`` as a Bearer token, then
+    ``headers``. Each transport adds Basic auth from its own URL's userinfo unless
+    these carry an ``Authorization`` (see :func:`lasso.config.secrets.with_url_credentials`).
+    """
     headers = {}
     if config.api_key is not None:
         headers["authorization"] = f"Bearer {config.api_key}"
@@ -87,7 +92,9 @@ class Provider:
         self.config = config
         self.order = order
         self.http = http or HttpTransport(
-            config.url, request_headers(config), provider_id=config.id
+            config.url,
+            with_url_credentials(config.url, request_headers(config)),  # userinfo: Basic
+            provider_id=config.id,
         )
         self.ws = ws
         self._route_ws = route_ws

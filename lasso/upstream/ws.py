@@ -43,6 +43,7 @@ import msgspec
 import trio
 from trio_websocket import ConnectionRejected
 
+from lasso.config.secrets import with_url_credentials
 from lasso.core.backoff import Backoff
 from lasso.core.jsonrpc import encode_json
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
@@ -136,7 +137,9 @@ class WsConnection:
         self.url = url
         self.provider_id = provider_id
         self.policy = policy
-        self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        # Userinfo in the URL goes in the handshake as Basic auth, unless overridden.
+        headers = with_url_credentials(url, headers)
+        self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         self._bus = bus
         self._rng = rng
         self._connect = connect or dial
