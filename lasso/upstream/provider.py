@@ -108,6 +108,13 @@ class Provider:
         self._ids = itertools.count(1)
         self.supervisor: Supervisor | None = None
         self.ws_supervisor: Supervisor | None = None
+        if ws is not None:
+            ws.on_flap = self._ws_flapped
+
+    def _ws_flapped(self, reason: str) -> None:
+        """The WebSocket was lost before it became stable: a restart of its service."""
+        if self.ws_supervisor is not None:
+            self.ws_supervisor.record_restart(f"WebSocket flapped: {reason}")
 
     def quarantined(self, transport: str) -> bool:
         """Its service for this transport restarted too often lately: route around it."""
