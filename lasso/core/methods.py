@@ -7,7 +7,8 @@ Unknown methods (vendor extensions) are forwarded but treated as unsafe to
 replay, so they are dispatched at most once.
 
 Node-administration and state-changing families (``anvil_*``, ``hardhat_*``,
-``evm_*``, ``admin_*``, ``miner_*``, ``personal_*``, ``debug_setHead``) are
+``evm_*``, ``admin_*``, ``miner_*``, ``personal_*``, ``debug_setHead``, and
+anvil's ``eth_sendUnsignedTransaction``, which sends from any address unsigned) are
 *denied*: answered -32601 without reaching a provider, unless the operator's
 ``[server] allow_methods`` names them. Forwarded, one of them would change a
 single provider behind the gateway (``anvil_setBalance`` forks it from the
@@ -39,7 +40,7 @@ BLOCKED = frozenset(
 )
 WS_ONLY = frozenset({"eth_subscribe", "eth_unsubscribe"})
 DENIED_PREFIXES = ("anvil_", "hardhat_", "evm_", "admin_", "miner_", "personal_")
-DENIED_METHODS = frozenset({"debug_setHead"})
+DENIED_METHODS = frozenset({"debug_setHead", "eth_sendUnsignedTransaction"})
 
 
 class Allowlist(msgspec.Struct, frozen=True):
@@ -178,7 +179,7 @@ def refusal(method: str, disp: Disposition, request_path: str) -> MethodNotSuppo
 
 
 def is_replay_safe(method: str) -> bool:
-    if method in DENIED_METHODS:  # debug_setHead, when allowed, changes the node
+    if method in DENIED_METHODS:  # when allowed, they change the node
         return False
     return method in REPLAYABLE or method.startswith(_REPLAYABLE_PREFIXES)
 

@@ -90,6 +90,7 @@ def test_subscription_refusal_points_to_websocket() -> None:
         "admin_addPeer",
         "miner_start",
         "personal_unlockAccount",
+        "eth_sendUnsignedTransaction",
     ],
 )
 def test_node_admin_methods_are_denied_by_default(method: str) -> None:
