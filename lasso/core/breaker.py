@@ -79,7 +79,8 @@ class _Event(enum.Enum):
 #   (RECOVERED); one probe failure reopens it with the timeout doubled (PROBE_FAILED).
 # FORCE_OPEN is allowed from every state; when already open the later deadline wins.
 # EXPEDITE (asked by the shell when no provider of the chain is available) moves OPEN to
-#   HALF_OPEN before the deadline. Such a recovery probe is cheap to fail: one failure
+#   HALF_OPEN before the deadline, unless the open was forced (the provider said how long
+#   to stay away). Such a recovery probe is cheap to fail: one failure
 #   puts the breaker back to OPEN with the deadline, timeout and reopen count it had, so
 #   probing every few hundred ms during an outage never inflates the backoff; one success
 #   closes it, since nothing else of the chain can serve meanwhile. FORCE_OPEN during a
@@ -270,7 +271,7 @@ class CircuitBreaker:
         if self._expedited:
             self._transition(_Event.PROBE_FAILED)  # back to open, deadline unchanged
             self._expedited = False
-            self._close_after = 1 if self._forced else self._policy.success_threshold
+            self._close_after = self._policy.success_threshold
             return
         self._reopen_count += 1
         self._open(now, _Event.PROBE_FAILED, self._policy.reopen_timeout_ms(self._reopen_count))
@@ -295,8 +296,9 @@ class CircuitBreaker:
 
         For a chain with no provider available. A probe admitted now that fails puts the
         breaker back exactly as it was (open, same deadline); one that succeeds closes it.
+        A forced open is left alone: the provider said how long to stay away.
         """
-        if self.state(now) is not CircuitState.OPEN:
+        if self.state(now) is not CircuitState.OPEN or self._forced:
             return False
         self._transition(_Event.EXPEDITE)
         self._half_open_successes = 0

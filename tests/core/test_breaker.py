@@ -458,17 +458,12 @@ def test_expedite_is_a_no_op_unless_open() -> None:
     assert b.statistics(half_open_at).expedited is False
 
 
-def test_expedited_after_a_forced_open_keeps_its_deadline_on_failure() -> None:
+def test_a_forced_open_is_never_expedited() -> None:
     b = make()
-    b.force_open(T0, 30_000)
-    assert b.expedite(T0 + 1)
-    b.record_failure(T0 + 1, b.admit(T0 + 1), FailureKind.TIMEOUT)
-    stats = b.statistics(T0 + 1)
-    assert (stats.state, stats.forced, stats.recovery_deadline) == (OPEN, True, T0 + 30)
-    # Once due, a forced open still closes on one probe success.
-    probe = b.admit(T0 + 30)
-    b.record_success(T0 + 30, probe)
-    assert b.state(T0 + 30) is CLOSED
+    b.force_open(T0, 30_000)  # the provider said: stay away 30 s
+    assert b.expedite(T0 + 1) is False
+    assert b.admit(T0 + 1).verdict is Verdict.REJECTED_OPEN
+    assert b.statistics(T0 + 1).recovery_deadline == T0 + 30
 
 
 def test_force_open_during_an_expedited_probe_is_a_new_opening() -> None:

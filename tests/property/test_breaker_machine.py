@@ -10,7 +10,7 @@ transition), external failures, forced opens and jumps of the clock, and checks:
 * the breaker closes exactly when success_threshold consecutive probes have succeeded
   (one after a forced open or an expedite), and never otherwise;
 * an expedited (early) probe that fails leaves the breaker open exactly as it was: same
-  deadline, same reopen count, same number of opens.
+  deadline, same reopen count, same number of opens; a forced open is never expedited.
 
 An admission is "live" while no transition has happened since it was issued. Every
 transition out of CLOSED or HALF_OPEN into OPEN increments ``total_opens``, and closing
@@ -174,9 +174,9 @@ class BreakerMachine(RuleBasedStateMachine):
                 was.recovery_timeout_ms,
             )
             assert (after.reopen_count, after.total_opens) == (was.reopen_count, was.total_opens)
-            assert after.opened_at == was.opened_at and after.forced == was.forced
+            assert after.opened_at == was.opened_at and not after.forced
             self.probe_successes = 0
-            self.close_after = 1 if was.forced else POLICY.success_threshold
+            self.close_after = POLICY.success_threshold
         elif admission.is_probe:
             self.reopens += 1
             self.check_opened(after, min(POLICY.recovery_timeout_ms * 2**self.reopens, CAP_MS))
@@ -215,7 +215,7 @@ class BreakerMachine(RuleBasedStateMachine):
         before = self.stats()
         expedited = self.breaker.expedite(self.now)
         after = self.stats()
-        if before.state is not OPEN:
+        if before.state is not OPEN or before.forced:
             assert not expedited
             assert after == before
             return
