@@ -15,9 +15,11 @@ import msgspec
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
 from lasso.core.breaker import CircuitState
 from lasso.core.latency import LatencyBook, LatencyKey
+from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, Tier, plan
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider
+from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.ws import WsConnection
 
 _ADAPTIVE_MIN_SAMPLES = 20
@@ -44,12 +46,14 @@ class ChainRuntime:
         transports: TransportFactory | None = None,
         websockets: WsFactory | None = None,
         route_ws: bool = True,
+        recovery: RecoveryPolicy | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.routing = routing
         self.rng = rng
         self.default_strategy = Strategy(config.default_strategy)
+        self.recovery = RecoveryWatch(self.available, recovery or RecoveryPolicy(), rng)
         self.providers = {
             p.id: Provider(
                 p,
@@ -60,6 +64,7 @@ class ChainRuntime:
                 http=None if transports is None else transports(name, p),
                 ws=None if websockets is None or p.ws_url is None else websockets(name, p),
                 route_ws=route_ws,
+                recovery=self.recovery,
             )
             for i, p in enumerate(config.providers)
         }
@@ -81,6 +86,18 @@ class ChainRuntime:
             for provider in providers
             for transport in provider.transports
         ]
+
+    def available(self, now: float) -> bool:
+        """Some channel of some provider can take a request (not open, not quarantined)."""
+        return any(self._provider_available(p, now) for p in self.providers.values())
+
+    def available_providers(self, now: float) -> int:
+        return sum(self._provider_available(p, now) for p in self.providers.values())
+
+    def _provider_available(self, provider: Provider, now: float) -> bool:
+        return any(
+            self._view(provider, t, None, now).tier is not Tier.OPEN for t in provider.transports
+        )
 
     def _view(
         self, provider: Provider, transport: str, method: str | None, now: float
@@ -165,8 +182,22 @@ class ChainRuntime:
             exploration_share=self.routing.exploration_share,
             lw_beta=self.routing.lw_beta,
         )
+        if not decided.channels and decided.excluded_open:
+            decided = self._recovering(decided, now)
         if transport is None or all(c.transport == transport for c in decided.channels):
             return decided
         preferred = [c for c in decided.channels if c.transport == transport]
         others = [c for c in decided.channels if c.transport != transport]
         return msgspec.structs.replace(decided, channels=(*preferred, *others))
+
+    def _recovering(self, decided: RoutePlan, now: float) -> RoutePlan:
+        """Nothing to try. If the whole chain is down, probe now and say retry soon."""
+        if not self.recovery.active(now):
+            return decided  # pinned to a provider that is down while others serve
+        self.recovery.alarm(now)
+        policy = self.recovery.policy
+        excluded = tuple(
+            msgspec.structs.replace(c, retry_after_s=policy.retry_after_s(c.retry_after_s or None))
+            for c in decided.excluded_open
+        )
+        return msgspec.structs.replace(decided, excluded_open=excluded)

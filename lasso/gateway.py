@@ -21,7 +21,7 @@ from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import DEFAULT_PROFILE, ProviderConfig, Settings, WebSocketConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.core.methods import Disposition, disposition, refusal
+from lasso.core.methods import Allowlist, Disposition, disposition, refusal
 from lasso.core.routes import RouteSpec
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
@@ -99,6 +99,7 @@ class Gateway:
         connector: Connector | None = None,
     ) -> None:
         self.settings = settings
+        self.allowed = Allowlist.parse(settings.server.allow_methods)  # node-admin methods
         self.rng = rng or random.Random()
         self.started_monotonic = time.monotonic()
         self.bus = EventBus()
@@ -234,12 +235,12 @@ class Gateway:
     async def _call(
         self, target: Target, call: Call, meta: CallMeta, session: Session | None
     ) -> bytes:
-        disp = disposition(call.method, call.params)
+        disp = disposition(call.method, call.params, self.allowed)
         if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
             return target.chain.chain_id_hex
         if disp is Disposition.WS_ONLY and session is not None:
             return await session.handle(call)
-        if disp in (Disposition.BLOCKED, Disposition.WS_ONLY):
+        if disp in (Disposition.BLOCKED, Disposition.WS_ONLY, Disposition.DENIED):
             raise refusal(call.method, disp, target.path)
         chain = target.chain
         plan = chain.plan(

@@ -15,7 +15,6 @@ import trio
 import lasso
 from lasso.chain import ChainRuntime
 from lasso.config import DEFAULT_PROFILE, mask_url
-from lasso.core.breaker import CircuitState
 from lasso.gateway import Gateway
 from lasso.upstream.provider import Provider
 
@@ -42,20 +41,21 @@ def health(gateway: Gateway) -> dict[str, Any]:
 
 
 def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
-    providers = [_provider(p, now) for p in chain.providers.values()]
-    available = sum(
-        any(t["circuit"] != CircuitState.OPEN.value for t in _transports(p)) for p in providers
-    )
+    # Available as routing sees it: a channel neither open nor quarantined, and a
+    # WebSocket only while connected (its breaker stays closed while it is down).
+    available = chain.available_providers(now)
+    if available == len(chain.providers):
+        status = "healthy"
+    else:
+        status = "unavailable" if available == 0 else "degraded"
     return {
         "chain_id": chain.config.chain_id,
         "default_strategy": chain.default_strategy.value,
+        "status": status,
+        "recovering": available == 0,
         "available_providers": available,
-        "providers": providers,
+        "providers": [_provider(p, now) for p in chain.providers.values()],
     }
-
-
-def _transports(provider: dict[str, Any]) -> list[dict[str, Any]]:
-    return [provider[t] for t in ("http", "ws") if provider.get(t)]
 
 
 def _provider(provider: Provider, now: float) -> dict[str, Any]:

@@ -8,8 +8,11 @@ import pytest
 
 from lasso.chain import ChainRuntime
 from lasso.config import parse_settings
+from lasso.core.breaker import CircuitState, FailureKind
 from lasso.core.latency import LatencyKey
 from lasso.core.router import Strategy
+from lasso.pubsub import EventBus
+from lasso.upstream.ws import WsConnection, WsPolicy
 
 BASE = """
 [chains.c]
@@ -58,3 +61,39 @@ def test_pinned_calls_are_never_hedged() -> None:
     runtime = chain("hedge = { after_ms = 150 }")
     plan = runtime.plan("eth_call", 0.0, strategy=None, provider="a")
     assert runtime.hedge_delay_s("eth_call", plan) is None
+
+
+def test_availability_is_what_routing_sees() -> None:
+    """A disconnected WebSocket's breaker stays closed, yet it is no way to the provider."""
+    text = """
+[chains.c]
+chain_id = 1
+providers = [
+  { id = "a", url = "http://a.invalid", ws_url = "ws://a.invalid" },
+  { id = "b", url = "http://b.invalid" },
+]
+"""
+    settings = parse_settings(text, env={})
+    runtime = ChainRuntime(
+        "c",
+        settings.default_profile.chains["c"],
+        routing=settings.routing,
+        rng=random.Random(1),
+        websockets=lambda _chain, p: WsConnection(
+            p.ws_url or "",
+            {},
+            provider_id=p.id,
+            chain="c",
+            bus=EventBus(),
+            policy=WsPolicy(),
+            rng=random.Random(1),
+        ),
+    )
+    assert (runtime.available(0.0), runtime.available_providers(0.0)) == (True, 2)
+    for provider in runtime.providers.values():
+        for _ in range(5):
+            provider.breakers["http"].record_external_failure(0.0, FailureKind.SERVER)
+    assert runtime.providers["a"].breakers["ws"].state(0.0) is CircuitState.CLOSED
+    assert (runtime.available(0.0), runtime.available_providers(0.0)) == (False, 0)
+    plan = runtime.plan("eth_call", 0.0, strategy=None, provider=None)
+    assert plan.channels == () and plan.retry_after_ms() == 500  # the chain is in recovery

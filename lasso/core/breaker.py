@@ -14,7 +14,9 @@ Only provider failures are failures. An answer that shows the provider working (
 deterministic error such as a revert) may be reported as a success; an answer that says
 nothing about its health (a capability limit, a rate limit) is best reported with
 ``record_cancelled``, which frees a probe's lease and counts for nothing. A provider that
-must be left alone for a known time can be opened with ``force_open``.
+must be left alone for a known time can be opened with ``force_open``. When nothing
+else can serve, the shell may ``expedite`` an open breaker: probe it now instead of at
+its recovery deadline.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class _Event(enum.Enum):
     PROBE_FAILED = enum.auto()  # a half-open probe failed
     RECOVERED = enum.auto()  # enough half-open probes succeeded
     FORCE_OPEN = enum.auto()  # told to stay away, e.g. "retry after N s"
+    EXPEDITE = enum.auto()  # probe now: no other provider of the chain is available
 
 
 # Theory of operation
@@ -75,6 +78,13 @@ class _Event(enum.Enum):
 #   nothing. success_threshold probe successes in a row (1 after a forced open) close it
 #   (RECOVERED); one probe failure reopens it with the timeout doubled (PROBE_FAILED).
 # FORCE_OPEN is allowed from every state; when already open the later deadline wins.
+# EXPEDITE (asked by the shell when no provider of the chain is available) moves OPEN to
+#   HALF_OPEN before the deadline, unless the open was forced (the provider said how long
+#   to stay away). Such a recovery probe is cheap to fail: one failure
+#   puts the breaker back to OPEN with the deadline, timeout and reopen count it had, so
+#   probing every few hundred ms during an outage never inflates the backoff; one success
+#   closes it, since nothing else of the chain can serve meanwhile. FORCE_OPEN during a
+#   recovery probe is a new opening, as from any HALF_OPEN.
 #
 # Each transition starts a new epoch, and every admission carries the epoch it was issued
 # in, so the late outcome of an attempt admitted before a transition is recognised and
@@ -84,6 +94,7 @@ _TRANSITIONS: Final[dict[tuple[CircuitState, _Event], CircuitState]] = {
     (CircuitState.CLOSED, _Event.FORCE_OPEN): CircuitState.OPEN,
     (CircuitState.OPEN, _Event.RECOVERY_DUE): CircuitState.HALF_OPEN,
     (CircuitState.OPEN, _Event.FORCE_OPEN): CircuitState.OPEN,
+    (CircuitState.OPEN, _Event.EXPEDITE): CircuitState.HALF_OPEN,
     (CircuitState.HALF_OPEN, _Event.RECOVERED): CircuitState.CLOSED,
     (CircuitState.HALF_OPEN, _Event.PROBE_FAILED): CircuitState.OPEN,
     (CircuitState.HALF_OPEN, _Event.FORCE_OPEN): CircuitState.OPEN,
@@ -170,6 +181,7 @@ class BreakerStatistics(msgspec.Struct, frozen=True):
     total_opens: int
     last_failure_kind: FailureKind | None
     forced: bool
+    expedited: bool = False
 
 
 class CircuitBreaker:
@@ -193,6 +205,7 @@ class CircuitBreaker:
         self._total_opens = 0
         self._last_failure_kind: FailureKind | None = None
         self._forced = False
+        self._expedited = False  # half-open ahead of the deadline (see EXPEDITE)
 
     # -- questions -------------------------------------------------------------------
 
@@ -232,6 +245,7 @@ class CircuitBreaker:
             total_opens=self._total_opens,
             last_failure_kind=self._last_failure_kind,
             forced=self._forced,
+            expedited=self._expedited,
         )
 
     # -- outcomes --------------------------------------------------------------------
@@ -254,6 +268,11 @@ class CircuitBreaker:
         if not admission.is_probe:
             self._count_failure(now, kind)
             return
+        if self._expedited:
+            self._transition(_Event.PROBE_FAILED)  # back to open, deadline unchanged
+            self._expedited = False
+            self._close_after = self._policy.success_threshold
+            return
         self._reopen_count += 1
         self._open(now, _Event.PROBE_FAILED, self._policy.reopen_timeout_ms(self._reopen_count))
 
@@ -271,6 +290,21 @@ class CircuitBreaker:
         if self._state is CircuitState.CLOSED:
             self._last_failure_kind = kind
             self._count_failure(now, kind)
+
+    def expedite(self, now: float) -> bool:
+        """Open: go half-open now, before the deadline, so a probe can go. True if it did.
+
+        For a chain with no provider available. A probe admitted now that fails puts the
+        breaker back exactly as it was (open, same deadline); one that succeeds closes it.
+        A forced open is left alone: the provider said how long to stay away.
+        """
+        if self.state(now) is not CircuitState.OPEN or self._forced:
+            return False
+        self._transition(_Event.EXPEDITE)
+        self._half_open_successes = 0
+        self._expedited = True
+        self._close_after = 1
+        return True
 
     def force_open(self, now: float, retry_after_ms: int) -> None:
         """Open now for ``retry_after_ms`` (capped, jittered); one probe success closes it."""
@@ -304,6 +338,7 @@ class CircuitBreaker:
 
     def _open(self, now: float, event: _Event, timeout_ms: int, *, forced: bool = False) -> None:
         was_open = self._state is CircuitState.OPEN
+        self._expedited = False  # forced open during a recovery probe: a new opening
         self._transition(event)
         delay_ms = timeout_ms * (1 + self._policy.jitter_ratio * self._rng.random())
         deadline = now + min(delay_ms, self._policy.max_recovery_timeout_ms) / 1000
@@ -330,6 +365,7 @@ class CircuitBreaker:
         self._recovery_deadline = None
         self._timeout_ms = self._policy.recovery_timeout_ms
         self._forced = False
+        self._expedited = False
         self._close_after = self._policy.success_threshold
 
     def _transition(self, event: _Event) -> None:

@@ -5,12 +5,24 @@ forwards it; its total deadline; and whether it is *replay-safe*, that is
 whether sending it to a second provider after a failure can do no harm.
 Unknown methods (vendor extensions) are forwarded but treated as unsafe to
 replay, so they are dispatched at most once.
+
+Node-administration and state-changing families (``anvil_*``, ``hardhat_*``,
+``evm_*``, ``admin_*``, ``miner_*``, ``personal_*``, ``debug_setHead``, and
+anvil's ``eth_sendUnsignedTransaction``, which sends from any address unsigned) are
+*denied*: answered -32601 without reaching a provider, unless the operator's
+``[server] allow_methods`` names them. Forwarded, one of them would change a
+single provider behind the gateway (``anvil_setBalance`` forks it from the
+others) or make the node dial an address the client chose (``anvil_reset``
+with a fork URL). The answer is geth's for a namespace it does not expose, so
+a client sees what a node with those APIs switched off would say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum
+
+import msgspec
 
 from lasso.errors import MethodNotSupported
 
@@ -19,6 +31,7 @@ class Disposition(Enum):
     FORWARD = "forward"
     LOCAL_CHAIN_ID = "local_chain_id"
     BLOCKED = "blocked"
+    DENIED = "denied"
     WS_ONLY = "ws_only"
 
 
@@ -26,6 +39,37 @@ BLOCKED = frozenset(
     {"eth_sendTransaction", "eth_sign", "personal_sign", "eth_signTransaction", "eth_accounts"}
 )
 WS_ONLY = frozenset({"eth_subscribe", "eth_unsubscribe"})
+DENIED_PREFIXES = ("anvil_", "hardhat_", "evm_", "admin_", "miner_", "personal_")
+DENIED_METHODS = frozenset({"debug_setHead", "eth_sendUnsignedTransaction"})
+
+
+class Allowlist(msgspec.Struct, frozen=True):
+    """``[server] allow_methods``: exact names, and prefixes given as ``"name*"``."""
+
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, patterns: Iterable[str]) -> Allowlist:
+        patterns = tuple(patterns)
+        return cls(
+            exact=frozenset(p for p in patterns if not p.endswith("*")),
+            prefixes=tuple(p[:-1] for p in patterns if p.endswith("*")),
+        )
+
+    def allows(self, method: str) -> bool:
+        return method in self.exact or method.startswith(self.prefixes)
+
+
+NOTHING_ALLOWED = Allowlist()
+
+
+def is_denied(method: str, allowed: Allowlist = NOTHING_ALLOWED) -> bool:
+    """A node-admin or state-changing method the operator has not allowed."""
+    if method in DENIED_METHODS or method.startswith(DENIED_PREFIXES):
+        return not allowed.allows(method)
+    return False
+
 
 # Total deadline per method, in milliseconds: the whole request, every
 # attempt included. Anything not listed gets DEFAULT_DEADLINE_MS.
@@ -107,19 +151,24 @@ REPLAYABLE = (frozenset(DEADLINES_MS) - _NOT_REPLAYABLE) | {
 }
 
 
-def disposition(method: str, params: bytes) -> Disposition:
+def disposition(method: str, params: bytes, allowed: Allowlist = NOTHING_ALLOWED) -> Disposition:
     """How the gateway handles ``method`` before any routing happens."""
     if method == "eth_chainId" and params in (b"[]", b"{}"):
         return Disposition.LOCAL_CHAIN_ID
     if method in BLOCKED:
         return Disposition.BLOCKED
+    if is_denied(method, allowed):
+        return Disposition.DENIED
     if method in WS_ONLY:
         return Disposition.WS_ONLY
     return Disposition.FORWARD
 
 
 def refusal(method: str, disp: Disposition, request_path: str) -> MethodNotSupported:
-    """The error for a method the gateway will not forward over HTTP."""
+    """The error for a method the gateway will not forward (over HTTP, for WS_ONLY)."""
+    if disp is Disposition.DENIED:
+        # geth's words for a method of a namespace it does not expose
+        return MethodNotSupported(f"the method {method} does not exist/is not available")
     if disp is Disposition.WS_ONLY:
         return MethodNotSupported(
             f"Method {method} is not supported over HTTP. "
@@ -130,6 +179,8 @@ def refusal(method: str, disp: Disposition, request_path: str) -> MethodNotSuppo
 
 
 def is_replay_safe(method: str) -> bool:
+    if method in DENIED_METHODS:  # when allowed, they change the node
+        return False
     return method in REPLAYABLE or method.startswith(_REPLAYABLE_PREFIXES)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
+from lasso.config.secrets import with_url_credentials
 from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
 from lasso.core.jsonrpc import encode_upstream
 from lasso.core.methods import is_replay_safe
@@ -33,6 +34,7 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.upstream.http import HttpTransport, PostTransport
+from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.ws import WsConnection
 
 if TYPE_CHECKING:
@@ -58,6 +60,10 @@ def breaker_policy(config: CircuitBreakerConfig) -> BreakerPolicy:
 
 
 def request_headers(config: ProviderConfig) -> dict[str, str]:
+    """The provider's configured headers: its ``api_key`` as a Bearer token, then
+    ``headers``. Each transport adds Basic auth from its own URL's userinfo unless
+    these carry an ``Authorization`` (see :func:`lasso.config.secrets.with_url_credentials`).
+    """
     headers = {}
     if config.api_key is not None:
         headers["authorization"] = f"Bearer {config.api_key}"
@@ -79,16 +85,20 @@ class Provider:
         http: PostTransport | None = None,
         ws: WsConnection | None = None,
         route_ws: bool = True,
+        recovery: RecoveryWatch | None = None,
     ) -> None:
         self.id = config.id
         self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
         self.config = config
         self.order = order
         self.http = http or HttpTransport(
-            config.url, request_headers(config), provider_id=config.id
+            config.url,
+            with_url_credentials(config.url, request_headers(config)),  # userinfo: Basic
+            provider_id=config.id,
         )
         self.ws = ws
         self._route_ws = route_ws
+        self.recovery = recovery
         policy = breaker_policy(breaker)
         self.breakers = {HTTP: CircuitBreaker(policy, rng)}
         self.rate_limits = {HTTP: RateLimitState()}
@@ -98,6 +108,13 @@ class Provider:
         self._ids = itertools.count(1)
         self.supervisor: Supervisor | None = None
         self.ws_supervisor: Supervisor | None = None
+        if ws is not None:
+            ws.on_flap = self._ws_flapped
+
+    def _ws_flapped(self, reason: str) -> None:
+        """The WebSocket was lost before it became stable: a restart of its service."""
+        if self.ws_supervisor is not None:
+            self.ws_supervisor.record_restart(f"WebSocket flapped: {reason}")
 
     def quarantined(self, transport: str) -> bool:
         """Its service for this transport restarted too often lately: route around it."""
@@ -143,21 +160,34 @@ class Provider:
         Once a second it probes every half-open breaker (so a recovered provider
         closes again without waiting for client traffic, which tiering sends to
         healthy providers first), and now and then it closes stale idle connections.
+        While its chain is in recovery (no provider available, see
+        :mod:`lasso.core.recovery`) it probes its open breakers too, at once when a
+        request raises the alarm and then every few hundred milliseconds.
         """
         try:
             next_reap = trio.current_time() + _REAP_INTERVAL_S
             while True:
-                await trio.sleep(_TICK_S)
+                if self.recovery is None:
+                    await trio.sleep(_TICK_S)
+                else:
+                    await self.recovery.pause(_TICK_S)
+                await self._probe_round(trio.current_time())
                 now = trio.current_time()
-                for transport, breaker in self.breakers.items():
-                    if breaker.state(now) is CircuitState.HALF_OPEN:
-                        await self.probe(transport)
                 if now >= next_reap:
                     next_reap = now + _REAP_INTERVAL_S
                     await self.http.reap_idle()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
                 await self.http.aclose()
+
+    async def _probe_round(self, now: float) -> None:
+        recovering = self.recovery is not None and self.recovery.active(now)
+        routable = self.transports
+        for transport, breaker in self.breakers.items():
+            if recovering and transport in routable:
+                breaker.expedite(now)
+            if breaker.state(now) is CircuitState.HALF_OPEN:
+                await self.probe(transport)
 
     async def probe(self, transport: str = HTTP) -> bool:
         """One health probe through the breaker: ``eth_chainId``, checked against config."""

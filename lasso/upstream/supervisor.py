@@ -3,7 +3,10 @@
 A service crashes, the supervisor records the failure, sleeps a jittered,
 capped backoff and starts it again. Too many restarts inside a window puts
 the service in *quarantine* (routing treats its provider as unavailable) but
-the supervisor keeps retrying at the capped delay. Only ``Exception`` is
+the supervisor keeps retrying at the capped delay. A service that restarts
+itself internally (the WebSocket connection reconnects on its own) reports
+each unhealthy restart with :meth:`Supervisor.record_restart`, so it counts
+towards quarantine like a crash. Only ``Exception`` is
 caught: cancellation and ``KeyboardInterrupt`` always propagate, so a
 supervisor can never keep the daemon from shutting down, and a crash can
 never take the daemon down.
@@ -75,12 +78,21 @@ class Supervisor:
             await trio.sleep(self._backoff.delay(self._failures_in_row, self._rng))
 
     def _record_crash(self, exc: Exception) -> None:
-        now = trio.current_time()
-        self._restarts += 1
         self._failures_in_row += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._tracker.record_restart(now)
+        self._count(f"{type(exc).__name__}: {exc}")
         log.warning("service %s crashed (%s); restarting", self.name, self._last_error)
+
+    def record_restart(self, reason: str) -> None:
+        """The service restarted itself after ``reason``: count it like a crash."""
+        quarantined = self.quarantined
+        self._count(reason)
+        if self.quarantined and not quarantined:
+            log.warning("service %s restarts too often (%s): quarantined", self.name, reason)
+
+    def _count(self, reason: str) -> None:
+        self._restarts += 1
+        self._last_error = reason
+        self._tracker.record_restart(trio.current_time())
 
     def statistics(self) -> SupervisorStatistics:
         return SupervisorStatistics(

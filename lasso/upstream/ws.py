@@ -15,6 +15,12 @@ for anything a connection does). Each turn of its loop is one session:
 4. publish ``WsReconnecting(attempt, delay_s)``, sleep a jittered exponential
    backoff (attempt 1 again after a stable link), and go round.
 
+A link that came up and was lost before it became stable is a *flap*: it is
+reported to ``on_flap`` (the provider passes it to its WebSocket supervisor's
+restart tracker), so a connection that keeps flapping is quarantined from
+routing like a service that keeps crashing, although ``run`` itself never
+crashes. A dial that fails is not a flap: there was no link to route to.
+
 Exceptions are caught at this edge only as ``Exception`` (``except*`` for the
 nursery's groups), so cancellation always propagates; on shutdown the
 transport is closed without a close handshake.
@@ -33,6 +39,7 @@ was cancelled meanwhile (so the pool can still unsubscribe it).
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import random
@@ -43,6 +50,7 @@ import msgspec
 import trio
 from trio_websocket import ConnectionRejected
 
+from lasso.config.secrets import with_url_credentials
 from lasso.core.backoff import Backoff
 from lasso.core.jsonrpc import encode_json
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
@@ -118,6 +126,14 @@ class _ConnectFailed(Exception):
     pass
 
 
+class _Ended(enum.Enum):
+    """How one session ended."""
+
+    NEVER_UP = "never_up"  # the dial or handshake failed
+    FLAPPED = "flapped"  # up, then lost before it became stable
+    STABLE = "stable"  # up long enough to count as stable, then lost
+
+
 class WsConnection:
     """The WebSocket side of one provider. See the module docstring."""
 
@@ -136,7 +152,9 @@ class WsConnection:
         self.url = url
         self.provider_id = provider_id
         self.policy = policy
-        self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        # Userinfo in the URL goes in the handshake as Basic auth, unless overridden.
+        headers = with_url_credentials(url, headers)
+        self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         self._bus = bus
         self._rng = rng
         self._connect = connect or dial
@@ -148,6 +166,8 @@ class WsConnection:
         self._tally = Tally()
         self._connects = self._reconnects = 0
         self._last_error: str | None = None
+        #: Told, with the reason, each time a link is lost before it became stable.
+        self.on_flap: Callable[[str], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -225,8 +245,10 @@ class WsConnection:
         attempt = 0
         try:
             while True:
-                stable = await self._session()
-                attempt = 1 if stable else attempt + 1
+                ended = await self._session()
+                if ended is _Ended.FLAPPED and self.on_flap is not None:
+                    self.on_flap(self._last_error or "lost before it became stable")
+                attempt = 1 if ended is _Ended.STABLE else attempt + 1
                 self._set_state(WsState.BACKOFF)
                 delay_s = self._backoff.delay(attempt - 1, self._rng)
                 self._reconnects += 1
@@ -236,8 +258,8 @@ class WsConnection:
         finally:
             self._set_state(WsState.STOPPED)
 
-    async def _session(self) -> bool:
-        """One link from dial to loss; True if it became stable."""
+    async def _session(self) -> _Ended:
+        """One link from dial to loss."""
         link: Link | None = None
         failure = "connection stopped"
         try:
@@ -259,8 +281,8 @@ class WsConnection:
             log.log(level, "WebSocket to %s: %s", self.provider_id, failure)
             self._last_error = failure
             self._publish(WsError(self.provider_id, failure))
-            return False
-        return self._state is WsState.STABLE
+            return _Ended.NEVER_UP
+        return _Ended.STABLE if self._state is WsState.STABLE else _Ended.FLAPPED
 
     async def _open_link(self, nursery: trio.Nursery) -> Link:
         timeout_s = self.policy.connect_timeout_s

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import trio
 from trio_websocket import WebSocketConnection, wrap_client_stream
 
+from lasso.config.secrets import mask_url
+
 __all__ = ["CLOSE_GRACE_S", "Connector", "Dialed", "close_quietly", "dial"]
 
 CLOSE_GRACE_S = 1.0
@@ -56,7 +58,7 @@ async def dial(
     """
     parts = urlsplit(url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"not a ws(s) URL: {url!r}")
+        raise ValueError(f"not a ws(s) URL: {mask_url(url)!r}")
     port = parts.port or _DEFAULT_PORTS[parts.scheme]
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.netloc.rpartition("@")[2]

@@ -40,7 +40,8 @@ from lasso.config import mask_url
         ),
         ("https://h/rpc/ab12cd34ef56", "https://h/rpc/***"),  # short but key-like
         # Userinfo.
-        ("https://user:hunter2@node.example/rpc", "https://user:***@node.example/rpc"),
+        ("https://user:hunter2@node.example/rpc", "https://***:***@node.example/rpc"),
+        ("https://0123456789abcdef:@node.example", "https://***:***@node.example"),
         ("https://KEY123@node.example", "https://***@node.example"),
         # Query values and fragments.
         (
@@ -61,4 +62,4 @@ def test_mask_url(url: str, masked: str) -> None:
 
 def test_masking_is_idempotent() -> None:
     url = "https://u:p@h/v2/AbCdEf123456GhIjKl7890MnOp?k=v#f"
-    assert mask_url(mask_url(url)) == mask_url(url) == "https://u:***@h/v2/***?k=***#***"
+    assert mask_url(mask_url(url)) == mask_url(url) == "https://***:***@h/v2/***?k=***#***"

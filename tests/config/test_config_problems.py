@@ -262,7 +262,7 @@ CASES: list[tuple[str, str, str]] = [
         "url is masked in the message",
         PROVIDER + 'url = "ftp://u:secret@h/v2/AbCdEf0123456789AbCdEf"',
         "chains.devnet.providers[1].url: must be a URL with scheme http or https and a host, "
-        'got "ftp://u:***@h/v2/***"',
+        'got "ftp://***:***@h/v2/***"',
     ),
     (
         "ws_url scheme",

@@ -410,7 +410,70 @@ def test_transition_table() -> None:
         (CLOSED, _Event.FORCE_OPEN): OPEN,
         (OPEN, _Event.RECOVERY_DUE): HALF_OPEN,
         (OPEN, _Event.FORCE_OPEN): OPEN,
+        (OPEN, _Event.EXPEDITE): HALF_OPEN,
         (HALF_OPEN, _Event.RECOVERED): CLOSED,
         (HALF_OPEN, _Event.PROBE_FAILED): OPEN,
         (HALF_OPEN, _Event.FORCE_OPEN): OPEN,
     }
+
+
+# -- expedite: a recovery probe ahead of the deadline --------------------------------
+
+
+def test_expedite_admits_one_probe_now_and_one_success_closes() -> None:
+    b = make()
+    trip(b)
+    now = T0 + 0.25
+    assert b.admit(now).verdict is Verdict.REJECTED_OPEN
+    assert b.expedite(now) is True
+    assert b.state(now) is HALF_OPEN and b.statistics(now).expedited
+    probe = b.admit(now)
+    assert probe.is_probe
+    assert b.admit(now).verdict is Verdict.REJECTED_HALF_OPEN_BUSY
+    b.record_success(now, probe)  # success_threshold is 2, but nothing else can serve
+    assert b.state(now) is CLOSED
+    assert b.statistics(now).expedited is False
+
+
+def test_a_failed_expedited_probe_leaves_the_breaker_as_it_was() -> None:
+    b = make()
+    trip(b)
+    before = b.statistics(T0)
+    for step in range(1, 200):  # every 300 ms for a minute: the backoff never grows
+        now = T0 + 0.3 * step
+        if now >= (before.recovery_deadline or 0):
+            break
+        assert b.expedite(now)
+        b.record_failure(now, b.admit(now), FailureKind.SERVER)
+        assert b.statistics(now) == before
+    assert b.retry_after_s(T0 + 1) == pytest.approx(59.0)
+
+
+def test_expedite_is_a_no_op_unless_open() -> None:
+    b = make()
+    assert b.expedite(T0) is False
+    assert b.state(T0) is CLOSED
+    half_open_at = to_half_open(b)
+    assert b.expedite(half_open_at) is False
+    assert b.statistics(half_open_at).expedited is False
+
+
+def test_a_forced_open_is_never_expedited() -> None:
+    b = make()
+    b.force_open(T0, 30_000)  # the provider said: stay away 30 s
+    assert b.expedite(T0 + 1) is False
+    assert b.admit(T0 + 1).verdict is Verdict.REJECTED_OPEN
+    assert b.statistics(T0 + 1).recovery_deadline == T0 + 30
+
+
+def test_force_open_during_an_expedited_probe_is_a_new_opening() -> None:
+    b = make()
+    trip(b)
+    assert b.expedite(T0 + 1)
+    probe = b.admit(T0 + 1)
+    b.force_open(T0 + 2, 5_000)
+    b.record_failure(T0 + 2, probe, FailureKind.SERVER)  # stale: ignored
+    stats = b.statistics(T0 + 2)
+    assert (stats.state, stats.forced, stats.total_opens) == (OPEN, True, 2)
+    assert stats.recovery_deadline == T0 + 7
+    assert stats.expedited is False

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from lasso.core.methods import Disposition, deadline_ms, disposition, is_replay_safe, refusal
+from lasso.core.methods import (
+    Allowlist,
+    Disposition,
+    deadline_ms,
+    disposition,
+    is_replay_safe,
+    refusal,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,3 +76,52 @@ def test_subscription_refusal_points_to_websocket() -> None:
     exc = refusal("eth_subscribe", Disposition.WS_ONLY, "/rpc/devnet")
     assert exc.code == -32601
     assert exc.data == {"websocket_url": "/ws/rpc/devnet"}
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "anvil_setBalance",
+        "anvil_reset",
+        "hardhat_setBalance",
+        "evm_mine",
+        "evm_revert",
+        "debug_setHead",
+        "admin_addPeer",
+        "miner_start",
+        "personal_unlockAccount",
+        "eth_sendUnsignedTransaction",
+    ],
+)
+def test_node_admin_methods_are_denied_by_default(method: str) -> None:
+    assert disposition(method, b"[]") is Disposition.DENIED
+    exc = refusal(method, Disposition.DENIED, "/rpc/devnet")
+    assert exc.code == -32601
+    assert exc.message == f"the method {method} does not exist/is not available"
+    assert exc.data is None
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["debug_traceTransaction", "debug_setHeadX", "eth_call", "anvil", "evm", "trace_block"],
+)
+def test_neighbours_of_the_denied_families_are_forwarded(method: str) -> None:
+    assert disposition(method, b"[]") is Disposition.FORWARD
+
+
+def test_the_allowlist_takes_exact_names_and_prefixes() -> None:
+    allowed = Allowlist.parse(["evm_mine", "anvil_*"])
+    assert disposition("evm_mine", b"[]", allowed) is Disposition.FORWARD
+    assert disposition("anvil_setBalance", b"[]", allowed) is Disposition.FORWARD
+    assert disposition("evm_revert", b"[]", allowed) is Disposition.DENIED
+    assert disposition("hardhat_mine", b"[]", allowed) is Disposition.DENIED
+    # Signing with the node's keys stays blocked whatever the allowlist says.
+    assert disposition("personal_sign", b"[]", Allowlist.parse(["personal_*"])) is (
+        Disposition.BLOCKED
+    )
+
+
+def test_an_allowed_state_changing_method_is_never_replayed() -> None:
+    assert not is_replay_safe("debug_setHead")
+    assert not is_replay_safe("anvil_setBalance")
+    assert not is_replay_safe("evm_mine")

@@ -8,12 +8,16 @@ transition), external failures, forced opens and jumps of the clock, and checks:
 * every recovery delay lies in [timeout, timeout · 1.05], never above the 10-minute cap,
   where timeout is 60 s · 2^reopens (capped) or a forced retry-after;
 * the breaker closes exactly when success_threshold consecutive probes have succeeded
-  (one after a forced open), and never otherwise.
+  (one after a forced open or an expedite), and never otherwise;
+* an expedited (early) probe that fails leaves the breaker open exactly as it was: same
+  deadline, same reopen count, same number of opens; a forced open is never expedited.
 
 An admission is "live" while no transition has happened since it was issued. Every
 transition out of CLOSED or HALF_OPEN into OPEN increments ``total_opens``, and closing
 is caused by the live probe's own report, so the ``total_opens`` value at issue time
-tells whether an outstanding admission is still live.
+tells whether an outstanding admission is still live. (An expedite and an expedited
+probe's failure do not count as opens, but neither can strand a live admission: the
+first happens while open, when none is outstanding, the second is the probe's own.)
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.reopens = 0
         self.probe_successes = 0
         self.close_after = POLICY.success_threshold
+        self.expedited: BreakerStatistics | None = None  # the open breaker before expedite
 
     @initialize(rng=st.randoms(use_true_random=False))
     def start(self, rng: random.Random) -> None:
@@ -114,7 +119,7 @@ class BreakerMachine(RuleBasedStateMachine):
             assert admission.verdict is Verdict.REJECTED_OPEN
         elif before.state is HALF_OPEN:
             assert before.recovery_deadline is not None
-            assert self.now >= before.recovery_deadline
+            assert before.expedited or self.now >= before.recovery_deadline
             if before.probe_in_flight:
                 assert admission.verdict is Verdict.REJECTED_HALF_OPEN_BUSY
             else:
@@ -139,7 +144,9 @@ class BreakerMachine(RuleBasedStateMachine):
             if self.probe_successes == self.close_after:
                 assert after.state is CLOSED
                 assert (after.consecutive_failures, after.reopen_count) == (0, 0)
+                assert after.expedited is False
                 self.streak = self.reopens = self.probe_successes = 0
+                self.expedited = None
             else:
                 assert after.state is HALF_OPEN
                 assert after.half_open_successes == self.probe_successes
@@ -157,6 +164,19 @@ class BreakerMachine(RuleBasedStateMachine):
         after = self.stats()
         if tag != before.total_opens:
             assert after == before
+        elif admission.is_probe and self.expedited is not None:
+            was = self.expedited
+            self.expedited = None
+            assert after.expedited is False
+            assert after.state is (OPEN if self.now < (was.recovery_deadline or 0) else HALF_OPEN)
+            assert (after.recovery_deadline, after.recovery_timeout_ms) == (
+                was.recovery_deadline,
+                was.recovery_timeout_ms,
+            )
+            assert (after.reopen_count, after.total_opens) == (was.reopen_count, was.total_opens)
+            assert after.opened_at == was.opened_at and not after.forced
+            self.probe_successes = 0
+            self.close_after = POLICY.success_threshold
         elif admission.is_probe:
             self.reopens += 1
             self.check_opened(after, min(POLICY.recovery_timeout_ms * 2**self.reopens, CAP_MS))
@@ -190,10 +210,31 @@ class BreakerMachine(RuleBasedStateMachine):
             after = self.stats()
             assert after == before
 
+    @rule()
+    def expedite(self) -> None:
+        before = self.stats()
+        expedited = self.breaker.expedite(self.now)
+        after = self.stats()
+        if before.state is not OPEN or before.forced:
+            assert not expedited
+            assert after == before
+            return
+        assert expedited
+        assert after.state is HALF_OPEN and after.expedited and not after.probe_in_flight
+        assert (after.recovery_deadline, after.reopen_count, after.total_opens) == (
+            before.recovery_deadline,
+            before.reopen_count,
+            before.total_opens,
+        )
+        self.expedited = before
+        self.probe_successes = 0
+        self.close_after = 1
+
     @rule(retry_after_ms=st.integers(-1_000, 2_000_000))
     def force_open(self, retry_after_ms: int) -> None:
         before = self.stats()
         self.breaker.force_open(self.now, retry_after_ms)
+        self.expedited = None
         after = self.stats()
         timeout_ms = min(max(retry_after_ms, 0), CAP_MS)
         if before.state is OPEN:

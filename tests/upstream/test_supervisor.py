@@ -81,3 +81,22 @@ async def test_cancellation_is_never_swallowed(autojump_clock: trio.testing.Mock
         await sup.run()
     assert scope.cancelled_caught
     assert sup.statistics().restarts == 0
+
+
+async def test_restarts_a_service_reports_itself_count_towards_quarantine(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    service = Flaky(crashes=0)
+    sup = supervisor(service)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        for n in range(6):
+            sup.record_restart(f"flap {n}")
+            assert sup.quarantined is (n == 5)
+            await trio.sleep(10.0)
+        assert sup.statistics().restarts == 6
+        assert sup.statistics().last_error == "flap 5"
+        assert len(service.starts) == 1  # the service itself never stopped
+        await trio.sleep_until(60.0)  # the first report (t=0) leaves the window
+        assert not sup.quarantined
+        nursery.cancel_scope.cancel()
