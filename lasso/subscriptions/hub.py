@@ -124,7 +124,7 @@ class SubscriptionHub:
                 raise  # never started: the subscriber gets the error
             log.exception("subscription stream %s crashed", key)
             for subscriber in list(stream.subscribers.values()):  # never a silent end
-                subscriber.error(-32603, "Internal error: subscription lost; subscribe again")
+                subscriber.end(-32603, "Internal error: subscription lost; subscribe again")
         finally:
             self._budget(key[0]).gone(stream)
             if self._streams.get(key) is stream:
