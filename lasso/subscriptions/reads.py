@@ -35,11 +35,6 @@ class ChainReads:
         """The chain's block number, as ``prefer`` (or routing) sees it."""
         return int(_decode(await self.get("eth_blockNumber", [], prefer)), 16)
 
-    async def head_of(self, provider_id: str) -> int:
-        """``provider_id``'s own block number: no other provider answers for it."""
-        call = Call("eth_blockNumber", b"[]", b"0")
-        return int(_decode(await self._dispatch(call, provider_id)), 16)
-
     async def latest_block(self, prefer: str | None) -> Any:
         return _decode(await self.get("eth_getBlockByNumber", ["latest", False], prefer))
 

@@ -191,15 +191,21 @@ class Stream:
                     await self._unsubscribe(self.serving)
 
     async def _consume(self) -> None:
+        # The health check runs every tick however busy the inbox is: a stream flooded
+        # with events it cannot deliver (heads of a reset chain) is still found stale.
+        # Only the wait is bounded by the tick: handling an event is never cut short.
+        check_at = trio.current_time() + _TICK_S
         while not self._finished():
-            with trio.move_on_after(_TICK_S):
+            event: Event | None = None
+            with trio.move_on_at(check_at):
                 event = await self._events.receive()
-                if isinstance(event, Live) and (self._behind or self._deferred):
-                    self._deferred.append(event)  # nothing live overtakes a catch-up
-                else:
-                    await self._handle(event)
-                continue
-            await self._check_health()
+            if event is None:
+                await self._check_health()
+                check_at = trio.current_time() + _TICK_S
+            elif isinstance(event, Live) and (self._behind or self._deferred):
+                self._deferred.append(event)  # nothing live overtakes a catch-up
+            else:
+                await self._handle(event)
 
     def _finished(self) -> bool:
         grace_s = self.policy.teardown_grace_ms / 1000
@@ -424,11 +430,11 @@ class Stream:
         for provider in self._candidates(exclude):
             assert provider.ws is not None
             try:
-                if behind is not None and await self._is_behind(provider.id, behind):
+                if behind is not None and await self._is_behind(provider, behind):
                     errors.append(f"{provider.id}: behind the delivered head {self._tip()}")
                     continue
                 upstream_id = await self._upstream_subscribe(provider.ws, params)
-            except (LassoError, trio.TooSlowError) as exc:
+            except (LassoError, trio.TooSlowError, msgspec.DecodeError, ValueError) as exc:
                 errors.append(f"{provider.id}: {exc}")
                 continue
             self.serving = Serving(provider.id, upstream_id, provider.ws.connection_id)
@@ -452,11 +458,16 @@ class Stream:
             if isinstance(block, dict):
                 self.heads.anchor([block])
 
-    async def _is_behind(self, provider_id: str, behind: dict[str, int]) -> bool:
+    async def _is_behind(self, provider: Provider, behind: dict[str, int]) -> bool:
+        """Whether ``provider`` is behind the delivered head, asked on the WebSocket the
+        stream would subscribe on (that provider's own head, nobody else's)."""
+        assert provider.ws is not None
+        with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+            result, _ = await provider.ws.request("eth_blockNumber", b"[]")
+        head = int(_decode(result, type=str), 16)
         tip = self.heads.tip
-        head = await self.reads.head_of(provider_id)
         if tip is not None and head < tip:
-            behind[provider_id] = head
+            behind[provider.id] = head
             return True
         return False
 

@@ -169,10 +169,12 @@ def reset_chain(stack: Stack, head: int = 0) -> None:
         fake.drop()
 
 
-async def mine_every_second(stack: Stack, *, task_status: trio.TaskStatus[None]) -> None:
+async def mine_every_second(
+    stack: Stack, per_second: int = 1, *, task_status: trio.TaskStatus[None]
+) -> None:
     task_status.started()
-    for _ in range(600):
-        await trio.sleep(1)
+    for _ in range(600 * per_second):
+        await trio.sleep(1 / per_second)
         stack.mine()
 
 
@@ -223,7 +225,7 @@ async def test_a_reset_without_a_disconnect_is_noticed_by_delivery_not_arrival(
         for fake in stack.ws.values():  # reset in place (anvil_reset): the links stay up
             fake.node.forks.append(0)
             fake.node.head = 0
-        await n.start(mine_every_second, stack)  # heads keep arriving, far below 101
+        await n.start(mine_every_second, stack, 4)  # heads keep arriving, far below 101
         with trio.fail_after(60):
             message = await ws.receive_json()
         n.cancel_scope.cancel()
