@@ -200,9 +200,13 @@ async def test_after_a_chain_reset_subscribers_get_an_error_and_new_ones_live_he
         assert "behind the last delivered head 103" in message["params"]["error"]["message"]
         # stale window max(3 block times, min_stale_ms 15 s); the first 1 s tick past it
         assert silence == pytest.approx(16.0, abs=0.01), silence
-        # The ended subscription is gone: nothing more on it, and it no longer counts.
-        assert (await call(ws, "eth_unsubscribe", [sub_id]))["result"] is False
+        # The ended subscription is gone: nothing more on it, and it no longer counts
+        # against ws_max_subscriptions (3 here).
+        others = [await subscribe(ws, ["logs", {"address": address(n)}], 3 + n) for n in range(2)]
         new_id = await subscribe(ws, ["newHeads"], rid=2)
+        assert (await call(ws, "eth_unsubscribe", [sub_id]))["result"] is False
+        for other in others:
+            await call(ws, "eth_unsubscribe", [other])
         first = await next_head(ws, new_id)
         second = await next_head(ws, new_id)
         n.cancel_scope.cancel()
