@@ -61,7 +61,7 @@ from lasso.core.subs import (
     plan_resume,
     upstream_params,
 )
-from lasso.errors import InvalidParams, LassoError, NoProviderAvailable
+from lasso.errors import InvalidParams, LassoError, NoProviderAvailable, UpstreamProtocolError
 from lasso.subscriptions.events import Event, Live, Lost, Orphaned, Resync, Serving
 from lasso.subscriptions.fanout import Subscriber, fan_out
 from lasso.subscriptions.reads import ChainReads
@@ -488,10 +488,13 @@ class Stream:
                 await attempt.done.wait()
         except BaseException:
             attempt.abandoned = True
+            if attempt.upstream_id is not None:  # confirmed just as this stream gave up
+                self._spawn(_unsubscribe_late, ws, attempt.upstream_id)
             raise
         if attempt.error is not None:
             raise attempt.error
-        assert attempt.upstream_id is not None
+        if attempt.upstream_id is None:
+            raise UpstreamProtocolError("eth_subscribe was not answered")
         return attempt.upstream_id
 
     def _candidates(self, exclude: set[str]) -> list[Provider]:
@@ -544,16 +547,22 @@ class _Attempt:
 
 
 async def _subscribe_detached(ws: WsConnection, params: bytes, attempt: _Attempt) -> None:
+    """The upstream ``eth_subscribe`` of ``attempt``; an id nobody waits for any more is
+    unsubscribed. Bounded by LATE_CONFIRM_S (a link that dies fails it at once)."""
     try:
         with trio.move_on_after(LATE_CONFIRM_S):
             upstream_id = await ws.subscribe(params)
-            if not attempt.abandoned:
+            if attempt.abandoned:
+                await _unsubscribe_late(ws, upstream_id)
+            else:
                 attempt.upstream_id = upstream_id
-                return
-            log.info("unsubscribing %s: its eth_subscribe was confirmed too late", upstream_id)
-            with trio.move_on_after(5), contextlib.suppress(LassoError):
-                await ws.unsubscribe(upstream_id)
     except Exception as exc:  # handed to the stream: never crash the hub's nursery
         attempt.error = exc
     finally:
         attempt.done.set()
+
+
+async def _unsubscribe_late(ws: WsConnection, upstream_id: str) -> None:
+    log.info("unsubscribing %s: its eth_subscribe was confirmed too late", upstream_id)
+    with trio.move_on_after(5), contextlib.suppress(LassoError):
+        await ws.unsubscribe(upstream_id)
