@@ -23,6 +23,7 @@ from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.methods import Allowlist, Disposition, disposition, refusal
 from lasso.core.routes import RouteSpec
+from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
 from lasso.meta import CallMeta
@@ -242,6 +243,8 @@ class Gateway:
             return await session.handle(call)
         if disp in (Disposition.BLOCKED, Disposition.WS_ONLY, Disposition.DENIED):
             raise refusal(call.method, disp, target.path)
+        srv = self.settings.server  # bound the upstream work one log filter asks for
+        check_filter_size(call.method, call.params, srv.max_filter_addresses, srv.max_filter_topics)
         chain = target.chain
         plan = chain.plan(
             call.method,

@@ -198,6 +198,9 @@ class SubscriptionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     teardown_grace_ms: NonNegative = 60_000
     stale_after_blocks: Positive = 3
     min_stale_ms: Positive = 15_000
+    max_upstream_per_chain: Positive = 1_000
+    max_idle_upstream_per_chain: NonNegative = 64
+    max_idle_upstream_per_client: NonNegative = 4
 
 
 class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

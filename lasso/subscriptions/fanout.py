@@ -31,7 +31,7 @@ def payload_text(item: Delivery) -> str:
 class Subscriber:
     """One client subscription: its id, its client, and what it still holds back."""
 
-    __slots__ = ("_held", "_replay", "client", "kind", "seam", "sub_id")
+    __slots__ = ("_held", "_replay", "client", "ended", "kind", "seam", "sub_id")
 
     def __init__(self, sub_id: str, client: Client, kind: str, seam: ResumeSeam | None) -> None:
         self.sub_id = sub_id
@@ -40,6 +40,7 @@ class Subscriber:
         self.seam = seam
         self._held: list[tuple[Delivery | None, str]] | None = []  # None: send as is
         self._replay: list[Delivery] = []
+        self.ended = False  # ended by the gateway with an error notification
 
     def deliver(self, item: Delivery, text: str) -> None:
         if self._held is not None:
@@ -75,6 +76,11 @@ class Subscriber:
             self._held.append((None, text))  # in order, after the eth_subscribe answer
         else:
             self.client.notify(text)
+
+    def end(self, code: int, message: str) -> None:
+        """A last error notification: this subscription delivers nothing more."""
+        self.error(code, message)
+        self.ended = True
 
     def _message(self, text: str) -> str:
         return f'{_PREFIX}{self.sub_id}","result":{text}}}}}'

@@ -7,7 +7,10 @@ upstream subscription id) to the stream that owns them, and ``ws:conn:<chain>``
 disconnects become failovers for the streams that provider served. A full
 bus buffer (the ``Overflow`` marker) makes every stream of the chain
 resynchronise from its tip. Streams live in the hub's nursery, not in a client
-connection's: they outlive their clients by the teardown grace period.
+connection's: they outlive their clients by the teardown grace period, within each
+chain's :class:`~lasso.core.subs.budget.UpstreamBudget` (``[subscriptions]``
+``max_upstream_per_chain``, ``max_idle_upstream_per_chain``,
+``max_idle_upstream_per_client``): a stream the budget evicts is torn down at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import trio
 
 from lasso.chain import ChainRuntime
 from lasso.core.subs import SubscriptionRequest
+from lasso.core.subs.budget import BudgetStatistics, Refused, UpstreamBudget
+from lasso.errors import LocalCapacity
 from lasso.gateway import Gateway, Target, bus_key
 from lasso.pubsub import (
     Notification,
@@ -46,6 +51,7 @@ class HubStatistics(msgspec.Struct, frozen=True):
     upstream: dict[tuple[str, str, str], int]
     clients: dict[tuple[str, str], int]
     failovers: int
+    budgets: dict[str, BudgetStatistics] = {}
 
 
 class SubscriptionHub:
@@ -55,23 +61,32 @@ class SubscriptionHub:
         self._streams: dict[StreamKey, Stream] = {}
         self._routes: dict[tuple[str, str, str], Stream] = {}  # (chain, provider, upstream id)
         self._chains: dict[ChainRuntime, str] = {}
+        self._budgets: dict[str, UpstreamBudget[Stream]] = {}
 
     # -- streams ---------------------------------------------------------------
 
     async def acquire(
-        self, target: Target, request: SubscriptionRequest, subscriber: Subscriber
+        self,
+        target: Target,
+        request: SubscriptionRequest,
+        subscriber: Subscriber,
+        *,
+        client: object | None = None,
     ) -> Stream:
         """The stream for this request, established upstream, with ``subscriber`` in it.
 
         The subscriber joins before the stream can see itself empty, so a slow
         subscribe never lets a new stream tear itself down under its first client.
+        ``client`` (the session) is charged for the streams its leaving leaves idle.
         """
-        key: StreamKey = (self._chains[target.chain], target.provider, request.key)
+        chain = self._chains[target.chain]
+        key: StreamKey = (chain, target.provider, request.key)
         stream = self._streams.get(key)
         if stream is not None and not stream.closed:
             await stream.ready.wait()
             if not stream.closed:
                 stream.add(subscriber)
+                self._budget(chain).busy(stream)
                 return stream
         stream = Stream(
             target.chain,
@@ -80,7 +95,14 @@ class SubscriptionHub:
             pinned=target.provider,
             router=self._reroute,
             orphaned=self._orphaned,
+            emptied=self._emptied,
+            spawn=self._nursery.start_soon,
         )
+        try:
+            evicted = self._budget(chain).admit(stream)
+        except Refused:
+            raise LocalCapacity("Subscription capacity unavailable") from None
+        self._expire(evicted)
         self._streams[key] = stream
         stream.add(subscriber)
         try:
@@ -102,10 +124,33 @@ class SubscriptionHub:
                 raise  # never started: the subscriber gets the error
             log.exception("subscription stream %s crashed", key)
             for subscriber in list(stream.subscribers.values()):  # never a silent end
-                subscriber.error(-32603, "Internal error: subscription lost; subscribe again")
+                subscriber.end(-32603, "Internal error: subscription lost; subscribe again")
         finally:
+            self._budget(key[0]).gone(stream)
             if self._streams.get(key) is stream:
                 del self._streams[key]
+
+    def _budget(self, chain: str) -> UpstreamBudget[Stream]:
+        budget = self._budgets.get(chain)
+        if budget is None:
+            policy = self.gateway.settings.subscriptions
+            budget = self._budgets[chain] = UpstreamBudget(
+                max_live=policy.max_upstream_per_chain,
+                max_idle=policy.max_idle_upstream_per_chain,
+                max_idle_per_client=policy.max_idle_upstream_per_client,
+            )
+        return budget
+
+    def _emptied(self, stream: Stream, client: object | None) -> None:
+        """``stream``'s last subscriber left: it idles, within the chain's budget."""
+        self._expire(self._budget(self._chains[stream.chain]).idle(stream, client))
+
+    def _expire(self, streams: list[Stream]) -> None:
+        for stream in streams:
+            key: StreamKey = (self._chains[stream.chain], stream.pinned, stream.request.key)
+            if self._streams.get(key) is stream:
+                del self._streams[key]
+            stream.expire()
 
     def _reroute(self, stream: Stream, old: Serving | None, new: Serving | None) -> None:
         chain = self._chains[stream.chain]
@@ -176,7 +221,8 @@ class SubscriptionHub:
                 label = (chain, stream.serving.provider_id, kind)
                 upstream[label] = upstream.get(label, 0) + 1
             clients[(chain, kind)] = clients.get((chain, kind), 0) + len(stream.subscribers)
-        return HubStatistics(upstream=upstream, clients=clients, failovers=failovers)
+        budgets = {chain: budget.statistics() for chain, budget in self._budgets.items()}
+        return HubStatistics(upstream, clients, failovers, budgets)
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ from lasso.core.subs import (
     SubscriptionKind,
     parse_subscribe_params,
 )
+from lasso.core.subs.bounds import log_filter_size_error
 from lasso.errors import InvalidParams, LocalCapacity
 from lasso.gateway import Target
 from lasso.subscriptions.fanout import Client, Subscriber
@@ -57,10 +58,14 @@ class ClientSession:
             self._reserved -= 1
 
     async def _subscribe(self, params: bytes) -> bytes:
+        for sub_id in [k for k, (_, sub) in self._subs.items() if sub.ended]:
+            del self._subs[sub_id]  # ended by the gateway (an error notification said so)
         if len(self._subs) + self._reserved > self.limit:
             raise LocalCapacity("Subscription capacity unavailable")
         try:
-            request = parse_subscribe_params(_decode(params))
+            decoded = _decode(params)
+            self._bound_filter(decoded)
+            request = parse_subscribe_params(decoded)
         except (InvalidSubscription, msgspec.DecodeError) as exc:
             raise InvalidParams(f"Invalid subscription parameters: {exc}") from None
         sub_id = "0x" + os.urandom(16).hex()
@@ -69,7 +74,7 @@ class ClientSession:
         if request.resume_from is not None and resumable:
             seam = ResumeSeam(request.kind, request.resume_from)
         subscriber = Subscriber(sub_id, self.client, request.kind.value, seam)
-        stream = await self.hub.acquire(self.target, request, subscriber)
+        stream = await self.hub.acquire(self.target, request, subscriber, client=self)
         self._subs[sub_id] = (stream, subscriber)
         try:
             if request.resume_from is not None:
@@ -83,6 +88,18 @@ class ClientSession:
         else:
             frame.append(subscriber)  # released once this frame's answer is queued
         return b'"%b"' % sub_id.encode()
+
+    def _bound_filter(self, params: object) -> None:
+        """A logs filter names at most [server] max_filter_addresses / max_filter_topics."""
+        if isinstance(params, list) and len(params) > 1 and params[0] == "logs":
+            server = self.hub.gateway.settings.server
+            error = log_filter_size_error(
+                params[1],
+                max_addresses=server.max_filter_addresses,
+                max_topics=server.max_filter_topics,
+            )
+            if error is not None:
+                raise InvalidSubscription(error)
 
     def _unsubscribe(self, params: bytes) -> bytes:
         try:
@@ -98,7 +115,7 @@ class ClientSession:
         if entry is None:
             return False
         stream, _ = entry
-        return stream.remove(sub_id)
+        return stream.remove(sub_id, self)
 
     def open_frame(self) -> list[Subscriber]:
         """Called in the task answering one frame: subscriptions it creates wait for it."""

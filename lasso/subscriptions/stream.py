@@ -8,12 +8,24 @@ that changes the stream happens in order:
     live event        the pure stream (HeadStream / LogStream) decides what to
                       deliver, what to fetch (gaps, reorgs) and what was orphaned;
                       fetches run here, before the next event is looked at
-    provider lost     disconnect, close, a stale head (no head for several block
-                      times) or an open breaker: re-subscribe on the next provider,
-                      then backfill over HTTP from the stream's tip to the new
-                      provider's head (at most max_backfill blocks; past that the
-                      clients get an error notification, never a silent gap)
-    last client left  after teardown_grace the upstream subscription is dropped
+    provider lost     disconnect, close, a stale head or an open breaker:
+                      re-subscribe on the next provider whose head is at or above
+                      the last delivered head, then backfill over HTTP from the
+                      stream's tip to its head (at most max_backfill blocks; past
+                      that the clients get an error notification, never a silent
+                      gap). A provider behind the delivered head is never used
+                      while the stream has a head: the clients' head never goes back
+    stale head        nothing *delivered* for stale_after_blocks block times, whatever
+                      else arrives (heads the stream cannot place, duplicates): fail
+                      over. If every reachable provider is behind the delivered head
+                      (the chain was reset: all nodes restarted empty), the clients get
+                      an error notification and their subscriptions end (they
+                      re-subscribe); the stream starts afresh at the provider's head
+    last client left  after teardown_grace the upstream subscription is dropped, or at
+                      once when the chain's idle budget (lasso.core.subs.budget) says so
+    upstream subscribe runs in the hub's nursery, so an eth_subscribe this stream gave
+                      up on (timed out, or its client left) that the upstream confirms
+                      later is unsubscribed then, never leaked
 
 Streams pinned to one provider (``/ws/rpc/provider/{id}/...``) never move to
 another provider; they re-subscribe on the same one when it comes back.
@@ -49,16 +61,18 @@ from lasso.core.subs import (
     plan_resume,
     upstream_params,
 )
-from lasso.errors import InvalidParams, LassoError, NoProviderAvailable
+from lasso.errors import InvalidParams, LassoError, NoProviderAvailable, UpstreamProtocolError
 from lasso.subscriptions.events import Event, Live, Lost, Orphaned, Resync, Serving
 from lasso.subscriptions.fanout import Subscriber, fan_out
 from lasso.subscriptions.reads import ChainReads
 from lasso.upstream.provider import WS, Provider
+from lasso.upstream.ws import WsConnection
 
 log = logging.getLogger("lasso.subscriptions")
 
 _decode = msgspec.json.decode
 SUBSCRIBE_TIMEOUT_S = 10.0
+LATE_CONFIRM_S = 120.0  # how long an abandoned eth_subscribe still waits for its answer
 GAP_ERROR = -32000
 _TICK_S = 1.0
 _LOGS_PROGRESS_S = 30.0
@@ -76,6 +90,8 @@ class Stream:
         pinned: str | None,
         router: Callable[[Stream, Serving | None, Serving | None], None],
         orphaned: Callable[[Stream, tuple[str, ...], int | None], None],
+        emptied: Callable[[Stream, object | None], None] = lambda stream, client: None,
+        spawn: Callable[..., object] | None = None,
     ) -> None:
         self.chain = chain
         self.request = request
@@ -87,6 +103,9 @@ class Stream:
         self.closed = False
         self._route = router
         self._orphaned = orphaned
+        self._emptied = emptied
+        self._spawn = spawn
+        self._loop_scope = trio.CancelScope()
         self.reads = ChainReads(chain, pinned)
         self._inbox, self._events = trio.open_memory_channel[Event](65_536)
         self.heads = HeadStream(max_backfill=policy.max_backfill_blocks)
@@ -96,7 +115,7 @@ class Stream:
             else None
         )
         self._seen_pending: deque[str] = deque(maxlen=4096)
-        self._last_live = trio.current_time()
+        self._delivered_at = trio.current_time()  # the last head delivered (or a fresh start)
         self._empty_since: float | None = None  # set when the last subscriber leaves
         self._behind = False  # a catch-up could not finish; retried on every tick
         self._deferred: deque[Live] = deque()  # live events held while behind
@@ -121,11 +140,18 @@ class Stream:
         self.subscribers[subscriber.sub_id] = subscriber
         self._empty_since = None
 
-    def remove(self, sub_id: str) -> bool:
+    def remove(self, sub_id: str, client: object | None = None) -> bool:
+        """``client`` (the session leaving, if known) is charged for the idle stream."""
         removed = self.subscribers.pop(sub_id, None) is not None
         if not self.subscribers and self._empty_since is None:
             self._empty_since = trio.current_time()
+            self._emptied(self, client)
         return removed
+
+    def expire(self) -> None:
+        """Tear down now (the idle budget says so): unsubscribe upstream and end."""
+        self.closed = True  # nobody joins it any more
+        self._loop_scope.cancel()
 
     async def prepare_resume(self, subscriber: Subscriber, resume_from: int) -> None:
         """Compute a resuming subscriber's replay (it is added, held, beforehand)."""
@@ -154,15 +180,8 @@ class Stream:
             self.started = True
             self.ready.set()
             task_status.started()
-            while not self._finished():
-                with trio.move_on_after(_TICK_S):
-                    event = await self._events.receive()
-                    if isinstance(event, Live) and (self._behind or self._deferred):
-                        self._deferred.append(event)  # nothing live overtakes a catch-up
-                    else:
-                        await self._handle(event)
-                    continue
-                await self._check_health()
+            with self._loop_scope:
+                await self._consume()
         finally:
             self.closed = True
             self.ready.set()
@@ -170,6 +189,23 @@ class Stream:
             if self.serving is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._unsubscribe(self.serving)
+
+    async def _consume(self) -> None:
+        # The health check runs every tick however busy the inbox is: a stream flooded
+        # with events it cannot deliver (heads of a reset chain) is still found stale.
+        # Only the wait is bounded by the tick: handling an event is never cut short.
+        check_at = trio.current_time() + _TICK_S
+        while not self._finished():
+            event: Event | None = None
+            with trio.move_on_at(check_at):
+                event = await self._events.receive()
+            if event is None:
+                await self._check_health()
+                check_at = trio.current_time() + _TICK_S
+            elif isinstance(event, Live) and (self._behind or self._deferred):
+                self._deferred.append(event)  # nothing live overtakes a catch-up
+            else:
+                await self._handle(event)
 
     def _finished(self) -> bool:
         grace_s = self.policy.teardown_grace_ms / 1000
@@ -192,7 +228,6 @@ class Stream:
                 serving.upstream_id,
             ):
                 return  # from a subscription this stream no longer uses
-            self._last_live = trio.current_time()
             await self._on_live(event.payload)
         elif isinstance(event, Lost):
             if serving is None or event.provider_id == serving.provider_id:
@@ -216,7 +251,7 @@ class Stream:
         if provider.breakers[WS].state(trio.current_time()) is CircuitState.OPEN:
             await self._handle(Lost(serving.provider_id, "circuit breaker open"))
         elif self.kind is SubscriptionKind.NEW_HEADS and self._stale():
-            reason = f"no new head for {self._stale_s():.0f}s"
+            reason = f"no head delivered for {self._stale_s():.0f}s"
             await self._handle(Lost(serving.provider_id, reason))
         else:
             with contextlib.suppress(LassoError):  # tried again next time
@@ -243,7 +278,8 @@ class Stream:
         return max(self.policy.stale_after_blocks * block_s, self.policy.min_stale_ms / 1000)
 
     def _stale(self) -> bool:
-        return trio.current_time() - self._last_live > self._stale_s()
+        """Nothing delivered for the stale window: what arrives undelivered does not count."""
+        return trio.current_time() - self._delivered_at > self._stale_s()
 
     # -- live events -----------------------------------------------------------
 
@@ -290,6 +326,8 @@ class Stream:
             self.post(Orphaned(hashes, fork_point))
 
     def _send(self, items: Sequence[Delivery]) -> None:
+        if items:
+            self._delivered_at = trio.current_time()
         if items and self.subscribers:
             fan_out(list(self.subscribers.values()), tuple(items))
 
@@ -309,12 +347,42 @@ class Stream:
         if old is not None:
             await self._unsubscribe(old)
         exclude = set() if self.pinned or old is None else {old.provider_id}
+        behind = self._behind_providers()
         try:
-            await self._subscribe(exclude)
+            await self._subscribe(exclude, behind=behind)
         except NoProviderAvailable as exc:
             log.warning("stream %s: %s; retrying", self.request.key, exc.message)
+            if behind and self._stale():
+                await self._restart(behind)
             return  # the next health check tries again
         await self._catch_up(self.serving)
+
+    def _behind_providers(self) -> dict[str, int] | None:
+        """Filled by :meth:`_subscribe` with each reachable provider found behind the
+        delivered head (None: no head delivered yet, any provider will do)."""
+        if self.kind is not SubscriptionKind.NEW_HEADS or self.heads.tip is None:
+            return None
+        return {}
+
+    async def _restart(self, behind: dict[str, int]) -> None:
+        """Every reachable provider is behind the delivered head and nothing was delivered
+        for the stale window: the chain went back (its nodes were reset). The clients'
+        head must never go backwards, so their subscriptions end with an error (they
+        subscribe again); the stream starts afresh at a provider's head for new clients."""
+        tip = self.heads.tip
+        seen = ", ".join(f"{p} at {n}" for p, n in sorted(behind.items()))
+        message = (
+            f"subscription ended: every provider is behind the last delivered head {tip} "
+            f"({seen}); the chain was reset or rolled back; subscribe again"
+        )
+        log.warning("stream %s: %s", self.request.key, message)
+        for sub_id, subscriber in list(self.subscribers.items()):
+            subscriber.end(GAP_ERROR, message)
+            self.remove(sub_id)
+        self.heads.reset()
+        self._delivered_at = trio.current_time()
+        with contextlib.suppress(NoProviderAvailable):  # else the next health check
+            await self._subscribe(set())
 
     async def _catch_up(self, serving: Serving | None) -> None:
         if serving is None or self._tip() is None:
@@ -351,20 +419,26 @@ class Stream:
     def _tip(self) -> int | None:
         return self.logs.last_complete if self.logs is not None else self.heads.tip
 
-    async def _subscribe(self, exclude: set[str]) -> None:
-        """Subscribe upstream on the first usable provider, in priority order."""
+    async def _subscribe(self, exclude: set[str], *, behind: dict[str, int] | None = None) -> None:
+        """Subscribe upstream on the first usable provider, in priority order.
+
+        With ``behind`` (a newHeads stream that has delivered a head), only a provider at
+        or above the delivered head is used; the others are recorded in ``behind``.
+        """
         errors: list[str] = []
         params = encode_json(upstream_params(self.request))
         for provider in self._candidates(exclude):
             assert provider.ws is not None
             try:
-                with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
-                    upstream_id = await provider.ws.subscribe(params)
-            except (LassoError, trio.TooSlowError) as exc:
+                if behind is not None and await self._is_behind(provider, behind):
+                    errors.append(f"{provider.id}: behind the delivered head {self._tip()}")
+                    continue
+                upstream_id = await self._upstream_subscribe(provider.ws, params)
+            except (LassoError, trio.TooSlowError, msgspec.DecodeError, ValueError) as exc:
                 errors.append(f"{provider.id}: {exc}")
                 continue
             self.serving = Serving(provider.id, upstream_id, provider.ws.connection_id)
-            self._last_live = trio.current_time()
+            self._delivered_at = trio.current_time()  # a fresh stale window on a usable provider
             self._route(self, None, self.serving)
             await self._anchor(provider.id)
             return
@@ -384,6 +458,45 @@ class Stream:
             if isinstance(block, dict):
                 self.heads.anchor([block])
 
+    async def _is_behind(self, provider: Provider, behind: dict[str, int]) -> bool:
+        """Whether ``provider`` is behind the delivered head, asked on the WebSocket the
+        stream would subscribe on (that provider's own head, nobody else's)."""
+        assert provider.ws is not None
+        with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+            result, _ = await provider.ws.request("eth_blockNumber", b"[]")
+        head = int(_decode(result, type=str), 16)
+        tip = self.heads.tip
+        if tip is not None and head < tip:
+            behind[provider.id] = head
+            return True
+        return False
+
+    async def _upstream_subscribe(self, ws: WsConnection, params: bytes) -> str:
+        """``eth_subscribe`` on ``ws`` within SUBSCRIBE_TIMEOUT_S.
+
+        The call itself runs in the hub's nursery: if this stream gives up on it (the
+        timeout, or its client left) and the upstream confirms it later anyway, the
+        upstream subscription is unsubscribed then instead of leaking.
+        """
+        if self._spawn is None:
+            with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+                return await ws.subscribe(params)
+        attempt = _Attempt()
+        self._spawn(_subscribe_detached, ws, params, attempt)
+        try:
+            with trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+                await attempt.done.wait()
+        except BaseException:
+            attempt.abandoned = True
+            if attempt.upstream_id is not None:  # confirmed just as this stream gave up
+                self._spawn(_unsubscribe_late, ws, attempt.upstream_id)
+            raise
+        if attempt.error is not None:
+            raise attempt.error
+        if attempt.upstream_id is None:
+            raise UpstreamProtocolError("eth_subscribe was not answered")
+        return attempt.upstream_id
+
     def _candidates(self, exclude: set[str]) -> list[Provider]:
         now = trio.current_time()
         providers = sorted(
@@ -399,7 +512,7 @@ class Stream:
             and p.breakers[WS].state(now) is not CircuitState.OPEN
         ]
         preferred = [p for p in usable if p.id not in exclude]
-        return preferred or usable
+        return preferred + [p for p in usable if p.id in exclude]
 
     async def _unsubscribe(self, serving: Serving) -> None:
         provider = self.chain.providers[serving.provider_id]
@@ -419,3 +532,37 @@ class Stream:
                 fetched = await self.reads.logs(self.request.log_filter, plan.fetch, None)
             return self.logs.replay(plan, fetched)
         return self.heads.replay(plan, await self.reads.blocks(plan.fetch))
+
+
+class _Attempt:
+    """One upstream ``eth_subscribe`` made on a stream's behalf."""
+
+    __slots__ = ("abandoned", "done", "error", "upstream_id")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.upstream_id: str | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False  # the stream stopped waiting: a late id is unsubscribed
+
+
+async def _subscribe_detached(ws: WsConnection, params: bytes, attempt: _Attempt) -> None:
+    """The upstream ``eth_subscribe`` of ``attempt``; an id nobody waits for any more is
+    unsubscribed. Bounded by LATE_CONFIRM_S (a link that dies fails it at once)."""
+    try:
+        with trio.move_on_after(LATE_CONFIRM_S):
+            upstream_id = await ws.subscribe(params)
+            if attempt.abandoned:
+                await _unsubscribe_late(ws, upstream_id)
+            else:
+                attempt.upstream_id = upstream_id
+    except Exception as exc:  # handed to the stream: never crash the hub's nursery
+        attempt.error = exc
+    finally:
+        attempt.done.set()
+
+
+async def _unsubscribe_late(ws: WsConnection, upstream_id: str) -> None:
+    log.info("unsubscribing %s: its eth_subscribe was confirmed too late", upstream_id)
+    with trio.move_on_after(5), contextlib.suppress(LassoError):
+        await ws.unsubscribe(upstream_id)

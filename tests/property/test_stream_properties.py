@@ -11,7 +11,11 @@ newHeads
   below, or it is the first head): in order and gap-free;
 * no head hash is ever delivered twice; ``orphaned`` is exactly what the client drops;
 * after a final live head, the view is the canonical chain from the first head on;
-* nothing is ever TOO_FAR (the gaps and reorgs stay within the limits).
+* nothing is ever TOO_FAR (the gaps and reorgs stay within the limits);
+* the client's head never goes backwards: after every decision the last delivered head
+  is at or above every head delivered before (a reorg's replacement run may start at the
+  fork point, geth's presentation, but never ends below the old head), whatever a
+  far-behind or reset provider (heads of another chain, far below) offers meanwhile.
 
 logs
 * no (blockHash, logIndex) is delivered twice, and a removal only follows a delivery,
@@ -70,9 +74,21 @@ failover = st.tuples(st.just("failover"), st.integers(0, 6))
 # A head from a side fork that never becomes canonical and whose parent nobody serves (a
 # load-balanced provider's other backend): the stream must drop it and carry on.
 ghost = st.tuples(st.just("ghost"), st.integers(1, 3))
+# A failover to a provider far behind, or reset to genesis and mining again: it offers
+# heads of its own chain, far below the delivered head, live or as backfill.
+behind = st.tuples(st.just("behind"), st.integers(1, 40), st.integers(1, 6), st.booleans())
 head_ops = st.lists(
-    st.one_of(grow, grow, grow, reorg, echo, echo_orphan, failover, ghost), max_size=60
+    st.one_of(grow, grow, grow, reorg, echo, echo_orphan, failover, ghost, behind), max_size=60
 )
+
+
+def reset_head(n: int) -> dict[str, Any]:
+    """Block ``n`` of another chain (a node restarted empty): hashes no world block has."""
+    return {
+        "number": hex(n),
+        "hash": "0x" + format(n, "x").rjust(64, "e"),
+        "parentHash": "0x" + format(n - 1, "x").rjust(64, "e"),
+    }
 
 
 class Client:
@@ -83,8 +99,13 @@ class Client:
         self.first: int | None = None
         self.seen: dict[str, dict[str, Any]] = {}  # hash -> payload, every head delivered
         self.orphaned: list[str] = []  # delivered, then replaced
+        self.top: int | None = None  # the highest head delivered so far
 
     def receive(self, d: HeadDecision) -> None:
+        if d.deliver:
+            last = number(d.deliver[-1].payload)
+            assert self.top is None or last >= self.top, f"head went back {self.top} -> {last}"
+            self.top = max(last, self.top or last)
         dropped: list[str] = []
         for item in d.deliver:
             n, h, parent = number(item.payload), item.payload["hash"], item.payload["parentHash"]
@@ -148,6 +169,15 @@ def test_heads_are_in_order_gap_free_duplicate_free_and_end_canonical(
                 "parentHash": parent,
             }
             drive(stream, world, client, stream.offer(ghost))
+        elif op[0] == "behind":
+            _, below, count, live = op
+            start = max(1, (stream.tip or ANCHOR) - below - count)
+            other = [reset_head(n) for n in range(start, start + count)]
+            before = client.top
+            for block in other if live else [None]:
+                d = stream.offer(block) if block else stream.offer_backfill(other)
+                drive(stream, world, client, d)
+            assert client.top == before or (client.top or 0) > max(number(b) for b in other)
         elif op[0] == "failover":
             for _ in range(op[1]):
                 world.grow()  # lost while the old provider died
@@ -156,7 +186,9 @@ def test_heads_are_in_order_gap_free_duplicate_free_and_end_canonical(
             if missing:
                 blocks = [world.block(n) for n in missing]
                 drive(stream, world, client, stream.offer_backfill(blocks))
-    drive(stream, world, client, stream.offer(world.grow()))
+    # A shorter branch waits until it reaches the client's head: grow past it.
+    for _ in range(max(1, (client.top or 0) - world.tip + 1)):
+        drive(stream, world, client, stream.offer(world.grow()))
     assert client.first is not None
     canonical = {n: world.block(n)["hash"] for n in range(client.first, world.tip + 1)}
     assert client.view == canonical

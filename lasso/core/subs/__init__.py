@@ -8,7 +8,11 @@ Modules, one concept each:
 * :mod:`~lasso.core.subs.logs` — a filter's delivered logs (dedupe, backfill, removals);
 * :mod:`~lasso.core.subs.shape` — backfilled heads shaped like the chain's live heads;
 * :mod:`~lasso.core.subs.resume` — ``lasso_resume_from`` plans and the per-client seam;
-* :mod:`~lasso.core.subs.items` — :class:`Delivery` and :class:`TooFar`.
+* :mod:`~lasso.core.subs.items` — :class:`Delivery` and :class:`TooFar`;
+* :mod:`~lasso.core.subs.budget` — how many upstream subscriptions a chain holds, and
+  how many sit idle (per chain and per client);
+* :mod:`~lasso.core.subs.bounds` — the size bound on log filters (``eth_getLogs``,
+  ``eth_newFilter``, ``eth_subscribe`` ``logs``).
 
 The shell keeps one upstream subscription per (chain, ``SubscriptionRequest.key``) and one
 stream object beside it, and runs one serial consumer per stream::

@@ -88,6 +88,11 @@ class _Event(enum.Enum):
 # below it was ever delivered), so a young stream survives a reorg of its first head.
 # Live echoes of heads this stream orphaned are dropped as stale, so a lagging provider
 # cannot flip the clients back to a branch they have already seen replaced.
+# A client's head never goes backwards: held heads all below the tip (a shorter branch, or
+# a provider far behind or reset to genesis) are neither delivered nor fetched for; they
+# wait until their branch reaches the tip (then the reorg is delivered, ending at or above
+# the old tip) or are dropped with the other held heads. A reorg's replacement run may
+# start below the tip (geth's presentation, from the fork point up) but never ends below it.
 _TRANSITIONS: Final[dict[tuple[StreamState, _Event], StreamState]] = {
     (StreamState.EMPTY, _Event.ANCHOR): StreamState.LIVE,
     (StreamState.LIVE, _Event.HOLD): StreamState.FILLING,
@@ -318,6 +323,11 @@ class HeadStream:
     def _settle(self, fetched: set[int], out: Outcome) -> None:
         while self._held:
             top = max(self._held.values(), key=lambda h: h.number)
+            if top.number < self._tip:
+                # A client's head never goes backwards: a branch below the delivered head
+                # (a far-behind or reset provider, a shorter fork) waits until it passes it.
+                self._stale(out, f"held below the delivered head {self._tip}")
+                return
             path = [top]
             while True:
                 cur = path[-1]

@@ -86,11 +86,22 @@ CASES: dict[str, tuple[str, list[tuple[str, str, Summary]]]] = {
         "a100 a101",
         [("live", "b101/a", ("REORG", "b101", None, "a101", 101))],
     ),
-    "reorg to a shorter branch": (
+    "a shorter branch waits until it reaches the delivered head": (
         "a100 a101 a102 a103 a104",
         [
-            ("live", "b102/a", ("REORG", "b102", None, "a102 a103 a104", 102)),
-            ("live", "b103", ("DELIVER", "b103", None, "", None)),
+            ("live", "b102/a", ("STALE", "", None, "", None)),
+            ("live", "b103", ("STALE", "", None, "", None)),
+            ("live", "b104", ("REORG", "b102 b103 b104", None, "a102 a103 a104", 102)),
+            ("live", "b105", ("DELIVER", "b105", None, "", None)),
+        ],
+    ),
+    "a far-behind provider's heads are never delivered": (
+        "a100 a101 a102 a103 a104 a105 a106",
+        [
+            ("live", "c101/a", ("STALE", "", None, "", None)),
+            ("live", "c102", ("STALE", "", None, "", None)),
+            ("fill", "c103", ("STALE", "", None, "", None)),
+            ("live", "a107", ("DELIVER", "a107", None, "", None)),
         ],
     ),
     "reorg with an unknown parent fetches below": (
