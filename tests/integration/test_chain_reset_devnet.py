@@ -20,8 +20,9 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from lasso.config import parse_settings
 from lasso.daemon import serve
-from lasso.devnet.anvil import HOST, AnvilLaunch, find_anvil, pick_free_ports, serve_anvil
+from lasso.devnet.anvil import HOST, AnvilLaunch, find_anvil, pick_free_ports, run_anvil
 from lasso.devnet.control import ControlClient, open_http_client
+from lasso.devnet.guardian import Guardian, open_guardian
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,8 +33,8 @@ STALE_S = 2.0  # min_stale_ms below; stale_after_blocks * block time is shorter
 class Nodes:
     """Two anvil nodes that can be killed and restarted empty on their own ports."""
 
-    def __init__(self, nursery: trio.Nursery, control: ControlClient) -> None:
-        self.nursery, self.control = nursery, control
+    def __init__(self, nursery: trio.Nursery, control: ControlClient, guardian: Guardian) -> None:
+        self.nursery, self.control, self.guardian = nursery, control, guardian
         self.ports = pick_free_ports(2)
         self.scopes: list[trio.CancelScope] = []
         self.anvil = find_anvil()
@@ -47,7 +48,9 @@ class Nodes:
     async def _run(self, launch: AnvilLaunch, *, task_status: trio.TaskStatus[Any]) -> None:
         with trio.CancelScope() as scope:
             self.scopes.append(scope)
-            await serve_anvil(self.anvil, launch, self.control, task_status=task_status)
+            await run_anvil(
+                self.anvil, launch, self.control, self.guardian, task_status=task_status
+            )
 
     def kill(self) -> None:
         for scope in self.scopes:
@@ -61,8 +64,8 @@ class Nodes:
 
 @pytest.fixture
 async def rig(nursery: trio.Nursery) -> AsyncIterator[tuple[Nodes, str]]:
-    async with open_http_client() as http:
-        nodes = Nodes(nursery, ControlClient(http))
+    async with open_http_client() as http, open_guardian() as guardian:
+        nodes = Nodes(nursery, ControlClient(http), guardian)
         await nodes.start()
         rows = ",\n".join(
             f'{{ id = "n{i}", url = "http://{HOST}:{p}", ws_url = "ws://{HOST}:{p}", '
