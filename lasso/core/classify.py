@@ -92,6 +92,8 @@ class Reason(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     RESOURCE_NOT_FOUND = "resource_not_found"
     UNCLASSIFIED_SERVER_ERROR = "unclassified_server_error"
+    #: A null-id "could not read the request" that may be another request's (ws_pending).
+    UNATTRIBUTED = "unattributed"
     # RATE_LIMIT
     RATE_LIMIT = "rate_limit"
     # PROVIDER_FAILURE
@@ -126,6 +128,7 @@ _CAPABILITY = frozenset(
         Reason.UNSUPPORTED,
         Reason.RESOURCE_NOT_FOUND,
         Reason.UNCLASSIFIED_SERVER_ERROR,
+        Reason.UNATTRIBUTED,
     }
 )
 

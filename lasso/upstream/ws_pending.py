@@ -5,10 +5,30 @@ private id, the link's reader resolves it with the reply frame, and when the
 link dies every waiter is failed at once. A waiter leaves the table when it is
 resolved, failed, or discarded by its cancelled caller, so a cancelled request
 leaves nothing behind and a late reply to it finds no one (an unmatched reply).
+
+**Replies without an id.** A node that cannot read a request at all (too deep,
+not JSON to it) answers -32700 or -32600 with ``"id": null``, so the reply
+cannot be matched by id. :meth:`PendingTable.blame_unreadable` decides whose it
+is, soundly rather than by guess:
+
+- exactly one request was sent and is waiting, and no sent request was
+  abandoned unanswered (an *orphan*, whose answer may still be on its way):
+  it is that request's answer;
+- nothing is waiting but an orphan is: it was the orphan's; forget one;
+- otherwise it cannot be told. Each replay-safe request waiting (sent, not a
+  subscription) is failed with a CAPABILITY error, so the dispatcher tries it
+  again elsewhere (over HTTP every answer is matched) and no breaker counts it;
+  the culprit among them gets its own answer there. A request that is not
+  replay-safe keeps waiting for its own reply: it may have been executed.
+  If the culprit was one of those, its attempt ends at its deadline as a
+  timeout: the one case a client can still cost a provider a breaker count
+  over WebSocket, and it needs a write (``eth_sendRawTransaction``) that the
+  node cannot read while other requests are in flight.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import trio
@@ -21,34 +41,49 @@ __all__ = ["PendingTable", "Waiter"]
 class Waiter:
     """One request in flight. ``sent`` turns true once its frame was fully written."""
 
-    __slots__ = ("done", "error", "received_at", "reply", "sent", "subscribe_params")
+    __slots__ = (
+        "done",
+        "error",
+        "received_at",
+        "replay_safe",
+        "reply",
+        "sent",
+        "subscribe_params",
+    )
 
-    def __init__(self, subscribe_params: bytes | None) -> None:
+    def __init__(self, subscribe_params: bytes | None, replay_safe: bool) -> None:
         self.done = trio.Event()
         self.reply = b""
         self.received_at = 0.0
         self.error: Exception | None = None
         self.sent = False
         self.subscribe_params = subscribe_params
+        self.replay_safe = replay_safe
 
 
 class PendingTable:
-    __slots__ = ("_limit", "_waiting", "describe")
+    __slots__ = ("_limit", "_orphans", "_waiting", "describe")
+
+    #: Orphans remembered at most; older ones are forgotten (their answers are long overdue).
+    MAX_ORPHANS = 64
 
     def __init__(self, limit: int, describe: str) -> None:
         self._limit = limit
         self._waiting: dict[int, Waiter] = {}
+        self._orphans: deque[int] = deque(maxlen=self.MAX_ORPHANS)
         self.describe = describe
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def open(self, rid: int, *, subscribe_params: bytes | None = None) -> Waiter:
+    def open(
+        self, rid: int, *, subscribe_params: bytes | None = None, replay_safe: bool = False
+    ) -> Waiter:
         if len(self._waiting) >= self._limit:
             raise LocalCapacity(
                 f"too many requests in flight on {self.describe} (limit {self._limit})"
             )
-        waiter = self._waiting[rid] = Waiter(subscribe_params)
+        waiter = self._waiting[rid] = Waiter(subscribe_params, replay_safe)
         return waiter
 
     def get(self, rid: int) -> Waiter | None:
@@ -57,14 +92,46 @@ class PendingTable:
     def resolve(self, rid: int, reply: bytes, now: float) -> Waiter | None:
         """Hand ``reply`` to the waiter of ``rid``; None if nobody waits for it."""
         waiter = self._waiting.pop(rid, None)
-        if waiter is not None:
-            waiter.reply = reply
-            waiter.received_at = now
-            waiter.done.set()
+        if waiter is None:
+            if rid in self._orphans:  # an abandoned request's late answer
+                self._orphans.remove(rid)
+            return None
+        waiter.reply = reply
+        waiter.received_at = now
+        waiter.done.set()
         return waiter
 
     def discard(self, rid: int) -> None:
-        self._waiting.pop(rid, None)
+        """The caller gave up (or is done). A sent request left unanswered is an orphan."""
+        waiter = self._waiting.pop(rid, None)
+        if waiter is not None and waiter.sent and not waiter.done.is_set():
+            self._orphans.append(rid)
+
+    def fail(self, rid: int, error: Exception) -> None:
+        waiter = self._waiting.pop(rid, None)
+        if waiter is not None:
+            waiter.error = error
+            waiter.done.set()
+
+    def blame_unreadable(self) -> tuple[int | None, list[int]]:
+        """Whose is a "could not read the request" error without an id? See the module doc.
+
+        Returns ``(owner, suspects)``: the request it answers, if that can be
+        told, else the replay-safe requests to send elsewhere.
+        """
+        sent = [rid for rid, waiter in self._waiting.items() if waiter.sent]
+        if not sent:
+            if self._orphans:
+                self._orphans.popleft()
+            return None, []
+        if len(sent) == 1 and not self._orphans:
+            return sent[0], []
+        suspects = [
+            rid
+            for rid in sent
+            if self._waiting[rid].replay_safe and self._waiting[rid].subscribe_params is None
+        ]
+        return None, suspects
 
     def fail_all(self, error_for: Callable[[Waiter], Exception]) -> int:
         """Fail every waiter now, each with its own exception; return how many."""

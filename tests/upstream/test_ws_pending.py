@@ -1,0 +1,43 @@
+"""Whose is a null-id "could not read the request" error on a WebSocket link."""
+
+from __future__ import annotations
+
+from lasso.upstream.ws_pending import PendingTable
+
+
+def table(*sent: tuple[int, bool]) -> PendingTable:
+    pending = PendingTable(16, "test")
+    for rid, replay_safe in sent:
+        pending.open(rid, replay_safe=replay_safe).sent = True
+    return pending
+
+
+def test_the_only_request_in_flight_owns_it() -> None:
+    pending = table((1, True))
+    pending.open(2)  # queued, never sent: cannot be the culprit
+    assert pending.blame_unreadable() == (1, [])
+
+
+def test_several_in_flight_send_the_replay_safe_ones_elsewhere() -> None:
+    pending = table((1, True), (2, False), (3, True))
+    pending.open(4, subscribe_params=b"[]", replay_safe=True).sent = True
+    assert pending.blame_unreadable() == (None, [1, 3])
+
+
+def test_an_orphan_makes_a_lone_request_ambiguous_and_absorbs_a_later_error() -> None:
+    pending = table((1, True), (2, True))
+    pending.discard(1)  # its caller gave up before the answer: an orphan
+    assert pending.blame_unreadable() == (None, [2])
+    pending.discard(2)
+    assert pending.blame_unreadable() == (None, [])  # the first orphan's, forgotten
+    assert pending.blame_unreadable() == (None, [])  # the second orphan's
+    pending.open(3, replay_safe=True).sent = True
+    assert pending.blame_unreadable() == (3, [])
+
+
+def test_a_late_answer_clears_its_orphan() -> None:
+    pending = table((1, True))
+    pending.discard(1)
+    assert pending.resolve(1, b"{}", 0.0) is None
+    pending.open(2, replay_safe=True).sent = True
+    assert pending.blame_unreadable() == (2, [])
