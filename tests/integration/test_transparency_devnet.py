@@ -6,6 +6,7 @@ directly and through Lasso, and the answers must agree.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,14 +17,17 @@ import httpx
 import msgspec
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from lasso.config import parse_settings
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
+from lasso.testing.faultproxy import FaultProxy, open_fault_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 JSON = {"content-type": "application/json"}
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def settings_toml(devnet: Devnet, server: str = "") -> str:
@@ -134,3 +138,148 @@ async def test_a_burst_of_deep_requests_opens_no_breaker(
                 assert answer["error"] == node_error
             else:  # refused here, before it leaves Lasso
                 assert "nested" in answer["error"]["message"]
+
+
+# --- item 13: a readable id is kept; the node's own answer is the reference -------------
+
+ID_READABLE = [
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":"x"}',
+    b'{"jsonrpc":"2.0","id":"s","method":"eth_blockNumber","params":5}',
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":true}',
+    b'{"jsonrpc":"1.0","id":7,"method":"eth_blockNumber","params":[]}',
+    b'{"id":7,"method":"eth_blockNumber","params":[]}',
+    b'{"jsonrpc":"2.0","id":7,"method":5,"params":[]}',
+    b'{"jsonrpc":"2.0","id":7,"params":[]}',
+    b'[{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":"x"},'
+    b'{"jsonrpc":"2.0","id":8,"method":"eth_blockNumber","params":[]}]',
+]
+#: Bodies a node answers as if they were fine: Lasso must too, byte for byte.
+NODE_ACCEPTS = [
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":null}',
+]
+
+
+def id_and_codes(answer: Any) -> Any:
+    """What must agree with the node: ids and codes (the messages are Lasso's own words)."""
+    if isinstance(answer, list):
+        return [id_and_codes(a) for a in answer]
+    return (answer["id"], answer["error"]["code"] if "error" in answer else answer["result"])
+
+
+async def test_invalid_requests_keep_the_id_as_the_node_does(devnet: Devnet) -> None:
+    async with open_stack(devnet) as stack:
+        lasso_ws = str(stack.client.base_url).replace("http", "ws", 1) + "/ws/rpc/devnet"
+        with trio.fail_after(20):
+            async with (
+                open_websocket_url(devnet.nodes[0].ws_url) as node_ws,
+                open_websocket_url(lasso_ws) as via_ws,
+            ):
+                for body in ID_READABLE + NODE_ACCEPTS:
+                    node = await stack.client.post(stack.node_url, content=body, headers=JSON)
+                    http = await stack.client.post("/rpc/devnet", content=body)
+                    await node_ws.send_message(body.decode())
+                    await via_ws.send_message(body.decode())
+                    node_ws_answer = msgspec.json.decode(await node_ws.get_message())
+                    ws_answer = msgspec.json.decode(await via_ws.get_message())
+                    reference = id_and_codes(node.json())
+                    assert id_and_codes(node_ws_answer) == reference, body
+                    assert id_and_codes(http.json()) == reference, body
+                    assert id_and_codes(ws_answer) == reference, body
+                    if body in NODE_ACCEPTS:
+                        assert http.content == node.content
+
+
+async def test_hostile_bytes_get_a_jsonrpc_error_with_the_readable_id(devnet: Devnet) -> None:
+    # (body, code, id): within the decoder's reach the id is read; 5,000 levels are beyond it.
+    cases = [
+        (b'{"jsonrpc":"2.0","id":7,"method":"eth_\xff","params":[]}', -32700, 7),
+        (b'{"jsonrpc":"2.0","id":7,"method":"eth_getBalance","params":["\xff"]}', -32700, 7),
+        (nested(600, 7), -32600, 7),
+        (nested(990, 7), -32600, "any"),
+        (nested(5000, 7), -32600, None),
+    ]
+    async with open_stack(devnet) as stack:
+        lasso_ws = str(stack.client.base_url).replace("http", "ws", 1) + "/ws/rpc/devnet"
+        with trio.fail_after(20):
+            async with open_websocket_url(lasso_ws) as ws:
+                for body, code, rid in cases:
+                    http = await stack.client.post("/rpc/devnet", content=body)
+                    await ws.send_message(body)
+                    ws_answer = msgspec.json.decode(await ws.get_message())
+                    assert http.status_code == 400
+                    for answer in (http.json(), ws_answer):
+                        assert answer["error"]["code"] == code, body[:60]
+                        assert rid == "any" or answer["id"] == rid, body[:60]
+            circuits = await stack.circuits()
+    assert circuits == ["closed"] * 6
+
+
+# --- item 12: an error every provider agrees on reaches the client unchanged ------------
+
+#: (method, params, upstream calls Lasso may spend): one when the first answer is
+#: authoritative; every provider (max_attempts) when another node might serve it.
+NODE_ERRORS: list[tuple[str, list[Any], int]] = [
+    ("eth_nosuch", [], 1),  # -32601; an unknown method may be a write: never replayed
+    ("eth_getBalance", ["0x12", "latest"], 1),  # -32602 invalid params: the node's verdict
+    ("eth_getBlockByNumber", [], 1),  # -32602 wrong arity
+    ("eth_blockNumber", [1], 1),  # -32602 "expected unit"
+    ("eth_getBalance", [ZERO_ADDRESS, "0xffffff"], 3),  # block beyond head: a lagging node?
+    ("eth_call", [{"to": ZERO_ADDRESS}, "0xfffffff"], 3),
+    ("eth_getLogs", [{"fromBlock": "0x50", "toBlock": "0x60"}], 3),
+    ("eth_getTransactionByHash", ["0x" + "00" * 32], 1),  # a result: null
+    ("eth_getBlockByNumber", ["0xffffff", False], 1),  # a result: null
+]
+
+
+@asynccontextmanager
+async def open_counted_stack(devnet: Devnet) -> AsyncIterator[tuple[Stack, list[FaultProxy]]]:
+    """Lasso in front of counting proxies, HTTP only, so every upstream call is seen."""
+    async with (
+        open_fault_proxy(devnet.nodes[0].http_url) as p0,
+        open_fault_proxy(devnet.nodes[1].http_url) as p1,
+        open_fault_proxy(devnet.nodes[2].http_url) as p2,
+    ):
+        proxies = [p0, p1, p2]
+        providers = ",\n".join(
+            f'{{ id = "p{i}", url = "{p.url}", priority = {i} }}' for i, p in enumerate(proxies)
+        )
+        toml = (
+            "[server]\nshutdown_grace_ms = 200\n"
+            "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\n"
+            f"providers = [\n{providers}\n]\n"
+        )
+        shutdown = trio.Event()
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(
+                partial(
+                    serve, parse_settings(toml, env={}), host="127.0.0.1", port=0, shutdown=shutdown
+                )
+            )
+            try:
+                async with httpx.AsyncClient(base_url=urls[0], trust_env=False) as client:
+                    yield Stack(devnet, client), proxies
+            finally:
+                shutdown.set()
+
+
+async def test_node_errors_come_back_unchanged_at_the_cost_they_deserve(devnet: Devnet) -> None:
+    async with open_counted_stack(devnet) as (stack, proxies):
+        with trio.fail_after(30):
+            for rid, (method, params, calls) in enumerate(NODE_ERRORS):
+                body = msgspec.json.encode(
+                    {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+                )
+                node = await stack.client.post(stack.node_url, content=body, headers=JSON)
+                for proxy in proxies:
+                    proxy.calls.clear()
+                via = await stack.client.post("/rpc/devnet?include_meta=headers", content=body)
+                assert via.content == node.content, method
+                assert sum(p.calls[method] for p in proxies) == calls, method
+                if "error" in node.json():  # the attempts are in the routing metadata
+                    meta = via.headers["x-lasso-meta"]
+                    decoded = msgspec.json.decode(
+                        base64.urlsafe_b64decode(meta + "=" * (-len(meta) % 4))
+                    )
+                    assert len(decoded["attempts"]) == calls, method
+            circuits = await stack.circuits()
+    assert circuits == ["closed"] * 3
