@@ -202,21 +202,22 @@ class Link:
             self.pending.resolve(owner, data, trio.current_time())
             return
         self._tally.unmatched += 1
-        message = f"the node rejected one of {len(suspects)} requests in flight without an id"
-        for rid in suspects:
-            self.pending.fail(
-                rid,
-                UpstreamRpcError(
-                    message,
-                    provider_id=self.provider_id,
-                    rpc_code=frame.code or 0,
-                    raw_error=frame.error,
-                    category=ErrorCategory.CAPABILITY.value,
-                    reason=Reason.UNATTRIBUTED,
-                ),
-            )
         if not suspects:
             self._complain(frame)
+            return
+        message = f"the node rejected one of {len(suspects)} requests in flight without an id"
+
+        def error_for(_rid: int) -> Exception:
+            return UpstreamRpcError(
+                message,
+                provider_id=self.provider_id,
+                rpc_code=frame.code or 0,
+                raw_error=frame.error,
+                category=ErrorCategory.CAPABILITY.value,
+                reason=Reason.UNATTRIBUTED,
+            )
+
+        self.pending.fail_suspects(suspects, error_for)
 
     def _complain(self, frame: StrayError) -> None:
         text = frame.error[:200].decode(errors="replace")

@@ -133,6 +133,19 @@ class PendingTable:
         ]
         return None, suspects
 
+    def fail_suspects(self, suspects: list[int], error_for: Callable[[int], Exception]) -> None:
+        """Fail the suspects of an unattributed answer; the rest of their answers are still due.
+
+        They become orphans, less one: the answer that made them suspects was one of theirs
+        (or an older orphan's, which it then stands for). So later null-id answers are
+        absorbed by them and never pinned on a request sent afterwards.
+        """
+        for rid in suspects:
+            self.fail(rid, error_for(rid))
+            self._orphans.append(rid)
+        if self._orphans:
+            self._orphans.popleft()
+
     def fail_all(self, error_for: Callable[[Waiter], Exception]) -> int:
         """Fail every waiter now, each with its own exception; return how many."""
         waiting, self._waiting = self._waiting, {}

@@ -41,3 +41,15 @@ def test_a_late_answer_clears_its_orphan() -> None:
     assert pending.resolve(1, b"{}", 0.0) is None
     pending.open(2, replay_safe=True).sent = True
     assert pending.blame_unreadable() == (2, [])
+
+
+def test_failed_suspects_absorb_the_answers_still_due() -> None:
+    pending = table((1, True), (2, True), (3, True))
+    owner, suspects = pending.blame_unreadable()
+    assert (owner, suspects) == (None, [1, 2, 3])
+    errors: list[int] = []
+    pending.fail_suspects(suspects, lambda rid: errors.append(rid) or RuntimeError(rid))
+    assert errors == [1, 2, 3] and len(pending) == 0
+    pending.open(4, replay_safe=True).sent = True
+    # Two answers are still due from the suspects: neither is request 4's.
+    assert pending.blame_unreadable() == (None, [4])
