@@ -11,7 +11,8 @@ what happens next:
 
     success                     record, return
     deterministic RPC error     return it to the client at once
-    capability RPC error        next provider, no breaker penalty
+    capability RPC error        next provider, no breaker penalty (a WebSocket
+                                "no such call" used no dispatch: see _not_executed)
     rate limited                demote the provider, next provider
     provider failure            breaker failure; next provider only when the
                                 method is replay-safe or it provably never left
@@ -51,7 +52,7 @@ from lasso.errors import (
     UpstreamRpcError,
     UpstreamTimeout,
 )
-from lasso.upstream.provider import HTTP, failure_kind
+from lasso.upstream.provider import HTTP, WS, failure_kind
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
@@ -121,8 +122,8 @@ async def dispatch(
             outcome.failed(channel, exc)
             if not _record_failure(chain, call, channel, admission, exc, plan):
                 raise
-            if isinstance(exc, UpstreamNetworkError) and exc.never_sent:
-                dispatched -= 1  # it never left: it used no dispatch
+            if _not_executed(exc, channel):
+                dispatched -= 1  # it used no dispatch
             continue
         _record_success(chain, call, channel, admission, latency_us, outcome)
         return result
@@ -287,6 +288,24 @@ def _record_failure(
     )
     never_sent = isinstance(exc, UpstreamNetworkError) and exc.never_sent
     return plan.failover and (plan.replay_safe or never_sent)
+
+
+def _not_executed(exc: UpstreamError, channel: ChannelView) -> bool:
+    """The attempt provably did nothing, so another costs no dispatch (even for a write).
+
+    Either it never left, or a WebSocket endpoint could not even parse it as a
+    call: anvil answers any call it cannot match over WebSocket, unknown method or
+    bad params alike, with one vague -32602, where HTTP says which. Trying on costs
+    one call and lets an HTTP attempt give the node's precise answer (see
+    :func:`agreed_error`).
+    """
+    if isinstance(exc, UpstreamNetworkError):
+        return exc.never_sent
+    return (
+        channel.transport == WS
+        and isinstance(exc, UpstreamRpcError)
+        and exc.reason == Reason.METHOD_NOT_FOUND
+    )
 
 
 def _category(exc: UpstreamError) -> str:

@@ -283,3 +283,20 @@ async def test_node_errors_come_back_unchanged_at_the_cost_they_deserve(devnet: 
                     assert len(decoded["attempts"]) == calls, method
             circuits = await stack.circuits()
     assert circuits == ["closed"] * 3
+
+
+async def test_an_unknown_method_reads_as_the_node_says_it_over_http(devnet: Devnet) -> None:
+    # Over WebSocket anvil answers an unknown method with a vague -32602; the call was
+    # not executed, so Lasso may try on, and the HTTP words are the answer.
+    async with open_stack(devnet) as stack:
+        with trio.fail_after(20):
+            for rid in range(8):
+                body = req_body(rid, "eth_nosuch", [])
+                node = await stack.client.post(stack.node_url, content=body, headers=JSON)
+                via = await stack.client.post("/rpc/devnet", content=body)
+                assert via.content == node.content
+                assert node.json()["error"]["code"] == -32601
+
+
+def req_body(rid: int, method: str, params: list[Any]) -> bytes:
+    return msgspec.json.encode({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
