@@ -9,6 +9,7 @@ with the client's own ``id`` bytes spliced in.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -116,7 +117,7 @@ def _parse_item(raw: bytes, max_depth: int) -> Item:
     try:
         envelope = _decode_envelope(raw)
     except RecursionError:
-        return BadItem(b"null", _too_deep(max_depth))
+        return BadItem(_shallow_id(raw), _too_deep(max_depth))
     except msgspec.ValidationError:
         return BadItem(b"null", InvalidRequest("Invalid Request: expected a request object"))
     except msgspec.DecodeError as exc:
@@ -166,9 +167,28 @@ def _readable_id(raw: bytes) -> bytes:
     """The raw ``id`` of a request that is otherwise unreadable, or ``null``."""
     try:
         rid = bytes(_decode_id(raw).id)
-    except (msgspec.DecodeError, RecursionError):
+    except RecursionError:
+        return _shallow_id(raw)
+    except msgspec.DecodeError:
         return b"null"
     return rid if rid and rid[0] in _ID_STARTS and _is_utf8(rid) else b"null"
+
+
+# Too deep for the decoder, the id can still be read where clients put it: first after
+# nothing but simple string members (viem: jsonrpc, id, ...) or last before the closing
+# brace (ethers, web3.py: ..., id, jsonrpc). Only the ends of the text are searched.
+_SCALAR_ID = rb'(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"[^"\\]*"|null)'
+_SIMPLE_MEMBER = rb'\s*"(?:jsonrpc|method)"\s*:\s*"[^"\\]*"\s*'
+_ID_FIRST = re.compile(rb'\s*\{(?:%b,)*\s*"id"\s*:\s*%b\s*[,}]' % (_SIMPLE_MEMBER, _SCALAR_ID))
+_ID_LAST = re.compile(rb'[{,]\s*"id"\s*:\s*%b\s*(?:,%b)*\}\s*\Z' % (_SCALAR_ID, _SIMPLE_MEMBER))
+_ENDS = 256
+
+
+def _shallow_id(raw: bytes) -> bytes:
+    """The id of a request nested too deep to decode, if it sits at either end; or ``null``."""
+    found = _ID_FIRST.match(raw[:_ENDS]) or _ID_LAST.search(raw[-_ENDS:])
+    rid = found.group(1) if found else b"null"
+    return rid if _is_utf8(rid) else b"null"
 
 
 # --- upstream side ----------------------------------------------------------

@@ -201,8 +201,32 @@ def test_params_deeper_than_the_limit_are_refused_with_the_id() -> None:
 
 @pytest.mark.parametrize("depth", [990, 1000, 5000, 200_000])
 def test_absurd_nesting_is_an_invalid_request_never_a_crash(depth: int) -> None:
-    with pytest.raises(InvalidRequest, match="nested deeper"):
+    with pytest.raises(InvalidRequest, match="nested deeper") as info:
         jsonrpc.parse_body(nested_call(depth), max_batch=50)
+    assert info.value.reply_id == b"7"
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("body", "rid"),
+    [
+        (b'{"method":"eth_call","params":%b,"id":"ab","jsonrpc":"2.0"}' % DEEP, b'"ab"'),
+        (b'{"method":"eth_call","params":%b,"id":42}' % DEEP, b"42"),
+        (b' { "jsonrpc" : "2.0" , "id" : -1.5e3 , "params":%b}' % DEEP, b"-1.5e3"),
+        (b'{"method":"m","params":[%b,{"id":42}]}' % DEEP, None),
+        (b'{"params":%b,"x":{"id":42}}' % DEEP, None),
+        (b'{"params":[{"id":5},%b]}' % DEEP, None),
+        (b'{"params":%b,"id":"\xff"}' % DEEP, None),
+    ],
+)
+def test_beyond_the_decoder_the_id_is_read_only_where_it_is_surely_top_level(
+    body: bytes, rid: bytes | None
+) -> None:
+    with pytest.raises((InvalidRequest, ParseError)) as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert info.value.reply_id == rid
 
 
 def test_a_deep_batch_item_is_answered_alone() -> None:
