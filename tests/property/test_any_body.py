@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lasso.config import parse_settings
@@ -102,9 +102,13 @@ async def test_any_body_gets_a_jsonrpc_answer(body: bytes) -> None:
 @given(request=requests, rid=st.integers(-(2**53), 2**53) | st.text(max_size=6))
 async def test_a_readable_id_is_always_kept(request: dict[str, Any], rid: int | str) -> None:
     """JSON-RPC 2.0 answers with a null id only when the id cannot be read."""
+    try:  # Infinity is not JSON: such a body is a parse error, rightly with a null id
+        body = json.dumps({**request, "id": rid}, allow_nan=False).encode()
+    except ValueError:
+        assume(False)
     fleet = FakeFleet()
     config = parse_settings(SETTINGS, env={})
     async with open_gateway(config, rng=random.Random(1), transports=fleet.transport) as gateway:
         app = LassoASGI(gateway, create_app(gateway))
-        response = await asgi_request(app, "POST", "/rpc/testnet", encoded({**request, "id": rid}))
+        response = await asgi_request(app, "POST", "/rpc/testnet", body)
     assert msgspec.json.decode(response.body)["id"] == rid
