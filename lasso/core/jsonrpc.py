@@ -9,11 +9,11 @@ with the client's own ``id`` bytes spliced in.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
+from lasso.core.client_id import ID_STARTS, is_utf8, readable_id, shallow_id
 from lasso.core.nesting import nesting_exceeds
 from lasso.errors import InvalidRequest, LassoError, ParseError
 
@@ -26,10 +26,6 @@ class _Envelope(msgspec.Struct):
     id: msgspec.Raw = _EMPTY
     method: Any = None
     params: msgspec.Raw = _EMPTY
-
-
-class _IdOnly(msgspec.Struct):
-    id: msgspec.Raw = _EMPTY
 
 
 class _Reply(msgspec.Struct):
@@ -63,13 +59,11 @@ class BadItem(msgspec.Struct, frozen=True):
 Item = Call | BadItem
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
-_decode_id = msgspec.json.Decoder(_IdOnly).decode
 _decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_reply = msgspec.json.Decoder(_Reply).decode
 _decode_error_object = msgspec.json.Decoder(RpcErrorObject).decode
 _encode = msgspec.json.Encoder().encode
 
-_ID_STARTS = frozenset(b'"-0123456789n')
 #: What :func:`parse_body` allows when the caller does not say (``[server] max_json_depth``).
 DEFAULT_MAX_DEPTH = 64
 
@@ -112,12 +106,12 @@ def _parse_batch(body: bytes, max_batch: int, max_depth: int) -> list[Item]:
 
 def _parse_item(raw: bytes, max_depth: int) -> Item:
     """One request object; a :class:`BadItem` carrying the readable id if it is not valid."""
-    if not _is_utf8(raw):  # never forwarded: a node cannot read it either
-        return BadItem(_readable_id(raw), ParseError("Parse error: not valid UTF-8"))
+    if not is_utf8(raw):  # never forwarded: a node cannot read it either
+        return BadItem(readable_id(raw), ParseError("Parse error: not valid UTF-8"))
     try:
         envelope = _decode_envelope(raw)
     except RecursionError:
-        return BadItem(_shallow_id(raw), _too_deep(max_depth))
+        return BadItem(shallow_id(raw), _too_deep(max_depth))
     except msgspec.ValidationError:
         return BadItem(b"null", InvalidRequest("Invalid Request: expected a request object"))
     except msgspec.DecodeError as exc:
@@ -128,7 +122,7 @@ def _parse_item(raw: bytes, max_depth: int) -> Item:
     try:
         call = _validate(envelope, rid)
     except InvalidRequest as exc:
-        return BadItem(rid if rid and rid[0] in _ID_STARTS else b"null", exc)
+        return BadItem(rid if rid and rid[0] in ID_STARTS else b"null", exc)
     if nesting_exceeds(call.params, max_depth):
         return BadItem(rid or b"null", _too_deep(max_depth))
     return call
@@ -139,7 +133,7 @@ def _validate(envelope: _Envelope, rid: bytes) -> Call:
         raise InvalidRequest('Invalid Request: jsonrpc must be "2.0"')
     if not isinstance(envelope.method, str):
         raise InvalidRequest("Invalid Request: method must be a string")
-    if rid and rid[0] not in _ID_STARTS:
+    if rid and rid[0] not in ID_STARTS:
         raise InvalidRequest("Invalid Request: id must be a string, number or null")
     params = bytes(envelope.params)
     if not params or params == b"null":  # null as no params, as geth and anvil take it
@@ -151,44 +145,6 @@ def _validate(envelope: _Envelope, rid: bytes) -> Call:
 
 def _too_deep(max_depth: int) -> InvalidRequest:
     return InvalidRequest(f"Invalid Request: params nested deeper than {max_depth} levels")
-
-
-def _is_utf8(raw: bytes) -> bool:
-    if raw.isascii():  # C speed, no copy: nearly every request
-        return True
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _readable_id(raw: bytes) -> bytes:
-    """The raw ``id`` of a request that is otherwise unreadable, or ``null``."""
-    try:
-        rid = bytes(_decode_id(raw).id)
-    except RecursionError:
-        return _shallow_id(raw)
-    except msgspec.DecodeError:
-        return b"null"
-    return rid if rid and rid[0] in _ID_STARTS and _is_utf8(rid) else b"null"
-
-
-# Too deep for the decoder, the id can still be read where clients put it: first after
-# nothing but simple string members (viem: jsonrpc, id, ...) or last before the closing
-# brace (ethers, web3.py: ..., id, jsonrpc). Only the ends of the text are searched.
-_SCALAR_ID = rb'(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"[^"\\]*"|null)'
-_SIMPLE_MEMBER = rb'\s*"(?:jsonrpc|method)"\s*:\s*"[^"\\]*"\s*'
-_ID_FIRST = re.compile(rb'\s*\{(?:%b,)*\s*"id"\s*:\s*%b\s*[,}]' % (_SIMPLE_MEMBER, _SCALAR_ID))
-_ID_LAST = re.compile(rb'[{,]\s*"id"\s*:\s*%b\s*(?:,%b)*\}\s*\Z' % (_SCALAR_ID, _SIMPLE_MEMBER))
-_ENDS = 256
-
-
-def _shallow_id(raw: bytes) -> bytes:
-    """The id of a request nested too deep to decode, if it sits at either end; or ``null``."""
-    found = _ID_FIRST.match(raw[:_ENDS]) or _ID_LAST.search(raw[-_ENDS:])
-    rid = found.group(1) if found else b"null"
-    return rid if _is_utf8(rid) else b"null"
 
 
 # --- upstream side ----------------------------------------------------------

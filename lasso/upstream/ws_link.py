@@ -197,13 +197,14 @@ class Link:
 
     def _unreadable(self, data: bytes, frame: StrayError) -> None:
         """A null-id -32700/-32600: a request of ours the node could not read (ws_pending)."""
-        owner, suspects = self.pending.blame_unreadable()
+        owner, suspects, orphan = self.pending.blame_unreadable()
         if owner is not None:
             self.pending.resolve(owner, data, trio.current_time())
             return
         self._tally.unmatched += 1
         if not suspects:
-            self._complain(frame)
+            if not orphan:  # an abandoned request's late answer is no news
+                self._complain(frame)
             return
         message = f"the node rejected one of {len(suspects)} requests in flight without an id"
 

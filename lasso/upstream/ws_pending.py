@@ -30,12 +30,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import NamedTuple
 
 import trio
 
 from lasso.errors import LocalCapacity
 
-__all__ = ["PendingTable", "Waiter"]
+__all__ = ["Blame", "PendingTable", "Waiter"]
 
 
 class Waiter:
@@ -59,6 +60,18 @@ class Waiter:
         self.sent = False
         self.subscribe_params = subscribe_params
         self.replay_safe = replay_safe
+
+
+class Blame(NamedTuple):
+    """The verdict on a null-id "could not read the request" answer.
+
+    ``owner``: the request it answers. ``orphan``: an abandoned request's, absorbed.
+    ``suspects``: replay-safe requests to send elsewhere. None of these: nobody's.
+    """
+
+    owner: int | None = None
+    suspects: tuple[int, ...] = ()
+    orphan: bool = False
 
 
 class PendingTable:
@@ -113,27 +126,26 @@ class PendingTable:
             waiter.error = error
             waiter.done.set()
 
-    def blame_unreadable(self) -> tuple[int | None, list[int]]:
-        """Whose is a "could not read the request" error without an id? See the module doc.
-
-        Returns ``(owner, suspects)``: the request it answers, if that can be
-        told, else the replay-safe requests to send elsewhere.
-        """
+    def blame_unreadable(self) -> Blame:
+        """Whose is a "could not read the request" error without an id? See the module doc."""
         sent = [rid for rid, waiter in self._waiting.items() if waiter.sent]
         if not sent:
             if self._orphans:
                 self._orphans.popleft()
-            return None, []
+                return Blame(orphan=True)
+            return Blame()
         if len(sent) == 1 and not self._orphans:
-            return sent[0], []
+            return Blame(owner=sent[0])
         suspects = [
             rid
             for rid in sent
             if self._waiting[rid].replay_safe and self._waiting[rid].subscribe_params is None
         ]
-        return None, suspects
+        return Blame(suspects=tuple(suspects))
 
-    def fail_suspects(self, suspects: list[int], error_for: Callable[[int], Exception]) -> None:
+    def fail_suspects(
+        self, suspects: tuple[int, ...], error_for: Callable[[int], Exception]
+    ) -> None:
         """Fail the suspects of an unattributed answer; the rest of their answers are still due.
 
         They become orphans, less one: the answer that made them suspects was one of theirs
