@@ -7,6 +7,7 @@ directly and through Lasso, and the answers must agree.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -189,7 +190,9 @@ async def test_invalid_requests_keep_the_id_as_the_node_does(devnet: Devnet) -> 
                         assert http.content == node.content
 
 
-async def test_hostile_bytes_get_a_jsonrpc_error_with_the_readable_id(devnet: Devnet) -> None:
+async def test_hostile_bytes_get_a_jsonrpc_error_with_the_readable_id(
+    devnet: Devnet, caplog: pytest.LogCaptureFixture
+) -> None:
     # (body, code, id): the id is read by the decoder, or where clients put it when the
     # nesting is beyond the decoder's reach; not at all when it is buried.
     buried = b'{"jsonrpc":"2.0","method":"m","params":[%b,{"id":7}]}' % (b"[" * 5000 + b"]" * 5000)
@@ -215,6 +218,8 @@ async def test_hostile_bytes_get_a_jsonrpc_error_with_the_readable_id(devnet: De
                         assert answer["id"] == rid, body[:60]
             circuits = await stack.circuits()
     assert circuits == ["closed"] * 6
+    # Bad input is normal input: no traceback, no error line (before: one per request).
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # --- item 12: an error every provider agrees on reaches the client unchanged ------------
