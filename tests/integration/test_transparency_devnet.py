@@ -141,6 +141,22 @@ async def test_a_burst_of_deep_requests_opens_no_breaker(
                 assert "nested" in answer["error"]["message"]
 
 
+async def test_a_burst_of_deep_frames_on_one_websocket_opens_no_breaker(devnet: Devnet) -> None:
+    # Forwarded to the nodes (512 allowed): over the upstream WebSocket their null-id
+    # answers cannot be matched by id, and still no provider is blamed.
+    async with open_stack(devnet, "max_json_depth = 512") as stack:
+        lasso_ws = str(stack.client.base_url).replace("http", "ws", 1) + "/ws/rpc/devnet"
+        with trio.fail_after(20):
+            async with open_websocket_url(lasso_ws) as ws:
+                for rid in range(30):
+                    await ws.send_message(nested(200, rid).decode())
+                answers = [msgspec.json.decode(await ws.get_message()) for _ in range(30)]
+            circuits = await stack.circuits()
+    assert circuits == ["closed"] * 6
+    assert sorted(a["id"] for a in answers) == list(range(30))
+    assert {a["error"]["code"] for a in answers} == {-32600}
+
+
 # --- item 13: a readable id is kept; the node's own answer is the reference -------------
 
 ID_READABLE = [
