@@ -11,24 +11,35 @@ what happens next:
 
     success                     record, return
     deterministic RPC error     return it to the client at once
-    capability RPC error        next provider, no breaker penalty
+    capability RPC error        next provider, no breaker penalty (a WebSocket
+                                "no such call" used no dispatch: see _not_executed)
     rate limited                demote the provider, next provider
     provider failure            breaker failure; next provider only when the
                                 method is replay-safe or it provably never left
     cancelled                   re-raise; not a failure, not a latency sample
 
-When nothing succeeds the caller gets one ``NoProviderAvailable`` whose data
-lists every attempt.
+When nothing succeeds and every attempt made was answered with a JSON-RPC
+error that agrees (one code from all, or CAPABILITY from all: no provider could
+serve it), that error is the answer: the node's own error object goes to the
+client unchanged, as a healthy node would send it, and the attempts go to the
+routing metadata (``?include_meta``). Preferred is an HTTP attempt's error,
+then the first: anvil answers an unknown method over WebSocket with a -32602
+"did not match any variant" where HTTP says -32601. An error the WebSocket
+link could not attribute (``Reason.UNATTRIBUTED``) is never the answer: it may
+belong to another request. Otherwise the caller gets one
+``NoProviderAvailable`` whose data lists every attempt.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import msgspec
 import trio
 
 from lasso.chain import ChainRuntime
 from lasso.core.breaker import Admission
-from lasso.core.classify import ErrorCategory
+from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
 from lasso.core.latency import LatencyKey
 from lasso.core.router import ChannelView, RoutePlan
@@ -41,7 +52,7 @@ from lasso.errors import (
     UpstreamRpcError,
     UpstreamTimeout,
 )
-from lasso.upstream.provider import failure_kind
+from lasso.upstream.provider import HTTP, WS, failure_kind
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
@@ -57,13 +68,21 @@ class AttemptRecord(msgspec.Struct, frozen=True):
 
 
 class Outcome(msgspec.Struct):
-    """What happened, for routing metadata and logs."""
+    """What happened, for routing metadata and logs.
+
+    ``failures`` keeps each failed attempt's transport and error, in order.
+    """
 
     provider: str | None = None
     transport: str | None = None
     upstream_latency_us: int | None = None
     attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
     breaker_state: str | None = None
+    failures: list[tuple[str, UpstreamError]] = msgspec.field(default_factory=list)
+
+    def failed(self, channel: ChannelView, exc: UpstreamError) -> None:
+        self.attempts.append(_record(channel, _category(exc), exc.message))
+        self.failures.append((channel.transport, exc))
 
 
 async def dispatch(
@@ -100,11 +119,11 @@ async def dispatch(
         try:
             result, latency_us = await _attempt(chain, call, channel, admission, budget)
         except UpstreamError as exc:
-            outcome.attempts.append(_record(channel, _category(exc), exc.message))
+            outcome.failed(channel, exc)
             if not _record_failure(chain, call, channel, admission, exc, plan):
                 raise
-            if isinstance(exc, UpstreamNetworkError) and exc.never_sent:
-                dispatched -= 1  # it never left: it used no dispatch
+            if _not_executed(exc, channel):
+                dispatched -= 1  # it used no dispatch
             continue
         _record_success(chain, call, channel, admission, latency_us, outcome)
         return result
@@ -195,7 +214,7 @@ async def _race_attempt(
     try:
         result, latency_us = await _attempt(chain, call, channel, admission, budget)
     except UpstreamError as exc:
-        outcome.attempts.append(_record(channel, _category(exc), exc.message))
+        outcome.failed(channel, exc)
         if not _record_failure(chain, call, channel, admission, exc, plan) and not race.decided:
             race.terminal = exc
             race.scope.cancel(reason="terminal error")
@@ -271,6 +290,24 @@ def _record_failure(
     return plan.failover and (plan.replay_safe or never_sent)
 
 
+def _not_executed(exc: UpstreamError, channel: ChannelView) -> bool:
+    """The attempt provably did nothing, so another costs no dispatch (even for a write).
+
+    Either it never left, or a WebSocket endpoint could not even parse it as a
+    call: anvil answers any call it cannot match over WebSocket, unknown method or
+    bad params alike, with one vague -32602, where HTTP says which. Trying on costs
+    one call and lets an HTTP attempt give the node's precise answer (see
+    :func:`agreed_error`).
+    """
+    if isinstance(exc, UpstreamNetworkError):
+        return exc.never_sent
+    return (
+        channel.transport == WS
+        and isinstance(exc, UpstreamRpcError)
+        and exc.reason == Reason.METHOD_NOT_FOUND
+    )
+
+
 def _category(exc: UpstreamError) -> str:
     if isinstance(exc, UpstreamRpcError):
         return exc.category
@@ -284,6 +321,9 @@ def _record(channel: ChannelView, category: str, message: str) -> AttemptRecord:
 
 
 def _exhausted(call: Call, plan: RoutePlan, outcome: Outcome) -> LassoError:
+    agreed = agreed_error(outcome.failures)
+    if agreed is not None:
+        return agreed
     attempts = [msgspec.structs.asdict(a) for a in outcome.attempts]
     data: dict[str, object] = {"attempts": attempts}
     retry_after_ms = plan.retry_after_ms()
@@ -298,3 +338,18 @@ def _exhausted(call: Call, plan: RoutePlan, outcome: Outcome) -> LassoError:
         last = outcome.attempts[-1].message if outcome.attempts else "no attempt could start"
         message = f"All providers failed for {call.method}: {last}"
     return NoProviderAvailable(message, data=data)
+
+
+def agreed_error(failures: list[tuple[str, UpstreamError]]) -> UpstreamRpcError | None:
+    """The node error every attempt agrees on, to answer with unchanged; see the module doc."""
+    errors = [exc for _, exc in failures if isinstance(exc, UpstreamRpcError)]
+    if not errors or len(errors) != len(failures):
+        return None
+    if any(exc.reason == Reason.UNATTRIBUTED for exc in errors):
+        return None
+    same_code = len({exc.rpc_code for exc in errors}) == 1
+    capability = all(exc.category == ErrorCategory.CAPABILITY.value for exc in errors)
+    if not (same_code or capability):
+        return None
+    over_http = [exc for transport, exc in failures if transport == HTTP]
+    return cast(UpstreamRpcError, (over_http or errors)[0])

@@ -22,7 +22,8 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
 
 Third-party exceptions are translated into this tree once, at the adapter
 edge (``lasso.upstream``). The front end renders any ``LassoError`` with
-:func:`lasso.core.jsonrpc.error_body`; anything else that escapes is a bug and
+:func:`lasso.core.jsonrpc.error_body` (under ``reply_id``, the client's id when
+the request could be read that far); anything else that escapes is a bug and
 becomes ``InternalError`` without a stack trace reaching the client.
 """
 
@@ -36,6 +37,9 @@ class LassoError(Exception):
 
     code: ClassVar[int] = -32603
     http_status: ClassVar[int] = 500
+    #: The raw JSON id the answer carries when the error is about a whole
+    #: request: the client's own, if it could be read; ``None`` means ``null``.
+    reply_id: bytes | None = None
 
     def __init__(self, message: str, *, data: Any = None) -> None:
         super().__init__(message)

@@ -62,7 +62,7 @@ class Answer(msgspec.Struct, frozen=True):
 
     @classmethod
     def error(cls, exc: LassoError) -> Answer:
-        return cls(exc.status(), [jsonrpc.lasso_error_body(None, exc)], [None])
+        return cls(exc.status(), [jsonrpc.lasso_error_body(exc.reply_id, exc)], [None])
 
     def body(self) -> bytes:
         if not self.parts:
@@ -173,10 +173,15 @@ class Gateway:
     async def answer_body(self, target: Target, body: bytes) -> Answer:
         """Answer one HTTP body: a single call or a batch."""
         try:
-            parsed = jsonrpc.parse_body(body, max_batch=self.settings.server.max_batch)
+            parsed = self.parse(body)
         except LassoError as exc:
             return Answer.error(exc)
         return await self.answer_parsed(target, parsed)
+
+    def parse(self, body: bytes) -> Call | list[Item]:
+        """Parse a body under the server's batch and nesting limits; raises ``LassoError``."""
+        server = self.settings.server
+        return jsonrpc.parse_body(body, max_batch=server.max_batch, max_depth=server.max_json_depth)
 
     async def answer_parsed(
         self, target: Target, parsed: Call | list[Item], session: Session | None = None

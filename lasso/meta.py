@@ -11,6 +11,7 @@ import base64
 import os
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from lasso.core.jsonrpc import encode_json
@@ -71,6 +72,8 @@ class CallMeta:
         meta["candidate_providers"] = self._plan.candidate_names()
         meta["retries"] = len(outcome.attempts)
         meta["circuit_breaker_state"] = outcome.breaker_state
+        if outcome.attempts:  # the failed ones: a node error every provider gave lands here
+            meta["attempts"] = [msgspec.structs.asdict(a) for a in outcome.attempts]
         if outcome.provider is not None:
             upstream_ms = (outcome.upstream_latency_us or 0) / 1000
             meta["transport"] = outcome.transport

@@ -9,9 +9,11 @@ import trio.testing
 
 from lasso.chain import ChainRuntime
 from lasso.core.breaker import CircuitState
+from lasso.core.classify import Reason
 from lasso.core.jsonrpc import Call
 from lasso.core.router import Strategy
-from lasso.dispatch import Outcome, dispatch
+from lasso.core.routes import RouteSpec
+from lasso.dispatch import Outcome, agreed_error, dispatch
 from lasso.errors import (
     NoProviderAvailable,
     UpstreamProtocolError,
@@ -19,6 +21,7 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.gateway import Gateway
+from lasso.meta import CallMeta
 from lasso.testing.fakes import Fault
 from tests.conftest import FakeFleet
 
@@ -295,3 +298,70 @@ async def test_a_busy_websocket_channel_fails_over(
     for hedge in (None, 0.1):
         _, outcome = await call(chain, SEND if hedge is None else BALANCE, hedge_after_s=hedge)
         assert outcome.provider == "p2"
+
+
+# --- an error every provider agrees on is the node's own answer (issue 7 item 12) ------
+
+
+async def test_an_error_every_provider_gives_is_returned_unchanged(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    for node in fleet.nodes.values():
+        node.fault = Fault.METHOD_NOT_FOUND
+    with pytest.raises(UpstreamRpcError) as info:
+        await call(chain_of(gateway), BALANCE)
+    assert info.value.raw_error == b'{"code":-32601,"message":"Method not found: eth_getBalance"}'
+    assert sum(len(node.calls) for node in fleet.nodes.values()) == 3  # a capability: each tried
+
+
+async def test_the_attempts_of_an_agreed_error_go_to_the_routing_metadata(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    for node in fleet.nodes.values():
+        node.fault = Fault.METHOD_NOT_FOUND
+    target = gateway.resolve(RouteSpec(chain="testnet"), "/rpc/testnet")
+    meta = CallMeta.start(target, "eth_getBalance")
+    answer = await gateway.answer_call(target, BALANCE, meta)
+    assert answer == (
+        b'{"jsonrpc":"2.0","id":1,"error":'
+        b'{"code":-32601,"message":"Method not found: eth_getBalance"}}'
+    )
+    attempts = meta.to_dict("r")["attempts"]
+    assert sorted((a["provider"], a["category"]) for a in attempts) == [
+        ("p1", "capability"),
+        ("p2", "capability"),
+        ("p3", "capability"),
+    ]
+
+
+async def test_errors_that_disagree_are_still_no_provider_available(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    fleet.nodes["p1"].fault = Fault.METHOD_NOT_FOUND
+    fleet.nodes["p2"].fault = Fault.HTML_500
+    fleet.nodes["p3"].fault = Fault.METHOD_NOT_FOUND
+    with pytest.raises(NoProviderAvailable):
+        await call(chain_of(gateway), BALANCE)
+
+
+def rpc_error(code: int, category: str, reason: str = "") -> UpstreamRpcError:
+    raw = b'{"code":%d,"message":"m"}' % code
+    return UpstreamRpcError(
+        "m", provider_id="p", rpc_code=code, raw_error=raw, category=category, reason=reason
+    )
+
+
+def test_agreement_rules() -> None:
+    cap, det = "capability", "deterministic"
+    same = [("ws", rpc_error(-32001, cap)), ("http", rpc_error(-32001, cap))]
+    assert agreed_error(same) is same[1][1]  # the HTTP attempt's words
+    mixed_codes = [("http", rpc_error(-32601, cap)), ("http", rpc_error(-32001, cap))]
+    assert agreed_error(mixed_codes) is mixed_codes[0][1]  # nobody could serve it
+    failures = [("http", rpc_error(-32603, "provider_failure"))] * 2
+    assert agreed_error(failures) is failures[0][1]  # the same error from every attempt
+    assert agreed_error([("http", rpc_error(-32603, "provider_failure")), *mixed_codes]) is None
+    timeout = UpstreamTimeout("t", provider_id="p")
+    assert agreed_error([("http", rpc_error(-32601, cap)), ("http", timeout)]) is None
+    stray = rpc_error(-32600, cap, Reason.UNATTRIBUTED)
+    assert agreed_error([("ws", stray), ("http", rpc_error(-32600, det))]) is None
+    assert agreed_error([]) is None

@@ -22,6 +22,8 @@ first match wins:
    "exceeded"/"limit reached" rate-limit rule comes last, after the capability rules, so
    "Log response size exceeded" is a capability limit.
 3. The code, from ``_CODE_RULES``, then the server-error range -32099..-32000.
+   For -32602 (invalid params) the code also wins over a message that would make it a
+   rate limit or a provider failure: the node has judged the request.
 
 A bare -32000 with a message no rule knows is CAPABILITY (reason
 ``unclassified_server_error``). Geth and its forks put nearly every application error
@@ -92,6 +94,8 @@ class Reason(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     RESOURCE_NOT_FOUND = "resource_not_found"
     UNCLASSIFIED_SERVER_ERROR = "unclassified_server_error"
+    #: A null-id "could not read the request" that may be another request's (ws_pending).
+    UNATTRIBUTED = "unattributed"
     # RATE_LIMIT
     RATE_LIMIT = "rate_limit"
     # PROVIDER_FAILURE
@@ -126,6 +130,7 @@ _CAPABILITY = frozenset(
         Reason.UNSUPPORTED,
         Reason.RESOURCE_NOT_FOUND,
         Reason.UNCLASSIFIED_SERVER_ERROR,
+        Reason.UNATTRIBUTED,
     }
 )
 
@@ -370,6 +375,12 @@ _CODE_RULES: Final[dict[int, Reason]] = {
     429: Reason.RATE_LIMIT,  # Alchemy puts the HTTP status in the JSON-RPC code
 }
 
+#: What a -32602 message may turn it into. Invalid params is the node's verdict on the
+#: request, so it is answered after one call, unless the message says this node lacks
+#: the data (a block it has not seen, pruned state, a range limit) or the method: those
+#: may differ between a lagging node and the others, so they fail over. A rate-limit or
+#: failure word inside an invalid-params message is not believed.
+_PARAMS_MAY_MEAN: Final = frozenset({ErrorCategory.DETERMINISTIC, ErrorCategory.CAPABILITY})
 _REVERT_SELECTORS: Final = ("0x08c379a0", "0x4e487b71")  # Error(string), Panic(uint256)
 _WITH_RETRY_AFTER: Final = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.PROVIDER_FAILURE})
 _HTTP_4XX: Final[dict[int, Reason]] = {
@@ -393,7 +404,7 @@ def classify_rpc_error(code: int, message: str, data: bytes | None) -> Classific
         return Classification(ErrorCategory.DETERMINISTIC, Reason.EXECUTION_REVERTED)
     text = message[:MAX_TEXT_CHARS].lower()
     reason = _reason_from_message(text)
-    if reason is None:
+    if reason is None or (code == -32602 and category_of(reason) not in _PARAMS_MAY_MEAN):
         reason = _reason_from_code(code)
     category = category_of(reason)
     retry_after_ms = None

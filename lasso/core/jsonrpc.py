@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from lasso.core.client_id import ID_STARTS, is_utf8, readable_id, shallow_id
+from lasso.core.nesting import nesting_exceeds
 from lasso.errors import InvalidRequest, LassoError, ParseError
 
 _EMPTY = msgspec.Raw(b"")
@@ -62,72 +64,87 @@ _decode_reply = msgspec.json.Decoder(_Reply).decode
 _decode_error_object = msgspec.json.Decoder(RpcErrorObject).decode
 _encode = msgspec.json.Encoder().encode
 
-_ID_STARTS = frozenset(b'"-0123456789n')
+#: What :func:`parse_body` allows when the caller does not say (``[server] max_json_depth``).
+DEFAULT_MAX_DEPTH = 64
 
 
-def parse_body(body: bytes, *, max_batch: int) -> Call | list[Item]:
+def parse_body(
+    body: bytes, *, max_batch: int, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Call | list[Item]:
     """Parse a request body into one call or a batch of items.
 
     Raises :class:`ParseError` for bytes that are not JSON and
     :class:`InvalidRequest` for JSON that is not a request (or an empty or
-    oversized batch). Invalid items inside a batch become :class:`BadItem`.
+    oversized batch); the error's ``reply_id`` is the client's id when it can
+    be read. Invalid items inside a batch become :class:`BadItem`. ``params``
+    nested deeper than ``max_depth`` levels is an invalid request: it never
+    reaches a provider.
     """
     stripped = body.lstrip()
     if stripped[:1] == b"[":
-        return _parse_batch(body, max_batch)
-    try:
-        envelope = _decode_envelope(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest("Invalid Request: expected a JSON-RPC request object") from exc
-    except msgspec.DecodeError as exc:
-        raise ParseError("Parse error: invalid JSON") from exc
-    return _validate(envelope)
+        return _parse_batch(body, max_batch, max_depth)
+    item = _parse_item(body, max_depth)
+    if isinstance(item, BadItem):
+        item.error.reply_id = None if item.id == b"null" else item.id
+        raise item.error
+    return item
 
 
-def _parse_batch(body: bytes, max_batch: int) -> list[Item]:
+def _parse_batch(body: bytes, max_batch: int, max_depth: int) -> list[Item]:
     try:
         raw_items = _decode_batch(body)
+    except RecursionError:
+        raise _too_deep(max_depth) from None
     except msgspec.DecodeError as exc:
         raise ParseError("Parse error: invalid JSON") from exc
     if not raw_items:
         raise InvalidRequest("Invalid Request: empty batch")
     if len(raw_items) > max_batch:
         raise InvalidRequest(f"Invalid Request: batch too large (at most {max_batch} items)")
-    return [_parse_item(raw) for raw in raw_items]
+    return [_parse_item(bytes(raw), max_depth) for raw in raw_items]
 
 
-def _parse_item(raw: msgspec.Raw) -> Item:
-    try:
-        return _validate(_decode_envelope(raw))
-    except msgspec.DecodeError:
-        return BadItem(id=b"null", error=InvalidRequest("Invalid Request: expected an object"))
-    except InvalidRequest as exc:
-        return BadItem(id=_safe_id(raw), error=exc)
-
-
-def _safe_id(raw: msgspec.Raw) -> bytes:
+def _parse_item(raw: bytes, max_depth: int) -> Item:
+    """One request object; a :class:`BadItem` carrying the readable id if it is not valid."""
+    if not is_utf8(raw):  # never forwarded: a node cannot read it either
+        return BadItem(readable_id(raw), ParseError("Parse error: not valid UTF-8"))
     try:
         envelope = _decode_envelope(raw)
-    except msgspec.DecodeError:
-        return b"null"
+    except RecursionError:
+        return BadItem(shallow_id(raw), _too_deep(max_depth))
+    except msgspec.ValidationError:
+        return BadItem(b"null", InvalidRequest("Invalid Request: expected a request object"))
+    except msgspec.DecodeError as exc:
+        error = ParseError("Parse error: invalid JSON")
+        error.__cause__ = exc
+        return BadItem(b"null", error)
     rid = bytes(envelope.id)
-    return rid if rid and rid[0] in _ID_STARTS else b"null"
+    try:
+        call = _validate(envelope, rid)
+    except InvalidRequest as exc:
+        return BadItem(rid if rid and rid[0] in ID_STARTS else b"null", exc)
+    if nesting_exceeds(call.params, max_depth):
+        return BadItem(rid or b"null", _too_deep(max_depth))
+    return call
 
 
-def _validate(envelope: _Envelope) -> Call:
+def _validate(envelope: _Envelope, rid: bytes) -> Call:
     if envelope.jsonrpc != "2.0":
         raise InvalidRequest('Invalid Request: jsonrpc must be "2.0"')
     if not isinstance(envelope.method, str):
         raise InvalidRequest("Invalid Request: method must be a string")
-    rid = bytes(envelope.id)
-    if rid and rid[0] not in _ID_STARTS:
+    if rid and rid[0] not in ID_STARTS:
         raise InvalidRequest("Invalid Request: id must be a string, number or null")
     params = bytes(envelope.params)
-    if not params:
+    if not params or params == b"null":  # null as no params, as geth and anvil take it
         params = _NO_PARAMS
     elif params[0] not in b"[{":
         raise InvalidRequest("Invalid Request: params must be an array or an object")
     return Call(method=envelope.method, params=params, id=rid or None)
+
+
+def _too_deep(max_depth: int) -> InvalidRequest:
+    return InvalidRequest(f"Invalid Request: params nested deeper than {max_depth} levels")
 
 
 # --- upstream side ----------------------------------------------------------
@@ -154,23 +171,42 @@ class MalformedReply(Exception):
     """The upstream body is not a JSON-RPC response to our request."""
 
 
+#: Errors a node answers with a null id when it could not read the request at all.
+UNREADABLE_REQUEST_CODES = frozenset({-32700, -32600})
+
+
 def decode_reply(body: bytes, expected_id: int | str) -> Reply:
-    """Decode only the envelope of an upstream answer and check its id."""
+    """Decode only the envelope of an upstream answer and check its id.
+
+    A -32700 or -32600 error with a null id is the node saying it could not
+    read the request (JSON-RPC 2.0 §5: the id is null when it cannot be
+    detected). Given in answer to one request we sent, it is that request's
+    answer: the client's request was bad, not the provider.
+    """
     try:
         reply = _decode_reply(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedReply(f"not a JSON-RPC response object: {exc}") from exc
+    has_error = bool(reply.error) and bytes(reply.error) != b"null"  # "error": null by a result
     if reply.id != expected_id or isinstance(reply.id, bool):
-        raise MalformedReply(f"response id {reply.id!r} does not match request id")
-    if reply.error and bytes(reply.error) != b"null":  # "error": null next to a result
-        try:
-            error = _decode_error_object(reply.error)
-        except msgspec.DecodeError as exc:
-            raise MalformedReply(f"malformed error object: {exc}") from exc
+        if reply.id is not None or not has_error:
+            raise MalformedReply(f"response id {reply.id!r} does not match request id")
+        error = _error_object(reply.error)
+        if error.code not in UNREADABLE_REQUEST_CODES:
+            raise MalformedReply(f"error {error.code} with a null id for request {expected_id}")
         return Reply(result=None, error=error, raw_error=bytes(reply.error))
+    if has_error:
+        return Reply(result=None, error=_error_object(reply.error), raw_error=bytes(reply.error))
     if not reply.result:
         raise MalformedReply("response has neither result nor error")
     return Reply(result=bytes(reply.result), error=None, raw_error=b"")
+
+
+def _error_object(raw: msgspec.Raw) -> RpcErrorObject:
+    try:
+        return _decode_error_object(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedReply(f"malformed error object: {exc}") from exc
 
 
 # --- client answers ---------------------------------------------------------

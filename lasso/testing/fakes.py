@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import trio
 
+from lasso.core.nesting import nesting_exceeds
 from lasso.errors import UpstreamNetworkError
 from lasso.upstream.http import HttpResponse, HttpStatistics
 
@@ -36,6 +37,9 @@ class Fault(Enum):
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
+#: anvil (serde_json) cannot read a body nested deeper than this: -32600 with a null id.
+ANVIL_MAX_DEPTH = 128
+_UNREADABLE = {"code": -32600, "message": "Invalid request"}
 
 
 class FakeNode:
@@ -53,6 +57,9 @@ class FakeNode:
         self.logs: dict[int, list[dict[str, Any]]] = {}  # block number -> its logs
 
     async def handle(self, body: bytes) -> HttpResponse:
+        if nesting_exceeds(body, ANVIL_MAX_DEPTH):  # serde_json's recursion limit, as anvil
+            self.calls.append("?")
+            return _ok({"jsonrpc": "2.0", "id": None, "error": _UNREADABLE})
         request = _decode(body)
         self.calls.append(request.get("method", "?"))
         fault = self.queued.popleft() if self.queued else self.fault

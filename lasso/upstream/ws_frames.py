@@ -45,9 +45,18 @@ class Push(msgspec.Struct, frozen=True):
 
 
 class StrayError(msgspec.Struct, frozen=True):
-    """An error object with a null id: the upstream's complaint about the connection."""
+    """An error object with a null id: a request the upstream could not read, or a complaint.
+
+    ``code`` is the error's code when it has one (-32700 and -32600 mean "could
+    not read a request"; :class:`lasso.upstream.ws_link.Link` decides whose).
+    """
 
     error: bytes
+    code: int | None = None
+
+
+class _ErrorCode(msgspec.Struct):
+    code: Any = None
 
 
 class Junk(msgspec.Struct, frozen=True):
@@ -59,12 +68,13 @@ class Junk(msgspec.Struct, frozen=True):
 Frame = Reply | Push | StrayError | Junk
 
 _decode = msgspec.json.Decoder(_Frame).decode
+_decode_code = msgspec.json.Decoder(_ErrorCode).decode
 
 
 def parse_frame(data: bytes) -> Frame:
     try:
         frame = _decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError included
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         return Junk(f"undecodable frame: {exc}")
     if frame.method is not None:
         if frame.method == "eth_subscription" and frame.params is not None and frame.params.result:
@@ -74,8 +84,16 @@ def parse_frame(data: bytes) -> Frame:
     if type(rid) is int:
         return Reply(rid, bytes(frame.result))
     if rid is None and frame.error:
-        return StrayError(bytes(frame.error))
+        return StrayError(bytes(frame.error), _error_code(frame.error))
     return Junk(f"reply with an id we never sent: {rid!r}")
+
+
+def _error_code(error: msgspec.Raw) -> int | None:
+    try:
+        code = _decode_code(error).code
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return code if type(code) is int else None
 
 
 _CLOSE_CODES = {

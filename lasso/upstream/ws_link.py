@@ -31,9 +31,11 @@ import msgspec
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
 
-from lasso.core.jsonrpc import encode_upstream
+from lasso.core.classify import ErrorCategory, Reason
+from lasso.core.jsonrpc import UNREADABLE_REQUEST_CODES, encode_upstream
+from lasso.core.methods import is_replay_safe
 from lasso.core.reply import interpret
-from lasso.errors import UpstreamNetworkError
+from lasso.errors import UpstreamNetworkError, UpstreamRpcError
 from lasso.pubsub import (
     EventBus,
     Notification,
@@ -102,7 +104,9 @@ class Link:
     ) -> tuple[bytes, int]:
         """One correlated request: the raw result and the latency in µs, or a classified error."""
         rid = next(self._ids)
-        waiter = self.pending.open(rid, subscribe_params=subscribe_params)
+        waiter = self.pending.open(
+            rid, subscribe_params=subscribe_params, replay_safe=is_replay_safe(method)
+        )
         self._tally.requests += 1
         started = trio.current_time()
         self._outbox.send_nowait((rid, encode_upstream(method, params, rid).decode()))
@@ -182,14 +186,44 @@ class Link:
                 self.provider_id, frame.subscription, frame.payload, trio.current_time()
             )
             self._bus.publish(self._subs_topic, event)
+        elif isinstance(frame, StrayError) and frame.code in UNREADABLE_REQUEST_CODES:
+            self._unreadable(data, frame)
         else:
             self._tally.unmatched += 1
             if isinstance(frame, StrayError):
-                text = frame.error[:200].decode(errors="replace")
-                complaint = WsError(self.provider_id, f"upstream error without an id: {text}")
-                self._bus.publish(self._conn_topic, complaint)
+                self._complain(frame)
             else:
                 log.debug("WebSocket to %s: %s", self.provider_id, frame.reason)
+
+    def _unreadable(self, data: bytes, frame: StrayError) -> None:
+        """A null-id -32700/-32600: a request of ours the node could not read (ws_pending)."""
+        owner, suspects, orphan = self.pending.blame_unreadable()
+        if owner is not None:
+            self.pending.resolve(owner, data, trio.current_time())
+            return
+        self._tally.unmatched += 1
+        if not suspects:
+            if not orphan:  # an abandoned request's late answer is no news
+                self._complain(frame)
+            return
+        message = f"the node rejected one of {len(suspects)} requests in flight without an id"
+
+        def error_for(_rid: int) -> Exception:
+            return UpstreamRpcError(
+                message,
+                provider_id=self.provider_id,
+                rpc_code=frame.code or 0,
+                raw_error=frame.error,
+                category=ErrorCategory.CAPABILITY.value,
+                reason=Reason.UNATTRIBUTED,
+            )
+
+        self.pending.fail_suspects(suspects, error_for)
+
+    def _complain(self, frame: StrayError) -> None:
+        text = frame.error[:200].decode(errors="replace")
+        complaint = WsError(self.provider_id, f"upstream error without an id: {text}")
+        self._bus.publish(self._conn_topic, complaint)
 
     def _confirm(self, result: bytes, params: bytes) -> None:
         try:

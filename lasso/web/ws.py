@@ -28,7 +28,7 @@ import trio
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.errors import InvalidRequest, LassoError, LocalCapacity, ParseError
+from lasso.errors import InvalidRequest, LassoError, LocalCapacity
 from lasso.gateway import Answer, Gateway, Session, Target
 from lasso.web.params import resolve_scope
 
@@ -136,12 +136,8 @@ class ClientSocket:
                 Answer.error(InvalidRequest(f"Invalid Request: frame over {limit} bytes")).body()
             )
             return
-        try:
-            frame.decode("utf-8")  # a binary frame's bytes are spliced into text answers
-            parsed = jsonrpc.parse_body(frame, max_batch=self.gateway.settings.server.max_batch)
-        except UnicodeDecodeError:
-            self._queue(Answer.error(ParseError("Parse error: frame is not valid UTF-8")).body())
-            return
+        try:  # parse_body refuses invalid UTF-8 too, answering with the readable id
+            parsed = self.gateway.parse(frame)
         except LassoError as exc:
             self._queue(Answer.error(exc).body())
             return

@@ -186,6 +186,19 @@ async def check_unknown_method(target: Target) -> None:
     assert caught.value.provider_id == "under-test"
 
 
+#: Params too deep for anvil to read (its serde_json stops at 128 levels).
+UNREADABLE_PARAMS = b"[" * 200 + b"]" * 200
+
+
+async def check_an_unreadable_request_is_the_clients_error(target: Target) -> None:
+    # anvil answers -32600 with a null id: the answer to our one request, and the
+    # client's fault, so the client gets it unchanged and no breaker counts it.
+    with pytest.raises(UpstreamRpcError) as caught:
+        await target.provider.request("eth_blockNumber", UNREADABLE_PARAMS)
+    assert caught.value.raw_error == b'{"code":-32600,"message":"Invalid request"}'
+    assert (caught.value.rpc_code, caught.value.category) == (-32600, "deterministic")
+
+
 async def check_concurrent_answers_are_correlated(target: Target) -> None:
     head = int(decode((await target.provider.request("eth_blockNumber", b"[]"))[0]), 16)
     numbers = [i % (head + 1) for i in range(CONCURRENT)]
@@ -218,6 +231,7 @@ CHECKS: list[Callable[[Target], Awaitable[None]]] = [
     check_bad_block_number_is_invalid_params,
     check_future_block_is_null,
     check_unknown_method,
+    check_an_unreadable_request_is_the_clients_error,
     check_concurrent_answers_are_correlated,
     check_latency,
 ]

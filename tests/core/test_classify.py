@@ -544,3 +544,25 @@ def test_http_429_with_an_http_date() -> None:
 def test_long_messages_are_only_read_so_far() -> None:
     message = "x" * 5000 + " rate limit"
     assert classify_rpc_error(-32603, message, None).reason is Reason.INTERNAL_ERROR
+
+
+# Invalid params from a healthy node is its verdict on the request: one call, returned.
+# Only "this node lacks the data / the method" fails over (a lagging node may differ).
+INVALID_PARAMS_VERDICTS = [
+    ("anvil", "invalid string length", DET),
+    ("anvil", "invalid length 0, expected tuple variant EthRequest::EthGetBlockByNumber", DET),
+    ("anvil", "invalid type: number, expected unit", DET),
+    ("made up", "invalid params: rate limit field must be a number", DET),
+    ("made up", "invalid params: connection id must be hex", DET),
+    ("made up", "invalid timeout value", DET),
+    ("anvil", "BlockOutOfRangeError: block height is 1 but requested was 5", CAP),
+    ("anvil ws", "data did not match any variant of untagged enum EthRpcCall", CAP),
+    ("geth", "header not found", CAP),
+]
+
+
+@pytest.mark.parametrize(("source", "message", "category"), INVALID_PARAMS_VERDICTS)
+def test_invalid_params_is_authoritative_unless_the_node_lacks_data(
+    source: str, message: str, category: ErrorCategory
+) -> None:
+    assert classify_rpc_error(-32602, message, None).category is category, source

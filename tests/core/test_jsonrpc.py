@@ -142,3 +142,145 @@ def test_a_null_error_beside_a_result_is_no_error() -> None:
     reply = jsonrpc.decode_reply(b'{"jsonrpc":"2.0","id":1,"result":"0x1","error":null}', 1)
     assert reply.result == b'"0x1"'
     assert reply.error is None
+
+
+# --- hostile bodies: ids kept, depth bounded, bad UTF-8 refused (issue 7, items 2, 3, 13) ----
+
+ID_KEPT_CASES = [
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":"x"}',
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":5}',
+    b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":true}',
+    b'{"jsonrpc":"1.0","id":7,"method":"eth_blockNumber","params":[]}',
+    b'{"id":7,"method":"eth_blockNumber","params":[]}',
+    b'{"jsonrpc":"2.0","id":7,"method":5,"params":[]}',
+    b'{"jsonrpc":"2.0","id":7,"params":[]}',
+]
+
+
+@pytest.mark.parametrize("body", ID_KEPT_CASES)
+def test_an_invalid_request_with_a_readable_id_keeps_it(body: bytes) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert info.value.reply_id == b"7"
+    items = jsonrpc.parse_body(b"[" + body + b"]", max_batch=50)
+    assert isinstance(items, list) and isinstance(items[0], BadItem) and items[0].id == b"7"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":{},"method":"m"}',
+        b'{"jsonrpc":"2.0","id":[7],"method":"m"}',
+        b'{"jsonrpc":"2.0","id":"\xff","method":"m"}',
+        b'{"jsonrpc":"2.0","id":7,"method":"m"',
+    ],
+)
+def test_an_unreadable_id_is_null(body: bytes) -> None:
+    with pytest.raises((InvalidRequest, ParseError)) as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert info.value.reply_id is None
+
+
+def test_null_params_are_no_params_as_nodes_take_them() -> None:
+    body = b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":null}'
+    assert jsonrpc.parse_body(body, max_batch=50) == Call("eth_blockNumber", b"[]", b"7")
+
+
+def nested_call(depth: int, rid: bytes = b"7") -> bytes:
+    params = b"[" * depth + b"]" * depth
+    return b'{"jsonrpc":"2.0","id":%b,"method":"eth_call","params":%b}' % (rid, params)
+
+
+def test_params_deeper_than_the_limit_are_refused_with_the_id() -> None:
+    assert isinstance(jsonrpc.parse_body(nested_call(64), max_batch=50), Call)
+    with pytest.raises(InvalidRequest, match="nested deeper than 64") as info:
+        jsonrpc.parse_body(nested_call(65), max_batch=50)
+    assert info.value.reply_id == b"7"
+    assert isinstance(jsonrpc.parse_body(nested_call(65), max_batch=50, max_depth=512), Call)
+
+
+@pytest.mark.parametrize("depth", [990, 1000, 5000, 200_000])
+def test_absurd_nesting_is_an_invalid_request_never_a_crash(depth: int) -> None:
+    with pytest.raises(InvalidRequest, match="nested deeper") as info:
+        jsonrpc.parse_body(nested_call(depth), max_batch=50)
+    assert info.value.reply_id == b"7"
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("body", "rid"),
+    [
+        (b'{"method":"eth_call","params":%b,"id":"ab","jsonrpc":"2.0"}' % DEEP, b'"ab"'),
+        (b'{"method":"eth_call","params":%b,"id":42}' % DEEP, b"42"),
+        (b' { "jsonrpc" : "2.0" , "id" : -1.5e3 , "params":%b}' % DEEP, b"-1.5e3"),
+        (b'{"method":"m","params":[%b,{"id":42}]}' % DEEP, None),
+        (b'{"params":%b,"x":{"id":42}}' % DEEP, None),
+        (b'{"params":[{"id":5},%b]}' % DEEP, None),
+        (b'{"params":%b,"id":"\xff"}' % DEEP, None),
+    ],
+)
+def test_beyond_the_decoder_the_id_is_read_only_where_it_is_surely_top_level(
+    body: bytes, rid: bytes | None
+) -> None:
+    with pytest.raises((InvalidRequest, ParseError)) as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert info.value.reply_id == rid
+
+
+def test_a_deep_batch_item_is_answered_alone() -> None:
+    body = b"[" + nested_call(100) + b"," + nested_call(1, b"8") + b"]"
+    items = jsonrpc.parse_body(body, max_batch=50)
+    assert isinstance(items, list)
+    assert isinstance(items[0], BadItem) and items[0].id == b"7"
+    assert items[1] == Call("eth_call", b"[]", b"8")
+
+
+def test_a_batch_too_deep_to_split_is_refused_whole() -> None:
+    body = b"[" + nested_call(5000) + b"," + nested_call(1, b"8") + b"]"
+    with pytest.raises(InvalidRequest, match="nested deeper"):
+        jsonrpc.parse_body(body, max_batch=50)
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    body = b'{"jsonrpc":"2.0","id":7,"method":"m","params":["' + b"[" * 500 + b'"]}'
+    assert isinstance(jsonrpc.parse_body(body, max_batch=50), Call)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":7,"method":"eth_\xff","params":[]}',
+        b'{"jsonrpc":"2.0","id":7,"method":"eth_getBalance","params":["\xff"]}',
+        b'{"jsonrpc":"2.0","method":"eth_\xc3","id":7}',
+    ],
+)
+def test_invalid_utf8_is_a_parse_error_with_the_readable_id(body: bytes) -> None:
+    with pytest.raises(ParseError, match="UTF-8") as info:
+        jsonrpc.parse_body(body, max_batch=50)
+    assert info.value.reply_id == b"7"
+    items = jsonrpc.parse_body(b"[" + body + b"]", max_batch=50)
+    assert isinstance(items, list) and isinstance(items[0], BadItem) and items[0].id == b"7"
+
+
+def test_a_null_id_unreadable_request_error_answers_our_request() -> None:
+    for code in (-32700, -32600):
+        body = b'{"jsonrpc":"2.0","id":null,"error":{"code":%d,"message":"Invalid request"}}' % code
+        reply = jsonrpc.decode_reply(body, 5)
+        assert reply.error is not None and reply.error.code == code
+        assert reply.raw_error == b'{"code":%d,"message":"Invalid request"}' % code
+    other = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"x"}}'
+    with pytest.raises(MalformedReply):
+        jsonrpc.decode_reply(other, 5)
+    with pytest.raises(MalformedReply):
+        jsonrpc.decode_reply(b'{"jsonrpc":"2.0","id":null,"result":"0x1"}', 5)
+
+
+def test_invalid_utf8_from_upstream_is_a_malformed_reply() -> None:
+    for body in (
+        b'{"jsonrpc":"2.0","id":5,"error":{"code":-32000,"message":"\xff"}}',
+        b'{"jsonrpc":"2.0","id":"\xff","result":"0x1"}',
+    ):
+        with pytest.raises(MalformedReply):
+            jsonrpc.decode_reply(body, 5)

@@ -562,7 +562,7 @@ def test_parse_frame() -> None:
     push = b'{"method":"eth_subscription","params":{"subscription":"0xab","result": {"a" : 1}}}'
     assert parse_frame(push) == Push("0xab", b'{"a" : 1}')  # the very bytes
     stray = b'{"id":null,"error":{"code":-32600,"message":"Invalid request"}}'
-    assert parse_frame(stray) == StrayError(b'{"code":-32600,"message":"Invalid request"}')
+    assert parse_frame(stray) == StrayError(b'{"code":-32600,"message":"Invalid request"}', -32600)
     for junk in [
         b"nope",
         b"[1]",

@@ -74,25 +74,26 @@ async def test_profiles_are_isolated(app: LassoASGI, fleet: FakeFleet) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "code"),
+    ("body", "status", "code", "rid"),
     [
-        (b"{not json", 400, -32700),
-        (b"", 400, -32700),
-        (b'{"jsonrpc":"2.0","id":1,"method":42}', 400, -32600),
-        (b'{"jsonrpc":"1.0","id":1,"method":"eth_blockNumber"}', 400, -32600),
-        (b"[]", 400, -32600),
-        (b"[" + b",".join([rpc("eth_blockNumber")] * 6) + b"]", 400, -32600),
-        (b"7", 400, -32600),
+        (b"{not json", 400, -32700, None),
+        (b"", 400, -32700, None),
+        # The id is readable: the answer keeps it (JSON-RPC 2.0 allows null only when it is not).
+        (b'{"jsonrpc":"2.0","id":1,"method":42}', 400, -32600, 1),
+        (b'{"jsonrpc":"1.0","id":1,"method":"eth_blockNumber"}', 400, -32600, 1),
+        (b"[]", 400, -32600, None),
+        (b"[" + b",".join([rpc("eth_blockNumber")] * 6) + b"]", 400, -32600, None),
+        (b"7", 400, -32600, None),
     ],
 )
 async def test_bad_input_gets_jsonrpc_errors(
-    app: LassoASGI, body: bytes, status: int, code: int
+    app: LassoASGI, body: bytes, status: int, code: int, rid: int | None
 ) -> None:
     response = await post(app, "/rpc/testnet", body)
     assert response.status == status
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] == code
-    assert response.json()["id"] is None
+    assert response.json()["id"] == rid
 
 
 async def test_body_over_the_limit_is_413(app: LassoASGI) -> None:

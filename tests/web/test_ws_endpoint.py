@@ -124,7 +124,7 @@ async def test_a_binary_frame_that_is_not_utf8_is_a_parse_error(app: LassoASGI) 
         with trio.fail_after(5):
             await ws.send_bytes(b'{"jsonrpc":"2.0","id":"\xff","method":"eth_chainId","params":[]}')
             error = (await ws.receive_json())["error"]
-            assert error == {"code": -32700, "message": "Parse error: frame is not valid UTF-8"}
+            assert error == {"code": -32700, "message": "Parse error: not valid UTF-8"}
             await ws.send_text(rpc("eth_chainId", rid=2))
             assert (await ws.receive_json())["result"] == "0x7a69"
 
