@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ANVIL := node_modules/.bin/anvil
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint format bench battle clean
+.PHONY: install run test test-fast explore lint format bench battle clean
 
 install: $(VENV)/.installed $(ANVIL)
 
@@ -33,6 +33,11 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+# The property tests with a fresh random seed (make test derandomizes them). Pin what it finds
+# with @example.
+explore: install
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest tests/property $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check lasso tests bench battle
