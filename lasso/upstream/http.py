@@ -149,7 +149,7 @@ class HttpTransport:
 
     async def _exchange(self, conn: httpcore.AsyncHTTP11Connection, body: bytes) -> HttpResponse:
         headers = [*self._headers, (b"content-length", b"%d" % len(body))]
-        request = httpcore.Request(b"POST", self._url, headers=headers, content=body)
+        request = httpcore.Request(b"POST", self._url, headers=headers, content=_Body(body))
         try:
             response = await conn.handle_async_request(request)
             # aclosing: a read cut short by cancellation still finalises httpcore's
@@ -230,6 +230,28 @@ class HttpTransport:
             idle_connections=len(self._idle),
             connects=self._connects,
         )
+
+
+class _Body:
+    """A request body httpcore iterates without an async generator.
+
+    httpcore wraps ``bytes`` content in a ``ByteStream`` whose ``__aiter__`` is an
+    async generator; a send cancelled mid-body (a peer that stops reading) leaves
+    that generator to the garbage collector, which warns at some later, unrelated
+    point. A plain iterator object has nothing to finalise.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body, self._body = self._body, None
+        if body is None:
+            raise StopAsyncIteration
+        return body
 
 
 def _retry_after(headers: list[tuple[bytes, bytes]]) -> str | None:
