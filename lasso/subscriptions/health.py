@@ -40,8 +40,8 @@ class Liveness:
     def __init__(self, policy: SubscriptionConfig, block_time_ms: int, now: float) -> None:
         self._policy = policy
         self._block_s = block_time_ms / 1000
-        self.delivered_at = now  # the last head delivered (or a fresh start)
-        self.empty_since: float | None = None  # set when the last subscriber leaves
+        self._delivered_at = now  # the last head delivered (or a fresh start)
+        self._empty_since: float | None = None  # set when the last subscriber leaves
         self._progress_at = now
 
     @property
@@ -51,27 +51,27 @@ class Liveness:
 
     def delivered(self, now: float) -> None:
         """Something was delivered (or a fresh start): a new stale window."""
-        self.delivered_at = now
+        self._delivered_at = now
 
     def stale(self, now: float) -> bool:
         """Nothing delivered for the stale window: what arrives undelivered does not count."""
-        return now - self.delivered_at > self.stale_s
+        return now - self._delivered_at > self.stale_s
 
     def joined(self) -> None:
         """A subscriber joined: the stream is not empty (any more)."""
-        self.empty_since = None
+        self._empty_since = None
 
     def emptied(self, now: float) -> bool:
         """The last subscriber left; whether that is news (not already counted)."""
-        if self.empty_since is not None:
+        if self._empty_since is not None:
             return False
-        self.empty_since = now
+        self._empty_since = now
         return True
 
     def finished(self, now: float) -> bool:
         """Empty for the whole teardown grace."""
         grace_s = self._policy.teardown_grace_ms / 1000
-        return self.empty_since is not None and now >= self.empty_since + grace_s
+        return self._empty_since is not None and now >= self._empty_since + grace_s
 
     def logs_progress_due(self, now: float) -> bool:
         """Whether a quiet logs stream should move forward now (then not for a while)."""
