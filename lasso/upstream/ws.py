@@ -34,11 +34,11 @@ request, and a cancelled request leaves no pending entry.
 subscription hub watches ``ws:conn:<chain>`` and does that. A
 ``SubscriptionConfirmed`` is published as the reply is read, before any
 notification for the new id, but only while the caller of
-:meth:`WsConnection.subscribe` still waits for it: a cancelled call leaves no
-pending entry, so a reply that comes later is counted in ``unmatched_frames``
-and nothing is published, and the upstream subscription it confirms is left
-open. A caller that may give up must keep the call running where it can still
-take the answer: :mod:`lasso.subscriptions.subscribing` runs a stream's
+:meth:`WsConnection.subscribe` still waits for it: a cancelled call's waiter is
+dropped, so a reply that comes later finds no one (it is counted in
+``unmatched_frames``), nothing is published, and the upstream subscription it
+confirms stays open. A caller that may give up must keep the call running where
+it can still take the answer: :mod:`lasso.subscriptions.subscribing` runs a stream's
 ``eth_subscribe`` in the hub's nursery and unsubscribes a late confirmation itself.
 """
 
