@@ -31,10 +31,15 @@ HTTP. There are no timeout parameters: the caller's cancel scope bounds a
 request, and a cancelled request leaves no pending entry.
 
 **Subscriptions die with their link.** Nothing here re-subscribes: the
-subscription pool watches ``ws:conn:<chain>`` and does that. A
+subscription hub watches ``ws:conn:<chain>`` and does that. A
 ``SubscriptionConfirmed`` is published as the reply is read, before any
-notification for the new id, even if the caller of :meth:`WsConnection.subscribe`
-was cancelled meanwhile (so the pool can still unsubscribe it).
+notification for the new id, but only while the caller of
+:meth:`WsConnection.subscribe` still waits for it: a cancelled call's waiter is
+dropped, so a reply that comes later finds no one (it is counted in
+``unmatched_frames``), nothing is published, and the upstream subscription it
+confirms stays open. A caller that may give up must keep the call running where
+it can still take the answer: :mod:`lasso.subscriptions.subscribing` runs a stream's
+``eth_subscribe`` in the hub's nursery and unsubscribes a late confirmation itself.
 """
 
 from __future__ import annotations

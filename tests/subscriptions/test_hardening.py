@@ -17,7 +17,7 @@ import trio.testing
 
 from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
 from lasso.testing.fake_ws import FakeWsNode
-from tests.subscriptions.test_hub import Stack, next_head, stack, subscribe
+from tests.subscriptions.test_hub import Stack, mine_heads, next_head, stack, subscribe
 
 __all__ = ["stack"]  # the fixture, imported for pytest
 
@@ -245,10 +245,7 @@ async def test_failover_never_moves_to_a_provider_behind_the_delivered_head(
 ) -> None:
     async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
         sub_id = await subscribe(ws, ["newHeads"])
-        got = []
-        for _ in range(10):
-            stack.mine()
-            got.append(await next_head(ws, sub_id))  # 11..20
+        got = await mine_heads(stack, ws, sub_id, 10)  # 11..20
         p2 = stack.nodes["p2"]
         p2.forks.append(0)  # p2 was restarted empty and is at block 12 of its own chain
         p2.head = 12

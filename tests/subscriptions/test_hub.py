@@ -129,6 +129,17 @@ async def next_head(ws: AsgiWebSocket, sub_id: str) -> dict[str, Any]:
     return dict(message["params"]["result"])
 
 
+async def mine_heads(
+    stack: Stack, ws: AsgiWebSocket, sub_id: str, count: int
+) -> list[dict[str, Any]]:
+    """Mine ``count`` heads, each one received before the next is mined."""
+    heads: list[dict[str, Any]] = []
+    for _ in range(count):
+        stack.mine()
+        heads.append(await next_head(ws, sub_id))
+    return heads
+
+
 async def test_new_heads_are_delivered_with_gateway_ids(
     stack: Stack, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -181,10 +192,7 @@ async def test_failover_backfills_without_gaps_or_duplicates(
 ) -> None:
     async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
         sub_id = await subscribe(ws, ["newHeads"])
-        received = []
-        for _ in range(3):
-            stack.mine()
-            received.append(await next_head(ws, sub_id))
+        received = await mine_heads(stack, ws, sub_id, 3)
         stack.ws["p1"].drop()  # the serving provider's connection dies mid-stream
         stack.mine(skip=("p1",))
         stack.mine(skip=("p1",))
@@ -319,10 +327,7 @@ async def test_a_reorg_delivers_the_replacement_heads(
 ) -> None:
     async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
         sub_id = await subscribe(ws, ["newHeads"])
-        old = []
-        for _ in range(3):
-            stack.mine()
-            old.append(await next_head(ws, sub_id))  # 11, 12, 13
+        old = await mine_heads(stack, ws, sub_id, 3)  # 11, 12, 13
         for node in stack.nodes.values():
             node.reorg(2)  # 12 and 13 are replaced by another branch
         stack.mine()  # 14 on the new branch: its parent is the new 13
