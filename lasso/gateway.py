@@ -17,6 +17,7 @@ from typing import Protocol
 import msgspec
 import trio
 
+from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import DEFAULT_PROFILE, ProviderConfig, Settings, WebSocketConfig
 from lasso.core import jsonrpc
@@ -26,11 +27,9 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
-from lasso.meta import CallMeta
 from lasso.pubsub import EventBus
 from lasso.upstream.provider import request_headers
-from lasso.upstream.ws import WsConnection, WsPolicy
-from lasso.upstream.ws_dial import Connector
+from lasso.upstream.ws import Connector, WsConnection, WsPolicy
 
 log = logging.getLogger("lasso.gateway")
 

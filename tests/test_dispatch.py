@@ -7,6 +7,7 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime
 from lasso.core.breaker import CircuitState
 from lasso.core.classify import Reason
@@ -21,7 +22,6 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.gateway import Gateway
-from lasso.meta import CallMeta
 from lasso.testing.fakes import Fault
 from tests.conftest import FakeFleet
 

@@ -20,8 +20,8 @@ from lasso.daemon import open_gateway
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import LassoError, NoProviderAvailable
 from lasso.gateway import Gateway
-from lasso.health import health
 from lasso.testing.fakes import Fault
+from lasso.web.health import health
 from tests.conftest import FakeFleet
 
 BLOCK_NUMBER = Call("eth_blockNumber", b"[]", b"1")

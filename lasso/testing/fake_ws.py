@@ -45,7 +45,7 @@ from trio_websocket import (
 
 from lasso.errors import UpstreamNetworkError
 from lasso.testing.fakes import FakeNode
-from lasso.upstream.ws_dial import Dialed, close_quietly
+from lasso.upstream.ws.dial import Dialed, close_quietly
 
 __all__ = ["ANVIL_WS_BAD_CALL", "FakeWsNode", "open_fake_ws_node"]
 
@@ -159,7 +159,7 @@ class FakeWsNode:
         headers: list[tuple[bytes, bytes]],
         max_message_bytes: int,
     ) -> Dialed:
-        """A :class:`~lasso.upstream.ws_dial.Connector` reaching this node."""
+        """A :class:`~lasso.upstream.ws.dial.Connector` reaching this node."""
         self.dials += 1
         if self.connect_delay_s:
             await trio.sleep(self.connect_delay_s)

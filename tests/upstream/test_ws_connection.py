@@ -33,10 +33,9 @@ from lasso.pubsub import (
 )
 from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
 from lasso.testing.fakes import FakeNode, Fault
-from lasso.upstream.ws import WsConnection, WsPolicy
-from lasso.upstream.ws_dial import Dialed
-from lasso.upstream.ws_frames import Junk, Push, Reply, StrayError, parse_frame
-from lasso.upstream.ws_state import IllegalTransition, WsState, check_transition
+from lasso.upstream.ws import Dialed, WsConnection, WsPolicy
+from lasso.upstream.ws.frames import Junk, Push, Reply, StrayError, parse_frame
+from lasso.upstream.ws.state import IllegalTransition, WsState, check_transition
 
 URL = "ws://fake.invalid/rpc"
 REFUSED = "connect failed: [Errno 111] Connection refused"

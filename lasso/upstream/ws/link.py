@@ -44,9 +44,9 @@ from lasso.pubsub import (
     WsDisconnected,
     WsError,
 )
-from lasso.upstream.ws_dial import Dialed
-from lasso.upstream.ws_frames import Push, Reply, StrayError, close_code_name, parse_frame
-from lasso.upstream.ws_pending import PendingTable, Waiter
+from lasso.upstream.ws.dial import Dialed
+from lasso.upstream.ws.frames import Push, Reply, StrayError, close_code_name, parse_frame
+from lasso.upstream.ws.pending import PendingTable, Waiter
 
 __all__ = ["Link", "Tally", "decode_str"]
 
