@@ -196,7 +196,7 @@ class Link:
                 log.debug("WebSocket to %s: %s", self.provider_id, frame.reason)
 
     def _unreadable(self, data: bytes, frame: StrayError) -> None:
-        """A null-id -32700/-32600: a request of ours the node could not read (ws_pending)."""
+        """A null-id -32700/-32600: a request of ours the node could not read (see pending.py)."""
         owner, suspects, orphan = self.pending.blame_unreadable()
         if owner is not None:
             self.pending.resolve(owner, data, trio.current_time())
