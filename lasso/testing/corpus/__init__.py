@@ -1,0 +1,28 @@
+"""A differential transparency corpus: the same requests to a node and to Lasso.
+
+``seed`` builds a chain on a lockstep devnet (transfers, a log-emitting and a
+reverting contract); ``requests`` builds a few hundred requests from it in
+the families of the ``ethereum/execution-apis`` test corpus, valid and
+invalid; ``compare`` decides whether a client could tell Lasso's answer from
+the node's and prints the differences. ``contracts`` holds the bytecode.
+Used by ``tests/integration/test_corpus_devnet.py``.
+"""
+
+from lasso.testing.corpus.compare import Answer, Difference, causes, difference, shape, table
+from lasso.testing.corpus.requests import CorpusRequest, build_corpus, request_id
+from lasso.testing.corpus.seed import ChainFacts, Tx, seed_chain
+
+__all__ = [
+    "Answer",
+    "ChainFacts",
+    "CorpusRequest",
+    "Difference",
+    "Tx",
+    "build_corpus",
+    "causes",
+    "difference",
+    "request_id",
+    "seed_chain",
+    "shape",
+    "table",
+]
