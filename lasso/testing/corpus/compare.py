@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from lasso.testing.corpus.requests import CorpusRequest
 
 _CELL = 150
@@ -64,6 +66,8 @@ def _cause(request: CorpusRequest, node: Answer, lasso: Answer) -> str | None:
         return "body bytes"
     if json.dumps(got.get("id")) != json.dumps(want.get("id")):
         return "id changed"
+    if _raw_id(lasso.body) != _raw_id(node.body):
+        return "id spelled differently (same value)"
     if request.volatile is not None:
         return None if shape(want) == shape(got) else "shape (volatile answer)"
     return _answer_cause(want, got)
@@ -89,6 +93,17 @@ def _answer_cause(want: dict[str, Any], got: dict[str, Any]) -> str:
     if want.get("result") != got.get("result"):
         return "result value"
     return "result bytes (same value)"
+
+
+class _Envelope(msgspec.Struct):
+    id: msgspec.Raw = msgspec.Raw(b"")
+
+
+def _raw_id(body: bytes) -> bytes:
+    try:
+        return bytes(msgspec.json.decode(body, type=_Envelope).id)
+    except msgspec.DecodeError:
+        return b""
 
 
 def _decode(body: bytes) -> Any:

@@ -93,6 +93,10 @@ class _Corpus:
         body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
         self.requests.append(CorpusRequest(f"{method}/{name}", method, body, rid, volatile))
 
+    def add_spelled(self, name: str, method: str, rid: str, body: str) -> None:
+        """A request written out by hand, for ids spelled the way some encoders spell them."""
+        self.requests.append(CorpusRequest(f"{method}/{name}", method, body.encode(), rid))
+
 
 def build_corpus(facts: ChainFacts) -> list[CorpusRequest]:
     """Every request of the corpus, in a fixed order with distinct ids."""
@@ -151,6 +155,37 @@ def _unknown_methods(c: _Corpus, f: ChainFacts) -> None:
         "debug_getBadBlocks",
     ):
         c.add("unknown", method, ["0x1"] if method.startswith(("debug_getRaw", "eth_getH")) else [])
+
+
+def _id_spellings(c: _Corpus, f: ChainFacts) -> None:
+    """Ids as common encoders write them; the node answers with its own spelling.
+
+    Python's ``json.dumps`` escapes non-ASCII (``"\\u00e9"``) and puts spaces
+    after separators; PHP's ``json_encode`` escapes ``/`` as ``\\/``. A node
+    decodes the id and writes it back canonically, so a gateway that echoes
+    the id bytes as they came is visible to the client.
+    """
+    n = len(c.requests)
+    c.add_spelled(
+        "python-default-encoder",
+        "eth_blockNumber",
+        f"\u00e9t\u00e9-{n}",
+        f'{{"jsonrpc": "2.0", "id": "\\u00e9t\\u00e9-{n}",'
+        ' "method": "eth_blockNumber", "params": []}',
+    )
+    c.add_spelled(
+        "escaped-solidus",
+        "eth_chainId",
+        f"a/b-{n + 1}",
+        f'{{"jsonrpc":"2.0","id":"a\\/b-{n + 1}","method":"eth_chainId","params":[]}}',
+    )
+    c.add_spelled(
+        "members-reordered-with-spaces",
+        "eth_getBlockByNumber",
+        f"id {n + 2}",
+        f'{{ "params" : [ "0x1" , false ] , "method" : "eth_getBlockByNumber" ,'
+        f' "id" : "id {n + 2}" , "jsonrpc" : "2.0" }}',
+    )
 
 
 def _blocks_by_number(c: _Corpus, f: ChainFacts) -> None:
@@ -526,6 +561,7 @@ def _raw_transactions(c: _Corpus, f: ChainFacts) -> None:
 _FAMILIES = (
     _node_info,
     _unknown_methods,
+    _id_spellings,
     _blocks_by_number,
     _blocks_by_hash,
     _block_counts,
