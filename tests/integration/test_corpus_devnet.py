@@ -14,17 +14,28 @@ compared byte for byte and must be marked volatile in the corpus, with why.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from lasso.config import Settings, parse_settings
+from lasso.core.methods import BLOCKED, WS_ONLY
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
-from lasso.testing.corpus import Answer, Difference, build_corpus, difference, seed_chain, table
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+from lasso.testing.corpus import (
+    Answer,
+    ChainFacts,
+    CorpusRequest,
+    Difference,
+    Tx,
+    build_corpus,
+    difference,
+    seed_chain,
+    table,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -51,6 +62,8 @@ async def exchange(ws: WebSocketConnection, body: bytes) -> Answer:
     return Answer(None, message.encode() if isinstance(message, str) else message)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> None:
     differences: list[Difference] = []
     unstable: list[Difference] = []
@@ -96,3 +109,104 @@ async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> 
         pytest.fail("the corpus is not deterministic across nodes:\n" + table(unstable))
     if differences:
         pytest.fail(f"of {len(corpus)} requests, " + table(differences))
+
+
+# --- the corpus and the comparison, without a devnet ---------------------------
+
+
+def fake_facts() -> ChainFacts:
+    hashes = tuple(f"0x{n:064x}" for n in range(7))
+    kinds = ("transfer", "legacy", "deploy_emitter", "log", "reverted")
+    txs = tuple(
+        Tx(f"0x{0xAA00 + i:064x}", f"0x02f8{i:02x}", 2 + i // 2, hashes[2 + i // 2], i % 2, kind)
+        for i, kind in enumerate(kinds)
+    )
+    return ChainFacts(hashes, txs, "0x" + "e1" * 20, "0x" + "e2" * 20, 3, 4, "0x02f801")
+
+
+def test_the_corpus_is_large_valid_json_rpc_with_distinct_varied_ids() -> None:
+    corpus = build_corpus(fake_facts())
+    assert len(corpus) >= 230
+    envelopes = [json.loads(r.body) for r in corpus]
+    assert all(
+        e["jsonrpc"] == "2.0" and e["method"] == r.method
+        for e, r in zip(envelopes, corpus, strict=True)
+    )
+    ids = [e["id"] for e in envelopes]
+    assert len({json.dumps(i) for i in ids}) == len(ids)
+    numbers = [i for i in ids if isinstance(i, int)]
+    assert 0 in numbers and any(-10 < i < 0 for i in numbers)
+    # Near both int64 limits (anvil refuses ids past them), and past 2**53.
+    assert -(2**63) <= min(numbers) < -(2**62) and 2**62 < max(numbers) < 2**63
+    assert any(2**53 < i < 2**54 for i in numbers) and any(isinstance(i, str) for i in ids)
+    assert "" in ids
+    methods = {r.method for r in corpus}
+    assert not methods & (BLOCKED | WS_ONLY)
+    assert not any(m.startswith(("anvil_", "evm_", "hardhat_")) for m in methods)
+    assert {"eth_getLogs", "eth_call", "eth_simulateV1", "debug_traceTransaction"} <= methods
+    assert [r.name for r in corpus if r.volatile] == ["eth_getBlockByNumber/get-pending"]
+
+
+REQUEST = CorpusRequest("eth_x/case", "eth_x", b'{"id":1}', 1)
+NODE = Answer(200, b'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}')
+
+
+@pytest.mark.parametrize(
+    ("lasso", "cause"),
+    [
+        (NODE, None),
+        (Answer(None, NODE.body), None),
+        (Answer(503, NODE.body), "HTTP status 200 -> 503"),
+        (
+            Answer(200, b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"All"}}'),
+            "error code -32601 -> -32000",
+        ),
+        (
+            Answer(200, b'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"No"}}'),
+            "error message",
+        ),
+        (Answer(200, b'{"jsonrpc":"2.0","id":2,"result":"0x1"}'), "id changed"),
+        (Answer(200, b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'), "node error -> Lasso result"),
+        (Answer(200, NODE.body.replace(b'"id":1', b'"id":1.0')), "id changed"),
+        (Answer(200, b"<html>"), "not JSON"),
+    ],
+)
+def test_a_difference_names_its_cause(lasso: Answer, cause: str | None) -> None:
+    found = difference(REQUEST, "http", NODE, lasso)
+    assert (found and found.cause) == cause
+
+
+def test_the_nodes_websocket_wording_counts_as_the_nodes_answer() -> None:
+    ws_wording = b'{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"untagged"}}'
+    assert (
+        difference(REQUEST, "ws", NODE, Answer(None, ws_wording), Answer(None, ws_wording)) is None
+    )
+    found = difference(REQUEST, "ws", NODE, Answer(None, b"{}"), Answer(None, ws_wording))
+    assert found is not None
+    assert "node/ws: " + ws_wording.decode() in table([found])
+
+
+def test_id_spelling_and_volatile_shapes() -> None:
+    node = Answer(200, '{"jsonrpc":"2.0","id":"é","result":{"t":"0x1"}}'.encode())
+    spelled = Answer(200, b'{"jsonrpc":"2.0","id":"\\u00e9","result":{"t":"0x1"}}')
+    found = difference(REQUEST, "http", node, spelled)
+    assert found is not None and found.cause == "id spelled differently (same value)"
+    volatile = CorpusRequest("eth_x/pending", "eth_x", b"{}", "é", volatile="built at ask time")
+    later = Answer(200, '{"jsonrpc":"2.0","id":"é","result":{"t":"0x2"}}'.encode())
+    assert difference(volatile, "http", node, later) is None
+    reshaped = Answer(200, '{"jsonrpc":"2.0","id":"é","result":{"t":2}}'.encode())
+    assert difference(volatile, "http", node, reshaped) is not None
+
+
+def test_the_table_shows_each_request_and_both_answers() -> None:
+    lasso = Answer(200, b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"All"}}')
+    found = difference(REQUEST, "http", NODE, lasso)
+    assert found is not None
+    text = table([found])
+    assert text.splitlines()[:2] == [
+        "1 answers differ from the node's:",
+        "     1  http  error code -32601 -> -32000",
+    ]
+    assert "[http] eth_x/case  (error code -32601 -> -32000)" in text
+    assert "  node:    " + NODE.body.decode() in text
+    assert "  lasso:   " + lasso.body.decode() in text

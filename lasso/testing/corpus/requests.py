@@ -131,6 +131,8 @@ def _node_info(c: _Corpus, f: ChainFacts) -> None:
         c.add("simple", method, [])
     c.add("no-params-member", "eth_blockNumber")
     c.add("no-params-member", "eth_chainId")
+    c.add("params-null", "eth_blockNumber", None)
+    c.add("params-null", "eth_chainId", None)
     c.add("params-object", "eth_chainId", {})
     c.add("extra-param", "eth_chainId", ["0x1"])
     c.add("extra-param", "eth_blockNumber", ["latest"])
@@ -212,6 +214,7 @@ def _blocks_by_number(c: _Corpus, f: ChainFacts) -> None:
     c.add("extra-param", m, [hex(1), False, "x"])
     c.add("empty-params", m, [])
     c.add("no-params-member", m)
+    c.add("params-null", m, None)
     c.add("params-object", m, {"block": "0x1", "full": False})
 
 
