@@ -15,6 +15,7 @@ compared byte for byte and must be marked volatile in the corpus, with why.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -31,6 +32,8 @@ from lasso.testing.corpus import (
     CorpusRequest,
     Difference,
     Tx,
+    batch_body,
+    batch_differences,
     build_corpus,
     difference,
     seed_chain,
@@ -51,6 +54,9 @@ def devnet_settings(devnet: Devnet) -> Settings:
     )
 
 
+BATCH = 50  # the default [server] max_batch
+
+
 async def post(client: httpx.AsyncClient, url: str, body: bytes) -> Answer:
     response = await client.post(url, content=body, headers=JSON)
     return Answer(response.status_code, response.content)
@@ -62,11 +68,48 @@ async def exchange(ws: WebSocketConnection, body: bytes) -> Answer:
     return Answer(None, message.encode() if isinstance(message, str) else message)
 
 
+@dataclass
+class Replay:
+    """One client talking to a node (HTTP and WS), a second node, and Lasso (HTTP and WS)."""
+
+    client: httpx.AsyncClient
+    node: str
+    twin: str
+    lasso: str
+    node_ws: WebSocketConnection
+    lasso_ws: WebSocketConnection
+    differences: list[Difference] = field(default_factory=list)
+    unstable: list[Difference] = field(default_factory=list)
+
+    async def one(self, request: CorpusRequest) -> None:
+        direct = await post(self.client, self.node, request.body)
+        direct_ws = await exchange(self.node_ws, request.body)
+        if found := difference(
+            request, "twin", direct, await post(self.client, self.twin, request.body)
+        ):
+            self.unstable.append(found)
+        via_http = await post(self.client, self.lasso, request.body)
+        via_ws = await exchange(self.lasso_ws, request.body)
+        for found in (
+            difference(request, "http", direct, via_http, direct_ws),
+            difference(request, "ws", direct, via_ws, direct_ws),
+        ):
+            if found is not None:
+                self.differences.append(found)
+
+    async def batch(self, requests: list[CorpusRequest]) -> None:
+        body = batch_body(requests)
+        direct = await post(self.client, self.node, body)
+        direct_ws = await exchange(self.node_ws, body)
+        via_http = await post(self.client, self.lasso, body)
+        via_ws = await exchange(self.lasso_ws, body)
+        self.differences += batch_differences(requests, "http-batch", direct, via_http, direct_ws)
+        self.differences += batch_differences(requests, "ws-batch", direct, via_ws, direct_ws)
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> None:
-    differences: list[Difference] = []
-    unstable: list[Difference] = []
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         with trio.fail_after(30):
             facts = await seed_chain(devnet)
@@ -83,32 +126,31 @@ async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> 
                     task_status=task_status,
                 )
             )
-            base = binds[0]
-            ws_url = base.replace("http://", "ws://", 1) + "/ws/rpc/devnet"
-            node, twin = devnet.nodes[0].http_url, devnet.nodes[2].http_url
-            async with httpx.AsyncClient(trust_env=False) as client:
+            ws_url = binds[0].replace("http://", "ws://", 1) + "/ws/rpc/devnet"
+            async with (
+                httpx.AsyncClient(trust_env=False) as client,
+                open_websocket_url(devnet.nodes[0].ws_url) as node_ws,
+                open_websocket_url(ws_url) as lasso_ws,
+            ):
+                replay = Replay(
+                    client,
+                    devnet.nodes[0].http_url,
+                    devnet.nodes[2].http_url,
+                    f"{binds[0]}/rpc/devnet",
+                    node_ws,
+                    lasso_ws,
+                )
                 with trio.fail_after(60):
-                    async with (
-                        open_websocket_url(devnet.nodes[0].ws_url) as node_ws,
-                        open_websocket_url(ws_url) as lasso_ws,
-                    ):
-                        for request in corpus:
-                            direct = await post(client, node, request.body)
-                            direct_ws = await exchange(node_ws, request.body)
-                            again = await post(client, twin, request.body)
-                            if found := difference(request, "twin", direct, again):
-                                unstable.append(found)
-                            via_http = await post(client, f"{base}/rpc/devnet", request.body)
-                            if found := difference(request, "http", direct, via_http, direct_ws):
-                                differences.append(found)
-                            via_ws = await exchange(lasso_ws, request.body)
-                            if found := difference(request, "ws", direct, via_ws, direct_ws):
-                                differences.append(found)
+                    for request in corpus:
+                        await replay.one(request)
+                    for start in range(0, len(corpus), BATCH):
+                        await replay.batch(corpus[start : start + BATCH])
             shutdown.set()
-    if unstable:
-        pytest.fail("the corpus is not deterministic across nodes:\n" + table(unstable))
-    if differences:
-        pytest.fail(f"of {len(corpus)} requests, " + table(differences))
+    if replay.unstable:
+        pytest.fail("the corpus is not deterministic across nodes:\n" + table(replay.unstable))
+    if replay.differences:
+        asked = f"{len(corpus)} requests, each over http and ws, alone and in batches of {BATCH}"
+        pytest.fail(f"of {asked}: " + table(replay.differences))
 
 
 # --- the corpus and the comparison, without a devnet ---------------------------
@@ -210,3 +252,26 @@ def test_the_table_shows_each_request_and_both_answers() -> None:
     assert "[http] eth_x/case  (error code -32601 -> -32000)" in text
     assert "  node:    " + NODE.body.decode() in text
     assert "  lasso:   " + lasso.body.decode() in text
+
+
+def test_a_batch_is_compared_item_by_item_then_framed_as_the_nodes() -> None:
+    first = CorpusRequest("eth_a/1", "eth_a", b'{"id":1}', 1)
+    second = CorpusRequest("eth_b/2", "eth_b", b'{"id":2}', 2)
+    ok = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
+    node = Answer(200, b"[" + ok + b"," + NODE.body.replace(b'"id":1', b'"id":2') + b"]")
+    assert batch_differences([first, second], "http-batch", node, node) == []
+    rewritten = b'{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"All"}}'
+    found = batch_differences(
+        [first, second], "http-batch", node, Answer(200, b"[" + ok + b"," + rewritten + b"]")
+    )
+    assert [(d.request.name, d.cause) for d in found] == [
+        ("eth_b/2", "error code -32601 -> -32000")
+    ]
+    spaced = Answer(200, node.body.replace(b",{", b", {"))
+    assert [d.cause for d in batch_differences([first, second], "ws-batch", node, spaced)] == [
+        "batch framing"
+    ]
+    short = Answer(200, b"[" + ok + b"]")
+    assert [d.cause for d in batch_differences([first, second], "ws-batch", node, short)] == [
+        "batch not answered item for item"
+    ]

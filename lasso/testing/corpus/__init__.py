@@ -8,7 +8,16 @@ the node's and prints the differences. ``contracts`` holds the bytecode.
 Used by ``tests/integration/test_corpus_devnet.py``.
 """
 
-from lasso.testing.corpus.compare import Answer, Difference, causes, difference, shape, table
+from lasso.testing.corpus.compare import (
+    Answer,
+    Difference,
+    batch_body,
+    batch_differences,
+    causes,
+    difference,
+    shape,
+    table,
+)
 from lasso.testing.corpus.requests import CorpusRequest, build_corpus, request_id
 from lasso.testing.corpus.seed import ChainFacts, Tx, seed_chain
 
@@ -18,6 +27,8 @@ __all__ = [
     "CorpusRequest",
     "Difference",
     "Tx",
+    "batch_body",
+    "batch_differences",
     "build_corpus",
     "causes",
     "difference",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,52 @@ def difference(
         as_ws = Answer(node.status, node_ws.body)
         cause = None if _cause(request, as_ws, lasso) is None else cause
     return None if cause is None else Difference(request, via, node, lasso, cause, node_ws)
+
+
+def batch_differences(
+    requests: Sequence[CorpusRequest],
+    via: str,
+    node: Answer,
+    lasso: Answer,
+    node_ws: Answer | None = None,
+) -> list[Difference]:
+    """Compare the answers to one batch of ``requests``, item by item, then the framing.
+
+    Items are matched by position (the node answers in request order); if
+    every item passes, Lasso's array must still be framed as the node's is.
+    """
+    batch = CorpusRequest(
+        f"(batch of {len(requests)}: {requests[0].name} ...)", "(batch)", batch_body(requests), None
+    )
+    node_items, lasso_items = _items(node.body), _items(lasso.body)
+    ws_items = _items(node_ws.body) if node_ws is not None else None
+    if node_items is None or lasso_items is None or len(lasso_items) != len(node_items):
+        return [Difference(batch, via, node, lasso, "batch not answered item for item", node_ws)]
+    if lasso.status is not None and lasso.status != node.status:
+        return [Difference(batch, via, node, lasso, f"HTTP status {node.status} -> {lasso.status}")]
+    found: list[Difference] = []
+    for i, (request, want, got) in enumerate(zip(requests, node_items, lasso_items, strict=True)):
+        alternative = Answer(None, ws_items[i]) if ws_items and len(ws_items) > i else None
+        if item := difference(request, via, Answer(None, want), Answer(None, got), alternative):
+            found.append(item)
+    if not found and lasso.body != b"[" + b",".join(lasso_items) + b"]":
+        found.append(Difference(batch, via, node, lasso, "batch framing", node_ws))
+    return found
+
+
+_decode_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _items(body: bytes) -> list[bytes] | None:
+    try:
+        return [bytes(item) for item in _decode_items(body)]
+    except msgspec.DecodeError:
+        return None
+
+
+def batch_body(requests: Sequence[CorpusRequest]) -> bytes:
+    """The requests as one JSON-RPC batch."""
+    return b"[" + b",".join(r.body for r in requests) + b"]"
 
 
 def _cause(request: CorpusRequest, node: Answer, lasso: Answer) -> str | None:
