@@ -4,8 +4,11 @@ A client must not be able to tell Lasso from a healthy node. Every request of
 :mod:`lasso.testing.corpus` (a few hundred, valid and invalid, in the families
 of the execution-apis test corpus) goes to one node directly, then through
 Lasso over HTTP and over its client WebSocket, on a 3-node lockstep devnet
-behind the real front end. Each answer must be the node's bytes: the id,
-the result, the error code, message and data, and over HTTP the status.
+behind the real front end, one at a time and in batches. Each answer must be
+the node's bytes: the id, the result, the error code, message and data, and
+over HTTP the status. Lasso may forward over the node's HTTP or WebSocket,
+and anvil words unparseable requests differently on the two, so the node's
+answer over its own WebSocket counts as the node's answer too.
 
 A second node answers too, as a check of the corpus itself: lockstep nodes
 hold the same chain, so a request two nodes answer differently cannot be
