@@ -8,6 +8,7 @@ the node's and prints the differences. ``contracts`` holds the bytecode.
 Used by ``tests/integration/test_corpus_devnet.py``.
 """
 
+from lasso.testing.corpus.build import build_corpus
 from lasso.testing.corpus.compare import (
     Answer,
     Difference,
@@ -18,7 +19,7 @@ from lasso.testing.corpus.compare import (
     shape,
     table,
 )
-from lasso.testing.corpus.requests import CorpusRequest, build_corpus, request_id
+from lasso.testing.corpus.requests import CorpusRequest, request_id
 from lasso.testing.corpus.seed import ChainFacts, Tx, seed_chain
 
 __all__ = [
