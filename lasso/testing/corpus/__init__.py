@@ -1,10 +1,11 @@
 """A differential transparency corpus: the same requests to a node and to Lasso.
 
 ``seed`` builds a chain on a lockstep devnet (transfers, a log-emitting and a
-reverting contract); ``requests`` builds a few hundred requests from it in
-the families of the ``ethereum/execution-apis`` test corpus, valid and
-invalid; ``compare`` decides whether a client could tell Lasso's answer from
-the node's and prints the differences. ``contracts`` holds the bytecode.
+reverting contract from ``contracts``); ``build`` makes a few hundred requests
+from it in the families of the ``ethereum/execution-apis`` test corpus, valid
+and invalid (``blocks`` and ``execution`` hold the families, ``requests`` the
+request type and its ids); ``compare`` decides whether a client could tell
+Lasso's answer from the node's and prints the differences as a table.
 Used by ``tests/integration/test_corpus_devnet.py``.
 """
 
