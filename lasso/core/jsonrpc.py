@@ -18,7 +18,6 @@ from lasso.core.nesting import nesting_exceeds
 from lasso.errors import InvalidRequest, LassoError, ParseError
 
 _EMPTY = msgspec.Raw(b"")
-_NO_PARAMS = b"[]"
 
 
 class _Envelope(msgspec.Struct):
@@ -118,7 +117,7 @@ def _parse_item(raw: bytes, max_depth: int) -> Item:
         error = ParseError("Parse error: invalid JSON")
         error.__cause__ = exc
         return BadItem(b"null", error)
-    rid = bytes(envelope.id)
+    rid = _as_node_writes_it(bytes(envelope.id))
     try:
         call = _validate(envelope, rid)
     except InvalidRequest as exc:
@@ -135,12 +134,27 @@ def _validate(envelope: _Envelope, rid: bytes) -> Call:
         raise InvalidRequest("Invalid Request: method must be a string")
     if rid and rid[0] not in ID_STARTS:
         raise InvalidRequest("Invalid Request: id must be a string, number or null")
+    # Absent (b"") and null params are forwarded as the client wrote them: a node words
+    # its answer to a missing argument differently for each, and Lasso must not change it.
     params = bytes(envelope.params)
-    if not params or params == b"null":  # null as no params, as geth and anvil take it
-        params = _NO_PARAMS
-    elif params[0] not in b"[{":
+    if params and params != b"null" and params[0] not in b"[{":
         raise InvalidRequest("Invalid Request: params must be an array or an object")
     return Call(method=envelope.method, params=params, id=rid or None)
+
+
+def _as_node_writes_it(rid: bytes) -> bytes:
+    """The id as a node echoes it: a string id with escapes comes back decoded.
+
+    A node decodes the id and encodes it again (``"\\u00e9t\\u00e9"`` comes back as
+    ``"été"``, ``"a\\/b"`` as ``"a/b"``); any other id is already in the form it
+    would write, and is passed through as the client's bytes.
+    """
+    if b"\\" not in rid:
+        return rid
+    try:
+        return _encode(msgspec.json.decode(rid))
+    except msgspec.DecodeError:
+        return rid
 
 
 def _too_deep(max_depth: int) -> InvalidRequest:
@@ -151,7 +165,13 @@ def _too_deep(max_depth: int) -> InvalidRequest:
 
 
 def encode_upstream(method: str, params: bytes, upstream_id: int) -> bytes:
-    """The request as sent upstream, with our private correlation id."""
+    """The request as sent upstream, with our private correlation id.
+
+    ``params`` is the client's bytes; empty means the client sent no ``params``
+    member, and then neither does Lasso.
+    """
+    if not params:
+        return b'{"jsonrpc":"2.0","id":%d,"method":%b}' % (upstream_id, _encode(method))
     return b'{"jsonrpc":"2.0","id":%d,"method":%b,"params":%b}' % (
         upstream_id,
         _encode(method),

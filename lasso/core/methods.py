@@ -151,9 +151,14 @@ REPLAYABLE = (frozenset(DEADLINES_MS) - _NOT_REPLAYABLE) | {
 }
 
 
+#: Params that pass no argument (absent, null or an empty array). ``{}`` is not one:
+#: a node answers it with -32602, and so must Lasso.
+_NO_ARGUMENTS = frozenset({b"", b"null", b"[]"})
+
+
 def disposition(method: str, params: bytes, allowed: Allowlist = NOTHING_ALLOWED) -> Disposition:
     """How the gateway handles ``method`` before any routing happens."""
-    if method == "eth_chainId" and params in (b"[]", b"{}"):
+    if method == "eth_chainId" and params in _NO_ARGUMENTS:
         return Disposition.LOCAL_CHAIN_ID
     if method in BLOCKED:
         return Disposition.BLOCKED

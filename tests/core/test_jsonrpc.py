@@ -15,11 +15,11 @@ PARSE_CASES = [
         b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}',
         Call("eth_blockNumber", b"[]", b"1"),
     ),
-    (b'{"jsonrpc":"2.0","id":"abc","method":"m"}', Call("m", b"[]", b'"abc"')),
+    (b'{"jsonrpc":"2.0","id":"abc","method":"m"}', Call("m", b"", b'"abc"')),
     (b'{"jsonrpc":"2.0","id":null,"method":"m","params":{"a":1}}', Call("m", b'{"a":1}', b"null")),
     (b'{"jsonrpc":"2.0","method":"m","params":[1]}', Call("m", b"[1]", None)),
-    (b'  {"method":"m","jsonrpc":"2.0","id":-7,"extra":true}', Call("m", b"[]", b"-7")),
-    (b'{"jsonrpc":"2.0","id":1.5e3,"method":"m"}', Call("m", b"[]", b"1.5e3")),
+    (b'  {"method":"m","jsonrpc":"2.0","id":-7,"extra":true}', Call("m", b"", b"-7")),
+    (b'{"jsonrpc":"2.0","id":1.5e3,"method":"m"}', Call("m", b"", b"1.5e3")),
 ]
 
 
@@ -64,10 +64,10 @@ def test_batch_keeps_order_and_answers_bad_items_in_place() -> None:
     )
     items = jsonrpc.parse_body(body, max_batch=50)
     assert isinstance(items, list)
-    assert items[0] == Call("a", b"[]", b"1")
+    assert items[0] == Call("a", b"", b"1")
     assert isinstance(items[1], BadItem) and items[1].id == b"2"
     assert isinstance(items[2], BadItem) and items[2].id == b"null"
-    assert items[3] == Call("notify", b"[]", None)
+    assert items[3] == Call("notify", b"", None)
 
 
 def test_batch_limit() -> None:
@@ -181,9 +181,36 @@ def test_an_unreadable_id_is_null(body: bytes) -> None:
     assert info.value.reply_id is None
 
 
-def test_null_params_are_no_params_as_nodes_take_them() -> None:
+def test_absent_and_null_params_are_forwarded_as_written() -> None:
+    """A node words a missing argument differently for absent and null params: keep both."""
     body = b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":null}'
-    assert jsonrpc.parse_body(body, max_batch=50) == Call("eth_blockNumber", b"[]", b"7")
+    assert jsonrpc.parse_body(body, max_batch=50) == Call("eth_blockNumber", b"null", b"7")
+    assert jsonrpc.encode_upstream("eth_blockNumber", b"null", 3) == (
+        b'{"jsonrpc":"2.0","id":3,"method":"eth_blockNumber","params":null}'
+    )
+    body = b'{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber"}'
+    assert jsonrpc.parse_body(body, max_batch=50) == Call("eth_blockNumber", b"", b"7")
+    assert jsonrpc.encode_upstream("eth_blockNumber", b"", 3) == (
+        b'{"jsonrpc":"2.0","id":3,"method":"eth_blockNumber"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "echoed"),
+    [
+        (rb'"\u00e9t\u00e9"', '"été"'.encode()),
+        (rb'"a\/b"', b'"a/b"'),
+        (rb'"q\"uote"', rb'"q\"uote"'),
+        (rb'"\u001f"', rb'"\u001f"'),
+        (b'"plain"', b'"plain"'),
+        (b"1.5e3", b"1.5e3"),
+    ],
+)
+def test_a_string_id_comes_back_as_a_node_writes_it(written: bytes, echoed: bytes) -> None:
+    body = b'{"jsonrpc":"2.0","id":%b,"method":"m","params":[]}' % written
+    call = jsonrpc.parse_body(body, max_batch=50)
+    assert isinstance(call, Call)
+    assert call.id == echoed
 
 
 def nested_call(depth: int, rid: bytes = b"7") -> bytes:

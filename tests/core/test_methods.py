@@ -16,7 +16,10 @@ from lasso.core.methods import (
     ("method", "params", "expected"),
     [
         ("eth_chainId", b"[]", Disposition.LOCAL_CHAIN_ID),
+        ("eth_chainId", b"", Disposition.LOCAL_CHAIN_ID),
+        ("eth_chainId", b"null", Disposition.LOCAL_CHAIN_ID),
         ("eth_chainId", b'["x"]', Disposition.FORWARD),
+        ("eth_chainId", b"{}", Disposition.FORWARD),  # a node answers -32602: so must Lasso
         ("eth_sendTransaction", b"[]", Disposition.BLOCKED),
         ("eth_sign", b"[]", Disposition.BLOCKED),
         ("personal_sign", b"[]", Disposition.BLOCKED),
