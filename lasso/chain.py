@@ -1,8 +1,11 @@
 """A chain at run time: its providers, their shared latency book, its router.
 
-``views(method, transport)`` is the snapshot the pure router decides on;
-``plan(...)`` asks the router for an ordered plan. Both are synchronous and
-cheap: they run once per request.
+``views(method, now, providers, with_latency=...)`` is the snapshot the pure
+router decides on: one :class:`~lasso.core.router.ChannelView` per provider and
+transport, with latency looked up only for strategies that read it.
+``plan(method, now, strategy=..., provider=..., transport=...)`` asks the router
+for an ordered plan on that snapshot; a requested transport's channels go first.
+Both are synchronous and cheap: they run once per request.
 """
 
 from __future__ import annotations

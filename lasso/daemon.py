@@ -36,7 +36,7 @@ from lasso.gateway import Gateway
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.supervisor import Service, Supervisor
-from lasso.upstream.ws_dial import Connector
+from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 

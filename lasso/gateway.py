@@ -1,9 +1,13 @@
 """The gateway: from a request path and body to the bytes of the answer.
 
-Transport-agnostic. The HTTP fast path (``lasso.web.asgi``) and, later, the
-WebSocket endpoint both call :meth:`Gateway.resolve` once per request and
-:meth:`Gateway.answer_body` per body. Every failure becomes a JSON-RPC error
-here; nothing else escapes to the front end.
+Transport-agnostic. Both client endpoints call :meth:`Gateway.resolve` once per
+route: the HTTP fast path (``lasso.web.asgi``) per request, the WebSocket endpoint
+(``lasso.web.ws``) once at the handshake. Then HTTP calls :meth:`Gateway.answer_body`
+per body, and the WebSocket endpoint :meth:`Gateway.parse` and
+:meth:`Gateway.answer_parsed` per frame, passing the connection's :class:`Session`,
+which answers ``eth_subscribe`` and ``eth_unsubscribe``. ``resolve`` and ``parse``
+raise a :class:`~lasso.errors.LassoError` for the front end to answer; past them,
+every failure becomes a JSON-RPC error here and nothing else escapes to the front end.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Protocol
 import msgspec
 import trio
 
+from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import DEFAULT_PROFILE, ProviderConfig, Settings, WebSocketConfig
 from lasso.core import jsonrpc
@@ -26,11 +31,9 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
-from lasso.meta import CallMeta
 from lasso.pubsub import EventBus
 from lasso.upstream.provider import request_headers
-from lasso.upstream.ws import WsConnection, WsPolicy
-from lasso.upstream.ws_dial import Connector
+from lasso.upstream.ws import Connector, WsConnection, WsPolicy
 
 log = logging.getLogger("lasso.gateway")
 

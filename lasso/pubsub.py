@@ -9,8 +9,9 @@ subscriber's buffer is full (``max_buffer`` events waiting), the event is not
 delivered to it and its ``dropped`` count goes up. The next event it *does*
 receive is preceded by an :class:`Overflow` marker carrying how many events it
 missed since its last delivery. A consumer that must be gap-free (the
-subscription pool) treats ``Overflow`` as "resynchronise now"; one that only
-wants the latest state can ignore it. The marker never costs an event: each
+subscription hub, :mod:`lasso.subscriptions.hub`) treats ``Overflow`` as
+"resynchronise now": every stream of that chain catches up from its tip. One that
+only wants the latest state can ignore it. The marker never costs an event: each
 channel has one slot beyond ``max_buffer`` reserved for it.
 
 Topics used by Lasso (build names with :func:`conn_topic` / :func:`subs_topic`):

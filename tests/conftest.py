@@ -12,9 +12,9 @@ from hypothesis import settings as hypothesis_settings
 from lasso.config import ProviderConfig, Settings, parse_settings
 from lasso.daemon import open_gateway
 from lasso.gateway import Gateway
-from lasso.testing.fakes import FakeHttpTransport, FakeNode
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from tests.support.fakes import FakeHttpTransport, FakeNode
 
 # Tests are deterministic: the default Hypothesis profile derandomizes (the same examples on
 # every run, no example database), so `make test` and CI cannot fail by luck. Hunting for new

@@ -1,8 +1,11 @@
-"""The pure core never does I/O: no module under lasso/core imports an I/O library,
-reads the clock, or reaches into the shell, and none of it is async.
+"""The rings: the pure core never does I/O (no module under lasso/core imports an I/O
+library, reads the clock, or reaches into the shell, and none of it is async); the
+shell never imports the web front end, which only the composition root wires in;
+and nothing Lasso ships imports a test tool.
 
-``check_tree`` is the checker; it runs on the real ``lasso/core`` and, to prove it
-can fail, on planted violations (source strings and a synthetic module tree).
+``check_tree`` is the core's checker; it runs on the real ``lasso/core`` and, to
+prove it can fail, on planted violations (source strings and a synthetic module
+tree). The ring checks below run on the real package and on planted imports too.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ROOT / "lasso" / "core"
+PACKAGE = ROOT / "lasso"
+CORE = PACKAGE / "core"
 
 #: Top-level modules a core module may never import (nor anything under them).
 FORBIDDEN_ROOTS = frozenset(
@@ -230,3 +234,66 @@ def test_a_planted_module_tree_fails_the_same_check(tmp_path: Path) -> None:
         "lasso.core.subs": ["imports lasso.dispatch"],
         "lasso.core.subs.sneaky": ["imports lasso.upstream", "imports lasso.upstream.ws"],
     }
+
+
+# -- the outer rings --------------------------------------------------------------------
+
+#: The web front end, and the composition root that wires it to the shell.
+WEB_ALLOWED = ("lasso.web", "lasso.daemon", "lasso.cli", "lasso.__main__")
+#: Test tools: the installed package (``pip install .``) must import without them.
+TEST_TOOLS = frozenset({"pytest", "_pytest", "pytest_trio", "hypothesis", "tests"})
+
+
+def module_name(path: Path) -> str:
+    parts = path.resolve().relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def ring_violations(module: str, imports: set[str]) -> list[str]:
+    """What a module outside the core imports across a ring it may not cross."""
+    found = []
+    if not any(_under(module, allowed) for allowed in WEB_ALLOWED):
+        found += [f"imports {n}" for n in sorted(imports) if _under(n, "lasso.web")]
+    found += [f"imports {n}" for n in sorted(imports) if n.split(".")[0] in TEST_TOOLS]
+    return found
+
+
+def test_the_rings_hold_across_the_package() -> None:
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 50
+    problems = {}
+    for path in modules:
+        found = ring_violations(module_name(path), imported_modules(path))
+        if found:
+            problems[module_name(path)] = found
+    assert problems == {}
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "bad"),
+    [
+        ("lasso.gateway", "from lasso.web.meta import encode_header", "lasso.web.meta"),
+        ("lasso.subscriptions.hub", "from lasso.web import metrics", "lasso.web.metrics"),
+        ("lasso.upstream.ws.connection", "import lasso.web.health", "lasso.web.health"),
+        ("lasso.chaos.faultproxy", "import pytest", "pytest"),
+        ("lasso.devnet.network", "from hypothesis import given", "hypothesis"),
+        ("lasso.web.app", "from tests.support.fakes import FakeNode", "tests.support.fakes"),
+    ],
+)
+def test_a_planted_ring_crossing_is_caught(module: str, source: str, bad: str) -> None:
+    imports = module_imports(source, module)
+    assert f"imports {bad}" in ring_violations(module, imports)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("lasso.daemon", "from lasso.web.app import create_app"),
+        ("lasso.web.app", "from lasso.web.health import health"),
+        ("lasso.web.meta", "from lasso.core.jsonrpc import encode_json"),
+        ("lasso.gateway", "from lasso.callmeta import CallMeta"),
+        ("lasso.chaos.faultproxy", "import trio.testing"),
+    ],
+)
+def test_what_the_rings_allow_passes(module: str, source: str) -> None:
+    assert ring_violations(module, module_imports(source, module)) == []

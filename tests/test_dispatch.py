@@ -7,7 +7,9 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime
+from lasso.chaos.faults import Fault
 from lasso.core.breaker import CircuitState
 from lasso.core.classify import Reason
 from lasso.core.jsonrpc import Call
@@ -21,8 +23,6 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.gateway import Gateway
-from lasso.meta import CallMeta
-from lasso.testing.fakes import Fault
 from tests.conftest import FakeFleet
 
 BLOCK_NUMBER = Call("eth_blockNumber", b"[]", b"1")

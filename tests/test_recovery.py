@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from lasso.chain import ChainRuntime
+from lasso.chaos.faults import Fault
 from lasso.config import Settings
 from lasso.core.breaker import CircuitState
 from lasso.core.jsonrpc import Call
@@ -20,8 +21,7 @@ from lasso.daemon import open_gateway
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import LassoError, NoProviderAvailable
 from lasso.gateway import Gateway
-from lasso.health import health
-from lasso.testing.fakes import Fault
+from lasso.web.health import health
 from tests.conftest import FakeFleet
 
 BLOCK_NUMBER = Call("eth_blockNumber", b"[]", b"1")

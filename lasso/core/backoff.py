@@ -1,10 +1,18 @@
-"""Restart pacing for provider supervisors: jittered capped backoff and a restart budget.
+"""Restart pacing: jittered capped backoff, and a restart budget that quarantines.
 
-A supervisor that loses its upstream connection sleeps ``Backoff.delay(attempt, rng)``
-before the next try, with ``attempt`` counting consecutive failures from 0. If it has
-restarted more than ``max_restarts`` times within ``window_s`` (Erlang's restart
-intensity), ``RestartTracker`` says so, and the provider is quarantined from routing
-instead of flapping.
+``Backoff.delay(attempt, rng)`` is how long to wait before the next try, ``attempt``
+counting consecutive failures from 0. A provider supervisor sleeps it before restarting
+a crashed service, and the upstream WebSocket connection sleeps it between reconnects
+(from 0 again after a link that became stable).
+
+``RestartTracker`` is a supervisor's restart budget (Erlang's restart intensity): once
+more than ``max_restarts`` restarts lie within ``window_s``, routing quarantines that
+channel of the provider (its HTTP or its WebSocket) until they age out of the window,
+instead of letting it flap. A WebSocket connection never crashes its service, it
+reconnects by itself, so each link it loses before it became stable (a flap) is recorded
+as a restart of its supervisor: a WebSocket that keeps flapping is quarantined like a
+service that keeps crashing. A failed dial is not a flap. See ``docs/routing.md``,
+"Supervision and quarantine".
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class Reason(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     RESOURCE_NOT_FOUND = "resource_not_found"
     UNCLASSIFIED_SERVER_ERROR = "unclassified_server_error"
-    #: A null-id "could not read the request" that may be another request's (ws_pending).
+    #: A null-id "could not read the request" that may be another request's (upstream.ws.pending).
     UNATTRIBUTED = "unattributed"
     # RATE_LIMIT
     RATE_LIMIT = "rate_limit"

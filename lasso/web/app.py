@@ -19,9 +19,9 @@ from lasso.core.jsonrpc import encode_json, error_body
 from lasso.core.routes import RouteSpec
 from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
-from lasso.health import chain_list, chain_metrics, health
-from lasso.metrics import render
 from lasso.subscriptions.hub import SubscriptionHub
+from lasso.web.health import chain_list, chain_metrics, health
+from lasso.web.metrics import render
 
 log = logging.getLogger("lasso.web")
 

@@ -26,7 +26,7 @@ from lasso.errors import (
     LassoError,
 )
 from lasso.gateway import Answer, Gateway, Target
-from lasso.meta import META_MODES, encode_header, new_request_id
+from lasso.web.meta import META_MODES, encode_header, new_request_id
 from lasso.web.params import query_value, resolve_scope
 from lasso.web.ws import SessionFactory, serve_websocket
 

@@ -27,6 +27,8 @@ import msgspec
 import pytest
 import trio
 
+from lasso.chaos.faultproxy import open_fault_proxy
+from lasso.chaos.faults import Fault
 from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.devnet import DEV_ACCOUNTS, open_devnet
 from lasso.errors import (
@@ -36,10 +38,9 @@ from lasso.errors import (
     UpstreamRateLimited,
     UpstreamRpcError,
 )
-from lasso.testing.fakes import FakeHttpTransport, FakeNode, Fault
-from lasso.testing.faultproxy import open_fault_proxy
 from lasso.upstream.http import HttpResponse, HttpStatistics, HttpTransport, PostTransport
 from lasso.upstream.provider import Provider
+from tests.support.fakes import FakeHttpTransport, FakeNode
 
 HANG_GUARD_S = 10.0
 QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")

@@ -3,7 +3,7 @@
 The same checks run through :class:`~lasso.upstream.ws.WsConnection` against
 
     anvil   a real anvil node (a one-node devnet), over its ws:// endpoint
-    fake    :class:`~lasso.testing.fake_ws.FakeWsNode` over memory streams
+    fake    :class:`~tests.support.fake_ws.FakeWsNode` over memory streams
 
 A fake that fails a check the real node passes is a bug in the fake: tests
 written on the fake would then assert behaviour no provider has.
@@ -34,9 +34,8 @@ import trio
 from lasso.devnet import DEV_ACCOUNTS, open_devnet
 from lasso.errors import UpstreamRpcError
 from lasso.pubsub import EventBus, Notification, SubscriptionConfirmed, subs_topic
-from lasso.testing.fake_ws import open_fake_ws_node
-from lasso.upstream.ws import WsConnection, WsPolicy
-from lasso.upstream.ws_dial import Connector
+from lasso.upstream.ws import Connector, WsConnection, WsPolicy
+from tests.support.fake_ws import open_fake_ws_node
 
 HANG_GUARD_S = 10.0
 QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")
@@ -138,7 +137,7 @@ async def check_unknown_method(target: Target) -> None:
 
 async def check_an_unreadable_request_alone_in_flight_gets_its_answer(target: Target) -> None:
     # anvil answers params it cannot read (over 128 levels) with -32600 and a null id;
-    # with one request in flight that answer is its own (lasso.upstream.ws_pending).
+    # with one request in flight that answer is its own (lasso.upstream.ws.pending).
     with pytest.raises(UpstreamRpcError) as caught:
         await target.conn.request("eth_blockNumber", b"[" * 200 + b"]" * 200)
     assert caught.value.raw_error == b'{"code":-32600,"message":"Invalid request"}'

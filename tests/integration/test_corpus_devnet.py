@@ -1,7 +1,7 @@
 """Differential transparency: the corpus through Lasso answers exactly as a node does.
 
 A client must not be able to tell Lasso from a healthy node. Every request of
-:mod:`lasso.testing.corpus` (a few hundred, valid and invalid, in the families
+:mod:`lasso.corpus` (a few hundred, valid and invalid, in the families
 of the execution-apis test corpus) goes to one node directly, then through
 Lasso over HTTP and over its client WebSocket, on a 3-node lockstep devnet
 behind the real front end, one at a time and in batches. Each answer must be
@@ -27,9 +27,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from lasso.config import Settings, parse_settings
 from lasso.core.methods import BLOCKED, WS_ONLY
-from lasso.daemon import serve
-from lasso.devnet import Devnet, open_devnet
-from lasso.testing.corpus import (
+from lasso.corpus import (
     Answer,
     ChainFacts,
     CorpusRequest,
@@ -42,6 +40,8 @@ from lasso.testing.corpus import (
     seed_chain,
     table,
 )
+from lasso.daemon import serve
+from lasso.devnet import Devnet, open_devnet
 
 JSON = {"content-type": "application/json"}
 

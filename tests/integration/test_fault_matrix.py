@@ -27,11 +27,11 @@ import msgspec
 import pytest
 import trio
 
+from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
+from lasso.chaos.faults import Fault
 from lasso.config import parse_settings
 from lasso.daemon import serve
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
-from lasso.testing.fakes import Fault
-from lasso.testing.faultproxy import FaultProxy, open_fault_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

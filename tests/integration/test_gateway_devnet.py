@@ -167,9 +167,9 @@ async def test_a_dead_provider_is_hidden(stack: tuple[Devnet, str]) -> None:
 
 async def test_unary_calls_route_over_websocket_when_asked() -> None:
     from lasso.daemon import open_gateway
-    from lasso.testing.asgi import asgi_request
     from lasso.web.app import create_app
     from lasso.web.asgi import LassoASGI
+    from tests.support.asgi import asgi_request
 
     async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
         await devnet.mine()

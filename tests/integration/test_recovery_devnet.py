@@ -17,10 +17,10 @@ import httpx
 import pytest
 import trio
 
+from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import parse_settings
 from lasso.daemon import serve
 from lasso.devnet import open_devnet
-from lasso.testing.tcpcut import TcpRelay, open_tcp_relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,10 +15,10 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
+from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import Settings, parse_settings
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
-from lasso.testing.tcpcut import TcpRelay, open_tcp_relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

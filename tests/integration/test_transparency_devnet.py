@@ -20,10 +20,10 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
+from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
 from lasso.config import parse_settings
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
-from lasso.testing.faultproxy import FaultProxy, open_fault_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

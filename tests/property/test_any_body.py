@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from lasso.config import parse_settings
 from lasso.daemon import open_gateway
-from lasso.testing.asgi import asgi_request
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import SETTINGS, FakeFleet
+from tests.support.asgi import asgi_request
 
 json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)

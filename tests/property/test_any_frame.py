@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 
 from lasso.config import parse_settings
 from lasso.daemon import open_gateway
-from lasso.testing.asgi import open_asgi_websocket
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import SETTINGS, FakeFleet
 from tests.property.test_any_body import bodies
+from tests.support.asgi import open_asgi_websocket
 
 PROBE = json.dumps({"jsonrpc": "2.0", "id": "probe", "method": "eth_chainId", "params": []})
 

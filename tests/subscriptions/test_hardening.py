@@ -15,9 +15,9 @@ import pytest
 import trio
 import trio.testing
 
-from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
-from lasso.testing.fake_ws import FakeWsNode
 from tests.subscriptions.test_hub import Stack, mine_heads, next_head, stack, subscribe
+from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
+from tests.support.fake_ws import FakeWsNode
 
 __all__ = ["stack"]  # the fixture, imported for pytest
 

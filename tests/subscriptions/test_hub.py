@@ -14,19 +14,20 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.chaos.faults import Fault
 from lasso.config import ProviderConfig, parse_settings
 from lasso.daemon import open_gateway
 from lasso.errors import UpstreamNetworkError
-from lasso.metrics import render
 from lasso.subscriptions.hub import SubscriptionHub, open_subscription_hub
 from lasso.subscriptions.session import ClientSession
-from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
-from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
-from lasso.testing.fakes import FakeHttpTransport, FakeNode, Fault
 from lasso.upstream.http import HttpResponse
-from lasso.upstream.ws_dial import Dialed
+from lasso.upstream.ws import Dialed
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.metrics import render
+from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fakes import FakeHttpTransport, FakeNode
 
 SETTINGS = """
 [server]

@@ -9,11 +9,12 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.chaos.faults import Fault
 from lasso.core.subs import Delivery
 from lasso.subscriptions.fanout import Subscriber
-from lasso.testing.asgi import open_asgi_websocket
-from lasso.testing.fakes import FakeNode, Fault
 from tests.subscriptions.test_hub import Stack, next_head, stack, subscribe
+from tests.support.asgi import open_asgi_websocket
+from tests.support.fakes import FakeNode
 
 __all__ = ["stack"]  # the fixture, imported for pytest
 

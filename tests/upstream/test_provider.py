@@ -8,8 +8,8 @@ import pytest
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.errors import LocalCapacity, UpstreamNetworkError
-from lasso.testing.fakes import FakeHttpTransport, FakeNode
 from lasso.upstream.provider import WS, Provider
+from tests.support.fakes import FakeHttpTransport, FakeNode
 
 
 class FullWebSocket:

@@ -1,6 +1,6 @@
 """Userinfo in a provider URL is sent as HTTP Basic auth and shown nowhere.
 
-A real loopback node (``lasso.testing.auth_node``) checks the ``Authorization``
+A real loopback node (``tests.support.auth_node``) checks the ``Authorization``
 header of every HTTP request and WebSocket handshake; Lasso's real front end
 (hypercorn on a loopback socket) sits in front of it.
 """
@@ -19,7 +19,7 @@ import trio
 from lasso.config import parse_settings
 from lasso.config.secrets import basic_auth, with_url_credentials
 from lasso.daemon import serve
-from lasso.testing.auth_node import AuthNode, open_auth_node
+from tests.support.auth_node import AuthNode, open_auth_node
 
 USER, PASSWORD = "us@er", "p:s s"
 USERINFO = "us%40er:p%3As%20s"

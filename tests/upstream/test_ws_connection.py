@@ -19,6 +19,7 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.chaos.faults import Fault
 from lasso.errors import LocalCapacity, UpstreamNetworkError, UpstreamRpcError
 from lasso.pubsub import (
     EventBus,
@@ -31,12 +32,11 @@ from lasso.pubsub import (
     WsReconnecting,
     WsStable,
 )
-from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
-from lasso.testing.fakes import FakeNode, Fault
-from lasso.upstream.ws import WsConnection, WsPolicy
-from lasso.upstream.ws_dial import Dialed
-from lasso.upstream.ws_frames import Junk, Push, Reply, StrayError, parse_frame
-from lasso.upstream.ws_state import IllegalTransition, WsState, check_transition
+from lasso.upstream.ws import Dialed, WsConnection, WsPolicy
+from lasso.upstream.ws.frames import Junk, Push, Reply, StrayError, parse_frame
+from lasso.upstream.ws.state import IllegalTransition, WsState, check_transition
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fakes import FakeNode
 
 URL = "ws://fake.invalid/rpc"
 REFUSED = "connect failed: [Errno 111] Connection refused"

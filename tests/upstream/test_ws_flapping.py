@@ -15,11 +15,11 @@ import trio.testing
 from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.pubsub import EventBus
-from lasso.testing.fake_ws import FakeWsNode, open_fake_ws_node
-from lasso.testing.fakes import FakeHttpTransport, FakeNode
 from lasso.upstream.provider import WS, Provider
 from lasso.upstream.supervisor import Supervisor
 from lasso.upstream.ws import WsConnection, WsPolicy
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fakes import FakeHttpTransport, FakeNode
 
 POLICY = WsPolicy(reconnect_jitter=0.0, stable_after_s=5.0)
 FLAPS_AT = [1.0, 2.5, 4.5, 7.5, 12.5, 21.5]  # up at 0, 1.5, 3.5, 6.5, 11.5, 20.5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lasso.upstream.ws_pending import Blame, PendingTable
+from lasso.upstream.ws.pending import Blame, PendingTable
 
 
 def table(*sent: tuple[int, bool]) -> PendingTable:

@@ -15,10 +15,10 @@ import trio
 
 from lasso.config import parse_settings
 from lasso.daemon import open_gateway
-from lasso.testing.asgi import asgi_request, open_asgi_websocket
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import SETTINGS, FakeFleet
+from tests.support.asgi import asgi_request, open_asgi_websocket
 
 DENIED = [
     "anvil_setBalance",

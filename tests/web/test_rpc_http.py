@@ -9,11 +9,11 @@ import re
 import pytest
 import trio
 
+from lasso.chaos.faults import Fault
 from lasso.gateway import Gateway
-from lasso.testing.asgi import AsgiResponse, asgi_request
-from lasso.testing.fakes import Fault
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet
+from tests.support.asgi import AsgiResponse, asgi_request
 
 
 def rpc(method: str, params: object = (), rid: object = 1) -> bytes:

@@ -9,11 +9,11 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.chaos.faults import Fault
 from lasso.core.routes import parse_rpc_path
-from lasso.testing.asgi import AsgiWebSocket, open_asgi_websocket
-from lasso.testing.fakes import Fault
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet
+from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
 
 
 def rpc(method: str, params: object = (), rid: object = 1) -> str:

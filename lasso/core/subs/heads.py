@@ -1,13 +1,16 @@
 """newHeads: one chain's delivered heads, in order, gap-free, duplicate-free, reorg-aware.
 
-One :class:`HeadStream` per chain sits behind the chain's single upstream newHeads
-subscription. The shell feeds it every live head (:meth:`HeadStream.offer`) and every
-block it fetched on the stream's behalf (:meth:`HeadStream.offer_backfill`, raw
-``eth_getBlockByNumber(n, false)`` results: the stream shapes them like the live heads),
-and carries out each :class:`HeadDecision`: fan ``deliver`` out in order, pass
-``orphaned`` to the chain's log streams, and if ``fetch`` is set, fetch those block
-numbers and offer them back. Run that loop serially (finish a fetch before offering the
-next live head) and a stream never asks for the same blocks twice.
+A :class:`HeadStream` sits behind one shared upstream newHeads subscription. The
+subscription hub keeps one per newHeads stream: one per chain for the clients that
+let Lasso choose the provider, and one more per provider that clients pin (a provider
+override). The shell feeds it every live head
+(:meth:`HeadStream.offer`) and every block it fetched on the stream's behalf
+(:meth:`HeadStream.offer_backfill`, raw ``eth_getBlockByNumber(n, false)`` results:
+the stream shapes them like the live heads), and carries out each
+:class:`HeadDecision`: fan ``deliver`` out in order, pass ``orphaned`` to the chain's
+log streams, and if ``fetch`` is set, fetch those block numbers and offer them back.
+Run that loop serially (finish a fetch before offering the next live head) and a
+stream never asks for the same blocks twice.
 
 How a reorg is presented: the replacement heads of the new branch are delivered in
 order, from the fork point up, each as an ordinary newHeads notification. A client sees

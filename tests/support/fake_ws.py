@@ -5,7 +5,7 @@ The real WebSocket protocol runs (trio-websocket's ``wrap_server_stream`` /
 sockets, so it works on ``MockClock``. Plug it in with
 ``WsConnection(..., connect=fake.connect)``.
 
-Answers come from a :class:`~lasso.testing.fakes.FakeNode`, so its scripted
+Answers come from a :class:`~tests.support.fakes.FakeNode`, so its scripted
 faults (``node.fault`` / ``node.queued``) apply here too: ``HANG`` never
 answers, ``WRONG_ID`` answers with another id, ``RESET`` drops the connection,
 ``METHOD_NOT_FOUND`` / ``REVERT`` answer errors. Like anvil 1.7.1 over
@@ -44,8 +44,8 @@ from trio_websocket import (
 )
 
 from lasso.errors import UpstreamNetworkError
-from lasso.testing.fakes import FakeNode
-from lasso.upstream.ws_dial import Dialed, close_quietly
+from lasso.upstream.ws.dial import Dialed, close_quietly
+from tests.support.fakes import FakeNode
 
 __all__ = ["ANVIL_WS_BAD_CALL", "FakeWsNode", "open_fake_ws_node"]
 
@@ -159,7 +159,7 @@ class FakeWsNode:
         headers: list[tuple[bytes, bytes]],
         max_message_bytes: int,
     ) -> Dialed:
-        """A :class:`~lasso.upstream.ws_dial.Connector` reaching this node."""
+        """A :class:`~lasso.upstream.ws.dial.Connector` reaching this node."""
         self.dials += 1
         if self.connect_delay_s:
             await trio.sleep(self.connect_delay_s)

@@ -48,7 +48,7 @@ class StrayError(msgspec.Struct, frozen=True):
     """An error object with a null id: a request the upstream could not read, or a complaint.
 
     ``code`` is the error's code when it has one (-32700 and -32600 mean "could
-    not read a request"; :class:`lasso.upstream.ws_link.Link` decides whose).
+    not read a request"; :class:`lasso.upstream.ws.link.Link` decides whose).
     """
 
     error: bytes

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lasso.corpus.contracts import EMITTER_INIT, EMITTER_TOPIC, REVERTER_RUNTIME
+from lasso.corpus.requests import NOBODY, OTHER_TOPIC, UNKNOWN_HASH, Corpus
+from lasso.corpus.seed import ChainFacts
 from lasso.devnet import DEV_ACCOUNTS
-from lasso.testing.corpus.contracts import EMITTER_INIT, EMITTER_TOPIC, REVERTER_RUNTIME
-from lasso.testing.corpus.requests import NOBODY, OTHER_TOPIC, UNKNOWN_HASH, Corpus
-from lasso.testing.corpus.seed import ChainFacts
 
 
 def _block_refs(f: ChainFacts) -> list[tuple[str, object]]:

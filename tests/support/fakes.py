@@ -12,28 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from enum import Enum
 from typing import Any
 
 import msgspec
 import trio
 
+from lasso.chaos.faults import Fault
 from lasso.core.nesting import nesting_exceeds
 from lasso.errors import UpstreamNetworkError
 from lasso.upstream.http import HttpResponse, HttpStatistics
-
-
-class Fault(Enum):
-    HTML_500 = "html_500"
-    RESET = "reset"
-    REFUSED = "refused"
-    HANG = "hang"
-    TRUNCATED_JSON = "truncated_json"
-    WRONG_ID = "wrong_id"
-    RATE_LIMITED_429 = "rate_limited_429"
-    METHOD_NOT_FOUND = "method_not_found"
-    REVERT = "revert"
-
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode

@@ -6,7 +6,7 @@ block tags, EIP-1898 block objects, unknown hashes, numbers without ``0x``,
 bad hex, missing and extra parameters, reverting calls, log filters with bad
 ranges, fee history percentiles, proofs, simulations, traces and raw
 transactions the node must refuse. They are written here against our own
-devnet's data (:class:`~lasso.testing.corpus.seed.ChainFacts`), not copied.
+devnet's data (:class:`~lasso.corpus.seed.ChainFacts`), not copied.
 
 Nothing in the corpus changes chain state, so it can be replayed against a
 node and against Lasso in any order and every answer must be the same.
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 
-from lasso.testing.corpus import blocks, execution
-from lasso.testing.corpus.requests import Corpus, CorpusRequest
-from lasso.testing.corpus.seed import ChainFacts
+from lasso.corpus import blocks, execution
+from lasso.corpus.requests import Corpus, CorpusRequest
+from lasso.corpus.seed import ChainFacts
 
 
 def build_corpus(facts: ChainFacts) -> list[CorpusRequest]:

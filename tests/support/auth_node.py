@@ -6,7 +6,7 @@ WebSocket handshake has its ``Authorization`` header recorded in ``seen_http`` /
 ``seen_ws`` (None when absent; ``handshake`` is set at the first handshake). One
 that does not carry exactly ``expected`` is answered ``401`` (HTTP) or has its
 handshake rejected with 401 (WebSocket); the rest are answered by a
-:class:`~lasso.testing.fakes.FakeNode`.
+:class:`~tests.support.fakes.FakeNode`.
 
     async with open_auth_node("Basic dXNlcjpwYXNz") as node:
         node.http_port, node.ws_port, node.seen_http, node.seen_ws
@@ -22,7 +22,7 @@ import h11
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from lasso.testing.fakes import FakeNode
+from tests.support.fakes import FakeNode
 
 __all__ = ["AuthNode", "open_auth_node"]
 

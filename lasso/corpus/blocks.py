@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lasso.testing.corpus.requests import UNKNOWN_HASH, Corpus
-from lasso.testing.corpus.seed import ChainFacts
+from lasso.corpus.requests import UNKNOWN_HASH, Corpus
+from lasso.corpus.seed import ChainFacts
 
 
 def _node_info(c: Corpus, f: ChainFacts) -> None:

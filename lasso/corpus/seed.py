@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lasso.corpus.contracts import EMITTER_INIT, REVERTER_INIT
 from lasso.devnet import DEV_ACCOUNTS, Devnet
-from lasso.testing.corpus.contracts import EMITTER_INIT, REVERTER_INIT
 
 GWEI = 10**9
 
@@ -41,7 +41,7 @@ class Tx:
 
 @dataclass(frozen=True)
 class ChainFacts:
-    """What the seeded chain holds, for :func:`lasso.testing.corpus.build_corpus`."""
+    """What the seeded chain holds, for :func:`lasso.corpus.build_corpus`."""
 
     block_hashes: tuple[str, ...]  # index = block number; the last one is the head
     txs: tuple[Tx, ...]

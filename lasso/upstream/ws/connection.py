@@ -6,7 +6,7 @@ for anything a connection does). Each turn of its loop is one session:
 
 1. dial, bounded by ``connect_timeout_s`` (a cancel scope); failure publishes
    ``WsError`` on ``ws:conn:<chain>``;
-2. publish ``WsConnected`` and serve a :class:`~lasso.upstream.ws_link.Link`
+2. publish ``WsConnected`` and serve a :class:`~lasso.upstream.ws.link.Link`
    (reader, writer, heartbeat) plus a stability timer in the session nursery;
    after ``stable_after_s`` up, ``WsStable``;
 3. whatever ends the link first (peer close, TCP drop, no pong, a crash in
@@ -69,9 +69,9 @@ from lasso.pubsub import (
     conn_topic,
     subs_topic,
 )
-from lasso.upstream.ws_dial import Connector, close_quietly, dial
-from lasso.upstream.ws_link import Ending, Link, Tally, decode_str, describe_ending
-from lasso.upstream.ws_state import WsState, check_transition
+from lasso.upstream.ws.dial import Connector, close_quietly, dial
+from lasso.upstream.ws.link import Ending, Link, Tally, decode_str, describe_ending
+from lasso.upstream.ws.state import WsState, check_transition
 
 __all__ = ["WsConnection", "WsPolicy", "WsStatistics"]
 

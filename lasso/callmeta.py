@@ -1,31 +1,25 @@
-"""Routing metadata: what Lasso did for one call, for clients that ask.
+"""What Lasso did for one call: the record behind routing metadata.
 
-Opt in with ``?include_meta=headers|body`` or the ``X-Lasso-Include-Meta``
-header. ``headers`` adds ``x-lasso-request-id`` and ``x-lasso-meta`` (base64url
-JSON, no padding); ``body`` adds a ``lasso_meta`` member to each answer.
+:class:`CallMeta` is the I/O shell's data, not presentation, so it lives here and
+not in ``lasso.web``: the gateway starts one per call, the dispatcher times the
+call from its start, and the plan and outcome are filled in while the call runs.
+The shell must not import the web front end, which sits outside it. What a
+client sees of the record (``?include_meta``, the ``x-lasso-meta`` header, the
+``lasso_meta`` member) is decided in :mod:`lasso.web.meta`; :meth:`CallMeta.to_dict`
+is the record's own JSON form, as ``statistics()`` is a component's.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
 
-from lasso.core.jsonrpc import encode_json
-
 if TYPE_CHECKING:
     from lasso.core.router import RoutePlan
     from lasso.dispatch import Outcome
     from lasso.gateway import Target
-
-META_MODES = frozenset({"headers", "body"})
-
-
-def new_request_id() -> str:
-    return os.urandom(16).hex()
 
 
 class CallMeta:
@@ -81,7 +75,3 @@ class CallMeta:
             meta["upstream_latency_ms"] = round(upstream_ms, 3)
             meta["overhead_ms"] = round(end_to_end_ms - upstream_ms, 3)
         return meta
-
-
-def encode_header(meta: dict[str, Any] | list[dict[str, Any]]) -> bytes:
-    return base64.urlsafe_b64encode(encode_json(meta)).rstrip(b"=")

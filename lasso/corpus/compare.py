@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from lasso.testing.corpus.requests import CorpusRequest
+from lasso.corpus.requests import CorpusRequest
 
 _CELL = 150
 

@@ -44,9 +44,9 @@ from lasso.pubsub import (
     WsDisconnected,
     WsError,
 )
-from lasso.upstream.ws_dial import Dialed
-from lasso.upstream.ws_frames import Push, Reply, StrayError, close_code_name, parse_frame
-from lasso.upstream.ws_pending import PendingTable, Waiter
+from lasso.upstream.ws.dial import Dialed
+from lasso.upstream.ws.frames import Push, Reply, StrayError, close_code_name, parse_frame
+from lasso.upstream.ws.pending import PendingTable, Waiter
 
 __all__ = ["Link", "Tally", "decode_str"]
 
@@ -196,7 +196,7 @@ class Link:
                 log.debug("WebSocket to %s: %s", self.provider_id, frame.reason)
 
     def _unreadable(self, data: bytes, frame: StrayError) -> None:
-        """A null-id -32700/-32600: a request of ours the node could not read (ws_pending)."""
+        """A null-id -32700/-32600: a request of ours the node could not read (see pending.py)."""
         owner, suspects, orphan = self.pending.blame_unreadable()
         if owner is not None:
             self.pending.resolve(owner, data, trio.current_time())

@@ -1,8 +1,9 @@
 """A fault-injecting HTTP proxy in front of a real JSON-RPC node.
 
-:class:`~lasso.testing.fakes.FakeNode` scripts faults in memory; this proxy
-puts the same :class:`~lasso.testing.fakes.Fault` vocabulary on the wire, so
-the gateway's real HTTP transport meets them as it would meet a real provider:
+:class:`~lasso.chaos.faults.Fault` names what a misbehaving node does (the test
+suite's in-memory ``FakeNode`` scripts the same faults); this proxy puts them on
+the wire, so the gateway's real HTTP transport meets them as it would meet a real
+provider:
 
     fault              on the wire
     None               forward the body upstream, return its answer unchanged
@@ -45,8 +46,8 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
+from lasso.chaos.faults import Fault
 from lasso.errors import UpstreamError
-from lasso.testing.fakes import Fault
 from lasso.upstream.http import HttpResponse, HttpTransport
 
 __all__ = ["FaultProxy", "FaultProxyStatistics", "open_fault_proxy"]

@@ -7,10 +7,15 @@ and invalid (``blocks`` and ``execution`` hold the families, ``requests`` the
 request type and its ids); ``compare`` decides whether a client could tell
 Lasso's answer from the node's and prints the differences as a table.
 Used by ``tests/integration/test_corpus_devnet.py``.
+
+It ships in the package beside :mod:`lasso.chaos`, not in ``tests/support``: like
+the battle harness (``make battle``), it runs against real nodes (the devnet) rather
+than in-process fakes, so the harness can use it, and it needs only
+:mod:`lasso.devnet`, msgspec and the standard library, never a test tool.
 """
 
-from lasso.testing.corpus.build import build_corpus
-from lasso.testing.corpus.compare import (
+from lasso.corpus.build import build_corpus
+from lasso.corpus.compare import (
     Answer,
     Difference,
     batch_body,
@@ -20,8 +25,8 @@ from lasso.testing.corpus.compare import (
     shape,
     table,
 )
-from lasso.testing.corpus.requests import CorpusRequest, request_id
-from lasso.testing.corpus.seed import ChainFacts, Tx, seed_chain
+from lasso.corpus.requests import CorpusRequest, request_id
+from lasso.corpus.seed import ChainFacts, Tx, seed_chain
 
 __all__ = [
     "Answer",
