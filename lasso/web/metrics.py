@@ -24,7 +24,8 @@ def _labels(**labels: str) -> str:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"').replace("\\n", "\\\\n")
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def render(gateway: Gateway, hub: SubscriptionHub | None) -> str:
