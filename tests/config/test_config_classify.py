@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import msgspec
 import msgspec.inspect as mi
@@ -18,6 +20,7 @@ from lasso.config import (
 )
 from lasso.config.classify import RULES, Kind, Rule, restart_only_keys, rule, section_types
 
+REPO = Path(__file__).resolve().parents[2]
 ROOTS: tuple[type[msgspec.Struct], ...] = (SettingsFile, Settings)
 
 
@@ -141,3 +144,11 @@ def test_the_file_and_the_resolved_view_agree() -> None:
 def test_an_unknown_field_is_a_clear_error() -> None:
     with pytest.raises(LookupError, match=r"Settings\.nope has no reload rule"):
         rule(Settings, "nope")
+
+
+def test_the_docs_list_exactly_the_restart_only_keys() -> None:
+    text = (REPO / "docs" / "configuration.md").read_text()
+    table = text[text.index("**Restart-only keys**") : text.index("A file that changes nothing")]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    listed = {key for row in rows for key in re.findall(r"`(server\.[a-z_]+)`", row)}
+    assert listed == set(restart_only_keys())
