@@ -2,7 +2,8 @@
 
 Theory of operation. ``ReloadState`` holds the settings the gateway runs on (the
 last-known-good, generation 1 at start) and the last attempt's outcome. One
-attempt is::
+attempt (``reload_once`` does exactly this; ``serve_reloads`` does it for each
+SIGHUP, one at a time) is::
 
     outcome = attempt_reload(path, state, Stamp.now(trio.current_time()))
     if outcome.to_apply is not None:        # a good file that changes something
@@ -31,10 +32,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Literal
 
 import msgspec
+import trio
 
 from lasso.config import ConfigError, ConfigProblem, Settings, load_settings
 from lasso.config.classify import restart_only_keys
@@ -47,6 +49,8 @@ __all__ = [
     "ReloadStatistics",
     "Stamp",
     "attempt_reload",
+    "reload_once",
+    "serve_reloads",
 ]
 
 log = logging.getLogger("lasso.reload")
@@ -231,6 +235,42 @@ def _rejected(
     )
     state.record(outcome, "rejected", problems=problems)
     return outcome
+
+
+#: Applies an outcome with ``decision == "apply"``: publish ``to_apply``, act on ``diff``.
+Apply = Callable[[ReloadOutcome], Awaitable[None]]
+
+
+async def reload_once(
+    path: str | os.PathLike[str], state: ReloadState, apply: Apply
+) -> ReloadOutcome:
+    """One reload: attempt, apply if there is something to apply, record the result."""
+    # The file is read on the event loop: a settings file is small and local (loading
+    # the shipped one takes about a millisecond), and a thread would let a /health
+    # read see the state half-recorded.
+    outcome = attempt_reload(path, state, Stamp.now(trio.current_time()))
+    if outcome.decision != "apply":
+        return outcome
+    try:
+        await apply(outcome)
+    except Exception as exc:  # never Cancelled: a shutdown mid-apply is not a failed reload
+        log.exception("applying generation %d failed", outcome.generation)
+        state.apply_failed(outcome, f"{type(exc).__name__}: {exc}")
+    else:
+        state.applied(outcome)
+    return outcome
+
+
+async def serve_reloads(
+    requests: AsyncIterator[object],
+    path: str | os.PathLike[str],
+    state: ReloadState,
+    apply: Apply,
+) -> None:
+    """Reload once per item of ``requests`` (e.g. a SIGHUP receiver), one at a time, so
+    attempts never overlap; signals that arrive meanwhile wait their turn."""
+    async for _ in requests:
+        await reload_once(path, state, apply)
 
 
 def _log_needs_restart(keys: tuple[str, ...]) -> None:

@@ -4,14 +4,26 @@ last-known-good kept), unchanged, restart-only changes, and what /health would s
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 
 import msgspec
 import pytest
+import trio
+import trio.testing
 
 from lasso.config import ConfigProblem, load_settings
 from lasso.config.diff import ChainRef
-from lasso.reload import ReloadOutcome, ReloadState, ReloadStatistics, Stamp, attempt_reload
+from lasso.reload import (
+    ReloadOutcome,
+    ReloadState,
+    ReloadStatistics,
+    Stamp,
+    attempt_reload,
+    reload_once,
+    serve_reloads,
+)
 
 GOOD = """
 [server]
@@ -286,3 +298,85 @@ def test_a_stamp_now_is_utc_iso() -> None:
     stamp = Stamp.now(5.0)
     assert stamp.monotonic == 5.0
     assert stamp.wall.endswith("+00:00") and "T" in stamp.wall
+
+
+# -- the shell: one reload per request, in turn ---------------------------------------------
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+async def test_serve_reloads_handles_each_request_in_turn(
+    config: Path, state: ReloadState, autojump_clock: trio.testing.MockClock
+) -> None:
+    applied: list[int] = []
+
+    async def apply(outcome: ReloadOutcome) -> None:
+        await trio.sleep(1)  # the registry starting and draining providers
+        applied.append(outcome.generation)
+
+    send, receive = trio.open_memory_channel[None](0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_reloads, receive, config, state, apply)
+        write(config, GOOD.replace("failure_threshold = 5", "failure_threshold = 4"))
+        await send.send(None)
+        await send.send(None)  # taken only once the first reload is done: unchanged
+        write(config, BAD)
+        await send.send(None)
+        await send.aclose()
+    assert applied == [2]
+    assert state.generation == 2
+    assert state.last is not None and state.last.outcome == "rejected"
+    assert state.last.at_monotonic == 1.0  # virtual time: after the first apply's second
+
+
+async def test_a_failing_apply_is_recorded_and_the_next_reload_still_runs(
+    config: Path, state: ReloadState, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def apply(outcome: ReloadOutcome) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("provider a would not start")
+
+    write(config, GOOD.replace("failure_threshold = 5", "failure_threshold = 4"))
+    first = await reload_once(config, state, apply)
+    assert first.decision == "apply" and state.generation == 1
+    assert state.last is not None
+    assert [str(p) for p in state.last.problems] == [
+        "could not apply the new settings: RuntimeError: provider a would not start"
+    ]
+    assert "applying generation 2 failed" in reload_messages(caplog)
+    second = await reload_once(config, state, apply)  # the same file, tried again
+    assert second.decision == "apply" and state.generation == 2
+    assert state.last.outcome == "applied"
+
+
+async def test_a_cancelled_apply_is_not_a_failed_reload(config: Path, state: ReloadState) -> None:
+    async def apply(outcome: ReloadOutcome) -> None:
+        await trio.sleep_forever()
+
+    write(config, GOOD.replace("failure_threshold = 5", "failure_threshold = 4"))
+    with trio.move_on_after(0.01):
+        await reload_once(config, state, apply)
+    assert (state.generation, state.last) == (1, None)
+
+
+async def test_a_real_sighup_reloads(config: Path, state: ReloadState) -> None:
+    applied = trio.Event()
+
+    async def apply(outcome: ReloadOutcome) -> None:
+        applied.set()
+
+    write(config, GOOD.replace("failure_threshold = 5", "failure_threshold = 4"))
+    with trio.open_signal_receiver(signal.SIGHUP) as hups:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_reloads, hups, config, state, apply)
+            os.kill(os.getpid(), signal.SIGHUP)
+            with trio.fail_after(10):
+                await applied.wait()
+            nursery.cancel_scope.cancel()
+    assert state.generation == 2
