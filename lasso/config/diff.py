@@ -192,9 +192,11 @@ def _compare(old: msgspec.Struct, new: msgspec.Struct, prefix: str, out: _Change
     """Record in ``out`` every changed field of ``old``/``new`` (same type), recursing
     into nested tables. Collections (``ITEMS``) and keys are the caller's business."""
     for name in old.__struct_fields__:
-        kind = rule(type(old), name).kind
         before, after = getattr(old, name), getattr(new, name)
-        if before == after or kind in (Kind.ITEMS, Kind.KEY):
+        if before == after:
+            continue
+        kind = rule(type(old), name).kind
+        if kind in (Kind.ITEMS, Kind.KEY):
             continue
         path = f"{prefix}{name}"
         if kind is Kind.NESTED and before is not None and after is not None:
