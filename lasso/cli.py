@@ -1,6 +1,7 @@
 """``lasso``: the command line.
 
-lasso serve [--config PATH] [--host H] [--port P]
+lasso serve [--config PATH] [--host H] [--port P] [--pid-file PATH]
+lasso reload [--pid-file PATH | --pid N]
 lasso check-config PATH
 lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545]
 """
@@ -20,6 +21,23 @@ import trio
 from lasso.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+#: ``lasso reload``: the process could not be signalled (none, not lasso, not permitted).
+EXIT_NOT_SIGNALLED = 1
+#: ``lasso reload``: no usable pid (bad pid file, none given).
+EXIT_NO_PID = 2
+
+SIGNALS_HELP = """\
+signals:
+  SIGHUP           reload the settings file (systemctl reload lasso, lasso reload,
+                   kill -HUP): it is checked as check-config checks it; a bad file is
+                   logged problem by problem and ignored, the gateway keeps serving on
+                   the last good one. Providers, chains and profiles are added and
+                   removed, thresholds apply live; server.host, server.port and the
+                   other restart-only keys are logged as needing a restart. /health
+                   shows the config generation and the last reload's outcome.
+  SIGINT, SIGTERM  stop accepting, give in-flight requests server.shutdown_grace_ms,
+                   then exit
+"""
 
 
 def _default_config() -> str:
@@ -31,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("LASSO_LOG_LEVEL", "INFO"))
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the settings.",
+        epilog=SIGNALS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
     )
@@ -39,16 +63,44 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="listen port (default: server.port, 4000)"
     )
+    _pid_file_option(serve)
 
-    up = commands.add_parser("up", help="run the lockstep devnet and the gateway together")
+    up = commands.add_parser(
+        "up",
+        help="run the lockstep devnet and the gateway together",
+        epilog=SIGNALS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     up.add_argument(
         "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
     )
     up.add_argument("--host", default=None)
     up.add_argument("--port", type=int, default=None)
+    _pid_file_option(up)
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--block-time", type=float, default=1.0)
     up.add_argument("--port-base", type=int, default=8545)
+
+    reload = commands.add_parser(
+        "reload",
+        help="make a running lasso serve reload its settings file (sends SIGHUP)",
+        description=(
+            "Send SIGHUP to a running lasso serve, which re-reads its settings file. "
+            "Check the file first with lasso check-config; the outcome is in the "
+            "daemon's log and in /health."
+        ),
+        epilog=(
+            "exit status: 0 signal sent; 1 no such process, not a lasso process, or not "
+            "permitted; 2 no usable pid (bad or missing pid file, none given)"
+        ),
+    )
+    which = reload.add_mutually_exclusive_group()
+    which.add_argument(
+        "--pid-file",
+        default=os.environ.get("LASSO_PID_FILE"),
+        help="the pid file lasso serve --pid-file wrote (default: $LASSO_PID_FILE)",
+    )
+    which.add_argument("--pid", type=_process_id, default=None, help="the daemon's process id")
 
     check = commands.add_parser("check-config", help="validate a settings file")
     check.add_argument("path")
@@ -58,6 +110,60 @@ def _parser() -> argparse.ArgumentParser:
     devnet.add_argument("--block-time", type=float, default=1.0)
     devnet.add_argument("--port-base", type=int, default=8545)
     return parser
+
+
+def _pid_file_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--pid-file",
+        default=None,
+        help="write the process id here while running (for lasso reload --pid-file)",
+    )
+
+
+def _process_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return int(text)
+
+
+def _reload(pid: int | None, pid_file: str | None) -> int:
+    """``lasso reload``: one line on success or failure."""
+    from lasso.pidfile import PidError, read_pid_file, signal_reload
+
+    if pid is None and pid_file is None:
+        print(
+            "lasso reload: give --pid N or --pid-file PATH (or set LASSO_PID_FILE)", file=sys.stderr
+        )
+        return EXIT_NO_PID
+    try:
+        target = pid if pid is not None else read_pid_file(str(pid_file))
+    except PidError as exc:
+        print(f"lasso reload: {exc}", file=sys.stderr)
+        return EXIT_NO_PID
+    try:
+        signal_reload(target)
+    except PidError as exc:
+        print(f"lasso reload: {exc}", file=sys.stderr)
+        return EXIT_NOT_SIGNALLED
+    print(f"lasso reload: sent SIGHUP to pid {target}; the outcome is in its log and /health")
+    return 0
+
+
+def _with_pid_file(path: str | None, run: Callable[[], int]) -> int:
+    """Run ``run`` holding the pid file at ``path`` (if any)."""
+    from lasso.pidfile import PidError, write_pid_file
+
+    try:
+        with write_pid_file(path):
+            return run()
+    except PidError as exc:
+        print(f"lasso: {exc}", file=sys.stderr)
+        return 1
+
+
+def _trio_run(run: Callable[[], Awaitable[None]]) -> int:
+    trio.run(run)
+    return 0
 
 
 def _load(path: str) -> Settings | None:
@@ -94,14 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         chains = sum(len(p.chains) for p in settings.profiles.values())
         print(f"{args.path}: ok ({len(settings.profiles)} profiles, {chains} chains)")
         return 0
+    if args.command == "reload":
+        return _reload(args.pid, args.pid_file)
     if args.command == "serve":
         settings = _load(args.config or _default_config())
         if settings is None:
             return EXIT_CONFIG
         from lasso.daemon import run_until_signalled
 
-        trio.run(partial(run_until_signalled, settings, host=args.host, port=args.port))
-        return 0
+        serve = partial(run_until_signalled, settings, host=args.host, port=args.port)
+        return _with_pid_file(args.pid_file, partial(_trio_run, serve))
     if args.command == "up":
         settings = _load(args.config or _default_config())
         if settings is None:
@@ -117,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             block_time_s=args.block_time,
             port_base=args.port_base,
         )
-        return _run_devnet_command(run)
+        return _with_pid_file(args.pid_file, lambda: _run_devnet_command(run))
     if args.command == "devnet":
         from lasso.devnet import run_devnet_cli
 

@@ -1,0 +1,239 @@
+"""What a reload does with each settings key: the one table, with the reason for each.
+
+Every field of every settings Struct (the file's schema in ``schema.py`` and the
+resolved view in ``model.py``) has a ``Rule`` here, and
+``tests/config/test_config_classify.py`` walks the schema and fails on a field
+that has none, so a new key cannot be added without deciding how a reload
+treats it. ``diff.py`` reads this table; it never names a key itself.
+
+Kinds:
+
+- ``LIVE``: applied to the running state in place, nothing reset (a breaker
+  keeps its state and counts and judges the next outcome by the new threshold).
+- ``IDENTITY``: part of what the item *is*. A change replaces the item: a
+  provider whose URL changed is a removal plus an addition, a chain whose
+  chain id changed is a different network (removed and added).
+- ``RESTART``: fixed when the process starts. A reload logs "needs restart",
+  keeps the running value and lists the key in ``/health`` until a restart.
+  Only fields of the top-level tables may be ``RESTART`` (``keep_running`` in
+  ``diff.py`` restores them one level deep).
+- ``KEY``: names the item; items are matched by it (a provider's ``id``).
+- ``NESTED``: a sub-table, classified field by field.
+- ``ITEMS``: a collection of named items (profiles, chains, providers), diffed
+  item by item by ``KEY``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+
+from lasso.config.model import ChainConfig, Profile, Settings
+from lasso.config.schema import (
+    ChainSpec,
+    CircuitBreakerConfig,
+    CircuitBreakerOverride,
+    HedgeConfig,
+    ProfileSpec,
+    ProviderConfig,
+    RoutingConfig,
+    ServerConfig,
+    SettingsFile,
+    SubscriptionConfig,
+    WebSocketConfig,
+)
+
+__all__ = ["RULES", "Kind", "Rule", "restart_only_keys", "rule", "section_types"]
+
+
+class Kind(enum.Enum):
+    LIVE = "live"
+    IDENTITY = "identity"
+    RESTART = "restart"
+    KEY = "key"
+    NESTED = "nested"
+    ITEMS = "items"
+
+
+class Rule(msgspec.Struct, frozen=True):
+    kind: Kind
+    why: str
+
+
+def _live(why: str) -> Rule:
+    return Rule(Kind.LIVE, why)
+
+
+def _restart(why: str) -> Rule:
+    return Rule(Kind.RESTART, why)
+
+
+_NESTED = Rule(Kind.NESTED, "a table; each of its keys is classified on its own")
+_PER_REQUEST = _live("read for each request from the settings snapshot it started with")
+_NEW_CLIENT_WS = _live(
+    "a client WebSocket takes it when it opens; connections already open keep theirs"
+)
+_BREAKER = _live(
+    "breakers keep their state and counts; the next outcome is judged by the new value"
+)
+_UPSTREAM_WS = _live("each upstream WebSocket reads it at its next use (ping, connect, backoff)")
+_SUBSCRIPTIONS = _live("the subscription hub reads it at each decision")
+_PROVIDER_IDENTITY = Rule(
+    Kind.IDENTITY,
+    "where and how the provider is reached: a change is the old provider removed "
+    "(it drains) plus a new one added with fresh state",
+)
+
+_SERVER: Final[Mapping[str, Rule]] = {
+    "host": _restart("the listening socket is bound once, at start"),
+    "port": _restart("the listening socket is bound once, at start"),
+    "max_body_bytes": _PER_REQUEST,
+    "max_batch": _PER_REQUEST,
+    "batch_concurrency": _PER_REQUEST,
+    "max_meta_header_bytes": _PER_REQUEST,
+    "shutdown_grace_ms": _live("read when a shutdown starts"),
+    "ws_max_in_flight": _NEW_CLIENT_WS,
+    "ws_max_subscriptions": _NEW_CLIENT_WS,
+    "ws_max_frame_bytes": _restart(
+        "hypercorn's websocket_max_message_size (twice this) is fixed in its Config at "
+        "start; raising ours alone would let hypercorn close a client with a bare 1009 "
+        "instead of our -32600"
+    ),
+    "ws_idle_timeout_ms": _NEW_CLIENT_WS,
+    "ws_ping_interval_ms": _restart(
+        "hypercorn's websocket_ping_interval, fixed in its Config at start"
+    ),
+    "ws_send_queue": _NEW_CLIENT_WS,
+    "ws_send_timeout_ms": _live("read for each frame sent to a client"),
+    "max_connections": _restart(
+        "the open-file limit is sized for it once, at start, before the listener opens; "
+        "a larger value live could meet EMFILE before its 503"
+    ),
+    "max_inflight_body_bytes": _live(
+        "the shared body budget is resized; bodies already held stay counted"
+    ),
+    "header_timeout_ms": _live("read for each request head"),
+    "body_timeout_ms": _PER_REQUEST,
+    "max_json_depth": _PER_REQUEST,
+    "max_filter_addresses": _PER_REQUEST,
+    "max_filter_topics": _PER_REQUEST,
+    "allow_methods": _live("the allowlist is rebuilt; it decides each call"),
+}
+
+_ROUTING: Final[Mapping[str, Rule]] = {
+    "default_strategy": _PER_REQUEST,
+    "max_attempts": _PER_REQUEST,
+    "lw_beta": _PER_REQUEST,
+    "exploration_share": _PER_REQUEST,
+    "method_deadlines_ms": _PER_REQUEST,
+    "hedge": _NESTED,
+}
+
+_HEDGE: Final[Mapping[str, Rule]] = dict.fromkeys(("after_ms", "adaptive", "methods"), _PER_REQUEST)
+
+_BREAKER_FIELDS = CircuitBreakerConfig.__struct_fields__
+_BREAKERS: Final[Mapping[str, Rule]] = dict.fromkeys(_BREAKER_FIELDS, _BREAKER)
+
+_WEBSOCKET: Final[Mapping[str, Rule]] = {
+    "ping_interval_ms": _UPSTREAM_WS,
+    "pong_timeout_ms": _UPSTREAM_WS,
+    "reconnect_base_ms": _UPSTREAM_WS,
+    "reconnect_cap_ms": _UPSTREAM_WS,
+    "connect_timeout_ms": _UPSTREAM_WS,
+    "stable_after_ms": _UPSTREAM_WS,
+    "max_pending": _live("checked for each request sent over an upstream WebSocket"),
+    "max_message_bytes": _live(
+        "each upstream WebSocket takes it at its next connect; open connections keep theirs"
+    ),
+    "route_unary": _PER_REQUEST,
+}
+
+_SUBSCRIPTION_FIELDS = SubscriptionConfig.__struct_fields__
+_SUBSCRIPTION: Final[Mapping[str, Rule]] = dict.fromkeys(_SUBSCRIPTION_FIELDS, _SUBSCRIPTIONS)
+
+_PROVIDER: Final[Mapping[str, Rule]] = {
+    "id": Rule(Kind.KEY, "names the provider within its chain"),
+    "url": _PROVIDER_IDENTITY,
+    "ws_url": _PROVIDER_IDENTITY,
+    "headers": _PROVIDER_IDENTITY,
+    "api_key": _PROVIDER_IDENTITY,
+    "priority": _live("retuned in place: the provider keeps its breakers, latency and sockets"),
+    "archival": _live("retuned in place: the provider keeps its breakers, latency and sockets"),
+}
+
+_CHAIN_COMMON: Final[Mapping[str, Rule]] = {
+    "chain_id": Rule(
+        Kind.IDENTITY,
+        "a different network: the chain is removed and added, nothing carries over",
+    ),
+    "block_time_ms": _live("lag, staleness and polling read it at their next decision"),
+    "aliases": _live("routes resolve chains on the settings snapshot of each request"),
+    "default_strategy": _PER_REQUEST,
+    "circuit_breaker": _NESTED,
+    "hedge": _NESTED,
+    "providers": Rule(Kind.ITEMS, "providers are matched by id"),
+}
+
+RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
+    # The file as written (schema.py).
+    SettingsFile: {
+        "server": _NESTED,
+        "routing": _NESTED,
+        "circuit_breaker": _NESTED,
+        "websocket": _NESTED,
+        "subscriptions": _NESTED,
+        "chains": Rule(Kind.ITEMS, "the default profile's chains, matched by name"),
+        "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
+    },
+    ServerConfig: _SERVER,
+    RoutingConfig: _ROUTING,
+    HedgeConfig: _HEDGE,
+    CircuitBreakerConfig: _BREAKERS,
+    CircuitBreakerOverride: dict.fromkeys(CircuitBreakerOverride.__struct_fields__, _BREAKER),
+    WebSocketConfig: _WEBSOCKET,
+    SubscriptionConfig: _SUBSCRIPTION,
+    ProviderConfig: _PROVIDER,
+    ChainSpec: _CHAIN_COMMON,
+    ProfileSpec: {"chains": Rule(Kind.ITEMS, "chains are matched by name")},
+    # The resolved view the gateway reads (model.py); the diff walks these.
+    Settings: {
+        "server": _NESTED,
+        "routing": _NESTED,
+        "circuit_breaker": _NESTED,
+        "websocket": _NESTED,
+        "subscriptions": _NESTED,
+        "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
+    },
+    Profile: {
+        "slug": Rule(Kind.KEY, "names the profile"),
+        "chains": Rule(Kind.ITEMS, "chains are matched by name"),
+    },
+    ChainConfig: {"name": Rule(Kind.KEY, "names the chain within its profile"), **_CHAIN_COMMON},
+}
+
+
+def rule(struct: type[msgspec.Struct], field: str) -> Rule:
+    """The rule for ``struct.field``; a missing one is a bug the classification test catches."""
+    try:
+        return RULES[struct][field]
+    except KeyError:
+        raise LookupError(f"{struct.__name__}.{field} has no reload rule in classify.py") from None
+
+
+def restart_only_keys() -> dict[str, str]:
+    """Every restart-only key, as ``table.key`` -> why it needs a restart."""
+    out: dict[str, str] = {}
+    for section, struct in section_types().items():
+        for field, each in RULES[struct].items():
+            if each.kind is Kind.RESTART:
+                out[f"{section}.{field}"] = each.why
+    return out
+
+
+def section_types() -> dict[str, type[msgspec.Struct]]:
+    """The top-level tables of ``Settings``: name -> Struct type."""
+    fields = msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
+    return {f.name: f.type.cls for f in fields if isinstance(f.type, msgspec.inspect.StructType)}
