@@ -20,6 +20,15 @@ Theory of operation
   supply (``last_complete+1 ..`` its head, at most ``max_backfill``, else
   :class:`TooFar`). The shell runs the backfill before it offers live logs from the new
   subscription (a serial consumer does this naturally); duplicates are dropped.
+* Completeness is by block number, but a number names a block only on one branch. A
+  block whose logs were delivered is known by hash: its replacement is announced (see
+  Reorgs). A block completed without logs (by a backfill, :meth:`advance` or a later
+  block's log) is known by number only, and a reorg that replaces only such blocks sends
+  no removals at all. So the failover backfill also re-reads the completed blocks above
+  the highest delivered block (never below the first covered block or the window, and
+  never making the range longer than ``max_backfill``; only the blocks after
+  ``last_complete`` count towards :class:`TooFar`). Re-reading is safe: duplicates are
+  dropped, and the re-read blocks hold no delivered logs that the answer could remove.
 * Reorgs: a block can only be un-delivered by re-sending its delivered logs with
   ``removed: true``, once, in ``(blockNumber, logIndex)`` order. That happens when
 
@@ -149,6 +158,7 @@ class LogStream:
         start = self._last_complete + 1
         if provider_head - self._last_complete > limit:
             return TooFar(start, provider_head, limit)
+        start = min(start, max(self._known_by_number_from(), provider_head + 1 - limit))
         return range(start, max(start, provider_head + 1))
 
     def statistics(self) -> LogStreamStatistics:
@@ -317,6 +327,13 @@ class LogStream:
         if self._last_complete is not None:
             self._last_complete = min(self._last_complete, log.number - 1)
         return LogDecision(LogVerdict.REMOVED, tuple(out))
+
+    def _known_by_number_from(self) -> int:
+        """The lowest block whose completeness rests on its number alone: the first
+        above the highest delivered (not removed) block that is covered and remembered."""
+        delivered = (b.number for b in self._blocks.values() if not b.removed)
+        after = max(delivered, default=-1) + 1
+        return max(after, self._covered_from or 0, self._floor + 1)
 
     def _complete(self, number: int) -> None:
         if self._last_complete is None or number > self._last_complete:
