@@ -14,12 +14,15 @@ Theory of operation
   logIndex)`` order); a backfill batch is sorted by ``(blockNumber, logIndex)``.
 * Completeness: ``last_complete`` is the last block whose logs have all been delivered.
   ``anchor(n)`` sets it when the upstream subscription starts (subscribe first, then
-  read the provider's head n, so nothing falls between); a live log of block n
-  completes every block below n (a node emits blocks in order); a backfill completes
-  its range. On failover :meth:`backfill_range` names the blocks the new provider must
-  supply (``last_complete+1 ..`` its head, at most ``max_backfill``, else
-  :class:`TooFar`). The shell runs the backfill before it offers live logs from the new
-  subscription (a serial consumer does this naturally); duplicates are dropped.
+  read the provider's head n, so nothing falls between); a new live log of block n
+  makes it n-1: every block below n is complete (a node emits blocks in order), block n
+  may have more logs to come, and blocks above n that were counted complete were counted
+  on another branch (the log's block replaced them) or while n's logs were still in
+  flight; a backfill completes its range. On failover :meth:`backfill_range` names the
+  blocks the new provider must supply (``last_complete+1 ..`` its head, at most
+  ``max_backfill``, else :class:`TooFar`). The shell runs the backfill before it offers
+  live logs from the new subscription (a serial consumer does this naturally);
+  duplicates are dropped.
 * Completeness is by block number, but a number names a block only on one branch. A
   block whose logs were delivered is known by hash: its replacement is announced (see
   Reorgs). A block completed without logs (by a backfill, :meth:`advance` or a later
@@ -201,7 +204,7 @@ class LogStream:
             return self._dropped(verdict)
         if self._last_complete is None:
             self._covered_from = parsed.number + 1
-        self._complete(parsed.number - 1)
+        self._last_complete = parsed.number - 1
         return LogDecision(verdict, tuple(out))
 
     def accept_backfill(self, blocks: range, logs: Iterable[dict[str, Any]]) -> LogDecision:

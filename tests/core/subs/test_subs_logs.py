@@ -190,6 +190,34 @@ def test_failover_rereads_blocks_a_silent_reorg_of_log_less_blocks_replaced() ->
 
 
 @pytest.mark.parametrize(
+    "before",
+    [
+        "a106 to a108 completed without logs",
+        "a108's log removed upstream (a106 and a107, without logs, were replaced too)",
+    ],
+)
+def test_a_new_live_log_at_or_below_last_complete_reopens_its_block(before: str) -> None:
+    # Hypothesis found it: a reorg replaces blocks counted complete by number; the new
+    # branch's live logs arrive below last_complete, then the connection dies after the
+    # first log of b108. The failover must re-read b108, not trust the old branch's count.
+    stream = stream_with("a105:0")
+    if before.startswith("a108's"):
+        stream.accept_backfill(range(106, 110), [lg("a108:0")])
+        stream.offer(lg("a108:0", removed=True))
+    else:
+        stream.accept_backfill(range(106, 109), [])
+    assert stream.last_complete in (107, 108)
+    assert summary(stream.offer(lg("b107:0"))) == ("DELIVER", ["b107:0"])
+    assert stream.last_complete == 106
+    assert summary(stream.offer(lg("b108:0"))) == ("DELIVER", ["b108:0"])
+    assert stream.last_complete == 107  # b108 may have more logs
+    missing = stream.backfill_range(108)
+    assert missing == range(108, 109)
+    answer = [lg("b107:0"), lg("b108:0"), lg("b108:1"), lg("b108:2")]
+    assert summary(stream.accept_backfill(missing, answer)) == ("DELIVER", ["b108:1", "b108:2"])
+
+
+@pytest.mark.parametrize(
     ("setup", "provider_head", "expected"),
     [
         ("a105:0 a106:0", 106, range(106, 107)),  # a106 may be half delivered: as before
