@@ -144,6 +144,7 @@ def test_upstream_removal_rewinds_completeness() -> None:
         ("anchor", 104),
         ("anchor a105:0", 104),  # block 105 may still have more logs
         ("anchor a105:0 a107:0", 106),
+        ("anchor a105:0 a108:0 a106:0", 105),  # a106 had logs in flight: reopened
         ("a107:3", 106),  # no anchor: the first live log starts the marker
     ],
 )
