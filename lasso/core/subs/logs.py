@@ -14,12 +14,24 @@ Theory of operation
   logIndex)`` order); a backfill batch is sorted by ``(blockNumber, logIndex)``.
 * Completeness: ``last_complete`` is the last block whose logs have all been delivered.
   ``anchor(n)`` sets it when the upstream subscription starts (subscribe first, then
-  read the provider's head n, so nothing falls between); a live log of block n
-  completes every block below n (a node emits blocks in order); a backfill completes
-  its range. On failover :meth:`backfill_range` names the blocks the new provider must
-  supply (``last_complete+1 ..`` its head, at most ``max_backfill``, else
-  :class:`TooFar`). The shell runs the backfill before it offers live logs from the new
-  subscription (a serial consumer does this naturally); duplicates are dropped.
+  read the provider's head n, so nothing falls between); a new live log of block n
+  makes it n-1: every block below n is complete (a node emits blocks in order), block n
+  may have more logs to come, and blocks above n that were counted complete were counted
+  on another branch (the log's block replaced them) or while n's logs were still in
+  flight; a backfill completes its range. On failover :meth:`backfill_range` names the
+  blocks the new provider must supply (``last_complete+1 ..`` its head, at most
+  ``max_backfill``, else :class:`TooFar`). The shell runs the backfill before it offers
+  live logs from the new subscription (a serial consumer does this naturally);
+  duplicates are dropped.
+* Completeness is by block number, but a number names a block only on one branch. A
+  block whose logs were delivered is known by hash: its replacement is announced (see
+  Reorgs). A block completed without logs (by a backfill, :meth:`advance` or a later
+  block's log) is known by number only, and a reorg that replaces only such blocks sends
+  no removals at all. So the failover backfill also re-reads the completed blocks above
+  the highest delivered block (never below the first covered block or the window, and
+  never making the range longer than ``max_backfill``; only the blocks after
+  ``last_complete`` count towards :class:`TooFar`). Re-reading is safe: duplicates are
+  dropped, and the re-read blocks hold no delivered logs that the answer could remove.
 * Reorgs: a block can only be un-delivered by re-sending its delivered logs with
   ``removed: true``, once, in ``(blockNumber, logIndex)`` order. That happens when
 
@@ -149,6 +161,7 @@ class LogStream:
         start = self._last_complete + 1
         if provider_head - self._last_complete > limit:
             return TooFar(start, provider_head, limit)
+        start = min(start, max(self._known_by_number_from(), provider_head + 1 - limit))
         return range(start, max(start, provider_head + 1))
 
     def statistics(self) -> LogStreamStatistics:
@@ -191,7 +204,7 @@ class LogStream:
             return self._dropped(verdict)
         if self._last_complete is None:
             self._covered_from = parsed.number + 1
-        self._complete(parsed.number - 1)
+        self._last_complete = parsed.number - 1
         return LogDecision(verdict, tuple(out))
 
     def accept_backfill(self, blocks: range, logs: Iterable[dict[str, Any]]) -> LogDecision:
@@ -317,6 +330,13 @@ class LogStream:
         if self._last_complete is not None:
             self._last_complete = min(self._last_complete, log.number - 1)
         return LogDecision(LogVerdict.REMOVED, tuple(out))
+
+    def _known_by_number_from(self) -> int:
+        """The lowest block whose completeness rests on its number alone: the first
+        above the highest delivered (not removed) block that is covered and remembered."""
+        delivered = (b.number for b in self._blocks.values() if not b.removed)
+        after = max(delivered, default=-1) + 1
+        return max(after, self._covered_from or 0, self._floor + 1)
 
     def _complete(self, number: int) -> None:
         if self._last_complete is None or number > self._last_complete:

@@ -144,6 +144,7 @@ def test_upstream_removal_rewinds_completeness() -> None:
         ("anchor", 104),
         ("anchor a105:0", 104),  # block 105 may still have more logs
         ("anchor a105:0 a107:0", 106),
+        ("anchor a105:0 a108:0 a106:0", 105),  # a106 had logs in flight: reopened
         ("a107:3", 106),  # no anchor: the first live log starts the marker
     ],
 )
@@ -174,6 +175,78 @@ def test_backfill_range(provider_head: int, max_backfill: int | None, expected: 
     assert stream.backfill_range(provider_head) == range(0)
     stream.anchor(104)
     assert stream.backfill_range(provider_head, max_backfill) == expected
+
+
+def test_failover_rereads_blocks_a_silent_reorg_of_log_less_blocks_replaced() -> None:
+    # Hypothesis found it: a105 has a log; a failover backfill completes a106 and a107,
+    # which have none. A reorg replaces them with b106 (the chain gets shorter): no log
+    # was orphaned, so upstream sends no removal and nothing tells the stream. The chain
+    # grows b107, with a log, while the next failover is under way.
+    stream = stream_with("a105:0")
+    assert stream.accept_backfill(range(106, 108), []).verdict is LogVerdict.DUPLICATE
+    assert stream.last_complete == 107
+    missing = stream.backfill_range(107)  # 106 and 107 are complete by number only
+    assert missing == range(106, 108)
+    assert summary(stream.accept_backfill(missing, [lg("b107:0")])) == ("DELIVER", ["b107:0"])
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "a106 to a108 completed without logs",
+        "a108's log removed upstream (a106 and a107, without logs, were replaced too)",
+    ],
+)
+def test_a_new_live_log_at_or_below_last_complete_reopens_its_block(before: str) -> None:
+    # Hypothesis found it: a reorg replaces blocks counted complete by number; the new
+    # branch's live logs arrive below last_complete, then the connection dies after the
+    # first log of b108. The failover must re-read b108, not trust the old branch's count.
+    stream = stream_with("a105:0")
+    if before.startswith("a108's"):
+        stream.accept_backfill(range(106, 110), [lg("a108:0")])
+        stream.offer(lg("a108:0", removed=True))
+    else:
+        stream.accept_backfill(range(106, 109), [])
+    assert stream.last_complete in (107, 108)
+    assert summary(stream.offer(lg("b107:0"))) == ("DELIVER", ["b107:0"])
+    assert stream.last_complete == 106
+    assert summary(stream.offer(lg("b108:0"))) == ("DELIVER", ["b108:0"])
+    assert stream.last_complete == 107  # b108 may have more logs
+    missing = stream.backfill_range(108)
+    assert missing == range(108, 109)
+    answer = [lg("b107:0"), lg("b108:0"), lg("b108:1"), lg("b108:2")]
+    assert summary(stream.accept_backfill(missing, answer)) == ("DELIVER", ["b108:1", "b108:2"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "provider_head", "expected"),
+    [
+        ("a105:0 a106:0", 106, range(106, 107)),  # a106 may be half delivered: as before
+        ("a105:0 a106:0 backfill:107-108", 110, range(107, 111)),
+        ("a105:0 a106:0 backfill:107-108", 107, range(107, 108)),  # a provider behind
+        ("a105:0 a106:0 backfill:107-108 orphan:a106", 110, range(106, 111)),
+        ("backfill:105-108", 110, range(105, 111)),  # nothing delivered: from the anchor
+        ("a105:0 advance:300", 310, range(183, 311)),  # a quiet filter: max_backfill blocks
+        ("a105:0 advance:300", 428, range(301, 429)),  # nothing left to re-read
+        ("a105:0 advance:300", 429, TooFar(301, 429, 128)),  # only missing blocks count
+    ],
+)
+def test_backfill_range_rereads_blocks_known_by_number_only(
+    setup: str, provider_head: int, expected: object
+) -> None:
+    stream = stream_with()
+    for step in setup.split():
+        action, _, arg = step.partition(":")
+        if action == "backfill":
+            first, _, last = arg.partition("-")
+            stream.accept_backfill(range(int(first), int(last) + 1), [])
+        elif action == "advance":
+            stream.advance(int(arg))
+        elif action == "orphan":
+            stream.orphan([hash_of(arg[0], int(arg[1:]))])
+        else:
+            stream.offer(lg(step))
+    assert stream.backfill_range(provider_head) == expected
 
 
 def test_backfill_is_sorted_deduped_filtered_and_completes_its_range() -> None:
