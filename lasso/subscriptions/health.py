@@ -88,7 +88,7 @@ def loss(
     if serving is None:
         return Lost("", "no upstream subscription")
     provider = chain.providers[serving.provider_id]
-    if provider.breakers[WS].state(now) is CircuitState.OPEN:
+    if provider.channel(WS).breaker.state(now) is CircuitState.OPEN:
         return Lost(serving.provider_id, "circuit breaker open")
     if heads and liveness.stale(now):
         return Lost(serving.provider_id, f"no head delivered for {liveness.stale_s:.0f}s")

@@ -69,7 +69,7 @@ def candidates(
         for p in providers
         if p.ws is not None
         and p.ws.connected
-        and p.breakers[WS].state(now) is not CircuitState.OPEN
+        and p.channel(WS).breaker.state(now) is not CircuitState.OPEN
     ]
     preferred = [p for p in usable if p.id not in exclude]
     return preferred + [p for p in usable if p.id in exclude]

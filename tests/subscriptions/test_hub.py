@@ -270,7 +270,7 @@ async def test_an_open_breaker_moves_the_subscription(
     async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
         sub_id = await subscribe(ws, ["newHeads"])
         provider = stack.app.gateway.profiles["default"]["testnet"].providers["p1"]
-        provider.breakers["ws"].force_open(trio.current_time(), 60_000)
+        provider.channel("ws").breaker.force_open(trio.current_time(), 60_000)
         start = trio.current_time()
         stack.mine(skip=("p1",))
         with trio.fail_after(60):
