@@ -39,8 +39,6 @@ belong to another request. Otherwise the caller gets one
 
 from __future__ import annotations
 
-from typing import cast
-
 import msgspec
 import trio
 
@@ -51,46 +49,22 @@ from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
 from lasso.core.router import ChannelView, RoutePlan
 from lasso.errors import (
-    LassoError,
-    NoProviderAvailable,
     UpstreamError,
     UpstreamNetworkError,
     UpstreamRateLimited,
     UpstreamRpcError,
     UpstreamTimeout,
 )
+from lasso.outcome import AttemptRecord, Outcome, agreed_error, attempt_record, exhausted
 from lasso.upstream.probe import failure_kind
-from lasso.upstream.provider import HTTP, WS, Provider
+from lasso.upstream.provider import WS, Provider
+
+__all__ = ["AttemptRecord", "Outcome", "Targets", "agreed_error", "dispatch"]
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
 #: Kept back from the deadline so that even an exhausted answer reaches the client in time.
 ANSWER_MARGIN_S = 0.010
-
-
-class AttemptRecord(msgspec.Struct, frozen=True):
-    provider: str
-    transport: str
-    category: str
-    message: str
-
-
-class Outcome(msgspec.Struct):
-    """What happened, for routing metadata and logs.
-
-    ``failures`` keeps each failed attempt's transport and error, in order.
-    """
-
-    provider: str | None = None
-    transport: str | None = None
-    upstream_latency_us: int | None = None
-    attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
-    breaker_state: str | None = None
-    failures: list[tuple[str, UpstreamError]] = msgspec.field(default_factory=list)
-
-    def failed(self, channel: ChannelView, exc: UpstreamError) -> None:
-        self.attempts.append(_record(channel, _category(exc), exc.message))
-        self.failures.append((channel.transport, exc))
 
 
 Target = tuple[Provider, Channel]
@@ -156,7 +130,7 @@ async def dispatch(
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)
         return result
-    raise _exhausted(call, plan, outcome)
+    raise exhausted(call, plan, outcome)
 
 
 def _admit(
@@ -164,12 +138,12 @@ def _admit(
 ) -> tuple[Target, Admission] | None:
     target = targets.get(view)
     if target is None:  # the provider left the chain between planning and now
-        outcome.attempts.append(_record(view, "skipped", "provider removed"))
+        outcome.attempts.append(attempt_record(view, "skipped", "provider removed"))
         return None
     channel = target[1]
     admission = channel.admit(now)
     if not admission.admitted:
-        outcome.attempts.append(_record(view, "skipped", "circuit breaker not admitting"))
+        outcome.attempts.append(attempt_record(view, "skipped", "circuit breaker not admitting"))
         return None
     outcome.breaker_state = channel.breaker.state(now).value
     return target, admission
@@ -221,7 +195,7 @@ async def _dispatch_hedged(
         return race.result
     if race.terminal is not None:
         raise race.terminal
-    raise _exhausted(call, plan, outcome)
+    raise exhausted(call, plan, outcome)
 
 
 class _RaceAttempt(msgspec.Struct, frozen=True):
@@ -317,50 +291,3 @@ def _not_executed(exc: UpstreamError, channel: ChannelView) -> bool:
         and isinstance(exc, UpstreamRpcError)
         and exc.reason == Reason.METHOD_NOT_FOUND
     )
-
-
-def _category(exc: UpstreamError) -> str:
-    if isinstance(exc, UpstreamRpcError):
-        return exc.category
-    if isinstance(exc, UpstreamRateLimited):
-        return ErrorCategory.RATE_LIMIT.value
-    return ErrorCategory.PROVIDER_FAILURE.value
-
-
-def _record(channel: ChannelView, category: str, message: str) -> AttemptRecord:
-    return AttemptRecord(channel.provider_id, channel.transport, category, message)
-
-
-def _exhausted(call: Call, plan: RoutePlan, outcome: Outcome) -> LassoError:
-    agreed = agreed_error(outcome.failures)
-    if agreed is not None:
-        return agreed
-    attempts = [msgspec.structs.asdict(a) for a in outcome.attempts]
-    data: dict[str, object] = {"attempts": attempts}
-    retry_after_ms = plan.retry_after_ms()
-    if retry_after_ms is not None:
-        data["retry_after_ms"] = retry_after_ms
-        message = (
-            f"All circuit breakers are open for {call.method}; retry after {retry_after_ms} ms"
-        )
-    elif not plan.channels:
-        message = f"No provider available for {call.method}"
-    else:
-        last = outcome.attempts[-1].message if outcome.attempts else "no attempt could start"
-        message = f"All providers failed for {call.method}: {last}"
-    return NoProviderAvailable(message, data=data)
-
-
-def agreed_error(failures: list[tuple[str, UpstreamError]]) -> UpstreamRpcError | None:
-    """The node error every attempt agrees on, to answer with unchanged; see the module doc."""
-    errors = [exc for _, exc in failures if isinstance(exc, UpstreamRpcError)]
-    if not errors or len(errors) != len(failures):
-        return None
-    if any(exc.reason == Reason.UNATTRIBUTED for exc in errors):
-        return None
-    same_code = len({exc.rpc_code for exc in errors}) == 1
-    capability = all(exc.category == ErrorCategory.CAPABILITY.value for exc in errors)
-    if not (same_code or capability):
-        return None
-    over_http = [exc for transport, exc in failures if transport == HTTP]
-    return cast(UpstreamRpcError, (over_http or errors)[0])
