@@ -376,6 +376,9 @@ async def test_a_stream_whose_provider_leaves_the_chain_fails_over_without_a_gap
         with trio.fail_after(5):  # the next health tick fails over and backfills 12
             heads.append(await next_head(ws, sub_id))
         assert stack.hub.statistics().upstream == {("testnet", "p2", "newHeads"): 1}
+        (stream,) = stack.hub._streams.values()
+        assert stream.serving is not None and stream.serving.provider is chain.providers["p2"]
+        assert list(stack.hub._routes.values()) == [stream.serving]  # an index of the record
         stack.mine()
         stack.mine()
         with trio.fail_after(5):

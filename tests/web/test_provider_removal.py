@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from lasso.web.asgi import LassoASGI
+from lasso.web.metrics import render
 from tests.conftest import FakeFleet
 from tests.support.asgi import AsgiResponse, asgi_request
 
@@ -60,3 +61,12 @@ async def test_health_renders_channel_statistics(app: LassoASGI) -> None:
     assert "requests" in p1["http"]["transport"]
     assert p1["ws"] is None  # no ws_url configured
     assert p1["supervisor"]["name"] == "default/testnet/p1"
+
+
+async def test_metrics_render_each_channels_circuit(app: LassoASGI) -> None:
+    chain = app.gateway.profiles["default"]["testnet"]
+    chain.providers["p2"].channel("http").breaker.force_open(trio.current_time(), 60_000)
+    text = render(app.gateway, None)
+    assert 'lasso_circuit_state{chain="testnet",provider="p1",transport="http"} 0' in text
+    assert 'lasso_circuit_state{chain="testnet",provider="p2",transport="http"} 2' in text
+    assert 'lasso_circuit_state{chain="team/teamnet",provider="t1",transport="http"} 0' in text
