@@ -97,7 +97,7 @@ class ChainRuntime:
         """The routing snapshot, one view per routable channel, built by the channels.
         Latency is looked up only for strategies that read it."""
         wanted = method if with_latency else None
-        return [view for provider in providers for view in provider.views(now, wanted)]
+        return [c.view(now, method=wanted) for p in providers for c in p.routable()]
 
     def resolve(self, provider_id: str, transport: str) -> tuple[Provider, Channel] | None:
         """The provider and channel a plan names, if the chain still has them."""

@@ -114,7 +114,7 @@ class Channel:
 
     def tier(self, now: float) -> Tier:
         state = self.breaker.state(now)
-        if state is CircuitState.OPEN or self.quarantined(now):
+        if state is CircuitState.OPEN or self.restarts.exceeded(now):
             return Tier.OPEN
         if self.rate_limit.is_limited(now):
             return Tier.RATE_LIMITED
@@ -130,14 +130,15 @@ class Channel:
         """What the router sees; latency for ``method`` only when one is given."""
         tier = self.tier(now)
         latency_ms, samples = None, 0
-        stats = None if method is None else self.latency(method)
-        fresh = (
-            stats is not None
-            and stats.last_seen is not None
-            and now - stats.last_seen <= STALE_AFTER_S  # old evidence ranks like none
-        )
-        if fresh and stats is not None and stats.ewma_us is not None:
-            latency_ms, samples = stats.ewma_us / 1000, stats.samples
+        if method is not None:
+            stats = self._latency.get(LatencyKey(self.provider_id, method, self.transport))
+            fresh = (
+                stats is not None
+                and stats.last_seen is not None
+                and now - stats.last_seen <= STALE_AFTER_S  # old evidence ranks like none
+            )
+            if fresh and stats is not None and stats.ewma_us is not None:
+                latency_ms, samples = stats.ewma_us / 1000, stats.samples
         return ChannelView(
             self.provider_id,
             self.transport,

@@ -36,7 +36,6 @@ from lasso.core.jsonrpc import encode_upstream
 from lasso.core.latency import LatencyBook
 from lasso.core.methods import is_replay_safe
 from lasso.core.reply import interpret
-from lasso.core.router import ChannelView
 from lasso.errors import LocalCapacity, UpstreamNetworkError
 from lasso.upstream import probe
 from lasso.upstream.http import HttpStatistics, HttpTransport, PostTransport
@@ -182,10 +181,6 @@ class Provider:
 
     def quarantined(self, transport: str) -> bool:
         return self.channels[transport].quarantined(trio.current_time())
-
-    def views(self, now: float, method: str | None = None) -> list[ChannelView]:
-        """The routing snapshot of its routable channels (latency for ``method`` if given)."""
-        return [c.view(now, method=method) for c in self.routable()]
 
     def available(self, now: float) -> bool:
         """Some routable channel can take a request (neither open nor quarantined)."""
