@@ -16,24 +16,32 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
-from lasso.core.breaker import CircuitState
+from lasso.core.channel import Channel
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
-from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, Tier, plan
+from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
 from lasso.upstream.http import PostTransport
-from lasso.upstream.provider import Provider
+from lasso.upstream.provider import Provider, ProviderStatistics
 from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.ws import WsConnection
 
 _ADAPTIVE_MIN_SAMPLES = 20
 _LATENCY_STRATEGIES = frozenset({Strategy.FASTEST, Strategy.LATENCY_WEIGHTED})
-#: Latency evidence older than this is ignored by routing (the provider is re-measured).
-STALE_AFTER_S = 600.0
 
 #: Builds the HTTP transport for (chain name, provider); tests inject fakes here.
 TransportFactory = Callable[[str, ProviderConfig], PostTransport]
 #: Builds the WebSocket connection for (chain name, provider with a ws_url).
 WsFactory = Callable[[str, ProviderConfig], WsConnection]
+
+
+class ChainStatistics(msgspec.Struct, frozen=True):
+    """One chain as health and metrics render it."""
+
+    name: str
+    chain_id: int
+    default_strategy: str
+    available_providers: int
+    providers: tuple[ProviderStatistics, ...]
 
 
 class ChainRuntime:
@@ -50,6 +58,7 @@ class ChainRuntime:
         websockets: WsFactory | None = None,
         route_ws: bool = True,
         recovery: RecoveryPolicy | None = None,
+        label: str | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -57,6 +66,7 @@ class ChainRuntime:
         self.rng = rng
         self.default_strategy = Strategy(config.default_strategy)
         self.recovery = RecoveryWatch(self.available, recovery or RecoveryPolicy(), rng)
+        self.latency = LatencyBook()
         self.providers = {
             p.id: Provider(
                 p,
@@ -68,10 +78,11 @@ class ChainRuntime:
                 ws=None if websockets is None or p.ws_url is None else websockets(name, p),
                 route_ws=route_ws,
                 recovery=self.recovery,
+                latency=self.latency,
+                label=f"{label or name}/{p.id}",
             )
             for i, p in enumerate(config.providers)
         }
-        self.latency = LatencyBook()
         self.router_state = RouterState()
         self.chain_id_hex = b'"0x%x"' % config.chain_id
 
@@ -83,58 +94,34 @@ class ChainRuntime:
         *,
         with_latency: bool = True,
     ) -> list[ChannelView]:
-        """The routing snapshot. Latency is looked up only for strategies that read it."""
-        return [
-            self._view(provider, transport, method if with_latency else None, now)
-            for provider in providers
-            for transport in provider.transports
-        ]
+        """The routing snapshot, one view per routable channel, built by the channels.
+        Latency is looked up only for strategies that read it."""
+        wanted = method if with_latency else None
+        return [c.view(now, method=wanted) for p in providers for c in p.routable()]
+
+    def resolve(self, provider_id: str, transport: str) -> tuple[Provider, Channel] | None:
+        """The provider and channel a plan names, if the chain still has them."""
+        provider = self.providers.get(provider_id)
+        if provider is None or transport not in provider.channels:
+            return None
+        return provider, provider.channel(transport)
+
+    def statistics(self, now: float) -> ChainStatistics:
+        providers = tuple(p.statistics(now) for p in self.providers.values())
+        return ChainStatistics(
+            name=self.name,
+            chain_id=self.config.chain_id,
+            default_strategy=self.default_strategy.value,
+            available_providers=sum(p.available for p in providers),
+            providers=providers,
+        )
 
     def available(self, now: float) -> bool:
         """Some channel of some provider can take a request (not open, not quarantined)."""
-        return any(self._provider_available(p, now) for p in self.providers.values())
+        return any(p.available(now) for p in self.providers.values())
 
     def available_providers(self, now: float) -> int:
-        return sum(self._provider_available(p, now) for p in self.providers.values())
-
-    def _provider_available(self, provider: Provider, now: float) -> bool:
-        return any(
-            self._view(provider, t, None, now).tier is not Tier.OPEN for t in provider.transports
-        )
-
-    def _view(
-        self, provider: Provider, transport: str, method: str | None, now: float
-    ) -> ChannelView:
-        breaker = provider.breakers[transport]
-        state = breaker.state(now)
-        if state is CircuitState.OPEN or provider.quarantined(transport):
-            tier = Tier.OPEN
-        elif provider.rate_limits[transport].is_limited(now):
-            tier = Tier.RATE_LIMITED
-        elif state is CircuitState.HALF_OPEN:
-            tier = Tier.HALF_OPEN
-        else:
-            tier = Tier.HEALTHY
-        latency_ms, samples = None, 0
-        if method is not None:
-            stats = self.latency.get(LatencyKey(provider.id, method, transport))
-            fresh = (
-                stats is not None
-                and stats.last_seen is not None
-                and now - stats.last_seen <= STALE_AFTER_S  # old evidence ranks like none
-            )
-            if fresh and stats is not None and stats.ewma_us is not None:
-                latency_ms, samples = stats.ewma_us / 1000, stats.samples
-        return ChannelView(
-            provider.id,
-            transport,
-            provider.config.priority,
-            provider.order,
-            tier,
-            latency_ms,
-            samples,
-            breaker.retry_after_s(now) if tier is Tier.OPEN else None,
-        )
+        return sum(p.available(now) for p in self.providers.values())
 
     def hedge_delay_s(self, method: str, plan: RoutePlan) -> float | None:
         """How long to wait before racing a second provider; None means no hedging.
@@ -169,8 +156,15 @@ class ChainRuntime:
         provider: str | None,
         transport: str | None = None,
     ) -> RoutePlan:
-        """Ask the router; ``transport`` (http or ws) puts that transport's channels first."""
-        providers = self.providers.values() if provider is None else [self.providers[provider]]
+        """Ask the router; ``transport`` (http or ws) puts that transport's channels first.
+
+        The plan names channels by (provider id, transport); :func:`lasso.dispatch.dispatch`
+        resolves them to this chain's objects once, before its first await.
+        """
+        if provider is None:
+            providers: Iterable[Provider] = self.providers.values()
+        else:  # a provider no longer in the chain has nothing to plan (no KeyError)
+            providers = [self.providers[provider]] if provider in self.providers else []
         strategy = strategy or self.default_strategy
         with_latency = strategy in _LATENCY_STRATEGIES
         decided = plan(

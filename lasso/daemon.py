@@ -31,18 +31,14 @@ from hypercorn.trio import serve as hypercorn_serve
 import lasso
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
-from lasso.core.backoff import Backoff, RestartTracker
 from lasso.gateway import Gateway
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
-from lasso.upstream.supervisor import Service, Supervisor
 from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 
 log = logging.getLogger("lasso.daemon")
-
-RESTART_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 
 @asynccontextmanager
@@ -56,28 +52,13 @@ async def open_gateway(
     """A gateway whose providers run, supervised, until the block exits."""
     gateway = Gateway(settings, rng=rng, transports=transports, connector=connector)
     async with trio.open_nursery() as nursery:
-        for slug, chain in gateway.chains():
+        for _slug, chain in gateway.chains():
             for provider in chain.providers.values():
-                name = f"{slug}/{chain.name}/{provider.id}"
-                provider.supervisor = _supervisor(name, provider.run, gateway)
-                await nursery.start(provider.supervisor.run)
-                if provider.ws is not None:
-                    provider.ws_supervisor = _supervisor(f"{name}/ws", provider.ws.run, gateway)
-                    await nursery.start(provider.ws_supervisor.run)
+                await provider.start(nursery)  # its own supervisors (lasso.upstream.provider)
         try:
             yield gateway
         finally:
             nursery.cancel_scope.cancel(reason="gateway closing")
-
-
-def _supervisor(name: str, service: Service, gateway: Gateway) -> Supervisor:
-    return Supervisor(
-        name,
-        service,
-        backoff=RESTART_BACKOFF,
-        tracker=RestartTracker(max_restarts=5, window_s=60.0),
-        rng=gateway.rng,
-    )
 
 
 def hypercorn_config(host: str, port: int, server: ServerConfig) -> HypercornConfig:

@@ -18,6 +18,13 @@ what happens next:
                                 method is replay-safe or it provably never left
     cancelled                   re-raise; not a failure, not a latency sample
 
+The plan names channels by (provider id, transport). They are resolved to the
+chain's :class:`~lasso.upstream.provider.Provider` and
+:class:`~lasso.core.channel.Channel` objects once, before the first await
+(:class:`Targets`), and every attempt asks and records through those objects:
+a provider removed from the chain while a request to it is in flight still
+answers it, and nothing indexes ``chain.providers`` after an await.
+
 When nothing succeeds and every attempt made was answered with a JSON-RPC
 error that agrees (one code from all, or CAPABILITY from all: no provider could
 serve it), that error is the answer: the node's own error object goes to the
@@ -32,27 +39,27 @@ belong to another request. Otherwise the caller gets one
 
 from __future__ import annotations
 
-from typing import cast
-
 import msgspec
 import trio
 
 from lasso.chain import ChainRuntime
 from lasso.core.breaker import Admission
+from lasso.core.channel import Channel
 from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
-from lasso.core.latency import LatencyKey
 from lasso.core.router import ChannelView, RoutePlan
 from lasso.errors import (
-    LassoError,
-    NoProviderAvailable,
     UpstreamError,
     UpstreamNetworkError,
     UpstreamRateLimited,
     UpstreamRpcError,
     UpstreamTimeout,
 )
-from lasso.upstream.provider import HTTP, WS, failure_kind
+from lasso.outcome import AttemptRecord, Outcome, agreed_error, attempt_record, exhausted
+from lasso.upstream.probe import failure_kind
+from lasso.upstream.provider import WS, Provider
+
+__all__ = ["AttemptRecord", "Outcome", "Targets", "agreed_error", "dispatch"]
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
@@ -60,29 +67,23 @@ MIN_ATTEMPT_S = 0.025
 ANSWER_MARGIN_S = 0.010
 
 
-class AttemptRecord(msgspec.Struct, frozen=True):
-    provider: str
-    transport: str
-    category: str
-    message: str
+Target = tuple[Provider, Channel]
 
 
-class Outcome(msgspec.Struct):
-    """What happened, for routing metadata and logs.
+class Targets:
+    """The plan's channels resolved to objects, once (see the module docstring)."""
 
-    ``failures`` keeps each failed attempt's transport and error, in order.
-    """
+    __slots__ = ("_by_view",)
 
-    provider: str | None = None
-    transport: str | None = None
-    upstream_latency_us: int | None = None
-    attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
-    breaker_state: str | None = None
-    failures: list[tuple[str, UpstreamError]] = msgspec.field(default_factory=list)
+    def __init__(self, chain: ChainRuntime, plan: RoutePlan) -> None:
+        self._by_view: dict[tuple[str, str], Target] = {}
+        for view in plan.channels:
+            target = chain.resolve(view.provider_id, view.transport)
+            if target is not None:
+                self._by_view[(view.provider_id, view.transport)] = target
 
-    def failed(self, channel: ChannelView, exc: UpstreamError) -> None:
-        self.attempts.append(_record(channel, _category(exc), exc.message))
-        self.failures.append((channel.transport, exc))
+    def get(self, view: ChannelView) -> Target | None:
+        return self._by_view.get((view.provider_id, view.transport))
 
 
 async def dispatch(
@@ -100,46 +101,52 @@ async def dispatch(
     Eyeballs style instead of run one after another. The deadline counts from
     ``started_at`` (when the request arrived: a batch item may wait for a slot).
     """
+    targets = Targets(chain, plan)  # before any await: see the module docstring
     begun = trio.current_time() if started_at is None else started_at
     deadline = begun + plan.deadline_s - ANSWER_MARGIN_S
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
-        return await _dispatch_hedged(chain, call, plan, outcome, deadline, hedge_after_s)
+        return await _dispatch_hedged(targets, call, plan, outcome, deadline, hedge_after_s)
     dispatched = 0
-    for channel in plan.channels:
+    for view in plan.channels:
         now = trio.current_time()
         remaining = deadline - now
         if dispatched >= plan.max_attempts or remaining < MIN_ATTEMPT_S:
             break
-        admission = _admit(chain, channel, outcome, now)
-        if admission is None:
+        admitted = _admit(targets, view, outcome, now)
+        if admitted is None:
             continue
+        target, admission = admitted
         first = dispatched == 0 and plan.replay_safe and plan.failover
         budget = min(remaining, FIRST_ATTEMPT_SHARE * plan.deadline_s) if first else remaining
         dispatched += 1
         try:
-            result, latency_us = await _attempt(chain, call, channel, admission, budget)
+            result, latency_us = await _attempt(target, call, view, admission, budget)
         except UpstreamError as exc:
-            outcome.failed(channel, exc)
-            if not _record_failure(chain, call, channel, admission, exc, plan):
+            outcome.failed(view, exc)
+            if not _record_failure(target[1], call, admission, exc, plan):
                 raise
-            if _not_executed(exc, channel):
+            if _not_executed(exc, view):
                 dispatched -= 1  # it used no dispatch
             continue
-        _record_success(chain, call, channel, admission, latency_us, outcome)
+        _record_success(target[1], call, view, admission, latency_us, outcome)
         return result
-    raise _exhausted(call, plan, outcome)
+    raise exhausted(call, plan, outcome)
 
 
 def _admit(
-    chain: ChainRuntime, channel: ChannelView, outcome: Outcome, now: float
-) -> Admission | None:
-    breaker = chain.providers[channel.provider_id].breakers[channel.transport]
-    admission = breaker.admit(now)
-    if not admission.admitted:
-        outcome.attempts.append(_record(channel, "skipped", "circuit breaker not admitting"))
+    targets: Targets, view: ChannelView, outcome: Outcome, now: float
+) -> tuple[Target, Admission] | None:
+    target = targets.get(view)
+    if target is None:  # the provider left the chain between planning and now
+        outcome.attempts.append(attempt_record(view, "skipped", "provider removed"))
         return None
-    outcome.breaker_state = breaker.state(now).value
-    return admission
+    channel = target[1]
+    admission = channel.admit(now)
+    if not admission.admitted:
+        outcome.attempts.append(attempt_record(view, "skipped", "circuit breaker not admitting"))
+        return None
+    outcome.breaker_state = channel.breaker.state(now).value
+    return target, admission
 
 
 class _Race:
@@ -156,7 +163,7 @@ class _Race:
 
 
 async def _dispatch_hedged(
-    chain: ChainRuntime,
+    targets: Targets,
     call: Call,
     plan: RoutePlan,
     outcome: Outcome,
@@ -168,124 +175,102 @@ async def _dispatch_hedged(
     async with trio.open_nursery() as nursery:
         race = _Race(nursery.cancel_scope)
         started = 0
-        for channel in plan.channels:
+        for view in plan.channels:
             now = trio.current_time()
             if race.decided or started >= plan.max_attempts or deadline - now < MIN_ATTEMPT_S:
                 break
-            admission = _admit(chain, channel, outcome, now)
-            if admission is None:
+            admitted = _admit(targets, view, outcome, now)
+            if admitted is None:
                 continue
+            target, admission = admitted
             # The first attempt never gets more than its share, whatever the hedge delay.
             budget = deadline - now if started else min(deadline - now, first_cap_s)
             started += 1
             failed = trio.Event()
-            nursery.start_soon(
-                _race_attempt,
-                chain,
-                call,
-                plan,
-                outcome,
-                channel,
-                admission,
-                budget,
-                failed,
-                race,
-            )
+            attempt = _RaceAttempt(target, view, admission, budget, failed)
+            nursery.start_soon(_race_attempt, call, plan, outcome, attempt, race)
             with trio.move_on_after(min(hedge_after_s, budget)):
                 await failed.wait()
     if race.result is not None:
         return race.result
     if race.terminal is not None:
         raise race.terminal
-    raise _exhausted(call, plan, outcome)
+    raise exhausted(call, plan, outcome)
+
+
+class _RaceAttempt(msgspec.Struct, frozen=True):
+    target: Target
+    view: ChannelView
+    admission: Admission
+    budget: float
+    failed: trio.Event
 
 
 async def _race_attempt(
-    chain: ChainRuntime,
-    call: Call,
-    plan: RoutePlan,
-    outcome: Outcome,
-    channel: ChannelView,
-    admission: Admission,
-    budget: float,
-    failed: trio.Event,
-    race: _Race,
+    call: Call, plan: RoutePlan, outcome: Outcome, attempt: _RaceAttempt, race: _Race
 ) -> None:
+    view, admission, channel = attempt.view, attempt.admission, attempt.target[1]
     try:
-        result, latency_us = await _attempt(chain, call, channel, admission, budget)
+        result, latency_us = await _attempt(attempt.target, call, view, admission, attempt.budget)
     except UpstreamError as exc:
-        outcome.failed(channel, exc)
-        if not _record_failure(chain, call, channel, admission, exc, plan) and not race.decided:
+        outcome.failed(view, exc)
+        if not _record_failure(channel, call, admission, exc, plan) and not race.decided:
             race.terminal = exc
             race.scope.cancel(reason="terminal error")
-        failed.set()
+        attempt.failed.set()
         return
-    _record_success(chain, call, channel, admission, latency_us, outcome)
+    _record_success(channel, call, view, admission, latency_us, outcome)
     if not race.decided:
         race.result = result
         race.scope.cancel(reason="hedged attempt won")
 
 
 async def _attempt(
-    chain: ChainRuntime, call: Call, channel: ChannelView, admission: Admission, budget: float
+    target: Target, call: Call, view: ChannelView, admission: Admission, budget: float
 ) -> tuple[bytes, int]:
-    provider = chain.providers[channel.provider_id]
-    breaker = provider.breakers[channel.transport]
+    provider, channel = target
     try:
         with trio.move_on_after(budget):
-            return await provider.request(call.method, call.params, channel.transport)
+            return await provider.request(call.method, call.params, view.transport)
     except BaseException as exc:
         if not isinstance(exc, UpstreamError):
             # Cancelled by the client, or our bug: never the provider's fault.
-            breaker.record_cancelled(trio.current_time(), admission)
+            channel.record_cancelled(trio.current_time(), admission)
         raise
     raise UpstreamTimeout(
-        f"Request timeout after {budget * 1000:.0f} ms", provider_id=channel.provider_id
+        f"Request timeout after {budget * 1000:.0f} ms", provider_id=view.provider_id
     )
 
 
 def _record_success(
-    chain: ChainRuntime,
+    channel: Channel,
     call: Call,
-    channel: ChannelView,
+    view: ChannelView,
     admission: Admission,
     latency_us: int,
     outcome: Outcome,
 ) -> None:
     now = trio.current_time()
-    chain.providers[channel.provider_id].breakers[channel.transport].record_success(now, admission)
-    key = LatencyKey(channel.provider_id, call.method, channel.transport)
-    chain.latency.record_success(key, now, latency_us)
-    outcome.provider, outcome.transport = channel.provider_id, channel.transport
+    channel.record_success(now, admission, method=call.method, latency_us=latency_us)
+    outcome.provider, outcome.transport = view.provider_id, view.transport
     outcome.upstream_latency_us = latency_us
 
 
 def _record_failure(
-    chain: ChainRuntime,
-    call: Call,
-    channel: ChannelView,
-    admission: Admission,
-    exc: UpstreamError,
-    plan: RoutePlan,
+    channel: Channel, call: Call, admission: Admission, exc: UpstreamError, plan: RoutePlan
 ) -> bool:
     """Record what ``exc`` says about the provider; True if another may be tried."""
     now = trio.current_time()
-    provider = chain.providers[channel.provider_id]
-    breaker = provider.breakers[channel.transport]
     if isinstance(exc, UpstreamRpcError) and exc.category == ErrorCategory.DETERMINISTIC.value:
-        breaker.record_success(now, admission)  # the provider works; the request is wrong
+        channel.record_success(now, admission)  # the provider works; the request is wrong
         return False
     if isinstance(exc, UpstreamRpcError) and exc.category == ErrorCategory.CAPABILITY.value:
-        breaker.record_cancelled(now, admission)
+        channel.record_cancelled(now, admission)
         return plan.failover
     if isinstance(exc, UpstreamRateLimited):
-        breaker.record_cancelled(now, admission)
-        provider.rate_limits[channel.transport].mark_limited(now, exc.retry_after_ms)
+        channel.mark_limited(now, admission, exc.retry_after_ms)
         return plan.failover
-    breaker.record_failure(now, admission, failure_kind(exc))
-    chain.latency.record_failure(
-        LatencyKey(channel.provider_id, call.method, channel.transport), now
-    )
+    channel.record_failure(now, admission, failure_kind(exc), method=call.method)
     never_sent = isinstance(exc, UpstreamNetworkError) and exc.never_sent
     return plan.failover and (plan.replay_safe or never_sent)
 
@@ -306,50 +291,3 @@ def _not_executed(exc: UpstreamError, channel: ChannelView) -> bool:
         and isinstance(exc, UpstreamRpcError)
         and exc.reason == Reason.METHOD_NOT_FOUND
     )
-
-
-def _category(exc: UpstreamError) -> str:
-    if isinstance(exc, UpstreamRpcError):
-        return exc.category
-    if isinstance(exc, UpstreamRateLimited):
-        return ErrorCategory.RATE_LIMIT.value
-    return ErrorCategory.PROVIDER_FAILURE.value
-
-
-def _record(channel: ChannelView, category: str, message: str) -> AttemptRecord:
-    return AttemptRecord(channel.provider_id, channel.transport, category, message)
-
-
-def _exhausted(call: Call, plan: RoutePlan, outcome: Outcome) -> LassoError:
-    agreed = agreed_error(outcome.failures)
-    if agreed is not None:
-        return agreed
-    attempts = [msgspec.structs.asdict(a) for a in outcome.attempts]
-    data: dict[str, object] = {"attempts": attempts}
-    retry_after_ms = plan.retry_after_ms()
-    if retry_after_ms is not None:
-        data["retry_after_ms"] = retry_after_ms
-        message = (
-            f"All circuit breakers are open for {call.method}; retry after {retry_after_ms} ms"
-        )
-    elif not plan.channels:
-        message = f"No provider available for {call.method}"
-    else:
-        last = outcome.attempts[-1].message if outcome.attempts else "no attempt could start"
-        message = f"All providers failed for {call.method}: {last}"
-    return NoProviderAvailable(message, data=data)
-
-
-def agreed_error(failures: list[tuple[str, UpstreamError]]) -> UpstreamRpcError | None:
-    """The node error every attempt agrees on, to answer with unchanged; see the module doc."""
-    errors = [exc for _, exc in failures if isinstance(exc, UpstreamRpcError)]
-    if not errors or len(errors) != len(failures):
-        return None
-    if any(exc.reason == Reason.UNATTRIBUTED for exc in errors):
-        return None
-    same_code = len({exc.rpc_code for exc in errors}) == 1
-    capability = all(exc.category == ErrorCategory.CAPABILITY.value for exc in errors)
-    if not (same_code or capability):
-        return None
-    over_http = [exc for transport, exc in failures if transport == HTTP]
-    return cast(UpstreamRpcError, (over_http or errors)[0])

@@ -119,6 +119,7 @@ class Gateway:
                     transports=transports,
                     websockets=partial(self._websocket, bus_key(slug, name)),
                     route_ws=settings.websocket.route_unary,
+                    label=f"{slug}/{name}",
                 )
                 for name, chain in profile.chains.items()
             }

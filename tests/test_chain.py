@@ -92,8 +92,8 @@ providers = [
     assert (runtime.available(0.0), runtime.available_providers(0.0)) == (True, 2)
     for provider in runtime.providers.values():
         for _ in range(5):
-            provider.breakers["http"].record_external_failure(0.0, FailureKind.SERVER)
-    assert runtime.providers["a"].breakers["ws"].state(0.0) is CircuitState.CLOSED
+            provider.channel("http").breaker.record_external_failure(0.0, FailureKind.SERVER)
+    assert runtime.providers["a"].channel("ws").breaker.state(0.0) is CircuitState.CLOSED
     assert (runtime.available(0.0), runtime.available_providers(0.0)) == (False, 0)
     plan = runtime.plan("eth_call", 0.0, strategy=None, provider=None)
     assert plan.channels == () and plan.retry_after_ms() == 500  # the chain is in recovery

@@ -94,7 +94,7 @@ async def test_rate_limited_provider_is_demoted_for_retry_after(
     fleet.nodes["p1"].queued.append(Fault.RATE_LIMITED_429)  # Retry-After: 7
     _, outcome = await call(chain, BALANCE)
     assert outcome.provider == "p2"
-    breaker = chain.providers["p1"].breakers["http"]
+    breaker = chain.providers["p1"].channel("http").breaker
     assert breaker.statistics(trio.current_time()).consecutive_failures == 0  # no penalty
     _, outcome = await call(chain, BALANCE)
     assert outcome.provider == "p2"  # p1 is in the rate-limited tier
@@ -107,7 +107,7 @@ async def test_two_timeouts_open_the_breaker_then_it_recovers(
     gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     chain = chain_of(gateway)
-    breaker = chain.providers["p1"].breakers["http"]
+    breaker = chain.providers["p1"].channel("http").breaker
     fleet.nodes["p1"].fault = Fault.HANG
     await call(chain, BLOCK_NUMBER)
     await call(chain, BLOCK_NUMBER)
@@ -189,7 +189,7 @@ async def test_capability_error_fails_over_without_penalty(
     _, outcome = await call(chain, BALANCE)
     assert outcome.provider == "p2"
     assert [a.category for a in outcome.attempts] == ["capability"]
-    stats = chain.providers["p1"].breakers["http"].statistics(trio.current_time())
+    stats = chain.providers["p1"].channel("http").breaker.statistics(trio.current_time())
     assert stats.consecutive_failures == 0
 
 
@@ -215,7 +215,7 @@ async def test_hedged_read_starts_the_next_after_the_delay(
     _, outcome = await call(chain, BALANCE, hedge_after_s=0.1)
     assert trio.current_time() - start == pytest.approx(0.15)  # p2 started at 0.1, took 0.05
     assert outcome.provider == "p2"
-    stats = chain.providers["p1"].breakers["http"].statistics(trio.current_time())
+    stats = chain.providers["p1"].channel("http").breaker.statistics(trio.current_time())
     assert stats.consecutive_failures == 0  # the cancelled loser is not a failure
     assert fleet.nodes["p3"].calls == []
 

@@ -60,7 +60,9 @@ async def take_everything_down(chain: ChainRuntime, fleet: FakeFleet) -> None:
         with pytest.raises(NoProviderAvailable):
             await call(chain)
     now = trio.current_time()
-    assert {p.breakers["http"].state(now) for p in chain.providers.values()} == {CircuitState.OPEN}
+    assert {p.channel("http").breaker.state(now) for p in chain.providers.values()} == {
+        CircuitState.OPEN
+    }
 
 
 def probes(fleet: FakeFleet) -> dict[str, int]:
@@ -72,7 +74,7 @@ async def test_probes_at_once_then_every_interval_and_back_within_one(
 ) -> None:
     await take_everything_down(chain, fleet)
     t0 = trio.current_time()
-    before = {pid: p.breakers["http"].statistics(t0) for pid, p in chain.providers.items()}
+    before = {pid: p.channel("http").breaker.statistics(t0) for pid, p in chain.providers.items()}
     assert probes(fleet) == {"p1": 0, "p2": 0, "p3": 0}
 
     # A request finds nothing available: it is told to come back after the probing
@@ -90,7 +92,7 @@ async def test_probes_at_once_then_every_interval_and_back_within_one(
     assert probes(fleet) == {"p1": 4, "p2": 4, "p3": 4}
     now = trio.current_time()
     for pid, provider in chain.providers.items():
-        stats = provider.breakers["http"].statistics(now)
+        stats = provider.channel("http").breaker.statistics(now)
         assert stats.state is CircuitState.OPEN
         assert stats.recovery_deadline == before[pid].recovery_deadline
         assert stats.reopen_count == 0 and stats.total_opens == 1
@@ -109,7 +111,10 @@ async def test_probes_at_once_then_every_interval_and_back_within_one(
     # its answer then.
     assert trio.current_time() - back_at == pytest.approx(0.25)
     assert fleet.nodes["p2"].calls[-2:] == ["eth_chainId", "eth_blockNumber"]
-    assert chain.providers["p2"].breakers["http"].state(trio.current_time()) is CircuitState.CLOSED
+    assert (
+        chain.providers["p2"].channel("http").breaker.state(trio.current_time())
+        is CircuitState.CLOSED
+    )
 
     # The chain is no longer in recovery: the others wait out their own deadlines again.
     settled = probes(fleet)

@@ -96,6 +96,8 @@ class RestartTracker:
 
     def exceeded(self, now: float) -> bool:
         """True while more than ``max_restarts`` restarts lie within the window."""
+        if len(self._restarts) <= self._max_restarts:
+            return False  # too few recorded to exceed (routing asks this per request)
         return self.restarts_in_window(now) > self._max_restarts
 
     def restarts_in_window(self, now: float) -> int:

@@ -1,13 +1,19 @@
-"""What a subscription stream's consumer reads from its inbox, and whom it serves."""
+"""What a subscription stream's consumer reads from its inbox."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
+
+if TYPE_CHECKING:
+    from lasso.subscriptions.serving import Serving
 
 
 class Live(msgspec.Struct, frozen=True):
-    provider_id: str
-    upstream_id: str
+    """An upstream notification, routed by the :class:`Serving` record it names."""
+
+    serving: Serving
     payload: bytes
 
 
@@ -28,9 +34,3 @@ class Orphaned(msgspec.Struct, frozen=True):
 
 
 Event = Live | Lost | Resync | Orphaned
-
-
-class Serving(msgspec.Struct, frozen=True):
-    provider_id: str
-    upstream_id: str
-    connection_id: str | None

@@ -10,6 +10,7 @@ in this order:
     catching up        a read failed earlier: catch up, then replay the live
                        events held meanwhile (nothing live overtakes a catch-up)
     breaker open       the serving provider's WebSocket breaker: fail over
+    provider removed   the serving provider left the chain (a reload): fail over
     stale head         newHeads only: nothing *delivered* for stale_after_blocks
                        block times (at least min_stale_ms), whatever else arrives
                        (heads the stream cannot place, duplicates): fail over
@@ -26,9 +27,8 @@ from __future__ import annotations
 
 from lasso.chain import ChainRuntime
 from lasso.config import SubscriptionConfig
-from lasso.core.breaker import CircuitState
-from lasso.subscriptions.events import Lost, Serving
-from lasso.upstream.provider import WS
+from lasso.subscriptions.events import Lost
+from lasso.subscriptions.serving import Serving
 
 TICK_S = 1.0
 LOGS_PROGRESS_S = 30.0
@@ -87,9 +87,9 @@ def loss(
     """Why a stream that is not catching up must fail over now, if it must."""
     if serving is None:
         return Lost("", "no upstream subscription")
-    provider = chain.providers[serving.provider_id]
-    if provider.breakers[WS].state(now) is CircuitState.OPEN:
-        return Lost(serving.provider_id, "circuit breaker open")
+    reason = serving.lost(chain, now)  # left the chain, or its WebSocket breaker opened
+    if reason is not None:
+        return Lost(serving.provider_id, reason)
     if heads and liveness.stale(now):
         return Lost(serving.provider_id, f"no head delivered for {liveness.stale_s:.0f}s")
     return None

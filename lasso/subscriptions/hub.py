@@ -35,8 +35,9 @@ from lasso.pubsub import (
     conn_topic,
     subs_topic,
 )
-from lasso.subscriptions.events import Live, Lost, Resync, Serving
+from lasso.subscriptions.events import Live, Lost, Resync
 from lasso.subscriptions.fanout import Subscriber
+from lasso.subscriptions.serving import Serving
 from lasso.subscriptions.stream import Stream
 
 log = logging.getLogger("lasso.subscriptions")
@@ -59,7 +60,9 @@ class SubscriptionHub:
         self.gateway = gateway
         self._nursery = nursery
         self._streams: dict[StreamKey, Stream] = {}
-        self._routes: dict[tuple[str, str, str], Stream] = {}  # (chain, provider, upstream id)
+        # (chain, provider id, upstream id) -> the stream's own Serving record; see
+        # lasso.subscriptions.serving: entered and removed only by _reroute
+        self._routes: dict[tuple[str, str, str], Serving] = {}
         self._chains: dict[ChainRuntime, str] = {}
         self._budgets: dict[str, UpstreamBudget[Stream]] = {}
 
@@ -153,13 +156,14 @@ class SubscriptionHub:
             stream.expire()
 
     def _reroute(self, stream: Stream, old: Serving | None, new: Serving | None) -> None:
+        """``stream`` changed its Serving record from ``old`` to ``new``: index the new one."""
         chain = self._chains[stream.chain]
         if old is not None:
-            route = (chain, old.provider_id, old.upstream_id)
-            if self._routes.get(route) is stream:  # never another stream's route
+            route = (chain, *old.route)
+            if self._routes.get(route) is old:  # never another stream's record
                 del self._routes[route]
         if new is not None:
-            self._routes[(chain, new.provider_id, new.upstream_id)] = stream
+            self._routes[(chain, *new.route)] = new
 
     def _orphaned(self, source: Stream, hashes: tuple[str, ...], fork: int | None) -> None:
         for stream in self._streams.values():
@@ -188,9 +192,9 @@ class SubscriptionHub:
     ) -> None:
         async for event in events:
             if isinstance(event, Notification):
-                stream = self._routes.get((key, event.provider_id, event.upstream_id))
-                if stream is not None:
-                    stream.post(Live(event.provider_id, event.upstream_id, event.payload))
+                serving = self._routes.get((key, event.provider_id, event.upstream_id))
+                if serving is not None:
+                    serving.deliver(Live(serving, event.payload))
             elif isinstance(event, Overflow):
                 for stream in self._streams_of(key):
                     stream.post(Resync(f"{event.dropped} notifications dropped"))

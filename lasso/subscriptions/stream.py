@@ -9,7 +9,8 @@ that changes the stream happens in order:
                       stream (HeadStream / LogStream), which decides what to deliver,
                       what to fetch (gaps, reorgs) and what was orphaned; fetches run
                       before the next event is looked at
-    provider lost     disconnect, close, a stale head or an open breaker:
+    provider lost     disconnect, close, a stale head, an open breaker or the
+                      provider removed from the chain:
                       re-subscribe on the next provider whose head is at or above
                       the last delivered head, then the feed backfills over HTTP from the
                       stream's tip to its head (at most max_backfill blocks; past
@@ -32,8 +33,16 @@ stream pinned to one provider, ``/ws/rpc/provider/{id}/...``, never moves to ano
 it re-subscribes on the same one when it comes back). The upstream ``eth_subscribe``
 runs in the hub's nursery (:mod:`lasso.subscriptions.subscribing`), so one this
 stream gave up on that the upstream confirms later is unsubscribed, never leaked.
-The stream owns its upstream subscription (``serving``), its subscribers and its
-clock (:class:`~lasso.subscriptions.health.Liveness`); its :class:`Feed` delivers.
+The stream owns its subscribers, its clock (:class:`~lasso.subscriptions.health.Liveness`)
+and the one record of who serves it: ``serving``, a
+:class:`~lasso.subscriptions.serving.Serving` (the provider and WebSocket channel
+objects, the connection and the upstream id). The hub's routing of upstream
+notifications is an index of these records, changed only through the ``router``
+callback when ``serving`` changes; a health tick asks the record whether it is
+lost (its provider left the chain, its breaker opened). After an await the
+stream never looks a provider up by id: it acts on the objects its record holds,
+so a provider removed from the chain is a failover, never a ``KeyError``. Its
+:class:`Feed` delivers.
 """
 
 from __future__ import annotations
@@ -51,12 +60,13 @@ from lasso.core.jsonrpc import encode_json
 from lasso.core.subs import SubscriptionKind, SubscriptionRequest, upstream_params
 from lasso.errors import LassoError, NoProviderAvailable
 from lasso.subscriptions import health
-from lasso.subscriptions.events import Event, Live, Lost, Orphaned, Resync, Serving
+from lasso.subscriptions.events import Event, Live, Lost, Orphaned, Resync
 from lasso.subscriptions.fanout import Subscriber
 from lasso.subscriptions.feed import GAP_ERROR, Feed
 from lasso.subscriptions.health import Liveness
 from lasso.subscriptions.reads import ChainReads
-from lasso.subscriptions.subscribing import Spawn, unsubscribe_serving
+from lasso.subscriptions.serving import Serving
+from lasso.subscriptions.subscribing import Spawn
 from lasso.subscriptions.targets import subscribe_first
 
 log = logging.getLogger("lasso.subscriptions")
@@ -159,7 +169,7 @@ class Stream:
             self._route(self, self.serving, None)
             if self.serving is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await unsubscribe_serving(self.chain, self.serving)
+                    await self.serving.unsubscribe()
 
     async def _consume(self) -> None:
         # The health check runs every tick however busy the inbox is: a stream flooded
@@ -190,10 +200,7 @@ class Stream:
     async def _dispatch_event(self, event: Event) -> None:
         serving = self.serving
         if isinstance(event, Live):
-            if serving is None or (event.provider_id, event.upstream_id) != (
-                serving.provider_id,
-                serving.upstream_id,
-            ):
+            if serving is None or event.serving is not serving:
                 return  # from a subscription this stream no longer uses
             await self.feed.on_live(event.payload, serving.provider_id)
         elif isinstance(event, Lost):
@@ -246,7 +253,7 @@ class Stream:
         self._route(self, old, None)
         self.serving = None
         if old is not None:
-            await unsubscribe_serving(self.chain, old)
+            await old.unsubscribe()
         exclude = set() if self.pinned or old is None else {old.provider_id}
         behind = self._behind_providers()
         try:
@@ -297,8 +304,7 @@ class Stream:
             tip=self.feed.heads.tip,
             behind=behind,
         )
-        assert provider.ws is not None
-        self.serving = Serving(provider.id, upstream_id, provider.ws.connection_id)
+        self.serving = Serving(provider, upstream_id, self.post)
         self._health.delivered(trio.current_time())  # a fresh window on a usable provider
         self._route(self, None, self.serving)
         await self.feed.anchor(provider.id)

@@ -27,9 +27,7 @@ from collections.abc import Callable
 
 import trio
 
-from lasso.chain import ChainRuntime
 from lasso.errors import LassoError, UpstreamProtocolError
-from lasso.subscriptions.events import Serving
 from lasso.upstream.ws import WsConnection
 
 log = logging.getLogger("lasso.subscriptions")
@@ -67,16 +65,6 @@ async def subscribe_upstream(ws: WsConnection, params: bytes, spawn: Spawn | Non
     if attempt.upstream_id is None:
         raise UpstreamProtocolError("eth_subscribe was not answered")
     return attempt.upstream_id
-
-
-async def unsubscribe_serving(chain: ChainRuntime, serving: Serving) -> None:
-    """Drop the upstream subscription ``serving`` names, if its connection still lives."""
-    ws = chain.providers[serving.provider_id].ws
-    if ws is None or not ws.connected:
-        return
-    if ws.connection_id != serving.connection_id:
-        return  # died with its connection
-    await unsubscribe_quietly(ws, serving.upstream_id)
 
 
 async def unsubscribe_quietly(ws: WsConnection, upstream_id: str) -> None:

@@ -62,14 +62,14 @@ def candidates(
 ) -> list[Provider]:
     """The providers a stream may subscribe on, in the order to try them."""
     providers = sorted(chain.providers.values(), key=lambda p: (p.config.priority, p.order))
-    if pinned is not None:
-        providers = [chain.providers[pinned]]
+    if pinned is not None:  # a pinned provider no longer in the chain: none to try
+        providers = [p for p in providers if p.id == pinned]
     usable = [
         p
         for p in providers
         if p.ws is not None
         and p.ws.connected
-        and p.breakers[WS].state(now) is not CircuitState.OPEN
+        and p.channel(WS).breaker.state(now) is not CircuitState.OPEN
     ]
     preferred = [p for p in usable if p.id not in exclude]
     return preferred + [p for p in usable if p.id in exclude]

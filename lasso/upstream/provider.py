@@ -1,13 +1,21 @@
-"""One upstream provider: its transports, breakers and rate-limit state.
+"""One upstream provider: its transports, its two channels and its supervised services.
 
-``request(method, params)`` is the only thing the dispatcher calls: it sends
-one attempt over one transport and returns ``(raw_result, latency_us)`` or
-raises a classified :mod:`lasso.errors` upstream error. Whether to retry,
-and where, is the dispatcher's business; what the attempt means for the
-provider's health is recorded by the dispatcher too (see ``lasso.dispatch``).
+``request(method, params, transport)`` is the only I/O the dispatcher calls: it
+sends one attempt over one transport and returns ``(raw_result, latency_us)`` or
+raises a classified :mod:`lasso.errors` upstream error. Whether to retry, and
+where, is the dispatcher's business; what the attempt means for the provider's
+health it reports to the attempt's :class:`~lasso.core.channel.Channel`.
 
-``run()`` is the provider's long-lived service, owned by the daemon's
-provider nursery under a :class:`~lasso.upstream.supervisor.Supervisor`.
+A provider owns one channel per transport (HTTP always, WS when configured),
+each with its breaker, rate limit, quarantine and latency handle; and the
+supervisors of its services, created here: :meth:`start` starts them in the
+nursery its owner gives it (the chain's, or the daemon's), and cancelling that
+nursery's scope stops them. Nothing outside holds a part of it: routing, dispatch,
+subscriptions, health and metrics ask the provider or its channels.
+
+``run()`` is the provider's long-lived HTTP-side service (see
+:mod:`lasso.upstream.probe`): it probes half-open breakers and reaps idle
+connections; the WebSocket's service is :meth:`WsConnection.run`.
 """
 
 from __future__ import annotations
@@ -15,37 +23,31 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from typing import TYPE_CHECKING
 
+import msgspec
 import trio
 
-from lasso.config import CircuitBreakerConfig, ProviderConfig
+from lasso.config import CircuitBreakerConfig, ProviderConfig, mask_url
 from lasso.config.secrets import with_url_credentials
-from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
+from lasso.core.backoff import Backoff, RestartTracker
+from lasso.core.breaker import BreakerPolicy, CircuitBreaker
+from lasso.core.channel import Channel, ChannelStatistics
 from lasso.core.jsonrpc import encode_upstream
+from lasso.core.latency import LatencyBook
 from lasso.core.methods import is_replay_safe
-from lasso.core.ratelimit import RateLimitState
 from lasso.core.reply import interpret
-from lasso.errors import (
-    LocalCapacity,
-    UpstreamError,
-    UpstreamNetworkError,
-    UpstreamProtocolError,
-    UpstreamTimeout,
-)
-from lasso.upstream.http import HttpTransport, PostTransport
+from lasso.errors import LocalCapacity, UpstreamNetworkError
+from lasso.upstream import probe
+from lasso.upstream.http import HttpStatistics, HttpTransport, PostTransport
 from lasso.upstream.recovery import RecoveryWatch
-from lasso.upstream.ws import WsConnection
-
-if TYPE_CHECKING:
-    from lasso.upstream.supervisor import Supervisor
+from lasso.upstream.supervisor import Service, Supervisor, SupervisorStatistics
+from lasso.upstream.ws import WsConnection, WsStatistics
 
 HTTP = "http"
 WS = "ws"
-_TICK_S = 1.0
-_REAP_INTERVAL_S = 15.0
-PROBE_METHOD = "eth_chainId"
-PROBE_TIMEOUT_S = 5.0
+RESTART_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
+#: More than this many restarts of a service inside the window quarantines its channel.
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 
 
 def breaker_policy(config: CircuitBreakerConfig) -> BreakerPolicy:
@@ -71,8 +73,26 @@ def request_headers(config: ProviderConfig) -> dict[str, str]:
     return headers
 
 
+class ProviderStatistics(msgspec.Struct, frozen=True):
+    """One provider as health and metrics render it (URLs masked: no secret leaves)."""
+
+    id: str
+    url: str
+    ws_url: str | None
+    priority: int
+    archival: bool
+    available: bool
+    http: ChannelStatistics
+    ws: ChannelStatistics | None
+    http_transport: HttpStatistics
+    ws_transport: WsStatistics | None
+    ws_connected: bool | None
+    supervisor: SupervisorStatistics
+    ws_supervisor: SupervisorStatistics | None
+
+
 class Provider:
-    """A provider of one chain, with a channel per transport."""
+    """A provider of one chain, with a channel per transport; see the module docstring."""
 
     def __init__(
         self,
@@ -86,6 +106,8 @@ class Provider:
         ws: WsConnection | None = None,
         route_ws: bool = True,
         recovery: RecoveryWatch | None = None,
+        latency: LatencyBook | None = None,
+        label: str | None = None,
     ) -> None:
         self.id = config.id
         self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
@@ -99,34 +121,72 @@ class Provider:
         self.ws = ws
         self._route_ws = route_ws
         self.recovery = recovery
+        latency = latency or LatencyBook()
         policy = breaker_policy(breaker)
-        self.breakers = {HTTP: CircuitBreaker(policy, rng)}
-        self.rate_limits = {HTTP: RateLimitState()}
-        if ws is not None:
-            self.breakers[WS] = CircuitBreaker(policy, rng)
-            self.rate_limits[WS] = RateLimitState()
+        self.channels = {
+            transport: Channel(
+                config.id,
+                transport,
+                priority=config.priority,
+                order=order,
+                breaker=CircuitBreaker(policy, rng),
+                restarts=RestartTracker(MAX_RESTARTS, RESTART_WINDOW_S),
+                latency=latency,
+            )
+            for transport in ((HTTP,) if ws is None else (HTTP, WS))
+        }
         self._ids = itertools.count(1)
-        self.supervisor: Supervisor | None = None
-        self.ws_supervisor: Supervisor | None = None
+        label = label or config.id
+        self.supervisor = self._supervise(label, self.run, HTTP, rng)
+        self.ws_supervisor = None if ws is None else self._supervise(f"{label}/ws", ws.run, WS, rng)
         if ws is not None:
             ws.on_flap = self._ws_flapped
+
+    def _supervise(
+        self, name: str, service: Service, transport: str, rng: random.Random
+    ) -> Supervisor:
+        tracker = self.channels[transport].restarts  # its quarantine is the channel's
+        return Supervisor(name, service, backoff=RESTART_BACKOFF, tracker=tracker, rng=rng)
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start its services, supervised, in ``nursery`` (cancel it to stop them)."""
+        await nursery.start(self.supervisor.run)
+        if self.ws_supervisor is not None:
+            await nursery.start(self.ws_supervisor.run)
 
     def _ws_flapped(self, reason: str) -> None:
         """The WebSocket was lost before it became stable: a restart of its service."""
         if self.ws_supervisor is not None:
             self.ws_supervisor.record_restart(f"WebSocket flapped: {reason}")
 
-    def quarantined(self, transport: str) -> bool:
-        """Its service for this transport restarted too often lately: route around it."""
-        supervisor = self.ws_supervisor if transport == WS else self.supervisor
-        return supervisor is not None and supervisor.quarantined
+    # -- channels --------------------------------------------------------------------
+
+    def channel(self, transport: str) -> Channel:
+        """The channel for ``transport`` (KeyError: not configured)."""
+        return self.channels[transport]
+
+    @property
+    def ws_channel(self) -> Channel | None:
+        return self.channels.get(WS)
+
+    def routable(self) -> tuple[Channel, ...]:
+        """The channels routing may use now: HTTP, and WS while it is connected."""
+        if self._route_ws and self.ws is not None and self.ws.connected:
+            return (self.channels[HTTP], self.channels[WS])
+        return (self.channels[HTTP],)
 
     @property
     def transports(self) -> tuple[str, ...]:
-        """The channels routing may use now: HTTP, and WS while it is connected."""
-        if self._route_ws and self.ws is not None and self.ws.connected:
-            return (HTTP, WS)
-        return (HTTP,)
+        return tuple(c.transport for c in self.routable())
+
+    def quarantined(self, transport: str) -> bool:
+        return self.channels[transport].quarantined(trio.current_time())
+
+    def available(self, now: float) -> bool:
+        """Some routable channel can take a request (neither open nor quarantined)."""
+        return any(c.available(now) for c in self.routable())
+
+    # -- I/O ---------------------------------------------------------------------------
 
     async def request(self, method: str, params: bytes, transport: str = HTTP) -> tuple[bytes, int]:
         """Send one attempt; return the raw result bytes and the latency in µs."""
@@ -155,71 +215,30 @@ class Provider:
         return result, latency_us
 
     async def run(self) -> None:
-        """The provider's long-lived service.
-
-        Once a second it probes every half-open breaker (so a recovered provider
-        closes again without waiting for client traffic, which tiering sends to
-        healthy providers first), and now and then it closes stale idle connections.
-        While its chain is in recovery (no provider available, see
-        :mod:`lasso.core.recovery`) it probes its open breakers too, at once when a
-        request raises the alarm and then every few hundred milliseconds.
-        """
-        try:
-            next_reap = trio.current_time() + _REAP_INTERVAL_S
-            while True:
-                if self.recovery is None:
-                    await trio.sleep(_TICK_S)
-                else:
-                    await self.recovery.pause(_TICK_S)
-                await self._probe_round(trio.current_time())
-                now = trio.current_time()
-                if now >= next_reap:
-                    next_reap = now + _REAP_INTERVAL_S
-                    await self.http.reap_idle()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-                await self.http.aclose()
-
-    async def _probe_round(self, now: float) -> None:
-        recovering = self.recovery is not None and self.recovery.active(now)
-        routable = self.transports
-        for transport, breaker in self.breakers.items():
-            if recovering and transport in routable:
-                breaker.expedite(now)
-            if breaker.state(now) is CircuitState.HALF_OPEN:
-                await self.probe(transport)
+        """The provider's HTTP-side service; see :func:`lasso.upstream.probe.serve`."""
+        await probe.serve(self)
 
     async def probe(self, transport: str = HTTP) -> bool:
-        """One health probe through the breaker: ``eth_chainId``, checked against config."""
-        breaker = self.breakers[transport]
-        admission = breaker.admit(trio.current_time())
-        if not admission.admitted:
-            return False
-        try:
-            with trio.fail_after(PROBE_TIMEOUT_S):
-                result, _ = await self.request(PROBE_METHOD, b"[]", transport)
-        except trio.TooSlowError:
-            breaker.record_failure(trio.current_time(), admission, FailureKind.TIMEOUT)
-            return False
-        except UpstreamError as exc:
-            breaker.record_failure(trio.current_time(), admission, failure_kind(exc))
-            return False
-        except BaseException:
-            breaker.record_cancelled(trio.current_time(), admission)
-            raise
-        if self.expected_chain_id is not None and result != self.expected_chain_id:
-            breaker.record_failure(trio.current_time(), admission, FailureKind.PROTOCOL)
-            return False
-        breaker.record_success(trio.current_time(), admission)
-        return True
+        """One health probe through the channel's breaker; see :mod:`lasso.upstream.probe`."""
+        return await probe.probe(self, self.channels[transport])
 
+    # -- observability -----------------------------------------------------------------
 
-def failure_kind(exc: UpstreamError) -> FailureKind:
-    """What a provider failure counts as for its breaker."""
-    if isinstance(exc, UpstreamTimeout):
-        return FailureKind.TIMEOUT
-    if isinstance(exc, UpstreamNetworkError):
-        return FailureKind.NETWORK
-    if isinstance(exc, UpstreamProtocolError):
-        return FailureKind.PROTOCOL
-    return FailureKind.SERVER
+    def statistics(self, now: float) -> ProviderStatistics:
+        config, ws = self.config, self.ws
+        ws_channel = self.channels.get(WS)
+        return ProviderStatistics(
+            id=self.id,
+            url=mask_url(config.url),
+            ws_url=None if config.ws_url is None else mask_url(config.ws_url),
+            priority=config.priority,
+            archival=config.archival,
+            available=self.available(now),
+            http=self.channels[HTTP].statistics(now),
+            ws=None if ws_channel is None else ws_channel.statistics(now),
+            http_transport=self.http.statistics(),
+            ws_transport=None if ws is None else ws.statistics(),
+            ws_connected=None if ws is None else ws.connected,
+            supervisor=self.supervisor.statistics(),
+            ws_supervisor=None if self.ws_supervisor is None else self.ws_supervisor.statistics(),
+        )

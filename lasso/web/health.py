@@ -14,9 +14,10 @@ import trio
 
 import lasso
 from lasso.chain import ChainRuntime
-from lasso.config import DEFAULT_PROFILE, mask_url
+from lasso.config import DEFAULT_PROFILE
+from lasso.core.channel import ChannelStatistics
 from lasso.gateway import Gateway
-from lasso.upstream.provider import Provider
+from lasso.upstream.provider import ProviderStatistics
 
 
 def health(gateway: Gateway) -> dict[str, Any]:
@@ -41,50 +42,54 @@ def health(gateway: Gateway) -> dict[str, Any]:
 
 
 def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
+    stats = chain.statistics(now)
     # Available as routing sees it: a channel neither open nor quarantined, and a
     # WebSocket only while connected (its breaker stays closed while it is down).
-    available = chain.available_providers(now)
-    if available == len(chain.providers):
+    available = stats.available_providers
+    if available == len(stats.providers):
         status = "healthy"
     else:
         status = "unavailable" if available == 0 else "degraded"
     return {
-        "chain_id": chain.config.chain_id,
-        "default_strategy": chain.default_strategy.value,
+        "chain_id": stats.chain_id,
+        "default_strategy": stats.default_strategy,
         "status": status,
         "recovering": available == 0,
         "available_providers": available,
-        "providers": [_provider(p, now) for p in chain.providers.values()],
+        "providers": [_provider(p) for p in stats.providers],
     }
 
 
-def _provider(provider: Provider, now: float) -> dict[str, Any]:
-    config = provider.config
+def _provider(stats: ProviderStatistics) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "id": provider.id,
-        "url": mask_url(config.url),
-        "ws_url": None if config.ws_url is None else mask_url(config.ws_url),
-        "priority": config.priority,
-        "archival": config.archival,
+        "id": stats.id,
+        "url": stats.url,  # masked by the provider: no secret leaves the process
+        "ws_url": stats.ws_url,
+        "priority": stats.priority,
+        "archival": stats.archival,
+        "http": _channel(stats.http, stats.http_transport),
+        "ws": None,
+        "supervisor": msgspec.to_builtins(stats.supervisor),
     }
-    for transport, breaker in provider.breakers.items():
-        stats = breaker.statistics(now)
-        report[transport] = {
-            "circuit": breaker.state(now).value,
-            "breaker": msgspec.to_builtins(stats),
-            "rate_limited": provider.rate_limits[transport].is_limited(now),
-        }
-    report["http"]["transport"] = msgspec.to_builtins(provider.http.statistics())
-    if provider.ws is not None:
-        report["ws"]["transport"] = msgspec.to_builtins(provider.ws.statistics())
-        report["ws"]["connected"] = provider.ws.connected
-    report.setdefault("ws", None)
-    for key, supervisor in (
-        ("supervisor", provider.supervisor),
-        ("ws_supervisor", provider.ws_supervisor),
-    ):
-        if supervisor is not None:
-            report[key] = msgspec.to_builtins(supervisor.statistics())
+    if stats.ws is not None:
+        report["ws"] = _channel(stats.ws, stats.ws_transport)
+        if stats.ws_transport is not None:
+            report["ws"]["connected"] = stats.ws_connected
+    if stats.ws_supervisor is not None:
+        report["ws_supervisor"] = msgspec.to_builtins(stats.ws_supervisor)
+    return report
+
+
+def _channel(stats: ChannelStatistics, transport: object | None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "circuit": stats.circuit,
+        "breaker": msgspec.to_builtins(stats.breaker),
+        "rate_limited": stats.rate_limited,
+        "tier": stats.tier,
+        "quarantined": stats.quarantined,
+    }
+    if transport is not None:
+        report["transport"] = msgspec.to_builtins(transport)
     return report
 
 

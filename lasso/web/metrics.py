@@ -59,8 +59,10 @@ def render(gateway: Gateway, hub: SubscriptionHub | None) -> str:
     now = trio.current_time()
     for slug, runtime in gateway.chains():
         key = bus_key(slug, runtime.name)
-        for upstream in runtime.providers.values():
-            for transport, breaker in upstream.breakers.items():
-                labels = _labels(chain=key, provider=upstream.id, transport=transport)
-                lines.append(f"lasso_circuit_state{labels} {_CIRCUIT[breaker.state(now)]}")
+        for upstream in runtime.statistics(now).providers:
+            for channel in (upstream.http, upstream.ws):
+                if channel is None:
+                    continue
+                labels = _labels(chain=key, provider=upstream.id, transport=channel.transport)
+                lines.append(f"lasso_circuit_state{labels} {_CIRCUIT[channel.breaker.state]}")
     return "\n".join(lines) + "\n"

@@ -270,7 +270,7 @@ async def test_an_open_breaker_moves_the_subscription(
     async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
         sub_id = await subscribe(ws, ["newHeads"])
         provider = stack.app.gateway.profiles["default"]["testnet"].providers["p1"]
-        provider.breakers["ws"].force_open(trio.current_time(), 60_000)
+        provider.channel("ws").breaker.force_open(trio.current_time(), 60_000)
         start = trio.current_time()
         stack.mine(skip=("p1",))
         with trio.fail_after(60):
@@ -358,3 +358,31 @@ async def test_the_subscription_limit_answers_local_capacity(
         await ws.send_text(json.dumps(unsubscribe))
         assert (await ws.receive_json())["result"] is True
         await subscribe(ws, ["newHeads"])  # room again
+
+
+async def test_a_stream_whose_provider_leaves_the_chain_fails_over_without_a_gap(
+    stack: Stack, autojump_clock: trio.testing.MockClock
+) -> None:
+    """What a reload removing the serving provider does: the stream holds its Serving
+    record (objects, not ids), finds at its next health tick that the provider left the
+    chain, and moves to the next one with backfill: no KeyError, no gap, no duplicate."""
+    chain = stack.app.gateway.profiles["default"]["testnet"]
+    async with open_asgi_websocket(stack.app, "/ws/rpc/testnet") as ws:
+        sub_id = await subscribe(ws, ["newHeads"])
+        heads = await mine_heads(stack, ws, sub_id, 1)
+        assert stack.hub.statistics().upstream == {("testnet", "p1", "newHeads"): 1}
+        del chain.providers["p1"]  # it stays connected and keeps pushing heads
+        stack.mine(skip=("p1",))  # head 12: the stream, still on p1, misses it (backfilled)
+        with trio.fail_after(5):  # the next health tick fails over and backfills 12
+            heads.append(await next_head(ws, sub_id))
+        assert stack.hub.statistics().upstream == {("testnet", "p2", "newHeads"): 1}
+        (stream,) = stack.hub._streams.values()
+        assert stream.serving is not None and stream.serving.provider is chain.providers["p2"]
+        assert list(stack.hub._routes.values()) == [stream.serving]  # an index of the record
+        stack.mine()
+        stack.mine()
+        with trio.fail_after(5):
+            while int(heads[-1]["number"], 16) < 14:
+                heads.append(await next_head(ws, sub_id))
+        assert [int(h["number"], 16) for h in heads] == [11, 12, 13, 14]  # no gap, no dup
+        assert stack.ws["p1"].subscriptions == 0  # unsubscribed from the removed provider

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import trio
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.errors import LocalCapacity, UpstreamNetworkError
@@ -14,6 +15,9 @@ from tests.support.fakes import FakeHttpTransport, FakeNode
 
 class FullWebSocket:
     connected = True
+
+    async def run(self) -> None:  # its service (never started here)
+        await trio.sleep_forever()
 
     async def request(self, method: str, params: bytes) -> tuple[bytes, int]:
         raise LocalCapacity("256 requests already pending")

@@ -13,10 +13,8 @@ import trio
 import trio.testing
 
 from lasso.config import CircuitBreakerConfig, ProviderConfig
-from lasso.core.backoff import Backoff, RestartTracker
 from lasso.pubsub import EventBus
 from lasso.upstream.provider import WS, Provider
-from lasso.upstream.supervisor import Supervisor
 from lasso.upstream.ws import WsConnection, WsPolicy
 from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
 from tests.support.fakes import FakeHttpTransport, FakeNode
@@ -44,14 +42,7 @@ def provider_with(fake: FakeWsNode) -> Provider:
         http=FakeHttpTransport(FakeNode(), "p1"),
         ws=conn,
     )
-    provider.ws_supervisor = Supervisor(
-        "testnet/p1/ws",
-        conn.run,
-        backoff=Backoff(base_s=0.5, cap_s=30.0),
-        tracker=RestartTracker(max_restarts=5, window_s=60.0),
-        rng=random.Random(1),
-    )
-    return provider
+    return provider  # its WebSocket supervisor is its own (restarts 0.5 s .. 30 s, 5 per 60 s)
 
 
 async def flap(conn: WsConnection, fake: FakeWsNode, times: int) -> list[float]:

@@ -254,7 +254,7 @@ async def test_client_hang_up_cancels_the_upstream_call(
     assert trio.current_time() - start == pytest.approx(0.5)
     assert response.status is None  # nothing was sent to a client that left
     chain = gateway.profiles["default"]["testnet"]
-    stats = chain.providers["p1"].breakers["http"].statistics(trio.current_time())
+    stats = chain.providers["p1"].channel("http").breaker.statistics(trio.current_time())
     assert stats.consecutive_failures == 0  # a cancelled attempt is not a failure
     assert chain.latency.statistics().entries == ()  # ...and not a latency sample
 
