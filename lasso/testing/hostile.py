@@ -5,7 +5,8 @@ length, a request head a byte at a time, a socket that never reads), so each
 is written by hand on ``trio.open_tcp_stream``:
 
 * :func:`open_raw_websocket` does a hand-written WebSocket handshake and
-  returns the stream, ready for :func:`ws_frame` bytes;
+  returns a :class:`RawWebSocket`, ready for :func:`ws_frame` bytes, that reads
+  the server's frames;
 * :func:`ws_frame` builds one frame: masked or not, with the minimal length
   form or a forced 16- or 64-bit one;
 * :func:`reset` closes a socket with RST (SO_LINGER 0) instead of FIN;
@@ -79,18 +80,38 @@ async def read_head(stream: trio.abc.ReceiveStream, limit: int = 65536) -> tuple
     return head, rest
 
 
-async def open_raw_websocket(host: str, port: int, path: str) -> trio.SocketStream:
-    """A TCP stream on which a WebSocket handshake to ``path`` succeeded (101)."""
+class RawWebSocket:
+    """A client WebSocket as raw bytes: send any frame, read the server's frames."""
+
+    def __init__(self, stream: trio.SocketStream, buffered: bytes) -> None:
+        self.stream = stream
+        self.reader = FrameReader(stream, buffered)
+
+    async def send_all(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def send_text(self, text: str | bytes) -> None:
+        await self.stream.send_all(ws_frame(text.encode() if isinstance(text, str) else text))
+
+    async def message(self) -> tuple[int, bytes]:
+        return await self.reader.message()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def open_raw_websocket(host: str, port: int, path: str) -> RawWebSocket:
+    """A WebSocket to ``path`` after a hand-written handshake (101 checked)."""
     stream = await trio.open_tcp_stream(host, port)
     try:
         await stream.send_all(handshake_request(f"{host}:{port}", path))
-        head, _ = await read_head(stream)
+        head, rest = await read_head(stream)
         if not head.startswith(b"HTTP/1.1 101"):
             raise ConnectionError(f"handshake refused: {head[:200]!r}")
     except BaseException:
         await stream.aclose()
         raise
-    return stream
+    return RawWebSocket(stream, rest)
 
 
 class HttpResponse:
@@ -127,3 +148,46 @@ def reset(stream: trio.SocketStream) -> None:
 def shrink_receive_buffer(stream: trio.SocketStream, size: int = 4096) -> None:
     """Make a non-reading client's socket fill up after a few KB, not megabytes."""
     stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+class FrameReader:
+    """Reads the server's (unmasked) frames off a raw stream."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, buffered: bytes = b"") -> None:
+        self.stream = stream
+        self.buffer = bytearray(buffered)
+
+    async def _fill(self, size: int) -> None:
+        while len(self.buffer) < size:
+            chunk = await self.stream.receive_some(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buffer += chunk
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame: (opcode, payload)."""
+        await self._fill(2)
+        opcode, size = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+        head = 2
+        if size == 126:
+            await self._fill(4)
+            size, head = struct.unpack("!H", self.buffer[2:4])[0], 4
+        elif size == 127:
+            await self._fill(10)
+            size, head = struct.unpack("!Q", self.buffer[2:10])[0], 10
+        await self._fill(head + size)
+        payload = bytes(self.buffer[head : head + size])
+        del self.buffer[: head + size]
+        return opcode, payload
+
+    async def message(self) -> tuple[int, bytes]:
+        """The next data or close frame, skipping pings and pongs."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode not in (OP_PING, 0xA):
+                return opcode, payload
+
+
+def close_reason(payload: bytes) -> tuple[int, str]:
+    code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+    return code, payload[2:].decode("utf-8", "replace")

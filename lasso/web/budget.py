@@ -4,6 +4,10 @@ Each request holds what it has read until its answer is sent; a chunk that
 would take the total over ``server.max_inflight_body_bytes`` is refused with
 :class:`~lasso.errors.ServerBusy` (HTTP 503, -32005, ``Retry-After``). Only
 bytes actually received count, so a slow client holds little.
+
+Large bodies may fill only ``LARGE_SHARE`` of the budget: the rest is kept for
+bodies of at most ``SMALL_BODY_BYTES``, so ordinary calls still get through
+while many clients upload megabytes at once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from contextlib import contextmanager
 import msgspec
 
 from lasso.errors import ServerBusy
+
+SMALL_BODY_BYTES = 64 * 1024
+LARGE_SHARE = 0.875
 
 
 class BudgetStatistics(msgspec.Struct, frozen=True):
@@ -50,7 +57,9 @@ class Hold:
 
     def take(self, size: int) -> None:
         budget = self.budget
-        if budget.in_use + size > budget.limit:
+        small = self.size + size <= SMALL_BODY_BYTES
+        room = budget.limit if small else int(budget.limit * LARGE_SHARE)
+        if budget.in_use + size > room:
             budget.refused += 1
             raise ServerBusy("Server busy: too many request bytes in flight")
         budget.in_use += size
