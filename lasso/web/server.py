@@ -30,6 +30,9 @@ bridge) and replaces the loop around it:
   started for it (the ping loop sleeping ``websocket_ping_interval``, the
   keep-alive timer, the ASGI app) are cancelled, rather than outliving the
   socket and then holding every later shutdown for ``graceful_timeout``;
+* a closing connection half-closes and reads what its peer still sends (at
+  most ``LINGER_S``) before it closes, so the peer reads our last bytes (a
+  503, a close frame) rather than losing them to an RST;
 * shutdown: stop accepting (the listening sockets are closed), let in-flight
   connections finish for ``shutdown_grace_ms``, then cancel them and abort
   their sockets, so no peer can hold the process past the grace period.
@@ -69,8 +72,10 @@ log = logging.getLogger("lasso.server")
 #: Each slice of a response must reach the client's socket within the send deadline;
 #: a client must so accept at least SEND_CHUNK bytes per ``ws_send_timeout_ms``.
 SEND_CHUNK = 64 * 1024
-#: A refused connection gets this long to read its 503 before the socket is closed.
-REFUSE_LINGER_S = 1.0
+#: A closing connection reads (and drops) what its peer still sends for at most this
+#: long before the socket is closed: closing with unread bytes sends RST, and an RST
+#: makes the peer's kernel drop what we sent last (a 503, a close frame) unread.
+LINGER_S = 1.0
 #: At most this many refused connections are answered at once; more are just closed.
 MAX_REFUSING = 64
 BUSY_RETRY_AFTER_S = 1
@@ -133,6 +138,10 @@ class Connection(TCPServer):
         self.limits = limits
         self.aborted: str | None = None
         self._head_deadline = inf
+        self._closing = False
+        self._linger_deadline = inf
+        self._peer_done = trio.Event()
+        self._reader: trio.lowlevel.Task | None = None
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, whatever any of its tasks is doing."""
@@ -163,11 +172,32 @@ class Connection(TCPServer):
                 self.abort("send timeout")
                 raise trio.ClosedResourceError("send timeout")
 
+    async def _close(self) -> None:
+        """Half-close, linger until the peer is done sending (bounded), then close."""
+        if self._closing:
+            return
+        self._closing = True
+        self._linger_deadline = trio.current_time() + LINGER_S
+        with contextlib.suppress(*_GONE):
+            await self.stream.send_eof()
+        if trio.lowlevel.current_task() is self._reader:
+            return  # called from our own read loop: it lingers, then closes the socket
+        try:
+            with trio.move_on_at(self._linger_deadline):
+                await self._peer_done.wait()
+        finally:
+            self.stream.socket.close()
+
     async def _read_data(self) -> None:
+        self._reader = trio.lowlevel.current_task()
         try:
             await self._read_until_done()
+            self._peer_done.set()
             await self.protocol.handle(Closed())
         finally:
+            self._peer_done.set()
+            if self._closing:
+                self.stream.socket.close()
             # The connection owns what hypercorn started for it: with the socket done,
             # nothing of it may linger (the ping loop sleeps websocket_ping_interval).
             tasks = self._task_group._nursery
@@ -177,12 +207,13 @@ class Connection(TCPServer):
     async def _read_until_done(self) -> None:
         while True:
             try:
-                with trio.move_on_at(self._head_deadline) as head_scope:
+                with trio.move_on_at(min(self._head_deadline, self._linger_deadline)) as scope:
                     data = await self.stream.receive_some(MAX_RECV)
             except _GONE:
                 return
-            if head_scope.cancelled_caught:
-                self.abort("request head timeout")
+            if scope.cancelled_caught:
+                if not self._closing:
+                    self.abort("request head timeout")
                 return
             await self.protocol.handle(RawData(bytes(data)))
             if not data:
@@ -308,7 +339,7 @@ class FrontServer:
     async def _refuse(self, stream: trio.SocketStream) -> None:
         """Answer 503 -32005 and close; read what the client sent so the close is clean."""
         try:
-            with trio.move_on_after(REFUSE_LINGER_S):
+            with trio.move_on_after(LINGER_S):
                 await stream.send_all(TOO_MANY_CONNECTIONS)
                 await stream.send_eof()
                 while await stream.receive_some(MAX_RECV):
