@@ -16,7 +16,6 @@ import json
 import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import httpx
@@ -74,11 +73,21 @@ class Canary:
         self.heads: list[int] = []
         self.gaps: list[tuple[int, int]] = []
         self._head_seen = trio.Condition()
+        self.stop_http = trio.Event()
+        self.http_stopped = trio.Event()
 
     async def run_http(self) -> None:
+        """Calls until told to stop; never cancelled mid-call (httpx dislikes that)."""
         body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "eth_blockNumber", "params": []})
-        async with httpx.AsyncClient(timeout=10) as client:
-            while True:
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await self._http_loop(client, body)
+        finally:
+            self.http_stopped.set()
+
+    async def _http_loop(self, client: httpx.AsyncClient, body: str) -> None:
+        while not self.stop_http.is_set():
+            with trio.CancelScope(shield=True):
                 try:
                     response = await client.post(f"{self.base}/rpc/devnet", content=body)
                     answer = response.json()
@@ -88,7 +97,8 @@ class Canary:
                         self.http_ok += 1
                 except (httpx.HTTPError, ValueError) as exc:
                     self.errors.append(f"http: {exc!r}")
-                await trio.sleep(0.02)  # pacing, not waiting: a steady light load
+            with trio.move_on_after(0.02):  # pacing, not waiting: a steady light load
+                await self.stop_http.wait()
 
     async def run_ws(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         url = self.base.replace("http://", "ws://") + "/ws/rpc/devnet"
@@ -125,12 +135,15 @@ class Canary:
 
 
 class Front:
-    def __init__(self, devnet: Devnet, base: str, canary: Canary) -> None:
+    def __init__(self, devnet: Devnet, base: str, canary: Canary, shutdown: trio.Event) -> None:
         self.devnet = devnet
         self.base = base
         self.port = int(base.rsplit(":", 1)[1])
         self.canary = canary
         self.mining = True
+        self.shutdown = shutdown
+        self.stopped = trio.Event()
+        self.clients: trio.CancelScope | None = None
 
     async def mine_forever(self) -> None:
         while self.mining:
@@ -141,12 +154,25 @@ class Front:
         """Stop mining, see the canary catch up to the last block; no error, no gap."""
         self.mining = False
         last = await self.devnet.mine()
+        self.canary.stop_http.set()
         with trio.fail_after(10):
             await self.canary.wait_for_head(last)
-        assert self.canary.errors == []
+            await self.canary.http_stopped.wait()
+        assert self.canary.errors == [], self.canary.errors[:3]
         assert self.canary.gaps == []
         assert self.canary.http_ok > 0
         assert len(self.canary.heads) >= 2
+
+    async def stop(self) -> float:
+        """Check the canary, stop it, then shut the gateway down: seconds the shutdown took."""
+        await self.check_canary()
+        assert self.clients is not None
+        self.clients.cancel()
+        start = trio.current_time()
+        self.shutdown.set()
+        with trio.fail_after(30):
+            await self.stopped.wait()
+        return trio.current_time() - start
 
 
 @asynccontextmanager
@@ -155,19 +181,27 @@ async def open_front(**server: Any) -> AsyncIterator[Front]:
     async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
         await devnet.mine()
         shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    serve,
+        stopped = trio.Event()
+
+        async def run_gateway(task_status: trio.TaskStatus[list[str]]) -> None:
+            try:
+                await serve(
                     suite_settings(devnet, **server),
                     host="127.0.0.1",
                     port=0,
                     shutdown=shutdown,
+                    task_status=task_status,
                 )
-            )
+            finally:
+                stopped.set()
+
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(run_gateway)
             canary = Canary(binds[0])
-            front = Front(devnet, binds[0], canary)
+            front = Front(devnet, binds[0], canary, shutdown)
+            front.stopped = stopped
             async with trio.open_nursery() as clients:
+                front.clients = clients.cancel_scope
                 await clients.start(canary.run_ws)
                 clients.start_soon(canary.run_http)
                 clients.start_soon(front.mine_forever)

@@ -59,7 +59,7 @@ async def test_slow_request_heads_are_cut_but_idle_keep_alive_is_not(front: Fron
             for _ in range(LORISES):
                 nursery.start_soon(loris, front.port, dropped, start)
     assert len(dropped) == LORISES
-    assert HEADER_TIMEOUT_S <= min(dropped) and max(dropped) <= HEADER_TIMEOUT_S * 4
+    assert min(dropped) >= HEADER_TIMEOUT_S and max(dropped) <= HEADER_TIMEOUT_S * 4
 
     # Idle for the whole attack, longer than the head deadline: still served.
     await keeper.send_all(post(CALL))
