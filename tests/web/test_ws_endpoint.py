@@ -7,6 +7,7 @@ import json
 import msgspec
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from lasso.core.routes import parse_rpc_path
@@ -191,7 +192,7 @@ async def test_a_client_flooding_frames_is_told_so_not_called_a_slow_subscriber(
     async def receive() -> dict[str, object]:
         nonlocal frames
         frames += 1
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return {"type": "websocket.receive", "text": rpc("eth_blockNumber", rid=frames)}
 
     with trio.fail_after(60):
