@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import random
+import resource
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +26,8 @@ from functools import partial
 from typing import Any, cast
 
 import trio
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 import lasso
 from lasso.chain import TransportFactory
@@ -37,6 +38,7 @@ from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.server import FrontLimits, FrontServer
 
 log = logging.getLogger("lasso.daemon")
 
@@ -93,10 +95,49 @@ async def serve(
     config = hypercorn_config(host or server.host, server.port if port is None else port, server)
     async with open_gateway(settings) as gateway, open_subscription_hub(gateway) as hub:
         sessions = partial(ClientSession, hub)
-        app = LassoASGI(gateway, create_app(gateway, hub), sessions)
-        await hypercorn_serve(
-            cast(Any, app), config, shutdown_trigger=shutdown.wait, task_status=task_status
+        app = LassoASGI(gateway, create_app(gateway, hub), sessions, draining=shutdown)
+        front = FrontServer(ASGIWrapper(cast(Any, app)), config, front_limits(server))
+        await front.serve(shutdown.wait, task_status=task_status)
+
+
+def front_limits(server: ServerConfig) -> FrontLimits:
+    return FrontLimits(
+        max_connections=server.max_connections,
+        header_timeout_s=server.header_timeout_ms / 1000,
+        send_timeout_s=server.ws_send_timeout_ms / 1000,
+        grace_s=server.shutdown_grace_ms / 1000,
+    )
+
+
+#: Descriptors beyond client connections: upstream sockets, devnet pipes, log files.
+FD_MARGIN = 256
+
+
+def raise_open_file_limit(max_connections: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; warn if it stays too low.
+
+    Each client connection is a descriptor: a limit below ``max_connections``
+    would fail ``accept()`` (EMFILE) long before our own 503 could answer.
+    Returns the soft limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = hard == resource.RLIM_INFINITY
+    target = max(soft, max_connections + FD_MARGIN) if unlimited else hard
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
+    if soft < max_connections + FD_MARGIN:
+        log.warning(
+            "open-file limit %d is below server.max_connections (%d) + %d: "
+            "connections may fail with EMFILE before the limit answers 503",
+            soft,
+            max_connections,
+            FD_MARGIN,
         )
+    return soft
 
 
 #: Generation-0 threshold for the daemon (CPython's default is 700). A gateway
@@ -115,6 +156,7 @@ def tune_gc() -> None:
 
 async def run_until_signalled(settings: Settings, *, host: str | None, port: int | None) -> None:
     """``lasso serve``: serve until SIGINT or SIGTERM, then drain and exit."""
+    raise_open_file_limit(settings.server.max_connections)
     async with _shutdown_on_signal() as shutdown:
         await _serve_and_announce(settings, host, port, shutdown)
 
@@ -131,6 +173,7 @@ async def run_with_devnet(
     """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway."""
     from lasso.devnet import open_devnet
 
+    raise_open_file_limit(settings.server.max_connections)
     async with (
         _shutdown_on_signal() as shutdown,
         open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet,

@@ -6,7 +6,8 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
     ├── ClientError                                  never: the request itself is wrong
     │   ├── ParseError              -32700    400
     │   ├── InvalidRequest          -32600    400
-    │   │   └── BodyTooLarge        -32600    413
+    │   │   ├── BodyTooLarge        -32600    413
+    │   │   └── BodyTimeout         -32600    408
     │   ├── MethodNotSupported      -32601    200   (blocked, or subscription over HTTP)
     │   ├── InvalidParams           -32602    200
     │   └── UnknownTarget           -32602    400   (chain or provider; 404 for a profile)
@@ -18,6 +19,7 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
     │   └── UpstreamRpcError        (theirs)  200   by category: see core.classify
     ├── NoProviderAvailable         -32000    200   the attempts are in ``data``
     ├── LocalCapacity               -32008    503   later
+    ├── ServerBusy                  -32005    503   later (Retry-After): connections, bodies
     └── InternalError               -32603    500   our bug
 
 Third-party exceptions are translated into this tree once, at the adapter
@@ -69,6 +71,10 @@ class InvalidRequest(ClientError):
 
 class BodyTooLarge(InvalidRequest):
     http_status = 413
+
+
+class BodyTimeout(InvalidRequest):
+    http_status = 408
 
 
 class MethodNotSupported(ClientError):
@@ -180,6 +186,13 @@ class NoProviderAvailable(LassoError):
 
 class LocalCapacity(LassoError):
     code = -32008
+    http_status = 503
+
+
+class ServerBusy(LassoError):
+    """Lasso itself is at a front-end limit (connections, buffered request bodies)."""
+
+    code = -32005
     http_status = 503
 
 

@@ -8,6 +8,18 @@ quart-trio app, wrapped as ASGI middleware the way Quart documents.
 
 A client that hangs up cancels its upstream call: while the gateway works, a
 sibling task waits for ``http.disconnect`` and cancels the handler's scope.
+
+Bodies are bounded three ways: one body by ``max_body_bytes`` (413), all
+bodies buffered at once by ``max_inflight_body_bytes`` (503 -32005 with
+``Retry-After``, see :mod:`lasso.web.budget`), and the time to receive one by
+``body_timeout_ms`` (408 -32600).
+
+Nothing a request does can reach the client as a traceback or HTML: any
+exception out of the handling of an ``/rpc`` or ``/ws/rpc`` request is one log
+line (the traceback only at DEBUG) and a JSON-RPC -32603 answer, or for a
+WebSocket already open, a -32603 frame and close 1001. The connection-level
+limits (connections, request heads, send deadlines) are in
+:mod:`lasso.web.server`.
 """
 
 from __future__ import annotations
@@ -20,12 +32,16 @@ import trio
 
 from lasso.core import jsonrpc
 from lasso.errors import (
+    BodyTimeout,
     BodyTooLarge,
     InternalError,
     InvalidRequest,
     LassoError,
+    ServerBusy,
 )
 from lasso.gateway import Answer, Gateway, Target
+from lasso.web.budget import BodyBudget, Hold
+from lasso.web.failures import log_internal
 from lasso.web.meta import META_MODES, encode_header, new_request_id
 from lasso.web.params import query_value, resolve_scope
 from lasso.web.ws import SessionFactory, serve_websocket
@@ -39,54 +55,85 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_RETRY_AFTER = (b"retry-after", b"1")
 
 
 class LassoASGI:
-    """The ASGI application hypercorn serves."""
+    """The ASGI application hypercorn serves.
+
+    ``draining`` is set when the daemon starts to shut down: open WebSockets
+    then finish their in-flight frames and close with 1001.
+    """
 
     def __init__(
-        self, gateway: Gateway, fallback: ASGIApp, sessions: SessionFactory | None = None
+        self,
+        gateway: Gateway,
+        fallback: ASGIApp,
+        sessions: SessionFactory | None = None,
+        *,
+        draining: trio.Event | None = None,
     ) -> None:
+        server = gateway.settings.server
         self.gateway = gateway
         self.fallback = fallback
         self.sessions = sessions
-        self.max_body = gateway.settings.server.max_body_bytes
-        self.max_meta_header = gateway.settings.server.max_meta_header_bytes
+        self.draining = draining
+        self.max_body = server.max_body_bytes
+        self.max_meta_header = server.max_meta_header_bytes
+        self.body_timeout_s = server.body_timeout_ms / 1000
+        self.bodies = BodyBudget(server.max_inflight_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
-            await self._rpc(scope, receive, send)
+            guarded = _Guarded(send)
+            try:
+                await self._rpc(scope, receive, guarded.send)
+            except Exception as exc:
+                log_internal(log, f"on {scope['path']}", exc)
+                await guarded.last_resort()
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/rpc/"):
-            await serve_websocket(self.gateway, scope, receive, send, self.sessions)
+            await serve_websocket(
+                self.gateway, scope, receive, send, self.sessions, draining=self.draining
+            )
         else:
             await self.fallback(scope, receive, send)
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        try:
-            if scope["method"] != "POST":
-                raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
-            target = resolve_scope(self.gateway, scope, headers, "/rpc/")
-            body = await _read_body(receive, headers, self.max_body)
-        except LassoError as exc:
-            await _respond(send, exc.status(), Answer.error(exc).body(), [])
-            return
-        if body is None:
-            return  # the client left while sending
-        answer: Answer | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            answer = await self._answer(target, body)
-            nursery.cancel_scope.cancel()
-        if answer is not None:
-            mode = _meta_mode(scope, headers)
-            await self._send_answer(send, answer, mode)
+        with self.bodies.hold() as held:
+            try:
+                if scope["method"] != "POST":
+                    raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
+                target = resolve_scope(self.gateway, scope, headers, "/rpc/")
+                body = await self._read_body(receive, headers, held)
+            except LassoError as exc:
+                extra = [_RETRY_AFTER] if isinstance(exc, ServerBusy) else []
+                await _respond(send, exc.status(), Answer.error(exc).body(), extra)
+                return
+            if body is None:
+                return  # the client left while sending
+            answer: Answer | None = None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+                answer = await self._answer(target, body)
+                nursery.cancel_scope.cancel()
+            if answer is not None:
+                mode = _meta_mode(scope, headers)
+                await self._send_answer(send, answer, mode)
+
+    async def _read_body(
+        self, receive: Receive, headers: dict[bytes, bytes], held: Hold
+    ) -> bytes | None:
+        with trio.move_on_after(self.body_timeout_s):
+            return await _read_body(receive, headers, self.max_body, held)
+        ms = round(self.body_timeout_s * 1000)
+        raise BodyTimeout(f"Invalid Request: request body not received within {ms} ms")
 
     async def _answer(self, target: Target, body: bytes) -> Answer:
         try:
             return await self.gateway.answer_body(target, body)
-        except Exception:
-            log.exception("internal error on %s", target.path)
+        except Exception as exc:
+            log_internal(log, f"on {target.path}", exc)
             return Answer.error(InternalError("Internal error"))
 
     async def _send_answer(self, send: Send, answer: Answer, mode: str | None) -> None:
@@ -118,7 +165,9 @@ def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
     return mode if mode in META_MODES else None
 
 
-async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes | None:
+async def _read_body(
+    receive: Receive, headers: dict[bytes, bytes], limit: int, held: Hold
+) -> bytes | None:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge("Invalid Request: request body too large")
@@ -132,6 +181,7 @@ async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) 
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge("Invalid Request: request body too large")
+        held.take(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -149,3 +199,25 @@ async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes
     headers = [*length, *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _Guarded:
+    """A ``send`` that remembers whether the response has started, for the last resort."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        self.started = True
+        await self._send(message)
+
+    async def last_resort(self) -> None:
+        """-32603 if nothing was sent yet; otherwise the response is cut short."""
+        if self.started:
+            return
+        body = Answer.error(InternalError("Internal error")).body()
+        try:
+            await _respond(self._send, 500, body, [])
+        except Exception as exc:
+            log.debug("could not send the last-resort answer: %r", exc)

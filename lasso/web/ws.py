@@ -9,12 +9,17 @@ one JSON-RPC request or a batch, under the HTTP rules: a parse error answers
 its own task, up to ``ws_max_in_flight``; over that a frame is answered with
 -32008 at once. Everything the client receives goes through one bounded send
 queue and one writer task, so answers and subscription notifications never
-interleave inside a frame. A subscriber that falls ``ws_send_queue`` messages
-behind is disconnected (close 1013): a gap must never be silent. A socket
-with no frames and no subscriptions for ``ws_idle_timeout_ms`` is closed
-(1001). The server sends keepalive pings (hypercorn's
-``websocket_ping_interval``). On disconnect the connection releases every
-subscription it held.
+interleave inside a frame. A client that falls ``ws_send_queue`` messages
+behind is disconnected (close 1013, with a reason saying whether it fell
+behind its subscriptions or sent requests faster than it read the answers):
+a gap must never be silent. Each write has a deadline (``ws_send_timeout_ms``,
+enforced by :mod:`lasso.web.server`): a client that reads nothing is dropped.
+A socket with no frames and no subscriptions for ``ws_idle_timeout_ms`` is
+closed (1001). When the daemon drains, the socket refuses new frames (-32008),
+finishes those in flight and closes (1001). An exception in answering one
+frame answers that frame -32603 with one log line; the socket stays open. The
+server sends keepalive pings (hypercorn's ``websocket_ping_interval``). On
+disconnect the connection releases every subscription it held.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import trio
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.errors import InvalidRequest, LassoError, LocalCapacity
+from lasso.errors import InternalError, InvalidRequest, LassoError, LocalCapacity
 from lasso.gateway import Answer, Gateway, Session, Target
+from lasso.web.failures import log_internal
 from lasso.web.params import resolve_scope
 
 log = logging.getLogger("lasso.ws")
@@ -61,13 +67,22 @@ class ClosableSession(Session, Protocol):
 class ClientSocket:
     """One accepted client WebSocket."""
 
-    def __init__(self, gateway: Gateway, target: Target, limits: ServerConfig) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        target: Target,
+        limits: ServerConfig,
+        draining: trio.Event | None = None,
+    ) -> None:
         self.gateway = gateway
+        self.draining = draining
         self.target = target
         self.limits = limits
         self.session: ClosableSession | None = None
         self._outbox, self._outbox_reader = trio.open_memory_channel[str](limits.ws_send_queue)
         self._in_flight = 0
+        self._none_in_flight = trio.Event()
+        self._none_in_flight.set()
         self._last_frame = trio.current_time()
         self._closing: tuple[int, str] | None = None
         self._scope = trio.CancelScope()
@@ -81,10 +96,14 @@ class ClientSocket:
         Text, not bytes: a subscription payload is decoded once per upstream event
         and shared by every subscriber; only the subscription id differs.
         """
+        self._push(message, "client too slow for its subscriptions")
+
+    def _push(self, message: str, overflow_reason: str) -> None:
         try:
             self._outbox.send_nowait(message)
         except trio.WouldBlock:
-            self.close(CLOSE_TRY_AGAIN, "client too slow for its subscriptions")
+            limit = self.limits.ws_send_queue
+            self.close(CLOSE_TRY_AGAIN, f"{overflow_reason}: {limit} messages unsent")
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
@@ -104,6 +123,8 @@ class ClientSocket:
                     nursery.start_soon(self._write, send)
                     if self.limits.ws_idle_timeout_ms:
                         nursery.start_soon(self._watch_idle)
+                    if self.draining is not None:
+                        nursery.start_soon(self._watch_draining, self.draining)
                     await self._read(receive, nursery)
                     nursery.cancel_scope.cancel()
             if self._closing is not None and not self._client_left:
@@ -125,9 +146,15 @@ class ClientSocket:
                 continue
             self._last_frame = trio.current_time()
             text = message.get("text")
-            self._accept_frame(
-                text.encode() if text is not None else message.get("bytes") or b"", nursery
-            )
+            frame = text.encode() if text is not None else message.get("bytes") or b""
+            if self.draining is not None and self.draining.is_set():
+                self._queue_refusal(frame, LocalCapacity("Server shutting down"))
+                continue
+            try:
+                self._accept_frame(frame, nursery)
+            except Exception as exc:  # our bug: this frame gets -32603, the socket lives on
+                log_internal(log, "reading a WebSocket frame", exc)
+                self._queue(Answer.error(InternalError("Internal error")).body())
 
     def _accept_frame(self, frame: bytes, nursery: trio.Nursery) -> None:
         if len(frame) > self.limits.ws_max_frame_bytes:
@@ -147,31 +174,50 @@ class ClientSocket:
                 self._queue(refusal)
             return
         self._in_flight += 1
+        self._none_in_flight = trio.Event()
         nursery.start_soon(self._answer, parsed)
 
     async def _answer(self, parsed: Call | list[Item]) -> None:
-        frame = None if self.session is None else self.session.open_frame()
         try:
-            answer = await self.gateway.answer_parsed(self.target, parsed, self.session)
-        except Exception:
-            log.exception("internal error answering a WebSocket frame")
-            answer = Answer.error(LassoError("Internal error"))
+            frame = None if self.session is None else self.session.open_frame()
+            try:
+                answer = await self.gateway.answer_parsed(self.target, parsed, self.session)
+            except Exception as exc:
+                log_internal(log, "answering a WebSocket frame", exc)
+                answer = Answer.error(InternalError("Internal error"))
+            if answer.parts:
+                self._queue(answer.body())
+            if self.session is not None:
+                self.session.answered(frame)
         finally:
             self._in_flight -= 1
-        if answer.parts:
-            self._queue(answer.body())
-        if self.session is not None:
-            self.session.answered(frame)
+            if self._in_flight == 0:
+                self._none_in_flight.set()
 
     def _queue(self, message: bytes) -> None:
         # Upstream results are passed through as bytes; invalid UTF-8 in one must not
-        # break the socket. Answers are bounded by ws_max_in_flight.
-        self.notify(message.decode("utf-8", "replace"))
+        # break the socket. Answers are bounded by ws_max_in_flight, but refusals are
+        # not: a client that sends faster than it reads fills the queue with them.
+        self._push(message.decode("utf-8", "replace"), "client sends faster than it reads")
+
+    def _queue_refusal(self, frame: bytes, error: LassoError) -> None:
+        try:
+            parsed = jsonrpc.parse_body(frame, max_batch=self.gateway.settings.server.max_batch)
+        except Exception:
+            return  # a frame we would refuse anyway needs no parse error now
+        refusal = _refuse_all(parsed, error)
+        if refusal is not None:
+            self._queue(refusal)
 
     async def _write(self, send: Send) -> None:
         async for message in self._outbox_reader:
             await send({"type": "websocket.send", "text": message})
         self.close(CLOSE_GOING_AWAY, "closing")
+
+    async def _watch_draining(self, draining: trio.Event) -> None:
+        await draining.wait()
+        await self._none_in_flight.wait()
+        self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     async def _watch_idle(self) -> None:
         idle_s = self.limits.ws_idle_timeout_ms / 1000
@@ -205,6 +251,8 @@ async def serve_websocket(
     receive: Receive,
     send: Send,
     sessions: SessionFactory | None,
+    *,
+    draining: trio.Event | None = None,
 ) -> None:
     """Handle one ``/ws/rpc/...`` connection from handshake to close."""
     message = await receive()
@@ -216,10 +264,20 @@ async def serve_websocket(
         await _reject(scope, send, exc)
         return
     await send({"type": "websocket.accept"})
-    socket = ClientSocket(gateway, target, gateway.settings.server)
-    if sessions is not None:
-        socket.session = sessions(target, socket)
-    await socket.serve(receive, send)
+    socket = ClientSocket(gateway, target, gateway.settings.server, draining)
+    try:
+        if sessions is not None:
+            socket.session = sessions(target, socket)
+        await socket.serve(receive, send)
+    except Exception as exc:  # last resort: our bug ends this socket politely, never 1011
+        log_internal(log, f"on WebSocket {target.path}", exc)
+        with trio.move_on_after(1):
+            try:
+                body = Answer.error(InternalError("Internal error")).body().decode()
+                await send({"type": "websocket.send", "text": body})
+                await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
+            except Exception as inner:
+                log.debug("could not close the WebSocket politely: %r", inner)
 
 
 async def _reject(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:

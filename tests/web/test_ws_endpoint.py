@@ -7,6 +7,7 @@ import json
 import msgspec
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from lasso.chaos.faults import Fault
@@ -168,4 +169,32 @@ async def test_a_slow_consumer_is_closed_promptly(
         for i in range(app.gateway.settings.server.ws_send_queue + 5):
             socket.notify(f'{{"n":{i}}}')
     assert trio.current_time() - start <= 2.01  # the close frame waits at most 2 s
-    assert socket._closing == (1013, "client too slow for its subscriptions")
+    assert socket._closing == (1013, "client too slow for its subscriptions: 4096 messages unsent")
+
+
+async def test_a_client_flooding_frames_is_told_so_not_called_a_slow_subscriber(
+    app: LassoASGI, autojump_clock: trio.testing.MockClock
+) -> None:
+    from lasso.web.ws import ClientSocket
+
+    socket = ClientSocket(
+        app.gateway,
+        app.gateway.resolve(parse_rpc_path("/rpc/testnet"), "/rpc/testnet"),
+        app.gateway.settings.server,
+    )
+    blocked = trio.Event()
+
+    async def send(message: dict[str, object]) -> None:
+        await blocked.wait()  # the client reads nothing
+
+    frames = 0
+
+    async def receive() -> dict[str, object]:
+        nonlocal frames
+        frames += 1
+        await trio.lowlevel.checkpoint()
+        return {"type": "websocket.receive", "text": rpc("eth_blockNumber", rid=frames)}
+
+    with trio.fail_after(60):
+        await socket.serve(receive, send)
+    assert socket._closing == (1013, "client sends faster than it reads: 4096 messages unsent")

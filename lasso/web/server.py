@@ -1,0 +1,378 @@
+"""Lasso's own accept loop around hypercorn's per-connection machinery.
+
+Why not ``hypercorn.trio.serve``: it runs every connection's ``TCPServer`` in
+one nursery through ``trio.serve_listeners``, so an exception out of any one
+connection ends the whole server. One does escape: when a WebSocket peer
+sends a bad frame and closes, hypercorn's ping task (``WSStream._send_pings``)
+calls ``send_all`` while ``TCPServer._close`` is in ``send_eof``, and the
+``trio.BusyResourceError`` ends ``lasso serve`` with rc=1. hypercorn also has
+no connection limit, only a per-receive read timeout (a slowloris client
+sending one header line at a time holds a connection indefinitely), and it
+writes every byte under a shield with no deadline (a client that stops
+reading holds its connection, and the shutdown, forever).
+
+So this module keeps hypercorn's protocol code (h11, wsproto, the ASGI
+bridge) and replaces the loop around it:
+
+* every connection runs in its own guard: an ``Exception`` out of it ends
+  that connection with one log line, never its siblings or the listener;
+* at most ``max_connections`` connections at once; one more gets a canned
+  HTTP 503 with JSON-RPC error -32005 and ``Retry-After``, then is closed;
+* a request head must be complete within ``header_timeout_ms`` of its first
+  byte (an idle keep-alive connection, with no byte of a next request, is
+  left to hypercorn's ``keep_alive_timeout``);
+* every write to a client has a deadline: each ``SEND_CHUNK`` bytes must be
+  accepted within ``ws_send_timeout_ms``, or the TCP connection is aborted
+  (RST). The write stays shielded from outside cancellation, as hypercorn
+  wants (a half-written frame would corrupt the stream), but the shield has
+  its own deadline;
+* a connection owns its tasks: once its socket is done, the tasks hypercorn
+  started for it (the ping loop sleeping ``websocket_ping_interval``, the
+  keep-alive timer, the ASGI app) are cancelled, rather than outliving the
+  socket and then holding every later shutdown for ``graceful_timeout``;
+* a closing connection half-closes and reads what its peer still sends (at
+  most ``LINGER_S``) before it closes, so the peer reads our last bytes (a
+  503, a close frame) rather than losing them to an RST;
+* shutdown: stop accepting (the listening sockets are closed), let in-flight
+  connections finish for ``shutdown_grace_ms``, then cancel them and abort
+  their sockets, so no peer can hold the process past the grace period.
+
+This leans on hypercorn 0.18 internals (``TCPServer`` and its
+``_read_data``/``protocol_send``/``_task_group``, ``WorkerContext``,
+``Lifespan``, ``H11Protocol.connection``); ``pyproject.toml`` pins
+``hypercorn<0.19``. The fixes belong in hypercorn; until they land there,
+they live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from math import inf
+from typing import Any
+
+import h11
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
+from hypercorn.utils import repr_socket_addr
+
+from lasso.core.jsonrpc import error_body
+
+log = logging.getLogger("lasso.server")
+
+#: Each slice of a response must reach the client's socket within the send deadline;
+#: a client must so accept at least SEND_CHUNK bytes per ``ws_send_timeout_ms``.
+SEND_CHUNK = 64 * 1024
+#: A closing connection reads (and drops) what its peer still sends for at most this
+#: long before the socket is closed: closing with unread bytes sends RST, and an RST
+#: makes the peer's kernel drop what we sent last (a 503, a close frame) unread.
+LINGER_S = 1.0
+#: At most this many refused connections are answered at once; more are just closed.
+MAX_REFUSING = 64
+BUSY_RETRY_AFTER_S = 1
+
+_ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
+
+
+def busy_response(message: str) -> bytes:
+    """A whole HTTP/1.1 503 with a JSON-RPC -32005 body, for a connection we will not serve."""
+    body = error_body(None, -32005, message)
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nretry-after: %d\r\nconnection: close\r\n\r\n%s"
+        % (len(body), BUSY_RETRY_AFTER_S, body)
+    )
+
+
+TOO_MANY_CONNECTIONS = busy_response("Server busy: too many connections")
+
+
+class FrontLimits:
+    """The [server] limits this module enforces, in seconds."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        header_timeout_s: float,
+        send_timeout_s: float,
+        grace_s: float,
+    ) -> None:
+        self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
+        self.send_timeout_s = send_timeout_s
+        self.grace_s = grace_s
+
+
+def abort_stream(stream: trio.SocketStream) -> None:
+    """Drop a TCP connection now (RST): wakes any task blocked sending on it."""
+    sock = stream.socket
+    with contextlib.suppress(OSError):  # already closed
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class Connection(TCPServer):
+    """One client connection: hypercorn's, with deadlines on head reads and on sends."""
+
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: HypercornConfig,
+        context: WorkerContext,
+        state: LifespanState,
+        stream: trio.SocketStream,
+        limits: FrontLimits,
+    ) -> None:
+        super().__init__(app, config, context, state, stream)  # type: ignore[arg-type]
+        self.limits = limits
+        self.aborted: str | None = None
+        self._head_deadline = inf
+        self._closing = False
+        self._linger_deadline = inf
+        self._peer_done = trio.Event()
+        self._reader: trio.lowlevel.Task | None = None
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, whatever any of its tasks is doing."""
+        if self.aborted is None:
+            self.aborted = reason
+            abort_stream(self.stream)  # type: ignore[arg-type]
+
+    async def protocol_send(self, event: Event) -> None:
+        if not isinstance(event, RawData):
+            await super().protocol_send(event)
+            return
+        async with self.send_lock:
+            try:
+                await self._send_with_deadline(event.data)
+            except _GONE:
+                await self.protocol.handle(Closed())
+
+    async def _send_with_deadline(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), SEND_CHUNK):
+            # Shielded as hypercorn does (a cancelled half-written frame would corrupt
+            # the stream), but with a deadline of its own: a peer that reads nothing
+            # cannot pin this task, its connection or the shutdown.
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.limits.send_timeout_s
+                await self.stream.send_all(view[start : start + SEND_CHUNK])
+            if scope.cancelled_caught:
+                self.abort("send timeout")
+                raise trio.ClosedResourceError("send timeout")
+
+    async def _close(self) -> None:
+        """Half-close, linger until the peer is done sending (bounded), then close."""
+        if self._closing:
+            return
+        self._closing = True
+        self._linger_deadline = trio.current_time() + LINGER_S
+        with contextlib.suppress(*_GONE):
+            await self.stream.send_eof()
+        if trio.lowlevel.current_task() is self._reader:
+            return  # called from our own read loop: it lingers, then closes the socket
+        try:
+            with trio.move_on_at(self._linger_deadline):
+                await self._peer_done.wait()
+        finally:
+            self.stream.socket.close()
+
+    async def _read_data(self) -> None:
+        self._reader = trio.lowlevel.current_task()
+        try:
+            await self._read_until_done()
+            self._peer_done.set()
+            await self.protocol.handle(Closed())
+        finally:
+            self._peer_done.set()
+            if self._closing:
+                self.stream.socket.close()
+            # The connection owns what hypercorn started for it: with the socket done,
+            # nothing of it may linger (the ping loop sleeps websocket_ping_interval).
+            tasks = self._task_group._nursery
+            if tasks is not None:
+                tasks.cancel_scope.cancel()
+
+    async def _read_until_done(self) -> None:
+        while True:
+            try:
+                with trio.move_on_at(min(self._head_deadline, self._linger_deadline)) as scope:
+                    data = await self.stream.receive_some(MAX_RECV)
+            except _GONE:
+                return
+            if scope.cancelled_caught:
+                if not self._closing:
+                    self.abort("request head timeout")
+                return
+            await self.protocol.handle(RawData(bytes(data)))
+            if not data:
+                return
+            self._track_request_head()
+
+    def _track_request_head(self) -> None:
+        """Start the head deadline at the first byte of a request; clear it once parsed."""
+        connection = getattr(self.protocol.protocol, "connection", None)
+        waiting = (
+            isinstance(connection, h11.Connection)
+            and connection.their_state is h11.IDLE
+            and bool(connection.trailing_data[0])
+        )
+        if not waiting:
+            self._head_deadline = inf
+        elif self._head_deadline == inf:
+            self._head_deadline = trio.current_time() + self.limits.header_timeout_s
+
+
+class FrontServer:
+    """The listening sockets, the live connections, and their shutdown."""
+
+    def __init__(self, app: AppWrapper, config: HypercornConfig, limits: FrontLimits) -> None:
+        self.app = app
+        self.config = config
+        self.limits = limits
+        self.context = WorkerContext(None)
+        self.state: LifespanState = {}
+        self.connections: set[Connection] = set()
+        self.accepted = 0
+        self.refused = 0
+        self.failed = 0
+        self._refusing = 0
+        self._all_closed = trio.Event()
+
+    async def serve(
+        self,
+        shutdown_trigger: Callable[[], Awaitable[Any]],
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        lifespan = Lifespan(self.app, self.config, self.state)
+        async with trio.open_nursery() as lifespan_nursery:
+            await lifespan_nursery.start(lifespan.handle_lifespan)
+            await lifespan.wait_for_startup()
+            listeners, binds = self._listen()
+            try:
+                async with trio.open_nursery() as handlers:
+                    async with trio.open_nursery() as accepting:
+                        for listener in listeners:
+                            accepting.start_soon(self._accept_loop, listener, handlers)
+                        task_status.started(binds)
+                        await shutdown_trigger()
+                        accepting.cancel_scope.cancel(reason="shutting down")
+                    _close_all(listeners)  # new connections are refused from here on
+                    await self._drain(handlers)
+            finally:
+                _close_all(listeners)
+            await lifespan.wait_for_shutdown()
+            lifespan_nursery.cancel_scope.cancel()
+
+    def _listen(self) -> tuple[list[trio.SocketListener], list[str]]:
+        sockets = self.config.create_sockets()
+        listeners, binds = [], []
+        for sock in sockets.insecure_sockets:
+            sock.listen(self.config.backlog)
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+            binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+        return listeners, binds
+
+    async def _drain(self, handlers: trio.Nursery) -> None:
+        """Idle connections close now; busy ones get the grace period, then are dropped."""
+        await self.context.terminated.set()
+        if self.connections:
+            with trio.move_on_after(self.limits.grace_s):
+                await self._all_closed.wait()
+        handlers.cancel_scope.cancel(reason="shutdown grace period over")
+        for connection in list(self.connections):
+            connection.abort("shutdown")
+
+    async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                log.warning("accept: %s; retrying in 0.1 s", exc.strerror)
+                await trio.sleep(0.1)
+                continue
+            if len(self.connections) < self.limits.max_connections:
+                connection = Connection(
+                    self.app,
+                    self.config,
+                    self.context,
+                    ConnectionState(self.state.copy()),
+                    stream,
+                    self.limits,
+                )
+                self.connections.add(connection)
+                self.accepted += 1
+                handlers.start_soon(self._run, connection)
+            else:
+                self.refused += 1
+                if self._refusing < MAX_REFUSING:
+                    self._refusing += 1
+                    handlers.start_soon(self._refuse, stream)
+                else:
+                    abort_stream(stream)
+
+    async def _run(self, connection: Connection) -> None:
+        try:
+            await connection.run()
+        except* Exception as group:
+            self.failed += 1
+            log.warning("connection %s ended by %s", _peer(connection.stream), _describe(group))
+        finally:
+            connection.abort("ended")
+            self.connections.discard(connection)
+            if not self.connections and self.context.terminated.is_set():
+                self._all_closed.set()
+
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        """Answer 503 -32005 and close; read what the client sent so the close is clean."""
+        try:
+            with trio.move_on_after(LINGER_S):
+                await stream.send_all(TOO_MANY_CONNECTIONS)
+                await stream.send_eof()
+                while await stream.receive_some(MAX_RECV):
+                    pass
+        except (*_GONE, OSError):
+            pass
+        finally:
+            self._refusing -= 1
+            abort_stream(stream)
+
+
+def _close_all(listeners: list[trio.SocketListener]) -> None:
+    for listener in listeners:
+        listener.socket.close()
+
+
+def _peer(stream: Any) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except (OSError, ValueError):
+        return "?"
+    return f"{host}:{port}"
+
+
+def _describe(group: BaseExceptionGroup[Exception]) -> str:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return "; ".join(f"{type(e).__name__}: {e}" for e in leaves[:3])
