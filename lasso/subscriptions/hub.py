@@ -64,6 +64,7 @@ class SubscriptionHub:
         # lasso.subscriptions.serving: entered and removed only by _reroute
         self._routes: dict[tuple[str, str, str], Serving] = {}
         self._chains: dict[ChainRuntime, str] = {}
+        self._consumers: dict[str, trio.CancelScope] = {}  # bus key -> its consumers' scope
         self._budgets: dict[str, UpstreamBudget[Stream]] = {}
 
     # -- streams ---------------------------------------------------------------
@@ -209,6 +210,25 @@ class SubscriptionHub:
                 for stream in self._streams_of(key):
                     stream.post(Lost(event.provider_id, reason))
 
+    async def add_chain(self, chain: ChainRuntime, key: str) -> None:
+        """Start ``chain``'s consumers (a reload added it), replacing any under ``key``."""
+        self.remove_chain(key)
+        self._consumers[key] = await self._nursery.start(self._scoped_chain, chain, key)
+
+    def remove_chain(self, key: str) -> None:
+        """Stop the consumers under ``key`` (a reload removed or replaced its chain)."""
+        scope = self._consumers.pop(key, None)
+        if scope is not None:
+            scope.cancel(reason=f"chain {key} removed")
+
+    async def _scoped_chain(
+        self, chain: ChainRuntime, key: str, *, task_status: trio.TaskStatus[trio.CancelScope]
+    ) -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run_chain, chain, key)
+                task_status.started(scope)
+
     def _streams_of(self, key: str) -> list[Stream]:
         return [s for (chain, _, _), s in self._streams.items() if chain == key]
 
@@ -235,7 +255,7 @@ async def open_subscription_hub(gateway: Gateway) -> AsyncIterator[SubscriptionH
     async with trio.open_nursery() as nursery:
         hub = SubscriptionHub(gateway, nursery)
         for slug, chain in gateway.chains():
-            await nursery.start(hub.run_chain, chain, bus_key(slug, chain.name))
+            await hub.add_chain(chain, bus_key(slug, chain.name))
         try:
             yield hub
         finally:
