@@ -77,6 +77,7 @@ async def test_a_removed_provider_leaves_routing_at_once_and_stops_after_its_dra
     fleet.nodes["p1"].calls.clear()
     assert (await rig.post("/rpc/priority/testnet")).status == 200
     assert fleet.nodes["p1"].calls == []  # out of routing at once
+    await trio.testing.wait_all_tasks_blocked()
     assert p1.supervisor.statistics().running  # still draining
     grace_s = rig.gateway.settings.server.shutdown_grace_ms / 1000
     await trio.sleep(grace_s + 0.1)
