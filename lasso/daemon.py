@@ -109,12 +109,14 @@ async def serve(
         open_subscription_hub(gateway) as hub,
         trio.open_nursery() as nursery,
     ):
+        limits = front_limits(server)
         if reloads is not None and config_path is not None:
-            registry = Registry(gateway, hub, state)
+            retune = partial(_retune_front, limits, config)
+            registry = Registry(gateway, hub, state, published=retune)
             nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
         sessions = partial(ClientSession, hub)
         app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
-        front = FrontServer(ASGIWrapper(cast(Any, app)), config, front_limits(server))
+        front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
         await front.serve(shutdown.wait, task_status=task_status)
         nursery.cancel_scope.cancel(reason="stopped")
 
@@ -126,6 +128,16 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
     )
+
+
+def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settings) -> None:
+    """A reload's new front-end deadlines, read at their next use (max_connections,
+    the port and hypercorn's WebSocket sizes need a restart)."""
+    new = front_limits(settings.server)
+    limits.header_timeout_s = new.header_timeout_s
+    limits.send_timeout_s = new.send_timeout_s
+    limits.grace_s = new.grace_s
+    config.graceful_timeout = new.grace_s
 
 
 #: Descriptors beyond client connections: upstream sockets, devnet pipes, log files.

@@ -55,9 +55,10 @@ Profiles = Mapping[str, Mapping[str, ChainRuntime]]
 
 
 class Snapshot(msgspec.Struct, frozen=True):
-    """What a request runs on, start to end: the settings and the chains of one
-    config generation. A reload publishes a new one (``lasso.registry``); a request
-    keeps the one it resolved against."""
+    """The settings and the chains of one config generation. A reload publishes a new
+    one (``lasso.registry``). A route resolves against the snapshot current then and
+    keeps its chain object to the end (a removed provider drains, never a ``KeyError``);
+    each call reads the settings current when it starts."""
 
     generation: int
     settings: Settings
@@ -74,7 +75,6 @@ class Target(msgspec.Struct, frozen=True):
     provider: str | None
     transport: str | None = None
     profile: str = DEFAULT_PROFILE
-    snapshot: Snapshot | None = None
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -147,7 +147,7 @@ class Gateway:
 
     @property
     def settings(self) -> Settings:
-        """The current snapshot's settings (a request reads its own: ``Target.snapshot``)."""
+        """The current snapshot's settings."""
         return self.snapshot.settings
 
     @property
@@ -191,9 +191,6 @@ class Gateway:
             connect=self._connector,
         )
 
-    def _settings(self, target: Target) -> Settings:
-        return (target.snapshot or self.snapshot).settings
-
     def chains(self) -> list[tuple[str, ChainRuntime]]:
         return [(slug, c) for slug, chains in self.profiles.items() for c in chains.values()]
 
@@ -228,7 +225,6 @@ class Gateway:
             provider=provider,
             transport=transport,
             profile=slug,
-            snapshot=snapshot,
         )
 
     async def answer_body(self, target: Target, body: bytes) -> Answer:
@@ -261,8 +257,7 @@ class Gateway:
     ) -> Answer:
         answers: list[bytes | None] = [None] * len(items)
         metas: list[CallMeta | None] = [None] * len(items)
-        settings = self._settings(target)
-        limiter = trio.CapacityLimiter(settings.server.batch_concurrency)
+        limiter = trio.CapacityLimiter(self.settings.server.batch_concurrency)
 
         async def run(index: int, call: Call, meta: CallMeta) -> None:
             async with limiter:
@@ -303,7 +298,7 @@ class Gateway:
     async def _call(
         self, target: Target, call: Call, meta: CallMeta, session: Session | None
     ) -> bytes:
-        snapshot = target.snapshot or self.snapshot
+        snapshot = self.snapshot  # this call runs on the settings current at its start
         disp = disposition(call.method, call.params, snapshot.allowed)
         if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
             return target.chain.chain_id_hex

@@ -24,6 +24,7 @@ objects and finish on it; the subscription streams it served are nudged at once 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from lasso.chain import ChainRuntime
 from lasso.config import ChainConfig, Settings
@@ -47,10 +48,13 @@ class Registry:
         gateway: Gateway,
         hub: SubscriptionHub | None,
         state: ReloadState,
+        *,
+        published: Callable[[Settings], None] | None = None,
     ) -> None:
         self.gateway = gateway
         self.hub = hub
         self.state = state
+        self._published = published  # e.g. the front end's limits, retuned in place
 
     async def apply(self, outcome: ReloadOutcome) -> None:
         """Apply a reload outcome with ``decision == "apply"``; then publish its snapshot."""
@@ -93,6 +97,8 @@ class Registry:
                 allowed=Allowlist.parse(new.server.allow_methods),
             )
         )
+        if self._published is not None:
+            self._published(new)
 
     def _remove_chain(self, ref: ChainRef, chain: ChainRuntime, drain_s: float) -> None:
         if self.hub is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import trio.testing
 
 from lasso.config import parse_settings
 from lasso.core.breaker import FailureKind
-from lasso.daemon import open_gateway
+from lasso.daemon import _retune_front, front_limits, hypercorn_config, open_gateway
 from lasso.gateway import Gateway
 from lasso.registry import Registry
 from lasso.reload import ReloadState, reload_once
@@ -42,7 +43,10 @@ class Rig:
         self, path: Path, gateway: Gateway, hub: SubscriptionHub, state: ReloadState
     ) -> None:
         self.path, self.gateway, self.state = path, gateway, state
-        self.registry = Registry(gateway, hub, state)
+        self.limits = front_limits(state.settings.server)
+        self.front = hypercorn_config("127.0.0.1", 0, state.settings.server)
+        retune = partial(_retune_front, self.limits, self.front)
+        self.registry = Registry(gateway, hub, state, published=retune)
         self.app = LassoASGI(gateway, create_app(gateway, hub, state))
 
     async def reload(self, text: str) -> None:
@@ -185,3 +189,12 @@ async def test_a_restart_only_key_is_listed_not_applied(
     config = (await asgi_request(rig.app, "GET", "/health")).json()["config"]
     assert config["needs_restart"] == ["server.port"]
     assert rig.gateway.settings.server.port != 9999
+
+
+async def test_the_front_ends_deadlines_apply_live(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = "[server]\nheader_timeout_ms = 1234\nws_send_timeout_ms = 2345\n"
+    await rig.reload(SETTINGS.replace("[server]\n", server + "shutdown_grace_ms = 3456\n"))
+    assert (rig.limits.header_timeout_s, rig.limits.send_timeout_s) == (1.234, 2.345)
+    assert (rig.limits.grace_s, rig.front.graceful_timeout) == (3.456, 3.456)
