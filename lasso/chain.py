@@ -158,6 +158,7 @@ class ChainRuntime:
     async def _drain(self, provider: Provider, scope: trio.CancelScope, drain_s: float) -> None:
         await trio.sleep(drain_s)
         scope.cancel(reason=f"provider {provider.id} removed")
+        log.info("%s: provider %s stopped after its drain", self._label, provider.id)
 
     def stop(self, drain_s: float) -> None:
         """The chain is removed: every provider drains, then stops."""

@@ -198,3 +198,18 @@ async def test_the_front_ends_deadlines_apply_live(
     await rig.reload(SETTINGS.replace("[server]\n", server + "shutdown_grace_ms = 3456\n"))
     assert (rig.limits.header_timeout_s, rig.limits.send_timeout_s) == (1.234, 2.345)
     assert (rig.limits.grace_s, rig.front.graceful_timeout) == (3.456, 3.456)
+
+
+async def test_a_chain_whose_chain_id_changed_is_replaced(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    old = rig.gateway.profiles["default"]["testnet"]
+    p2 = old.providers["p2"]
+    await rig.reload(SETTINGS.replace("chain_id = 31337", "chain_id = 31338"))
+    new = rig.gateway.profiles["default"]["testnet"]
+    assert new is not old and old.providers == {}  # the old one drains
+    assert new.providers["p2"] is not p2  # nothing carries over to a different network
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+    answer = await asgi_request(rig.app, "POST", "/rpc/testnet", body)
+    assert answer.json()["result"] == hex(31338)
+    assert new.providers["p2"].supervisor.statistics().running

@@ -208,7 +208,8 @@ class SubscriptionHub:
             if isinstance(event, WsDisconnected | WsClosed):
                 reason = getattr(event, "reason", "") or "connection lost"
                 for stream in self._streams_of(key):
-                    stream.post(Lost(event.provider_id, reason))
+                    if not _serves_elsewhere(stream, chain, event.provider_id):
+                        stream.post(Lost(event.provider_id, reason))
 
     async def add_chain(self, chain: ChainRuntime, key: str) -> None:
         """Start ``chain``'s consumers (a reload added it), replacing any under ``key``."""
@@ -247,6 +248,19 @@ class SubscriptionHub:
             clients[(chain, kind)] = clients.get((chain, kind), 0) + len(stream.subscribers)
         budgets = {chain: budget.statistics() for chain, budget in self._budgets.items()}
         return HubStatistics(upstream, clients, failovers, budgets)
+
+
+def _serves_elsewhere(stream: Stream, chain: ChainRuntime, provider_id: str) -> bool:
+    """``stream`` is served by a provider of this id in the chain over a live connection
+    that is not the one that ended: a reload replaced the provider (same id, new object)
+    and the old one's connection closed at the end of its drain. Not this stream's loss."""
+    serving = stream.serving
+    return (
+        serving is not None
+        and serving.provider_id == provider_id
+        and serving.alive()
+        and serving.lost(chain, trio.current_time()) is None
+    )
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ unchanged providers keep their statistics."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,7 +34,9 @@ from tests.integration.test_subscriptions_devnet import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def settings_text(devnet: Devnet, *, without: str | None = None, threshold: int = 5) -> str:
+def settings_text(
+    devnet: Devnet, *, without: str | None = None, threshold: int = 5, grace_ms: int = 2000
+) -> str:
     rows = [
         f'{{ id = "n{n.index}", url = "{n.http_url}", ws_url = "{n.ws_url}", '
         f"priority = {n.index} }}"
@@ -41,7 +44,7 @@ def settings_text(devnet: Devnet, *, without: str | None = None, threshold: int 
         if f"n{n.index}" != without
     ]
     return (
-        "[server]\nshutdown_grace_ms = 2000\n"
+        f"[server]\nshutdown_grace_ms = {grace_ms}\n"
         f"[circuit_breaker]\nfailure_threshold = {threshold}\n"
         "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n"
         + ",\n".join(rows)
@@ -76,11 +79,11 @@ class Rig:
 
 
 @asynccontextmanager
-async def reload_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def reload_rig(tmp_path: Path, grace_ms: int = 2000) -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         await devnet.mine()
         path = tmp_path / "lasso.toml"
-        path.write_text(settings_text(devnet))
+        path.write_text(settings_text(devnet, grace_ms=grace_ms))
         settings = load_settings(path, env={})
         state = ReloadState(settings, source=str(path))
         send, receive = trio.open_memory_channel[object](16)
@@ -143,6 +146,42 @@ async def test_removing_and_re_adding_the_serving_provider_loses_and_repeats_not
     assert numbers == list(range(2, 11))  # 0 gaps
     assert len({h["hash"] for h in received}) == 9  # 0 duplicates
     assert received == expected
+
+
+async def test_the_old_connection_of_a_re_added_provider_closing_moves_no_stream(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """n0 removed, re-added (a new object), then serving again; when the old n0's drain
+    ends, its connection closes: the stream on the new n0 must not fail over for it."""
+    caplog.set_level(logging.INFO)
+    grace_ms = 300
+    async with reload_rig(tmp_path, grace_ms=grace_ms) as rig:
+        devnet = rig.devnet
+        texts = [
+            settings_text(devnet, without="n0", grace_ms=grace_ms),
+            settings_text(devnet, grace_ms=grace_ms),
+            settings_text(devnet, without="n1", grace_ms=grace_ms),
+        ]
+        with trio.fail_after(30):
+            async with open_websocket_url(f"{rig.ws}/ws/rpc/devnet") as client:
+                await subscribe(client, ["newHeads"])
+                received: list[dict[str, Any]] = []
+                for text in texts:
+                    await rig.reload(text)
+                    await devnet.mine()
+                    received += await heads(client, 1)
+                while True:  # the old n0's drain ends, and its connection closes
+                    if "provider n0 stopped after its drain" in caplog.text:
+                        break
+                    await trio.sleep(0.01)
+                for _ in range(2):
+                    await devnet.mine()
+                    received += await heads(client, 1)
+                assert await upstream_serving(rig) == {"n0"}
+    failovers = [r for r in caplog.records if "failing over" in r.getMessage()]
+    assert len(failovers) == 2, [r.getMessage() for r in failovers]  # n0, then n1: no third
+    numbers = [int(h["number"], 16) for h in received]
+    assert numbers == list(range(2, 7))
 
 
 CLIENTS = 50
