@@ -212,7 +212,6 @@ async def test_reload_under_load(tmp_path: Path) -> None:
                     if "result" not in answer:
                         errors.append(f"http: {answer}")
                     http_answers[0] += 1
-                    await trio.sleep(0.002)
 
         async def ws_client(index: int) -> None:
             kind: list[Any] = ["newHeads"] if index % 2 == 0 else ["logs", log_filter]
@@ -226,7 +225,7 @@ async def test_reload_under_load(tmp_path: Path) -> None:
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
                 statistics_before = None
-                for _ in range(2):
+                for _ in range(3):
                     nursery.start_soon(http_load)
                 for index in range(CLIENTS):
                     nursery.start_soon(ws_client, index)
@@ -264,6 +263,9 @@ async def test_reload_under_load(tmp_path: Path) -> None:
         statistics_after["http"]["transport"]["requests"]
         >= statistics_before["http"]["transport"]["requests"]
     )
+    before_ws, after_ws = statistics_before["ws"]["transport"], statistics_after["ws"]["transport"]
+    assert after_ws["connection_id"] == before_ws["connection_id"]  # the same WebSocket
+    assert after_ws["connects"] == before_ws["connects"] == 1
     print(
         f"reload under load: {RELOADS} reloads, {CLIENTS} WS clients x {blocks} blocks, "
         f"{http_answers[0]} HTTP answers, {len(errors)} errors"
