@@ -89,6 +89,8 @@ class Registry:
                     await self._change_chain(change, chain, _chain_config(new, ref), drain_s)
                 chain.reconfigure(_chain_config(new, ref), new.routing)  # state kept
         self._retune_websockets(profiles, new)
+        if self.hub is not None:
+            self.hub.retune_budgets(new.subscriptions)
         self.gateway.publish(
             Snapshot(
                 generation=outcome.generation,

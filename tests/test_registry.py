@@ -42,7 +42,7 @@ class Rig:
     def __init__(
         self, path: Path, gateway: Gateway, hub: SubscriptionHub, state: ReloadState
     ) -> None:
-        self.path, self.gateway, self.state = path, gateway, state
+        self.path, self.gateway, self.hub, self.state = path, gateway, hub, state
         self.limits = front_limits(state.settings.server)
         self.front = hypercorn_config("127.0.0.1", 0, state.settings.server)
         retune = partial(_retune_front, self.limits, self.front)
@@ -213,3 +213,13 @@ async def test_a_chain_whose_chain_id_changed_is_replaced(
     answer = await asgi_request(rig.app, "POST", "/rpc/testnet", body)
     assert answer.json()["result"] == hex(31338)
     assert new.providers["p2"].supervisor.statistics().running
+
+
+async def test_subscription_budgets_are_resized_live(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    budget = rig.hub._budget("testnet")  # the chain's budget, as its first stream sizes it
+    assert budget.max_live == 1_000
+    bounds = "max_upstream_per_chain = 7\nmax_idle_upstream_per_chain = 3\n"
+    await rig.reload(SETTINGS + "[subscriptions]\n" + bounds)
+    assert (budget.max_live, budget.max_idle) == (7, 3)

@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from lasso.chain import ChainRuntime
+from lasso.config import SubscriptionConfig
 from lasso.core.subs import SubscriptionRequest
 from lasso.core.subs.budget import BudgetStatistics, Refused, UpstreamBudget
 from lasso.errors import LocalCapacity
@@ -144,6 +145,14 @@ class SubscriptionHub:
                 max_idle_per_client=policy.max_idle_upstream_per_client,
             )
         return budget
+
+    def retune_budgets(self, policy: SubscriptionConfig) -> None:
+        """A reload's new per-chain bounds, read at each budget's next decision (streams
+        already live or idle stay; a lowered bound is met as they end or are evicted)."""
+        for budget in self._budgets.values():
+            budget.max_live = policy.max_upstream_per_chain
+            budget.max_idle = policy.max_idle_upstream_per_chain
+            budget.max_idle_per_client = policy.max_idle_upstream_per_client
 
     def _emptied(self, stream: Stream, client: object | None) -> None:
         """``stream``'s last subscriber left: it idles, within the chain's budget."""
