@@ -191,8 +191,8 @@ async def run_until_signalled(
     """``lasso serve``: serve until SIGINT, SIGTERM or SIGQUIT, then drain and exit;
     each SIGHUP reloads ``config_path``."""
     raise_open_file_limit(settings.server.max_connections)
-    async with _shutdown_on_signal() as shutdown:
-        await _serve_and_announce(settings, host, port, shutdown, config_path)
+    async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
+        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
 
 
 async def run_with_devnet(
@@ -211,13 +211,14 @@ async def run_with_devnet(
 
     raise_open_file_limit(settings.server.max_connections)
     async with (
+        _reload_signals() as reloads,
         _shutdown_on_signal() as shutdown,
         open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet,
     ):
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
             print(f"  node {node.index}  {node.http_url}  {node.ws_url}", flush=True)
-        await _serve_and_announce(settings, host, port, shutdown, config_path)
+        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
 
 
 async def _serve_and_announce(
@@ -226,23 +227,30 @@ async def _serve_and_announce(
     port: int | None,
     shutdown: trio.Event,
     config_path: str | None,
+    reloads: AsyncIterator[int],
 ) -> None:
-    # A SIGHUP from here on reloads (one before the gateway is up waits its turn).
-    with trio.open_signal_receiver(signal.SIGHUP) as reloads:
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    serve,
-                    settings,
-                    host=host,
-                    port=port,
-                    shutdown=shutdown,
-                    config_path=config_path,
-                    reloads=reloads,
-                )
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            partial(
+                serve,
+                settings,
+                host=host,
+                port=port,
+                shutdown=shutdown,
+                config_path=config_path,
+                reloads=reloads,
             )
-            tune_gc()
-            print(_banner(settings, binds, reloadable=config_path is not None), flush=True)
+        )
+        tune_gc()
+        print(_banner(settings, binds, reloadable=config_path is not None), flush=True)
+
+
+@asynccontextmanager
+async def _reload_signals() -> AsyncIterator[AsyncIterator[int]]:
+    """SIGHUPs, from the very start: one that arrives while the gateway (or ``lasso up``'s
+    devnet) is still starting waits its turn, never taking the default action (exit)."""
+    with trio.open_signal_receiver(signal.SIGHUP) as reloads:
+        yield reloads
 
 
 @asynccontextmanager
