@@ -4,7 +4,7 @@ For each size N (``--fanout-sizes``, default 1,000 and 10,000), fresh processes:
 
     instant HTTP upstream   bench/instant_upstream.py (the provider's ``url``)
     WebSocket upstream      bench/ws_upstream.py      (its ``ws_url``; emits heads on command)
-    gateway                 bench/ws_gateway.py       (lasso.daemon.serve)
+    gateway                 bench/ws_gateway.py       (lasso.daemon.serve, max_connections >= N)
     client workers          bench/ws_clients.py       (N/W hand-rolled WebSocket clients each)
 
 1. wait until the gateway's upstream WebSocket is connected, then read the
@@ -34,7 +34,7 @@ from bench.report import Column, Options, Row, Section, SectionResult
 from bench.ws_clients import Lines
 from bench.ws_wire import WsClient, call, connect, run_trio
 
-CONNECT_CONCURRENCY = 32  # handshakes in flight per worker (hypercorn's listen backlog is 100)
+CONNECT_CONCURRENCY = 32  # handshakes in flight per worker (the front end's listen backlog: 100)
 HEAD_TIMEOUT_S = 15.0
 LINK_TIMEOUT_S = 10.0
 FD_RESERVE = 256  # descriptors a process needs besides its client sockets
@@ -263,6 +263,7 @@ def _cell(clients: int, workers: int, opts: Options) -> Row:
             "bench.ws_gateway",
             f"http://127.0.0.1:{http.port}/",
             f"ws://127.0.0.1:{ws.port}/",
+            clients,
         )
         fleet = [start(f"clients {i}", "bench.ws_clients") for i in range(workers)]
         budget_s = 60 + max(30.0, clients * 0.006) + opts.fanout_heads * (HEAD_TIMEOUT_S + 5)

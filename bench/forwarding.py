@@ -138,7 +138,8 @@ NOTES = [
     "one whole core would serve at that cost; CPU % = how busy the target was (100 = one core)",
     "machine % = all cores busy, everything on the machine included (100 = the target was "
     "competing for CPU); closes = server-initiated keep-alive closes (hypercorn's "
-    "keep_alive_max_requests, 1000)",
+    "keep_alive_max_requests: 1000 by default, as the naive forwarder has it; Lasso sets "
+    "1,000,000)",
     "the Python load generator costs about as much CPU per request as the instant upstream, "
     "so the 'direct' row is a floor of this harness, not of the network",
 ]

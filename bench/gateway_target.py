@@ -1,13 +1,17 @@
 """The gateway as a benchmark target: ``lasso.daemon.serve`` in this process.
 
 One chain, ``bench``, with one provider, the instant upstream. The gateway is
-served exactly as ``lasso serve`` serves it (hypercorn's trio worker,
-in-process), bound to 127.0.0.1 on a kernel-chosen port.
+served exactly as ``lasso serve`` serves it (``lasso.daemon.serve``: Lasso's
+own accept loop, ``lasso.web.server.FrontServer``, with its deadlines, body
+budget and connection limit), bound to 127.0.0.1 on a kernel-chosen port.
 
     python -m bench.gateway_target UPSTREAM_URL [quart]    (prints ``ready PORT``)
 
 With ``quart`` the same gateway answers ``POST /rpc/...`` from an ordinary Quart
-route instead of the raw ASGI fast path: the comparison that justifies the fast path.
+route instead of the raw ASGI fast path, behind the same front end
+(``FrontServer`` with the daemon's ``hypercorn_config`` and ``front_limits``;
+the body budget is the fast path's own): the comparison that justifies the
+fast path.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from functools import partial
 from typing import Any, cast
 
 import trio
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.app_wrappers import ASGIWrapper
 from quart import Response, request
 
 from lasso.config import Settings, parse_settings
 from lasso.core.routes import parse_rpc_path
-from lasso.daemon import hypercorn_config, open_gateway, serve, tune_gc
+from lasso.daemon import front_limits, hypercorn_config, open_gateway, serve, tune_gc
 from lasso.web.app import create_app
+from lasso.web.server import FrontServer
 
 PATH = "/rpc/bench"
 SETTINGS = """
@@ -61,7 +66,8 @@ async def serve_via_quart_route(
             return Response(answer.body(), status=answer.status, content_type="application/json")
 
         config = hypercorn_config("127.0.0.1", 0, settings.server)
-        await hypercorn_serve(cast(Any, app), config, task_status=task_status)
+        front = FrontServer(ASGIWrapper(cast(Any, app)), config, front_limits(settings.server))
+        await front.serve(trio.sleep_forever, task_status=task_status)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@ it, 127.0.0.1, a kernel-chosen port), but its one provider has both a ``url``
 * ``block_time_ms`` one hour: the benchmark emits heads only when it wants
   to, and a newHeads stream that saw no head for 3 block times would
   otherwise fail over (there is nowhere to fail over to);
-* ``shutdown_grace_ms = 1000``, ``[websocket] route_unary = true``.
+* ``shutdown_grace_ms = 1000``, ``[websocket] route_unary = true``;
+* ``max_connections``: the cell's client count plus ``CONNECTION_HEADROOM``,
+  never below the default (10,000), so the front end's connection limit
+  never answers a benchmark client with a 503.
 
-The soft ``RLIMIT_NOFILE`` is raised to the hard limit first (one descriptor
-per client socket).
+The open-file limit is raised as ``lasso serve`` raises it
+(``lasso.daemon.raise_open_file_limit``: the soft limit to the hard one, a
+warning if it stays below ``max_connections`` plus a margin).
 
-    python -m bench.ws_gateway HTTP_URL WS_URL     (prints ``ready PORT``)
+    python -m bench.ws_gateway HTTP_URL WS_URL [CLIENTS]   (prints ``ready PORT``)
 """
 
 from __future__ import annotations
@@ -25,14 +29,15 @@ from functools import partial
 
 import trio
 
-from bench.ws_wire import raise_nofile
-from lasso.config import parse_settings
-from lasso.daemon import serve, tune_gc
+from lasso.config import ServerConfig, parse_settings
+from lasso.daemon import raise_open_file_limit, serve, tune_gc
 
 CHAIN = "bench"
+CONNECTION_HEADROOM = 64  # beyond the clients: nothing else connects, but never be exact
 SETTINGS = """
 [server]
 ws_idle_timeout_ms = 0
+max_connections = {max_connections}
 shutdown_grace_ms = 1000
 
 [websocket]
@@ -45,9 +50,14 @@ providers = [ {{ id = "up", url = "{url}", ws_url = "{ws_url}" }} ]
 """
 
 
-async def main(http_url: str, ws_url: str) -> None:
-    raise_nofile()
-    settings = parse_settings(SETTINGS.format(url=http_url, ws_url=ws_url), env={})
+def max_connections(clients: int) -> int:
+    return max(ServerConfig().max_connections, clients + CONNECTION_HEADROOM)
+
+
+async def main(http_url: str, ws_url: str, clients: int) -> None:
+    text = SETTINGS.format(url=http_url, ws_url=ws_url, max_connections=max_connections(clients))
+    settings = parse_settings(text, env={})
+    raise_open_file_limit(settings.server.max_connections)
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serve, settings, host="127.0.0.1", port=0))
         tune_gc()  # as `lasso serve` does once it listens
@@ -56,4 +66,4 @@ async def main(http_url: str, ws_url: str) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    trio.run(main, sys.argv[1], sys.argv[2])
+    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)

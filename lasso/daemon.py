@@ -1,16 +1,26 @@
-"""The composition root: providers under supervision, the web front end, signals.
+"""The composition root: providers under supervision, the subscription hub, the front end, signals.
 
 Nursery layout::
 
     serve()
-    ├── open_gateway()            provider nursery: one Supervisor per provider
-    │   └── Supervisor.run        restarts Provider.run with backoff; never raises
-    └── hypercorn.trio.serve      the front end; stops accepting on shutdown,
-                                  gives in-flight requests shutdown_grace_ms
+    ├── open_gateway()             provider nursery: each Provider.start puts its own
+    │   │                          supervisors there (lasso.upstream.provider)
+    │   ├── Supervisor.run         HTTP service: restarts with backoff; never raises
+    │   └── Supervisor.run         WebSocket service, when the provider has a ws_url
+    ├── open_subscription_hub()    hub nursery: one router per chain (upstream
+    │                              notifications and connection events to streams),
+    │                              and the shared streams clients subscribe to
+    └── FrontServer.serve          Lasso's own accept loop (lasso.web.server) around
+                                   hypercorn's per-connection protocol code: one guard
+                                   per connection, header and send deadlines, the
+                                   connection limit (a 503 beyond it)
 
-Shutdown is by deadline, never by polling: a signal sets the shutdown event,
-hypercorn drains within the grace period, then the provider nursery is
-cancelled and every upstream connection closed.
+Shutdown is by deadline, never by polling. A signal sets the shutdown event;
+the front end stops accepting (its listening sockets close), lets in-flight
+connections finish for ``shutdown_grace_ms``, then cancels the rest and aborts
+their sockets. Only then do the blocks unwind: the hub nursery is cancelled
+(client streams end), then the provider nursery (every upstream connection
+closed).
 """
 
 from __future__ import annotations

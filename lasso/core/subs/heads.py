@@ -38,6 +38,7 @@ from lasso.core.subs.items import (
     DEFAULT_WINDOW,
     Delivery,
     TooFar,
+    backfill_window,
     hex_quantity,
     parse_quantity,
 )
@@ -169,12 +170,7 @@ class HeadStream:
     def backfill_range(self, provider_head: int, max_backfill: int | None = None) -> range | TooFar:
         """What a newly chosen provider (head ``provider_head``) must supply: tip+1.."""
         limit = self._max_backfill if max_backfill is None else max_backfill
-        if self._state is StreamState.EMPTY:
-            return range(0)
-        start = self._tip + 1
-        if provider_head - self._tip > limit:
-            return TooFar(start, provider_head, limit)
-        return range(start, max(start, provider_head + 1))
+        return backfill_window(self.tip, provider_head, limit)
 
     def statistics(self) -> HeadStreamStatistics:
         tip = self.tip

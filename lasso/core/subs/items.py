@@ -1,4 +1,5 @@
-"""Values shared by the subscription streams: what to deliver, and "too far to fill".
+"""Values shared by the subscription streams: what to deliver, "too far to fill", and the
+backfill window a new provider must supply.
 
 A stream never sends anything itself. It answers with :class:`Delivery` items, in the
 order the clients must see them; the shell wraps each payload in an ``eth_subscription``
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "Delivery",
     "TooFar",
+    "backfill_window",
     "hex_quantity",
     "is_hex",
     "parse_quantity",
@@ -64,6 +66,27 @@ class TooFar(msgspec.Struct, frozen=True):
             f"the subscription missed blocks {span} ({self.blocks} blocks), more than "
             f"the {self.limit}-block backfill limit; the stream cannot continue without a gap"
         )
+
+
+def backfill_window(
+    last: int | None, provider_head: int, limit: int, *, reread_from: int | None = None
+) -> range | TooFar:
+    """The blocks a newly chosen provider (head ``provider_head``) must supply.
+
+    ``last``: the stream's last complete block (``None``: nothing delivered yet, nothing
+    to fill). Blocks ``last+1..provider_head``, or :class:`TooFar` when that is more
+    than ``limit``. ``reread_from``: an earlier block to re-read from as well (the logs
+    stream's blocks known complete only by number), never more than ``limit`` blocks
+    below ``provider_head``.
+    """
+    if last is None:
+        return range(0)
+    start = last + 1
+    if provider_head - last > limit:
+        return TooFar(start, provider_head, limit)
+    if reread_from is not None:
+        start = min(start, max(reread_from, provider_head + 1 - limit))
+    return range(start, max(start, provider_head + 1))
 
 
 def parse_quantity(value: object) -> int | None:

@@ -62,6 +62,7 @@ from lasso.core.subs.items import (
     DEFAULT_WINDOW,
     Delivery,
     TooFar,
+    backfill_window,
     parse_quantity,
 )
 from lasso.core.subs.resume import ResumePlan, ResumeRejected
@@ -156,13 +157,8 @@ class LogStream:
     def backfill_range(self, provider_head: int, max_backfill: int | None = None) -> range | TooFar:
         """The ``eth_getLogs`` range a newly chosen provider must supply."""
         limit = self._max_backfill if max_backfill is None else max_backfill
-        if self._last_complete is None:
-            return range(0)
-        start = self._last_complete + 1
-        if provider_head - self._last_complete > limit:
-            return TooFar(start, provider_head, limit)
-        start = min(start, max(self._known_by_number_from(), provider_head + 1 - limit))
-        return range(start, max(start, provider_head + 1))
+        reread = self._known_by_number_from()  # blocks completed by number alone
+        return backfill_window(self._last_complete, provider_head, limit, reread_from=reread)
 
     def statistics(self) -> LogStreamStatistics:
         return LogStreamStatistics(self._last_complete, len(self._blocks), **self._stats)
