@@ -6,14 +6,22 @@ transport, with latency looked up only for strategies that read it.
 ``plan(method, now, strategy=..., provider=..., transport=...)`` asks the router
 for an ordered plan on that snapshot; a requested transport's channels go first.
 Both are synchronous and cheap: they run once per request.
+
+The chain is also the service its providers run under: :meth:`start` opens one
+cancel scope per provider (:meth:`open_provider`), so a reload can add one
+(:meth:`add_provider`) or drain and stop one (:meth:`remove_provider`) without
+touching the others; :meth:`retune` and :meth:`reconfigure` change an unchanged
+provider's or the chain's live keys in place, keeping every channel's state.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 
 import msgspec
+import trio
 
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
 from lasso.core.channel import Channel
@@ -21,9 +29,11 @@ from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
 from lasso.upstream.http import PostTransport
-from lasso.upstream.provider import Provider, ProviderStatistics
+from lasso.upstream.provider import Provider, ProviderStatistics, breaker_policy
 from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.ws import WsConnection
+
+log = logging.getLogger("lasso.chain")
 
 _ADAPTIVE_MIN_SAMPLES = 20
 _LATENCY_STRATEGIES = frozenset({Strategy.FASTEST, Strategy.LATENCY_WEIGHTED})
@@ -67,24 +77,116 @@ class ChainRuntime:
         self.default_strategy = Strategy(config.default_strategy)
         self.recovery = RecoveryWatch(self.available, recovery or RecoveryPolicy(), rng)
         self.latency = LatencyBook()
-        self.providers = {
-            p.id: Provider(
-                p,
-                order=i,
-                breaker=config.circuit_breaker,
-                rng=rng,
-                chain_id=config.chain_id,
-                http=None if transports is None else transports(name, p),
-                ws=None if websockets is None or p.ws_url is None else websockets(name, p),
-                route_ws=route_ws,
-                recovery=self.recovery,
-                latency=self.latency,
-                label=f"{label or name}/{p.id}",
-            )
-            for i, p in enumerate(config.providers)
-        }
+        self._transports = transports
+        self._websockets = websockets
+        self._route_ws = route_ws
+        self._label = label or name
+        self.providers = {p.id: self._build(p, i) for i, p in enumerate(config.providers)}
+        self._scopes: dict[Provider, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
         self.router_state = RouterState()
         self.chain_id_hex = b'"0x%x"' % config.chain_id
+
+    def _build(self, p: ProviderConfig, order: int) -> Provider:
+        return Provider(
+            p,
+            order=order,
+            breaker=self.config.circuit_breaker,
+            rng=self.rng,
+            chain_id=self.config.chain_id,
+            http=None if self._transports is None else self._transports(self.name, p),
+            ws=None
+            if self._websockets is None or p.ws_url is None
+            else self._websockets(self.name, p),
+            route_ws=self._route_ws,
+            recovery=self.recovery,
+            latency=self.latency,
+            label=f"{self._label}/{p.id}",
+        )
+
+    # -- the providers as scoped services ----------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Run every provider's services in ``nursery``, each under its own cancel scope."""
+        self._nursery = nursery
+        for provider in self.providers.values():
+            await self.open_provider(provider)
+
+    async def open_provider(self, provider: Provider) -> None:
+        """Start ``provider``'s services under a cancel scope of its own."""
+        if self._nursery is None:
+            raise RuntimeError(f"chain {self._label} is not started")
+        self._scopes[provider] = await self._nursery.start(self._run_provider, provider)
+
+    async def _run_provider(
+        self, provider: Provider, *, task_status: trio.TaskStatus[trio.CancelScope]
+    ) -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                await provider.start(nursery)
+                task_status.started(scope)
+                await trio.sleep_forever()
+
+    async def add_provider(self, config: ProviderConfig) -> Provider:
+        """A new provider: started first, then in routing (at its place in the config)."""
+        order = next(
+            (i for i, p in enumerate(self.config.providers) if p.id == config.id),
+            len(self.providers),
+        )
+        provider = self._build(config, order)
+        await self.open_provider(provider)
+        self.providers[config.id] = provider
+        log.info("%s: provider %s started", self._label, config.id)
+        return provider
+
+    def remove_provider(self, provider_id: str, drain_s: float) -> Provider | None:
+        """Take the provider out of routing now; stop its services after ``drain_s``.
+
+        Requests in flight hold its objects (dispatch resolved them before awaiting)
+        and finish on it within the drain; subscription streams it served see it gone
+        at their next health check and fail over with backfill.
+        """
+        provider = self.providers.pop(provider_id, None)
+        if provider is None:
+            return None
+        scope = self._scopes.pop(provider, None)
+        if scope is not None and self._nursery is not None:
+            self._nursery.start_soon(self._drain, provider, scope, drain_s)
+        log.info("%s: provider %s removed (draining %.1f s)", self._label, provider_id, drain_s)
+        return provider
+
+    async def _drain(self, provider: Provider, scope: trio.CancelScope, drain_s: float) -> None:
+        await trio.sleep(drain_s)
+        scope.cancel(reason=f"provider {provider.id} removed")
+        log.info("%s: provider %s stopped after its drain", self._label, provider.id)
+
+    def stop(self, drain_s: float) -> None:
+        """The chain is removed: every provider drains, then stops."""
+        for provider_id in list(self.providers):
+            self.remove_provider(provider_id, drain_s)
+
+    def retune(self, config: ProviderConfig) -> None:
+        """An unchanged provider's live keys (priority, archival), its state kept."""
+        provider = self.providers.get(config.id)
+        if provider is None:
+            return
+        provider.config = config
+        for channel in provider.channels.values():
+            channel.priority = config.priority
+
+    def reconfigure(self, config: ChainConfig, routing: RoutingConfig) -> None:
+        """The chain's live keys: routing, hedging, strategy, order and breaker
+        thresholds (applied to every breaker, keeping its state)."""
+        self.config = config
+        self.routing = routing
+        self.default_strategy = Strategy(config.default_strategy)
+        policy = breaker_policy(config.circuit_breaker)
+        orders = {p.id: i for i, p in enumerate(config.providers)}
+        for provider in self.providers.values():
+            provider.order = orders.get(provider.id, provider.order)
+            for channel in provider.channels.values():
+                channel.order = provider.order
+                channel.breaker.set_policy(policy)
 
     def views(
         self,

@@ -203,15 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reload":
         return _reload(args.pid, args.pid_file)
     if args.command == "serve":
-        settings = _load(args.config or _default_config())
+        path = args.config or _default_config()
+        settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
         from lasso.daemon import run_until_signalled
 
-        serve = partial(run_until_signalled, settings, host=args.host, port=args.port)
+        serve = partial(
+            run_until_signalled, settings, host=args.host, port=args.port, config_path=path
+        )
         return _with_pid_file(args.pid_file, partial(_trio_run, serve))
     if args.command == "up":
-        settings = _load(args.config or _default_config())
+        path = args.config or _default_config()
+        settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
         from lasso.daemon import run_with_devnet
@@ -224,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             nodes=args.nodes,
             block_time_s=args.block_time,
             port_base=args.port_base,
+            config_path=path,
         )
         return _with_pid_file(args.pid_file, lambda: _run_devnet_command(run))
     if args.command == "devnet":

@@ -43,6 +43,8 @@ import lasso
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.gateway import Gateway
+from lasso.registry import Registry
+from lasso.reload import ReloadState, serve_reloads
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
@@ -64,9 +66,9 @@ async def open_gateway(
     """A gateway whose providers run, supervised, until the block exits."""
     gateway = Gateway(settings, rng=rng, transports=transports, connector=connector)
     async with trio.open_nursery() as nursery:
+        gateway.services = nursery  # chains a reload adds run here too
         for _slug, chain in gateway.chains():
-            for provider in chain.providers.values():
-                await provider.start(nursery)  # its own supervisors (lasso.upstream.provider)
+            await chain.start(nursery)  # one cancel scope per provider (lasso.chain)
         try:
             yield gateway
         finally:
@@ -96,18 +98,37 @@ async def serve(
     host: str | None = None,
     port: int | None = None,
     shutdown: trio.Event | None = None,
+    config_path: str | None = None,
+    reloads: AsyncIterator[object] | None = None,
+    reload_state: ReloadState | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs."""
+    """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs.
+
+    Each item of ``reloads`` (the SIGHUP receiver) re-reads ``config_path`` and applies
+    it (:func:`lasso.reload.serve_reloads`, :class:`lasso.registry.Registry`);
+    ``reload_state`` (a fresh one by default) is what ``/health``'s ``config`` shows.
+    """
     if shutdown is None:
         shutdown = trio.Event()
     server = settings.server
     config = hypercorn_config(host or server.host, server.port if port is None else port, server)
-    async with open_gateway(settings) as gateway, open_subscription_hub(gateway) as hub:
+    state = reload_state or ReloadState(settings, source=config_path or "(settings in memory)")
+    async with (
+        open_gateway(settings) as gateway,
+        open_subscription_hub(gateway) as hub,
+        trio.open_nursery() as nursery,
+    ):
+        limits = front_limits(server)
+        if reloads is not None and config_path is not None:
+            retune = partial(_retune_front, limits, config)
+            registry = Registry(gateway, hub, state, published=retune)
+            nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
         sessions = partial(ClientSession, hub)
-        app = LassoASGI(gateway, create_app(gateway, hub), sessions, draining=shutdown)
-        front = FrontServer(ASGIWrapper(cast(Any, app)), config, front_limits(server))
+        app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
+        front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
         await front.serve(shutdown.wait, task_status=task_status)
+        nursery.cancel_scope.cancel(reason="stopped")
 
 
 def front_limits(server: ServerConfig) -> FrontLimits:
@@ -117,6 +138,16 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
     )
+
+
+def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settings) -> None:
+    """A reload's new front-end deadlines, read at their next use (max_connections,
+    the port and hypercorn's WebSocket sizes need a restart)."""
+    new = front_limits(settings.server)
+    limits.header_timeout_s = new.header_timeout_s
+    limits.send_timeout_s = new.send_timeout_s
+    limits.grace_s = new.grace_s
+    config.graceful_timeout = new.grace_s
 
 
 #: Descriptors beyond client connections: upstream sockets, devnet pipes, log files.
@@ -164,11 +195,14 @@ def tune_gc() -> None:
     gc.freeze()
 
 
-async def run_until_signalled(settings: Settings, *, host: str | None, port: int | None) -> None:
-    """``lasso serve``: serve until SIGINT or SIGTERM, then drain and exit."""
+async def run_until_signalled(
+    settings: Settings, *, host: str | None, port: int | None, config_path: str | None = None
+) -> None:
+    """``lasso serve``: serve until SIGINT, SIGTERM or SIGQUIT, then drain and exit;
+    each SIGHUP reloads ``config_path``."""
     raise_open_file_limit(settings.server.max_connections)
-    async with _shutdown_on_signal() as shutdown:
-        await _serve_and_announce(settings, host, port, shutdown)
+    async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
+        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
 
 
 async def run_with_devnet(
@@ -179,41 +213,65 @@ async def run_with_devnet(
     nodes: int = 3,
     block_time_s: float = 1.0,
     port_base: int = 8545,
+    config_path: str | None = None,
 ) -> None:
-    """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway."""
+    """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway.
+    SIGHUP reloads the gateway's ``config_path`` and keeps the devnet running."""
     from lasso.devnet import open_devnet
 
     raise_open_file_limit(settings.server.max_connections)
     async with (
+        _reload_signals() as reloads,
         _shutdown_on_signal() as shutdown,
         open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet,
     ):
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
             print(f"  node {node.index}  {node.http_url}  {node.ws_url}", flush=True)
-        await _serve_and_announce(settings, host, port, shutdown)
+        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
 
 
 async def _serve_and_announce(
-    settings: Settings, host: str | None, port: int | None, shutdown: trio.Event
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    shutdown: trio.Event,
+    config_path: str | None,
+    reloads: AsyncIterator[int],
 ) -> None:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            partial(serve, settings, host=host, port=port, shutdown=shutdown)
+            partial(
+                serve,
+                settings,
+                host=host,
+                port=port,
+                shutdown=shutdown,
+                config_path=config_path,
+                reloads=reloads,
+            )
         )
         tune_gc()
-        print(_banner(settings, binds), flush=True)
+        print(_banner(settings, binds, reloadable=config_path is not None), flush=True)
+
+
+@asynccontextmanager
+async def _reload_signals() -> AsyncIterator[AsyncIterator[int]]:
+    """SIGHUPs, from the very start: one that arrives while the gateway (or ``lasso up``'s
+    devnet) is still starting waits its turn, never taking the default action (exit)."""
+    with trio.open_signal_receiver(signal.SIGHUP) as reloads:
+        yield reloads
 
 
 @asynccontextmanager
 async def _shutdown_on_signal() -> AsyncIterator[trio.Event]:
-    """An event the first SIGINT, SIGTERM, SIGHUP or SIGQUIT sets (each would otherwise
+    """An event the first SIGINT, SIGTERM or SIGQUIT sets (each would otherwise
     end the process at once, orphaning ``lasso up``'s devnet nodes, which run in their
     own sessions). The handlers stay installed for the whole block: a second signal
     (``make`` forwards the one ``timeout`` sent it, for one) must not kill the process
     mid-drain, before its devnet nodes are stopped."""
     shutdown = trio.Event()
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)  # SIGHUP reloads
     with trio.open_signal_receiver(*stops) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown)
@@ -223,7 +281,7 @@ async def _shutdown_on_signal() -> AsyncIterator[trio.Event]:
                 nursery.cancel_scope.cancel(reason="stopped")
 
 
-def _banner(settings: Settings, binds: list[str]) -> str:
+def _banner(settings: Settings, binds: list[str], *, reloadable: bool = False) -> str:
     base = binds[0] if binds else "?"
     lines = [f"lasso {lasso.__version__} listening on {', '.join(binds)}"]
     for slug, profile in settings.profiles.items():
@@ -231,6 +289,8 @@ def _banner(settings: Settings, binds: list[str]) -> str:
         lines += [f"  JSON-RPC  {base}/rpc{prefix}/{name}" for name in profile.chains]
     lines.append(f"  health    {base}/health")
     lines.append("Ctrl-C or SIGTERM drains in-flight requests and stops.")
+    if reloadable:
+        lines.append("SIGHUP (lasso reload) re-reads the config file and applies it.")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import Protocol
 
@@ -23,7 +24,13 @@ import trio
 
 from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
-from lasso.config import DEFAULT_PROFILE, ProviderConfig, Settings, WebSocketConfig
+from lasso.config import (
+    DEFAULT_PROFILE,
+    ChainConfig,
+    ProviderConfig,
+    Settings,
+    WebSocketConfig,
+)
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.methods import Allowlist, Disposition, disposition, refusal
@@ -42,6 +49,21 @@ class Session(Protocol):
     """A client WebSocket's subscriptions: answers eth_subscribe and eth_unsubscribe."""
 
     async def handle(self, call: Call) -> bytes: ...
+
+
+Profiles = Mapping[str, Mapping[str, ChainRuntime]]
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """The settings and the chains of one config generation. A reload publishes a new
+    one (``lasso.registry``). A route resolves against the snapshot current then and
+    keeps its chain object to the end (a removed provider drains, never a ``KeyError``);
+    each call reads the settings current when it starts."""
+
+    generation: int
+    settings: Settings
+    profiles: Profiles
+    allowed: Allowlist
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -102,29 +124,59 @@ class Gateway:
         transports: TransportFactory | None = None,
         connector: Connector | None = None,
     ) -> None:
-        self.settings = settings
-        self.allowed = Allowlist.parse(settings.server.allow_methods)  # node-admin methods
         self.rng = rng or random.Random()
         self.started_monotonic = time.monotonic()
         self.bus = EventBus()
         self._ws_policy = ws_policy(settings.websocket)
         self._connector = connector
-        self.profiles: dict[str, dict[str, ChainRuntime]] = {
-            slug: {
-                name: ChainRuntime(
-                    name,
-                    chain,
-                    routing=settings.routing,
-                    rng=self.rng,
-                    transports=transports,
-                    websockets=partial(self._websocket, bus_key(slug, name)),
-                    route_ws=settings.websocket.route_unary,
-                    label=f"{slug}/{name}",
-                )
-                for name, chain in profile.chains.items()
-            }
-            for slug, profile in settings.profiles.items()
-        }
+        self._transports = transports
+        #: Where the chains' providers run (``lasso.daemon.open_gateway`` sets it).
+        self.services: trio.Nursery | None = None
+        self.snapshot = Snapshot(
+            generation=1,
+            settings=settings,
+            profiles={
+                slug: {
+                    name: self.build_chain(slug, name, chain, settings)
+                    for name, chain in profile.chains.items()
+                }
+                for slug, profile in settings.profiles.items()
+            },
+            allowed=Allowlist.parse(settings.server.allow_methods),  # node-admin methods
+        )
+
+    @property
+    def settings(self) -> Settings:
+        """The current snapshot's settings."""
+        return self.snapshot.settings
+
+    @property
+    def profiles(self) -> Profiles:
+        return self.snapshot.profiles
+
+    @property
+    def allowed(self) -> Allowlist:
+        return self.snapshot.allowed
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Make ``snapshot`` current: requests resolved from now on run on it."""
+        self._ws_policy = ws_policy(snapshot.settings.websocket)  # WebSockets opened from now
+        self.snapshot = snapshot
+
+    def build_chain(
+        self, slug: str, name: str, chain: ChainConfig, settings: Settings
+    ) -> ChainRuntime:
+        """A chain runtime for (profile, chain), not started (see ``ChainRuntime.start``)."""
+        return ChainRuntime(
+            name,
+            chain,
+            routing=settings.routing,
+            rng=self.rng,
+            transports=self._transports,
+            websockets=partial(self._websocket, bus_key(slug, name)),
+            route_ws=settings.websocket.route_unary,
+            label=f"{slug}/{name}",
+        )
 
     def _websocket(self, key: str, _name: str, config: ProviderConfig) -> WsConnection:
         assert config.ws_url is not None
@@ -150,14 +202,15 @@ class Gateway:
         transport: str | None = None,
     ) -> Target:
         """Find the chain a route names, or raise :class:`UnknownTarget`."""
+        snapshot = self.snapshot
         slug = route.profile or DEFAULT_PROFILE
-        profile = self.settings.profile(slug)
+        profile = snapshot.settings.profile(slug)
         if profile is None:
             raise UnknownTarget(f"Profile '{slug}' not found", http_status=404)
         config = profile.resolve_chain(route.chain)
         if config is None:
             raise UnknownTarget(f"Unsupported chain: unknown chain '{route.chain}'")
-        chain = self.profiles[slug][config.name]
+        chain = snapshot.profiles[slug][config.name]
         provider = route.provider or provider_header or None
         if provider is not None and provider not in chain.providers:
             raise UnknownTarget(
@@ -245,14 +298,15 @@ class Gateway:
     async def _call(
         self, target: Target, call: Call, meta: CallMeta, session: Session | None
     ) -> bytes:
-        disp = disposition(call.method, call.params, self.allowed)
+        snapshot = self.snapshot  # this call runs on the settings current at its start
+        disp = disposition(call.method, call.params, snapshot.allowed)
         if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
             return target.chain.chain_id_hex
         if disp is Disposition.WS_ONLY and session is not None:
             return await session.handle(call)
         if disp in (Disposition.BLOCKED, Disposition.WS_ONLY, Disposition.DENIED):
             raise refusal(call.method, disp, target.path)
-        srv = self.settings.server  # bound the upstream work one log filter asks for
+        srv = snapshot.settings.server  # bound the upstream work one log filter asks for
         check_filter_size(call.method, call.params, srv.max_filter_addresses, srv.max_filter_topics)
         chain = target.chain
         plan = chain.plan(

@@ -225,6 +225,21 @@ class CircuitBreaker:
         self._lease = self._last_lease
         return Admission(Verdict.ADMITTED, self._epoch, self._lease)
 
+    def set_policy(self, policy: BreakerPolicy) -> None:
+        """A reload's new thresholds, keeping the state and its counts.
+
+        The next outcome is judged by the new values: a closed breaker with more
+        consecutive failures than a lowered threshold opens at its next failure; an
+        open breaker keeps the deadline it was given; a half-open one still needs
+        the success count it was told, unless the new one is lower.
+        """
+        self._policy = policy
+        if self._state is CircuitState.CLOSED:
+            self._timeout_ms = policy.recovery_timeout_ms
+            self._close_after = policy.success_threshold
+        elif not self._forced:
+            self._close_after = min(self._close_after, policy.success_threshold)
+
     def retry_after_s(self, now: float) -> float:
         """Seconds until this breaker lets a probe through; 0 unless it is open."""
         if self.state(now) is not CircuitState.OPEN or self._recovery_deadline is None:

@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from lasso.chain import ChainRuntime
+from lasso.config import SubscriptionConfig
 from lasso.core.subs import SubscriptionRequest
 from lasso.core.subs.budget import BudgetStatistics, Refused, UpstreamBudget
 from lasso.errors import LocalCapacity
@@ -64,6 +65,7 @@ class SubscriptionHub:
         # lasso.subscriptions.serving: entered and removed only by _reroute
         self._routes: dict[tuple[str, str, str], Serving] = {}
         self._chains: dict[ChainRuntime, str] = {}
+        self._consumers: dict[str, trio.CancelScope] = {}  # bus key -> its consumers' scope
         self._budgets: dict[str, UpstreamBudget[Stream]] = {}
 
     # -- streams ---------------------------------------------------------------
@@ -144,6 +146,14 @@ class SubscriptionHub:
             )
         return budget
 
+    def retune_budgets(self, policy: SubscriptionConfig) -> None:
+        """A reload's new per-chain bounds, read at each budget's next decision (streams
+        already live or idle stay; a lowered bound is met as they end or are evicted)."""
+        for budget in self._budgets.values():
+            budget.max_live = policy.max_upstream_per_chain
+            budget.max_idle = policy.max_idle_upstream_per_chain
+            budget.max_idle_per_client = policy.max_idle_upstream_per_client
+
     def _emptied(self, stream: Stream, client: object | None) -> None:
         """``stream``'s last subscriber left: it idles, within the chain's budget."""
         self._expire(self._budget(self._chains[stream.chain]).idle(stream, client))
@@ -207,7 +217,27 @@ class SubscriptionHub:
             if isinstance(event, WsDisconnected | WsClosed):
                 reason = getattr(event, "reason", "") or "connection lost"
                 for stream in self._streams_of(key):
-                    stream.post(Lost(event.provider_id, reason))
+                    if not _serves_elsewhere(stream, chain, event.provider_id):
+                        stream.post(Lost(event.provider_id, reason))
+
+    async def add_chain(self, chain: ChainRuntime, key: str) -> None:
+        """Start ``chain``'s consumers (a reload added it), replacing any under ``key``."""
+        self.remove_chain(key)
+        self._consumers[key] = await self._nursery.start(self._scoped_chain, chain, key)
+
+    def remove_chain(self, key: str) -> None:
+        """Stop the consumers under ``key`` (a reload removed or replaced its chain)."""
+        scope = self._consumers.pop(key, None)
+        if scope is not None:
+            scope.cancel(reason=f"chain {key} removed")
+
+    async def _scoped_chain(
+        self, chain: ChainRuntime, key: str, *, task_status: trio.TaskStatus[trio.CancelScope]
+    ) -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run_chain, chain, key)
+                task_status.started(scope)
 
     def _streams_of(self, key: str) -> list[Stream]:
         return [s for (chain, _, _), s in self._streams.items() if chain == key]
@@ -229,13 +259,26 @@ class SubscriptionHub:
         return HubStatistics(upstream, clients, failovers, budgets)
 
 
+def _serves_elsewhere(stream: Stream, chain: ChainRuntime, provider_id: str) -> bool:
+    """``stream`` is served by a provider of this id in the chain over a live connection
+    that is not the one that ended: a reload replaced the provider (same id, new object)
+    and the old one's connection closed at the end of its drain. Not this stream's loss."""
+    serving = stream.serving
+    return (
+        serving is not None
+        and serving.provider_id == provider_id
+        and serving.alive()
+        and serving.lost(chain, trio.current_time()) is None
+    )
+
+
 @asynccontextmanager
 async def open_subscription_hub(gateway: Gateway) -> AsyncIterator[SubscriptionHub]:
     """A hub whose chain consumers and streams run until the block exits."""
     async with trio.open_nursery() as nursery:
         hub = SubscriptionHub(gateway, nursery)
         for slug, chain in gateway.chains():
-            await nursery.start(hub.run_chain, chain, bus_key(slug, chain.name))
+            await hub.add_chain(chain, bus_key(slug, chain.name))
         try:
             yield hub
         finally:

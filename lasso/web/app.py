@@ -19,6 +19,7 @@ from lasso.core.jsonrpc import encode_json, error_body
 from lasso.core.routes import RouteSpec
 from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
+from lasso.reload import ReloadState
 from lasso.subscriptions.hub import SubscriptionHub
 from lasso.web.health import chain_list, chain_metrics, health
 from lasso.web.metrics import render
@@ -30,7 +31,10 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(encode_json(payload), status=status, content_type="application/json")
 
 
-def create_app(gateway: Gateway, hub: SubscriptionHub | None = None) -> QuartTrio:
+def create_app(
+    gateway: Gateway, hub: SubscriptionHub | None = None, reloads: ReloadState | None = None
+) -> QuartTrio:
+    """``reloads``: the config's generation and last reload, for ``/health``'s ``config``."""
     app = QuartTrio("lasso")
     # No background tasks live in app.nursery; do not wait for any at shutdown.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
@@ -38,7 +42,7 @@ def create_app(gateway: Gateway, hub: SubscriptionHub | None = None) -> QuartTri
     @app.get("/health")
     @app.get("/api/health")
     async def get_health() -> Response:
-        return _json(health(gateway))
+        return _json(health(gateway, reloads))
 
     @app.get("/metrics")
     async def get_metrics_text() -> Response:

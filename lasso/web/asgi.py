@@ -78,10 +78,22 @@ class LassoASGI:
         self.fallback = fallback
         self.sessions = sessions
         self.draining = draining
-        self.max_body = server.max_body_bytes
-        self.max_meta_header = server.max_meta_header_bytes
-        self.body_timeout_s = server.body_timeout_ms / 1000
         self.bodies = BodyBudget(server.max_inflight_body_bytes)
+        self._budget_setting = server.max_inflight_body_bytes
+
+    # The limits are read from the gateway's current settings for each request, so a
+    # reload (SIGHUP) applies them to the next one.
+    @property
+    def max_body(self) -> int:
+        return self.gateway.settings.server.max_body_bytes
+
+    @property
+    def max_meta_header(self) -> int:
+        return self.gateway.settings.server.max_meta_header_bytes
+
+    @property
+    def body_timeout_s(self) -> float:
+        return self.gateway.settings.server.body_timeout_ms / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
@@ -100,6 +112,9 @@ class LassoASGI:
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        budget = self.gateway.settings.server.max_inflight_body_bytes
+        if budget != self._budget_setting:  # a reload resized it; bodies held stay counted
+            self.bodies.limit = self._budget_setting = budget
         with self.bodies.hold() as held:
             try:
                 if scope["method"] != "POST":

@@ -17,10 +17,11 @@ from lasso.chain import ChainRuntime
 from lasso.config import DEFAULT_PROFILE
 from lasso.core.channel import ChannelStatistics
 from lasso.gateway import Gateway
+from lasso.reload import ReloadState
 from lasso.upstream.provider import ProviderStatistics
 
 
-def health(gateway: Gateway) -> dict[str, Any]:
+def health(gateway: Gateway, reloads: ReloadState | None = None) -> dict[str, Any]:
     now = trio.current_time()
     profiles = {
         slug: {name: _chain(chain, now) for name, chain in chains.items()}
@@ -38,7 +39,28 @@ def health(gateway: Gateway) -> dict[str, Any]:
     }
     if profiles:
         report["profiles"] = {slug: {"chains": c} for slug, c in profiles.items()}
+    if reloads is not None:
+        report["config"] = config_section(reloads)
     return report
+
+
+def config_section(reloads: ReloadState) -> dict[str, Any]:
+    """The config's generation, its file, the last reload and what waits for a restart."""
+    stats = reloads.statistics()
+    last = stats.last_reload
+    return {
+        "generation": stats.generation,
+        "source": stats.source,
+        "last_reload": None
+        if last is None
+        else {
+            "outcome": last.outcome,
+            "at": last.at,
+            "problems": [{"path": p.path, "message": p.message} for p in last.problems],
+            "summary": last.summary,
+        },
+        "needs_restart": list(stats.needs_restart),
+    }
 
 
 def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:

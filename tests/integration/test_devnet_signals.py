@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NODES = 2
 STOPS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
+#: ``lasso up`` reloads its gateway on SIGHUP (tests/integration/test_reload_signal.py).
+UP_STOPS = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
 SETTINGS = """
 [chains.devnet]
 chain_id = 31337
@@ -95,7 +97,7 @@ async def test_lasso_devnet_stops_its_nodes_on(signum: signal.Signals, tmp_path:
     assert await run_then_signal("devnet", signum, tmp_path) == 0
 
 
-@pytest.mark.parametrize("signum", STOPS, ids=lambda s: s.name)
+@pytest.mark.parametrize("signum", UP_STOPS, ids=lambda s: s.name)
 async def test_lasso_up_stops_its_nodes_on(signum: signal.Signals, tmp_path: Path) -> None:
     assert await run_then_signal("up", signum, tmp_path) == 0
 
