@@ -33,7 +33,10 @@ routing metadata (``?include_meta``). Preferred is an HTTP attempt's error,
 then the first: anvil answers an unknown method over WebSocket with a -32602
 "did not match any variant" where HTTP says -32601. An error the WebSocket
 link could not attribute (``Reason.UNATTRIBUTED``) is never the answer: it may
-belong to another request. Otherwise the caller gets one
+belong to another request. After one, the request goes on over HTTP channels
+only, where the node's answer is matched to it exactly, and the attempt costs no
+dispatch (it is replay-safe, and the node may have read none of it). Otherwise
+the caller gets one
 ``NoProviderAvailable`` whose data lists every attempt.
 """
 
@@ -107,11 +110,14 @@ async def dispatch(
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
         return await _dispatch_hedged(targets, call, plan, outcome, deadline, hedge_after_s)
     dispatched = 0
+    http_only = False  # after an unattributed WebSocket rejection: see the module docstring
     for view in plan.channels:
         now = trio.current_time()
         remaining = deadline - now
         if dispatched >= plan.max_attempts or remaining < MIN_ATTEMPT_S:
             break
+        if http_only and view.transport == WS:
+            continue
         admitted = _admit(targets, view, outcome, now)
         if admitted is None:
             continue
@@ -125,12 +131,18 @@ async def dispatch(
             outcome.failed(view, exc)
             if not _record_failure(target[1], call, admission, exc, plan):
                 raise
-            if _not_executed(exc, view):
+            if _unattributed(exc):
+                http_only = True
+            if _not_executed(exc, view) or _unattributed(exc):
                 dispatched -= 1  # it used no dispatch
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)
         return result
     raise exhausted(call, plan, outcome)
+
+
+def _unattributed(exc: UpstreamError) -> bool:
+    return isinstance(exc, UpstreamRpcError) and exc.reason == Reason.UNATTRIBUTED
 
 
 def _admit(
