@@ -1,26 +1,33 @@
-"""The composition root: providers under supervision, the subscription hub, the front end, signals.
+"""The composition root: providers under supervision, the subscription hub, the front end,
+signals and reloads.
 
 Nursery layout::
 
     serve()
-    ├── open_gateway()             provider nursery: each Provider.start puts its own
-    │   │                          supervisors there (lasso.upstream.provider)
+    ├── open_gateway()             provider nursery: each chain service
+    │   │                          (lasso.chain.ChainRuntime.start) gives every provider
+    │   │                          its own cancel scope, so a reload can add or drain one
+    │   │                          provider without touching the others
     │   ├── Supervisor.run         HTTP service: restarts with backoff; never raises
     │   └── Supervisor.run         WebSocket service, when the provider has a ws_url
     ├── open_subscription_hub()    hub nursery: one router per chain (upstream
     │                              notifications and connection events to streams),
-    │                              and the shared streams clients subscribe to
+    │                              each in its own scope, and the shared streams
+    ├── serve_reloads()            one reload per SIGHUP (lasso.reload): re-read and
+    │                              validate the file, keep the last-known-good on a
+    │                              problem, else lasso.registry applies the diff and
+    │                              publishes a new snapshot
     └── FrontServer.serve          Lasso's own accept loop (lasso.web.server) around
                                    hypercorn's per-connection protocol code: one guard
                                    per connection, header and send deadlines, the
                                    connection limit (a 503 beyond it)
 
-Shutdown is by deadline, never by polling. A signal sets the shutdown event;
-the front end stops accepting (its listening sockets close), lets in-flight
-connections finish for ``shutdown_grace_ms``, then cancels the rest and aborts
-their sockets. Only then do the blocks unwind: the hub nursery is cancelled
-(client streams end), then the provider nursery (every upstream connection
-closed).
+Signals: SIGHUP reloads; SIGINT, SIGTERM and SIGQUIT stop. Shutdown is by deadline,
+never by polling. A stop signal sets the shutdown event; the front end stops
+accepting (its listening sockets close), lets in-flight connections finish for
+``shutdown_grace_ms``, then cancels the rest and aborts their sockets. Only then do
+the blocks unwind: the hub nursery is cancelled (client streams end), then the
+provider nursery (every upstream connection closed).
 """
 
 from __future__ import annotations
