@@ -25,7 +25,6 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from lasso.config import Settings, parse_settings
 from lasso.core.methods import BLOCKED, WS_ONLY
 from lasso.corpus import (
     Answer,
@@ -40,21 +39,10 @@ from lasso.corpus import (
     seed_chain,
     table,
 )
-from lasso.daemon import serve
-from lasso.devnet import Devnet, open_devnet
+from lasso.devnet import open_devnet
+from tests.support.front import devnet_settings, open_lasso
 
 JSON = {"content-type": "application/json"}
-
-
-def devnet_settings(devnet: Devnet) -> Settings:
-    providers = ",\n".join(
-        f'{{ id = "n{n.index}", url = "{n.http_url}", ws_url = "{n.ws_url}", priority = {n.index} }}'
-        for n in devnet.nodes
-    )
-    return parse_settings(
-        f"[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n{providers}\n]\n",
-        env={},
-    )
 
 
 BATCH = 50  # the default [server] max_batch
@@ -118,18 +106,8 @@ async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> 
             facts = await seed_chain(devnet)
         corpus = build_corpus(facts)
         assert len(corpus) >= 230
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            binds = await nursery.start(
-                lambda task_status: serve(
-                    devnet_settings(devnet),
-                    host="127.0.0.1",
-                    port=0,
-                    shutdown=shutdown,
-                    task_status=task_status,
-                )
-            )
-            ws_url = binds[0].replace("http://", "ws://", 1) + "/ws/rpc/devnet"
+        async with open_lasso(devnet_settings(devnet)) as base:
+            ws_url = base.replace("http://", "ws://", 1) + "/ws/rpc/devnet"
             async with (
                 httpx.AsyncClient(trust_env=False) as client,
                 open_websocket_url(devnet.nodes[0].ws_url) as node_ws,
@@ -139,7 +117,7 @@ async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> 
                     client,
                     devnet.nodes[0].http_url,
                     devnet.nodes[2].http_url,
-                    f"{binds[0]}/rpc/devnet",
+                    f"{base}/rpc/devnet",
                     node_ws,
                     lasso_ws,
                 )
@@ -148,7 +126,6 @@ async def test_the_corpus_through_lasso_is_the_nodes_answers_byte_for_byte() -> 
                         await replay.one(request)
                     for start in range(0, len(corpus), BATCH):
                         await replay.batch(corpus[start : start + BATCH])
-            shutdown.set()
     if replay.unstable:
         pytest.fail("the corpus is not deterministic across nodes:\n" + table(replay.unstable))
     if replay.differences:

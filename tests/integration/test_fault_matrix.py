@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
@@ -30,8 +29,8 @@ import trio
 from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
 from lasso.chaos.faults import Fault
 from lasso.config import parse_settings
-from lasso.daemon import serve
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
+from tests.support.front import open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -100,16 +99,11 @@ async def open_rig() -> AsyncIterator[Rig]:
 async def open_gateway_client(rig: Rig) -> AsyncIterator[httpx.AsyncClient]:
     """A fresh gateway on a real socket, and an HTTP client pointed at it."""
     settings = parse_settings(SETTINGS.format(*(p.url for p in rig.proxies)), env={})
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(
-            partial(serve, settings, host="127.0.0.1", port=0, shutdown=shutdown)
-        )
-        try:
-            async with httpx.AsyncClient(base_url=urls[0], trust_env=False, timeout=None) as client:
-                yield client
-        finally:
-            shutdown.set()
+    async with (
+        open_lasso(settings) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
+    ):
+        yield client
 
 
 async def rpc(client: httpx.AsyncClient, method: str, params: list[Any], rid: int) -> Any:

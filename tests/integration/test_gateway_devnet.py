@@ -9,41 +9,20 @@ import httpx
 import pytest
 import trio
 
-from lasso.config import Settings, parse_settings
-from lasso.daemon import serve
+from lasso.config import parse_settings
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
+from tests.support.front import devnet_settings, open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def devnet_settings(devnet: Devnet) -> Settings:
-    providers = ",\n".join(
-        f'{{ id = "n{n.index}", url = "{n.http_url}", ws_url = "{n.ws_url}", priority = {n.index} }}'
-        for n in devnet.nodes
-    )
-    return parse_settings(
-        f"[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n{providers}\n]\n",
-        env={},
-    )
-
-
 @pytest.fixture
-async def stack(nursery: trio.Nursery) -> AsyncIterator[tuple[Devnet, str]]:
+async def stack() -> AsyncIterator[tuple[Devnet, str]]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         for _ in range(3):
             await devnet.mine()
-        shutdown = trio.Event()
-        binds = await nursery.start(
-            lambda task_status: serve(
-                devnet_settings(devnet),
-                host="127.0.0.1",
-                port=0,
-                shutdown=shutdown,
-                task_status=task_status,
-            )
-        )
-        yield devnet, binds[0]
-        shutdown.set()
+        async with open_lasso(devnet_settings(devnet)) as base:
+            yield devnet, base
 
 
 async def rpc(
@@ -144,24 +123,14 @@ async def test_a_dead_provider_is_hidden(stack: tuple[Devnet, str]) -> None:
         f'{{ id = "n1", url = "{devnet.nodes[1].http_url}", priority = 1 }}\n]\n',
         env={},
     )
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        binds = await nursery.start(
-            lambda task_status: serve(
-                dead, host="127.0.0.1", port=0, shutdown=shutdown, task_status=task_status
-            )
-        )
-        async with httpx.AsyncClient() as client:
-            with trio.fail_after(10):
-                answers = [
-                    (
-                        await rpc(
-                            client, f"{binds[0]}/rpc/priority/devnet", "eth_blockNumber", [], rid=i
-                        )
-                    ).json()
-                    for i in range(5)
-                ]
-        shutdown.set()
+    async with open_lasso(dead) as base, httpx.AsyncClient() as client:
+        with trio.fail_after(10):
+            answers = [
+                (
+                    await rpc(client, f"{base}/rpc/priority/devnet", "eth_blockNumber", [], rid=i)
+                ).json()
+                for i in range(5)
+            ]
     assert [a.get("result") for a in answers] == ["0x3"] * 5
 
 

@@ -19,8 +19,8 @@ import trio
 
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import parse_settings
-from lasso.daemon import serve
 from lasso.devnet import open_devnet
+from tests.support.front import open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ POLL_S = 0.05
 
 
 @pytest.fixture
-async def relayed(nursery: trio.Nursery) -> AsyncIterator[tuple[list[TcpRelay], str]]:
+async def relayed() -> AsyncIterator[tuple[list[TcpRelay], str]]:
     async with (
         open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet,
         AsyncExitStack() as stack,
@@ -44,14 +44,8 @@ async def relayed(nursery: trio.Nursery) -> AsyncIterator[tuple[list[TcpRelay], 
             f"[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n{providers}\n]\n",
             env={},
         )
-        shutdown = trio.Event()
-        binds = await nursery.start(
-            lambda task_status: serve(
-                settings, host="127.0.0.1", port=0, shutdown=shutdown, task_status=task_status
-            )
-        )
-        yield relays, str(binds[0])
-        shutdown.set()
+        async with open_lasso(settings) as base:
+            yield relays, base
 
 
 async def block_number(client: httpx.AsyncClient, base: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
@@ -22,8 +21,8 @@ from trio_websocket import open_websocket_url
 
 from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
 from lasso.config import parse_settings
-from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
+from tests.support.front import open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,18 +75,13 @@ class Stack:
 @asynccontextmanager
 async def open_stack(devnet: Devnet, server: str = "") -> AsyncIterator[Stack]:
     settings = parse_settings(settings_toml(devnet, server), env={})
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(
-            partial(serve, settings, host="127.0.0.1", port=0, shutdown=shutdown)
-        )
-        try:
-            async with httpx.AsyncClient(base_url=urls[0], trust_env=False, timeout=None) as client:
-                stack = Stack(devnet, client)
-                await stack.wait_ws_connected()
-                yield stack
-        finally:
-            shutdown.set()
+    async with (
+        open_lasso(settings) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
+    ):
+        stack = Stack(devnet, client)
+        await stack.wait_ws_connected()
+        yield stack
 
 
 @pytest.fixture
@@ -272,18 +266,11 @@ async def open_counted_stack(devnet: Devnet) -> AsyncIterator[tuple[Stack, list[
             "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\n"
             f"providers = [\n{providers}\n]\n"
         )
-        shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(
-                partial(
-                    serve, parse_settings(toml, env={}), host="127.0.0.1", port=0, shutdown=shutdown
-                )
-            )
-            try:
-                async with httpx.AsyncClient(base_url=urls[0], trust_env=False) as client:
-                    yield Stack(devnet, client), proxies
-            finally:
-                shutdown.set()
+        async with (
+            open_lasso(parse_settings(toml, env={})) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False) as client,
+        ):
+            yield Stack(devnet, client), proxies
 
 
 async def test_node_errors_come_back_unchanged_at_the_cost_they_deserve(devnet: Devnet) -> None:

@@ -18,8 +18,8 @@ import trio
 
 from lasso.config import parse_settings
 from lasso.config.secrets import basic_auth, with_url_credentials
-from lasso.daemon import serve
 from tests.support.auth_node import AuthNode, open_auth_node
+from tests.support.front import open_lasso
 
 USER, PASSWORD = "us@er", "p:s s"
 USERINFO = "us%40er:p%3As%20s"
@@ -67,20 +67,12 @@ headers = {headers}
 
 
 @pytest.fixture
-async def front(
-    nursery: trio.Nursery, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[AuthNode, str]]:
+async def front(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AuthNode, str]]:
     expected, headers = getattr(request, "param", (EXPECTED, "{}"))
     async with open_auth_node(expected) as node:
         settings = parse_settings(settings_text(node, headers), env={})
-        shutdown = trio.Event()
-        binds = await nursery.start(
-            lambda task_status: serve(
-                settings, host="127.0.0.1", port=0, shutdown=shutdown, task_status=task_status
-            )
-        )
-        yield node, str(binds[0])
-        shutdown.set()
+        async with open_lasso(settings) as base:
+            yield node, base
 
 
 async def ask(client: httpx.AsyncClient, url: str) -> dict[str, object]:
