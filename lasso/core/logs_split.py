@@ -195,7 +195,7 @@ def cap_error(from_block: int, to_block: int, global_cap: int | None) -> Invalid
 
 
 def _parse_number(text: str) -> int | None:
-    """ "10,000", "10000", "2K", "2.5k", "1M" as an integer; None when it is zero."""
+    """A number as providers write it ("10,000", "2K", "2.5k", "1M"); None for zero."""
     text = text.replace(",", "").replace("_", "").replace(" ", "")
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
     if scale != 1:
