@@ -131,9 +131,9 @@ async def dispatch(
             outcome.failed(view, exc)
             if not _record_failure(target[1], call, admission, exc, plan):
                 raise
-            if _unattributed(exc):
-                http_only = True
-            if _not_executed(exc, view) or _unattributed(exc):
+            unattributed = _unattributed(exc)
+            http_only = http_only or unattributed
+            if unattributed or _not_executed(exc, view):
                 dispatched -= 1  # it used no dispatch
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)

@@ -10,13 +10,19 @@ import pytest
 import trio
 
 from lasso.config import parse_settings
-from lasso.daemon import serve
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
+from tests.support.front import open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VICTIM = DEV_ACCOUNTS[3]
 NEW_BALANCE = "0x1"
+SET_BALANCE = {
+    "jsonrpc": "2.0",
+    "id": 7,
+    "method": "anvil_setBalance",
+    "params": [VICTIM, NEW_BALANCE],
+}
 
 
 def settings_text(devnet: Devnet, extra_server: str = "") -> str:
@@ -35,19 +41,6 @@ async def devnet() -> AsyncIterator[Devnet]:
         yield net
 
 
-async def serving(nursery: trio.Nursery, text: str, shutdown: trio.Event) -> str:
-    binds = await nursery.start(
-        lambda task_status: serve(
-            parse_settings(text, env={}),
-            host="127.0.0.1",
-            port=0,
-            shutdown=shutdown,
-            task_status=task_status,
-        )
-    )
-    return str(binds[0])
-
-
 async def post(client: httpx.AsyncClient, url: str, body: object) -> httpx.Response:
     return await client.post(
         url, content=json.dumps(body), headers={"content-type": "application/json"}
@@ -61,22 +54,18 @@ async def balances(devnet: Devnet) -> list[str]:
 
 
 async def test_anvil_set_balance_and_reset_leave_every_node_unchanged(
-    devnet: Devnet, nursery: trio.Nursery
+    devnet: Devnet,
 ) -> None:
     before = await balances(devnet)
-    shutdown = trio.Event()
-    base = await serving(nursery, settings_text(devnet), shutdown)
-    async with httpx.AsyncClient() as client:
+    async with (
+        open_lasso(parse_settings(settings_text(devnet), env={})) as base,
+        httpx.AsyncClient() as client,
+    ):
         with trio.fail_after(20):
             single = await post(
                 client,
                 f"{base}/rpc/provider/n1/devnet",
-                {
-                    "jsonrpc": "2.0",
-                    "id": 7,
-                    "method": "anvil_setBalance",
-                    "params": [VICTIM, NEW_BALANCE],
-                },
+                SET_BALANCE,
             )
             batch = await post(
                 client,
@@ -103,7 +92,6 @@ async def test_anvil_set_balance_and_reset_leave_every_node_unchanged(
                 ],
             )
             after = await balances(devnet)
-    shutdown.set()
     assert single.status_code == 200
     assert single.json() == {
         "jsonrpc": "2.0",
@@ -120,25 +108,16 @@ async def test_anvil_set_balance_and_reset_leave_every_node_unchanged(
 
 
 async def test_the_allowlist_lets_an_operator_forward_them(
-    devnet: Devnet, nursery: trio.Nursery
+    devnet: Devnet,
 ) -> None:
-    shutdown = trio.Event()
-    base = await serving(
-        nursery, settings_text(devnet, 'allow_methods = ["anvil_setBalance"]'), shutdown
-    )
-    async with httpx.AsyncClient() as client:
+    settings = parse_settings(settings_text(devnet, 'allow_methods = ["anvil_setBalance"]'), env={})
+    async with open_lasso(settings) as base, httpx.AsyncClient() as client:
         with trio.fail_after(20):
             answer = await post(
                 client,
                 f"{base}/rpc/provider/n1/devnet",
-                {
-                    "jsonrpc": "2.0",
-                    "id": 7,
-                    "method": "anvil_setBalance",
-                    "params": [VICTIM, NEW_BALANCE],
-                },
+                SET_BALANCE,
             )
             after = await balances(devnet)
-    shutdown.set()
     assert answer.json() == {"jsonrpc": "2.0", "id": 7, "result": None}
     assert after[1] == NEW_BALANCE and after[0] != NEW_BALANCE

@@ -13,6 +13,7 @@ import trio.testing
 from lasso.chaos.faults import Fault
 from lasso.core.routes import parse_rpc_path
 from lasso.web.asgi import LassoASGI
+from lasso.web.ws import ClientSocket
 from tests.conftest import FakeFleet
 from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
 
@@ -141,16 +142,19 @@ async def test_notifications_over_the_in_flight_limit_get_no_answer(
         assert answer["id"] == "over"  # nothing was sent for the notification before it
 
 
-async def test_a_slow_consumer_is_closed_promptly(
-    app: LassoASGI, autojump_clock: trio.testing.MockClock
-) -> None:
-    from lasso.web.ws import ClientSocket
-
-    socket = ClientSocket(
+def client_socket_on_testnet(app: LassoASGI) -> ClientSocket:
+    """A client socket on /ws/rpc/testnet, driven by the test's own receive and send."""
+    return ClientSocket(
         app.gateway,
         app.gateway.resolve(parse_rpc_path("/rpc/testnet"), "/rpc/testnet"),
         app.gateway.settings.server,
     )
+
+
+async def test_a_slow_consumer_is_closed_promptly(
+    app: LassoASGI, autojump_clock: trio.testing.MockClock
+) -> None:
+    socket = client_socket_on_testnet(app)
     blocked = trio.Event()
     sent: list[dict[str, object]] = []
 
@@ -175,13 +179,7 @@ async def test_a_slow_consumer_is_closed_promptly(
 async def test_a_client_flooding_frames_is_told_so_not_called_a_slow_subscriber(
     app: LassoASGI, autojump_clock: trio.testing.MockClock
 ) -> None:
-    from lasso.web.ws import ClientSocket
-
-    socket = ClientSocket(
-        app.gateway,
-        app.gateway.resolve(parse_rpc_path("/rpc/testnet"), "/rpc/testnet"),
-        app.gateway.settings.server,
-    )
+    socket = client_socket_on_testnet(app)
     blocked = trio.Event()
 
     async def send(message: dict[str, object]) -> None:
