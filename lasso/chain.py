@@ -24,6 +24,7 @@ import msgspec
 import trio
 
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
+from lasso.core.chainstate import ChainState
 from lasso.core.channel import Channel
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
@@ -77,6 +78,8 @@ class ChainRuntime:
         self.default_strategy = Strategy(config.default_strategy)
         self.recovery = RecoveryWatch(self.available, recovery or RecoveryPolicy(), rng)
         self.latency = LatencyBook()
+        #: Every provider's head reports: consensus head, lag, forks, block time.
+        self.state = ChainState(config.block_time_ms)
         self._transports = transports
         self._websockets = websockets
         self._route_ws = route_ws
@@ -149,6 +152,7 @@ class ChainRuntime:
         provider = self.providers.pop(provider_id, None)
         if provider is None:
             return None
+        self.state.forget(provider_id)
         scope = self._scopes.pop(provider, None)
         if scope is not None and self._nursery is not None:
             self._nursery.start_soon(self._drain, provider, scope, drain_s)

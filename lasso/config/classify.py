@@ -36,7 +36,9 @@ from lasso.config.schema import (
     ChainSpec,
     CircuitBreakerConfig,
     CircuitBreakerOverride,
+    FilterConfig,
     HedgeConfig,
+    MethodRules,
     ProfileSpec,
     ProviderConfig,
     RoutingConfig,
@@ -130,7 +132,19 @@ _ROUTING: Final[Mapping[str, Rule]] = {
     "exploration_share": _PER_REQUEST,
     "method_deadlines_ms": _PER_REQUEST,
     "hedge": _NESTED,
+    "max_logs_block_range": _PER_REQUEST,
+    "logs_chunk_concurrency": _PER_REQUEST,
+    "capability_ttl_ms": _live("read when a capability is learned; learned ones keep their expiry"),
 }
+
+_FILTERS: Final[Mapping[str, Rule]] = {
+    "idle_timeout_ms": _live("the filter table reads it at each expiry sweep"),
+    "max_per_client": _live("checked when a filter is created; existing filters stay"),
+    "max_total": _live("checked when a filter is created; existing filters stay"),
+    "max_buffered_changes": _live("checked as changes arrive for each filter"),
+}
+
+_METHODS: Final[Mapping[str, Rule]] = dict.fromkeys(("allow", "deny", "providers"), _PER_REQUEST)
 
 _HEDGE: Final[Mapping[str, Rule]] = dict.fromkeys(("after_ms", "adaptive", "methods"), _PER_REQUEST)
 
@@ -162,6 +176,13 @@ _PROVIDER: Final[Mapping[str, Rule]] = {
     "api_key": _PROVIDER_IDENTITY,
     "priority": _live("retuned in place: the provider keeps its breakers, latency and sockets"),
     "archival": _live("retuned in place: the provider keeps its breakers, latency and sockets"),
+    "unsupported_methods": _live("retuned in place: the provider keeps what it learned"),
+    "max_logs_block_range": _live("retuned in place: the provider keeps what it learned"),
+    "supports_batch": _live("retuned in place: the provider keeps what it learned"),
+    "subscriptions": _live(
+        "retuned in place: new upstream subscriptions and head tracking read it; "
+        "open subscriptions keep their provider until they fail over"
+    ),
 }
 
 _CHAIN_COMMON: Final[Mapping[str, Rule]] = {
@@ -174,6 +195,12 @@ _CHAIN_COMMON: Final[Mapping[str, Rule]] = {
     "default_strategy": _PER_REQUEST,
     "circuit_breaker": _NESTED,
     "hedge": _NESTED,
+    "max_lag_blocks": _PER_REQUEST,
+    "archival_threshold": _PER_REQUEST,
+    "max_logs_block_range": _PER_REQUEST,
+    "broadcast_raw_transactions": _PER_REQUEST,
+    "head_poll_ms": _live("each head poller reads it before its next poll"),
+    "methods": _NESTED,
     "providers": Rule(Kind.ITEMS, "providers are matched by id"),
 }
 
@@ -185,6 +212,8 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "circuit_breaker": _NESTED,
         "websocket": _NESTED,
         "subscriptions": _NESTED,
+        "filters": _NESTED,
+        "methods": _NESTED,
         "chains": Rule(Kind.ITEMS, "the default profile's chains, matched by name"),
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
     },
@@ -197,7 +226,9 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
     SubscriptionConfig: _SUBSCRIPTION,
     ProviderConfig: _PROVIDER,
     ChainSpec: _CHAIN_COMMON,
-    ProfileSpec: {"chains": Rule(Kind.ITEMS, "chains are matched by name")},
+    ProfileSpec: {"chains": Rule(Kind.ITEMS, "chains are matched by name"), "methods": _NESTED},
+    FilterConfig: _FILTERS,
+    MethodRules: _METHODS,
     # The resolved view the gateway reads (model.py); the diff walks these.
     Settings: {
         "server": _NESTED,
@@ -205,6 +236,7 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "circuit_breaker": _NESTED,
         "websocket": _NESTED,
         "subscriptions": _NESTED,
+        "filters": _NESTED,
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
     },
     Profile: {

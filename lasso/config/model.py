@@ -21,7 +21,9 @@ import msgspec
 from lasso.config.schema import (
     ChainSpec,
     CircuitBreakerConfig,
+    FilterConfig,
     HedgeConfig,
+    MethodRules,
     ProviderConfig,
     RoutingConfig,
     ServerConfig,
@@ -50,6 +52,12 @@ class ChainConfig(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     default_strategy: StrategyName
     circuit_breaker: CircuitBreakerConfig
     hedge: HedgeConfig
+    max_lag_blocks: int = 3
+    archival_threshold: int = 128
+    max_logs_block_range: int | None = None
+    broadcast_raw_transactions: bool = False
+    head_poll_ms: int | None = None
+    methods: MethodRules = MethodRules()
     providers: tuple[ProviderConfig, ...]
 
     def __post_init__(self) -> None:
@@ -96,6 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     circuit_breaker: CircuitBreakerConfig
     websocket: WebSocketConfig
     subscriptions: SubscriptionConfig
+    filters: FilterConfig
     profiles: Mapping[str, Profile]
 
     @property
@@ -109,15 +118,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
 def build_settings(file: SettingsFile) -> Settings:
     """Resolve a validated file into ``Settings``."""
-    specs = {DEFAULT_PROFILE: file.chains} | {
-        slug: profile.chains for slug, profile in file.profiles.items()
+    specs = {DEFAULT_PROFILE: (file.chains, file.methods)} | {
+        slug: (profile.chains, profile.methods or file.methods)
+        for slug, profile in file.profiles.items()
     }
     profiles = {
         slug: Profile(
             slug=slug,
-            chains={name: _chain(name, spec, file) for name, spec in chains.items()},
+            chains={name: _chain(name, spec, file, rules) for name, spec in chains.items()},
         )
-        for slug, chains in specs.items()
+        for slug, (chains, rules) in specs.items()
     }
     return Settings(
         server=file.server,
@@ -125,11 +135,28 @@ def build_settings(file: SettingsFile) -> Settings:
         circuit_breaker=file.circuit_breaker,
         websocket=file.websocket,
         subscriptions=file.subscriptions,
+        filters=file.filters,
         profiles=profiles,
     )
 
 
-def _chain(name: str, spec: ChainSpec, file: SettingsFile) -> ChainConfig:
+def merge_rules(outer: MethodRules | None, inner: MethodRules | None) -> MethodRules:
+    """A chain's method rules: its profile's (``outer``) with its own (``inner``) on top.
+
+    Denials add up; the chain's allow list, when it has one, replaces the profile's;
+    provider preferences merge, the chain's winning for the same pattern.
+    """
+    outer, inner = outer or MethodRules(), inner or MethodRules()
+    return MethodRules(
+        allow=inner.allow or outer.allow,
+        deny=tuple(dict.fromkeys((*outer.deny, *inner.deny))),
+        providers=outer.providers | inner.providers,
+    )
+
+
+def _chain(
+    name: str, spec: ChainSpec, file: SettingsFile, rules: MethodRules | None
+) -> ChainConfig:
     breaker = file.circuit_breaker
     if spec.circuit_breaker is not None:
         breaker = spec.circuit_breaker.apply_to(breaker)
@@ -141,5 +168,11 @@ def _chain(name: str, spec: ChainSpec, file: SettingsFile) -> ChainConfig:
         default_strategy=spec.default_strategy or file.routing.default_strategy,
         circuit_breaker=breaker,
         hedge=spec.hedge or file.routing.hedge,
+        max_lag_blocks=spec.max_lag_blocks,
+        archival_threshold=spec.archival_threshold,
+        max_logs_block_range=spec.max_logs_block_range or file.routing.max_logs_block_range,
+        broadcast_raw_transactions=spec.broadcast_raw_transactions,
+        head_poll_ms=spec.head_poll_ms,
+        methods=merge_rules(rules, spec.methods),
         providers=spec.providers,
     )

@@ -29,7 +29,9 @@ __all__ = [
     "ChainSpec",
     "CircuitBreakerConfig",
     "CircuitBreakerOverride",
+    "FilterConfig",
     "HedgeConfig",
+    "MethodRules",
     "ProfileSpec",
     "ProviderConfig",
     "RoutingConfig",
@@ -143,6 +145,9 @@ class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     exploration_share: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
     method_deadlines_ms: dict[MethodName, Positive] = {}
     hedge: HedgeConfig = msgspec.field(default_factory=HedgeConfig)
+    max_logs_block_range: Positive | None = None
+    logs_chunk_concurrency: Positive = 4
+    capability_ttl_ms: Positive = 3_600_000
 
 
 class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -203,6 +208,29 @@ class SubscriptionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     max_idle_upstream_per_client: NonNegative = 4
 
 
+class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[filters]``: the stateful filters (``eth_newFilter`` and kin) the gateway serves."""
+
+    idle_timeout_ms: Positive = 300_000
+    max_per_client: Positive = 64
+    max_total: Positive = 10_000
+    max_buffered_changes: Positive = 10_000
+
+
+class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[methods]`` / ``[profiles.<slug>.methods]`` / ``[chains.<name>.methods]``.
+
+    ``allow`` and ``deny`` are method names or prefixes ending in ``*``; a call the
+    rules refuse is answered -32601 locally. ``providers`` maps a method pattern to
+    the provider ids that alone may serve it (fail open: if none of them can take
+    the call, every provider is tried).
+    """
+
+    allow: tuple[MethodPattern, ...] = ()
+    deny: tuple[MethodPattern, ...] = ()
+    providers: dict[MethodPattern, tuple[ProviderId, ...]] = {}
+
+
 class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[[chains.<name>.providers]]``: one upstream JSON-RPC endpoint."""
 
@@ -213,6 +241,10 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     archival: bool = True
     headers: dict[HeaderName, HeaderValue] = {}
     api_key: ApiKey | None = None
+    unsupported_methods: tuple[MethodPattern, ...] = ()
+    max_logs_block_range: Positive | None = None
+    supports_batch: bool = True
+    subscriptions: bool = True
 
     def __repr__(self) -> str:
         # Never print credentials: URLs are masked, header values and the key hidden.
@@ -222,7 +254,9 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         return (
             f"ProviderConfig(id={self.id!r}, url={mask_url(self.url)!r}, ws_url={ws_url!r}, "
             f"priority={self.priority!r}, archival={self.archival!r}, headers={headers!r}, "
-            f"api_key={api_key!r})"
+            f"api_key={api_key!r}, unsupported_methods={self.unsupported_methods!r}, "
+            f"max_logs_block_range={self.max_logs_block_range!r}, "
+            f"supports_batch={self.supports_batch!r}, subscriptions={self.subscriptions!r})"
         )
 
 
@@ -235,6 +269,12 @@ class ChainSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     default_strategy: StrategyName | None = None
     circuit_breaker: CircuitBreakerOverride | None = None
     hedge: HedgeConfig | None = None
+    max_lag_blocks: NonNegative = 3
+    archival_threshold: Positive = 128
+    max_logs_block_range: Positive | None = None
+    broadcast_raw_transactions: bool = False
+    head_poll_ms: NonNegative | None = None
+    methods: MethodRules | None = None
     providers: Annotated[tuple[ProviderConfig, ...], Meta(min_length=1)]
 
 
@@ -245,6 +285,7 @@ class ProfileSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """``[profiles.<slug>]``: an isolated set of chains."""
 
     chains: Chains
+    methods: MethodRules | None = None
 
 
 class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -255,5 +296,7 @@ class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     circuit_breaker: CircuitBreakerConfig = msgspec.field(default_factory=CircuitBreakerConfig)
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
     subscriptions: SubscriptionConfig = msgspec.field(default_factory=SubscriptionConfig)
+    filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
+    methods: MethodRules | None = None
     chains: Chains
     profiles: dict[Slug, ProfileSpec] = {}

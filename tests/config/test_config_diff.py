@@ -310,6 +310,8 @@ def test_routing_deadlines_and_strategy_are_live() -> None:
 
 
 def _bumped(value: Any) -> Any:
+    if value is None:  # an optional number, unset
+        return 1
     if isinstance(value, bool):
         return not value
     if isinstance(value, int | float):

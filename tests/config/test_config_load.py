@@ -491,7 +491,9 @@ def test_repr_never_shows_credentials() -> None:
     assert repr(devnet(settings).provider("keyed")) == (
         "ProviderConfig(id='keyed', url='https://eth-mainnet.g.alchemy.com/v2/***', "
         "ws_url='wss://eth-mainnet.g.alchemy.com/v2/***', priority=100, archival=True, "
-        "headers={'X-Team': '***', 'X-Price': '***'}, api_key='***')"
+        "headers={'X-Team': '***', 'X-Price': '***'}, api_key='***', "
+        "unsupported_methods=(), max_logs_block_range=None, supports_batch=True, "
+        "subscriptions=True)"
     )
 
 
