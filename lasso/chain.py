@@ -175,6 +175,7 @@ class ChainRuntime:
         if provider is None:
             return
         provider.config = config
+        provider.capabilities.retune(config)
         for channel in provider.channels.values():
             channel.priority = config.priority
 

@@ -10,8 +10,10 @@ reaching one provider:
     latency        a handle on the chain's :class:`~lasso.core.latency.LatencyBook`
                    entries for (this provider, this transport); the book stays the
                    chain's, so per-method medians still see every provider
-    capabilities   what it has learned it cannot do (empty until issue 9 fills it)
-    head           the provider's head as seen on this channel (None until issue 9)
+    head           the provider's head as seen on this channel (None until reported)
+
+What the provider can serve (configured and learned) is per provider, not per
+channel: :class:`~lasso.core.capabilities.CapabilityBook`, on the provider.
 
 Nobody else holds those parts. The router decides on :meth:`Channel.view`; the
 dispatcher asks :meth:`Channel.admit` and reports each attempt's outcome with
@@ -38,17 +40,10 @@ from lasso.core.latency import LatencyBook, LatencyKey, LatencyStats
 from lasso.core.ratelimit import RateLimitState, RateLimitStatistics
 from lasso.core.router import ChannelView, Tier
 
-__all__ = ["STALE_AFTER_S", "Capabilities", "Channel", "ChannelStatistics"]
+__all__ = ["STALE_AFTER_S", "Channel", "ChannelStatistics"]
 
 #: Latency evidence older than this is ignored by routing (the provider is re-measured).
 STALE_AFTER_S = 600.0
-
-
-class Capabilities(msgspec.Struct, frozen=True):
-    """What a channel has learned about what it can serve (filled by issue 9)."""
-
-    unsupported_methods: frozenset[str] = frozenset()
-    max_block_range: int | None = None
 
 
 class ChannelStatistics(msgspec.Struct, frozen=True):
@@ -63,7 +58,6 @@ class ChannelStatistics(msgspec.Struct, frozen=True):
     rate_limit: RateLimitStatistics
     quarantined: bool
     restarts: RestartStatistics
-    capabilities: Capabilities
     head: int | None
 
 
@@ -73,7 +67,6 @@ class Channel:
     __slots__ = (
         "_latency",
         "breaker",
-        "capabilities",
         "head",
         "order",
         "priority",
@@ -103,7 +96,6 @@ class Channel:
         self.rate_limit = rate_limit or RateLimitState()
         self.restarts = restarts
         self._latency = latency
-        self.capabilities = Capabilities()
         self.head: int | None = None
 
     # -- routing -----------------------------------------------------------------
@@ -205,7 +197,6 @@ class Channel:
             rate_limit=self.rate_limit.statistics(now),
             quarantined=self.quarantined(now),
             restarts=self.restarts.statistics(now),
-            capabilities=self.capabilities,
             head=self.head,
         )
 

@@ -31,6 +31,7 @@ from lasso.config import CircuitBreakerConfig, ProviderConfig, mask_url
 from lasso.config.secrets import with_url_credentials
 from lasso.core.backoff import Backoff, RestartTracker
 from lasso.core.breaker import BreakerPolicy, CircuitBreaker
+from lasso.core.capabilities import CapabilityBook, CapabilityStatistics
 from lasso.core.channel import Channel, ChannelStatistics
 from lasso.core.jsonrpc import encode_upstream
 from lasso.core.latency import LatencyBook
@@ -81,6 +82,7 @@ class ProviderStatistics(msgspec.Struct, frozen=True):
     ws_url: str | None
     priority: int
     archival: bool
+    capabilities: CapabilityStatistics
     available: bool
     http: ChannelStatistics
     ws: ChannelStatistics | None
@@ -113,6 +115,8 @@ class Provider:
         self.expected_chain_id = None if chain_id is None else b'"0x%x"' % chain_id
         self.config = config
         self.order = order
+        #: What it can serve, configured and learned; shared by its channels.
+        self.capabilities = CapabilityBook(config)
         self.http = http or HttpTransport(
             config.url,
             with_url_credentials(config.url, request_headers(config)),  # userinfo: Basic
@@ -233,6 +237,7 @@ class Provider:
             ws_url=None if config.ws_url is None else mask_url(config.ws_url),
             priority=config.priority,
             archival=config.archival,
+            capabilities=self.capabilities.statistics(now),
             available=self.available(now),
             http=self.channels[HTTP].statistics(now),
             ws=None if ws_channel is None else ws_channel.statistics(now),

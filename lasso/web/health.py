@@ -89,6 +89,7 @@ def _provider(stats: ProviderStatistics) -> dict[str, Any]:
         "ws_url": stats.ws_url,
         "priority": stats.priority,
         "archival": stats.archival,
+        "capabilities": msgspec.to_builtins(stats.capabilities),
         "http": _channel(stats.http, stats.http_transport),
         "ws": None,
         "supervisor": msgspec.to_builtins(stats.supervisor),

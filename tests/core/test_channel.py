@@ -6,7 +6,7 @@ import random
 
 from lasso.core.backoff import RestartTracker
 from lasso.core.breaker import BreakerPolicy, CircuitBreaker, CircuitState, FailureKind
-from lasso.core.channel import STALE_AFTER_S, Capabilities, Channel
+from lasso.core.channel import STALE_AFTER_S, Channel
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.router import Tier
 
@@ -33,7 +33,6 @@ def test_a_fresh_channel_is_healthy_and_says_so() -> None:
         "closed",
     )
     assert (stats.rate_limited, stats.quarantined, stats.head) == (False, False, None)
-    assert stats.capabilities == Capabilities()
     view = channel.view(0.0, method="eth_call")
     assert (view.priority, view.order, view.tier, view.latency_ms) == (2, 1, Tier.HEALTHY, None)
 
