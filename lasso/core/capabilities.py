@@ -21,12 +21,29 @@ miss is not a failure of the provider.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import msgspec
 
-from lasso.config import ProviderConfig
 from lasso.core.methods import Allowlist
 
-__all__ = ["CapabilityBook", "CapabilityStatistics"]
+__all__ = ["CapabilityBook", "CapabilityStatistics", "ProviderCaps"]
+
+
+class ProviderCaps(Protocol):
+    """The configured capabilities (a ``ProviderConfig`` has them; the core imports no config)."""
+
+    @property
+    def archival(self) -> bool: ...
+    @property
+    def unsupported_methods(self) -> Sequence[str]: ...
+    @property
+    def max_logs_block_range(self) -> int | None: ...
+    @property
+    def supports_batch(self) -> bool: ...
+    @property
+    def subscriptions(self) -> bool: ...
 
 
 class CapabilityStatistics(msgspec.Struct, frozen=True):
@@ -47,14 +64,14 @@ class CapabilityBook:
 
     __slots__ = ("_config", "_configured", "_learned", "_logs_limit", "_pruned")
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderCaps) -> None:
         self._config = config
         self._configured = Allowlist.parse(config.unsupported_methods)
         self._learned: dict[str, float] = {}  # method -> expiry
         self._pruned: tuple[int, float] | None = None  # (depth, expiry)
         self._logs_limit: int | None = None
 
-    def retune(self, config: ProviderConfig) -> None:
+    def retune(self, config: ProviderCaps) -> None:
         """New configured capabilities; what was learned stays."""
         self._config = config
         self._configured = Allowlist.parse(config.unsupported_methods)
@@ -129,7 +146,7 @@ class CapabilityBook:
         return CapabilityStatistics(
             archival=self._config.archival,
             pruned_depth=pruned[0] if pruned is not None and now < pruned[1] else None,
-            unsupported_methods=self._config.unsupported_methods,
+            unsupported_methods=tuple(self._config.unsupported_methods),
             learned_unsupported={
                 m: round(expiry - now, 3)
                 for m, expiry in sorted(self._learned.items())
