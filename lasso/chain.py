@@ -80,6 +80,7 @@ class ChainRuntime:
         self.latency = LatencyBook()
         #: Every provider's head reports: consensus head, lag, forks, block time.
         self.state = ChainState(config.block_time_ms)
+        self._head_moved = trio.Event()
         self._transports = transports
         self._websockets = websockets
         self._route_ws = route_ws
@@ -192,6 +193,33 @@ class ChainRuntime:
             for channel in provider.channels.values():
                 channel.order = provider.order
                 channel.breaker.set_policy(policy)
+
+    # -- chain state ------------------------------------------------------------------
+
+    def observe_head(
+        self,
+        provider_id: str,
+        number: int,
+        block_hash: str,
+        parent_hash: str | None,
+        now: float,
+    ) -> None:
+        """One head report for a provider (a newHeads notification or a head poll).
+
+        It goes into :attr:`state`, onto the provider's channels (``Channel.head``),
+        and wakes every :meth:`head_changed` waiter.
+        """
+        self.state.observe(provider_id, number, block_hash, parent_hash, now)
+        provider = self.providers.get(provider_id)
+        if provider is not None:
+            for channel in provider.channels.values():
+                channel.head = number
+        moved, self._head_moved = self._head_moved, trio.Event()
+        moved.set()
+
+    async def head_changed(self) -> None:
+        """Return at the next head report of any provider (wait in a deadline scope)."""
+        await self._head_moved.wait()
 
     def views(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+import trio
+import trio.testing
 
 from lasso.chain import ChainRuntime
 from lasso.config import parse_settings
@@ -97,3 +99,21 @@ providers = [
     assert (runtime.available(0.0), runtime.available_providers(0.0)) == (False, 0)
     plan = runtime.plan("eth_call", 0.0, strategy=None, provider=None)
     assert plan.channels == () and plan.retry_after_ms() == 500  # the chain is in recovery
+
+
+async def test_a_head_report_reaches_chain_state_channels_and_waiters() -> None:
+
+    runtime = chain("")
+    woke: list[int | None] = []
+
+    async def waiter() -> None:
+        await runtime.head_changed()
+        woke.append(runtime.state.height("a"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        runtime.observe_head("a", 7, "0x" + "aa" * 32, "0x" + "bb" * 32, trio.current_time())
+    assert woke == [7]
+    assert runtime.providers["a"].channel("http").head == 7
+    assert runtime.state.consensus_head(trio.current_time()) == 7
