@@ -222,11 +222,10 @@ def _provider_toml(chain: str, profile: str, r: ProviderReport) -> list[str]:
     lines = [providers_table(chain, profile), f"id = {_toml_string(r.id)}"]
     lines += _archival_toml(r.archival)
     unsupported = ", ".join(_toml_string(m) for m in r.unsupported)
-    supported = r.count(Verdict.SUPPORTED)
-    unknown = r.count(Verdict.UNKNOWN)
+    counts = [r.count(v) for v in (Verdict.SUPPORTED, Verdict.UNSUPPORTED, Verdict.UNKNOWN)]
     lines.append(
-        f"# methods: {supported} of {len(r.methods)} probed answered"
-        + (f", {unknown} unknown (not listed)" if unknown else "")
+        f"# {len(r.methods)} methods probed: {counts[0]} supported, {counts[1]} unsupported"
+        + (f", {counts[2]} unknown (not listed)" if counts[2] else "")
     )
     lines.append(f"unsupported_methods = [{unsupported}]")
     lines += _logs_toml(r.logs)
