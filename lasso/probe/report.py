@@ -125,12 +125,12 @@ def _align(rows: list[list[str]]) -> list[str]:
 def render_table(chain: str, profile: str, reports: list[ProviderReport], elapsed_s: float) -> str:
     """The summary (one row per provider), the method matrix, and what went wrong."""
     where = "" if profile == DEFAULT_PROFILE else f" (profile {profile})"
-    lines = [f"lasso probe {chain}{where}: {len(reports)} providers in {elapsed_s:.1f} s", ""]
+    lines = [f"lasso probe {chain}{where}: {len(reports)} providers in {elapsed_s:.2f} s", ""]
     header = ["provider", "head", "archival", "logs range", "batch", "subscribe", "methods", "time"]
     rows = [header]
     for r in reports:
         if not r.answered:
-            rows.append([r.id, "-", "no answer", "", "", "", "", f"{r.elapsed_s:.1f}s"])
+            rows.append([r.id, "-", "no answer", "", "", "", "", f"{r.elapsed_s:.2f}s"])
             continue
         methods = f"{r.count(Verdict.SUPPORTED)}/{len(r.methods)}"
         rows.append(
@@ -142,7 +142,7 @@ def render_table(chain: str, profile: str, reports: list[ProviderReport], elapse
                 _yes_no(r.batch),
                 _subscriptions_cell(r),
                 methods,
-                f"{r.elapsed_s:.1f}s",
+                f"{r.elapsed_s:.2f}s",
             ]
         )
     lines += _align(rows)

@@ -5,6 +5,8 @@ range limit with geth's own refusal, a dead provider and one that never answers.
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -14,8 +16,10 @@ import pytest
 import trio
 
 from lasso.chaos import LogsRangeLimit, open_fault_proxy
-from lasso.config import settings_from_dict
+from lasso.config import ProviderConfig, settings_from_dict
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
+from lasso.probe.client import DirectClient
+from tests.integration.test_lasso_up import free_port_run, read_until
 from tests.probe.test_probe_cli import closed_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -113,3 +117,53 @@ async def test_probe_measures_a_pruned_node_a_range_limit_and_survives_dead_prov
         assert all(providers[f"devnet-{i}"].subscriptions for i in (1, 2, 3))
         assert providers["devnet-3"].unsupported_methods == ("net_peerCount", "trace_call")
         assert providers["silent"].url.startswith("http://127.0.0.1:")  # untouched
+
+
+async def test_lasso_up_with_a_pruned_node_then_lasso_probe_shows_it(tmp_path: Path) -> None:
+    """What ``make run PRUNE_HISTORY=N`` then ``make probe`` do, on free ports."""
+    base = free_port_run(2)
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 200\n"
+        + "".join(
+            f'[[chains.devnet.providers]]\nid = "devnet-{i + 1}"\n'
+            f'url = "http://127.0.0.1:{base + i}"\nws_url = "ws://127.0.0.1:{base + i}"\n'
+            for i in range(2)
+        )
+    )
+    command = [sys.executable, "-m", "lasso", "up", "--config", str(config), "--port", "0"]
+    command += ["--nodes", "2", "--block-time", "0.2", "--port-base", str(base)]
+    command += ["--prune-history", "2"]
+    with trio.fail_after(60):
+        up = await trio.lowlevel.open_process(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+        )
+        try:
+            assert up.stdout is not None
+            out = bytearray()
+            await read_until(up.stdout, b"listening on", out)
+            assert (
+                f"node 1  http://127.0.0.1:{base + 1}  ws://127.0.0.1:{base + 1}  "
+                "(pruned: keeps the state of its last 2 blocks)"
+            ).encode() in out
+            await wait_for_head(f"http://127.0.0.1:{base + 1}", 6)
+            probed = await lasso("devnet", "--config", str(config))
+        finally:
+            up.send_signal(signal.SIGTERM)
+            await up.wait()
+    table = probed.stdout.decode()
+    print(table)
+    assert probed.returncode == 0
+    assert row(table, "devnet-1")[2] == "full"
+    assert re.fullmatch(r"from \d+ \(keeps [1-3]\)", row(table, "devnet-2")[2])
+
+
+async def wait_for_head(url: str, height: int) -> None:
+    client = DirectClient(ProviderConfig(id="node", url=url), call_timeout_s=1.0)
+    try:
+        for _ in range(400):  # bounded by the caller's fail_after, too
+            if int(await client.call_json("eth_blockNumber", []), 16) >= height:
+                return
+            await trio.sleep(0.05)  # the node mines on its own timer: nothing to wait on
+    finally:
+        await client.aclose()

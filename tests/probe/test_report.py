@@ -135,7 +135,7 @@ def test_a_profile_snippet_names_the_profile_table() -> None:
 def test_the_table_is_aligned_and_lists_what_went_wrong() -> None:
     table = render_table("devnet", "default", REPORTS, 0.25)
     lines = table.splitlines()
-    assert lines[0] == "lasso probe devnet: 3 providers in 0.2 s"
+    assert lines[0] == "lasso probe devnet: 3 providers in 0.25 s"
     header, archive, pruned, dead = lines[2:6]
     assert header.split() == [
         "provider", "head", "archival", "logs", "range", "batch", "subscribe", "methods", "time"
