@@ -128,28 +128,27 @@ def _batch_answered(status: int, body: bytes, ids: set[int]) -> tuple[bool, str]
     return False, errors[0] if errors else f"{len(answers)} answers for 2 calls"
 
 
-async def probe_subscriptions(
-    config: ProviderConfig, *, timeout_s: float
-) -> tuple[bool | None, str]:
+async def probe_subscriptions(config: ProviderConfig) -> tuple[bool | None, str]:
     """``eth_subscribe`` ``newHeads`` then ``eth_unsubscribe`` over the provider's WebSocket.
 
     True when the subscription was made; False when the node refused the method;
-    None when there is no ``ws_url`` or the WebSocket could not be used.
+    None when there is no ``ws_url`` or the WebSocket could not be used. The caller's
+    cancel scope bounds it.
     """
     if config.ws_url is None:
         return None, "no ws_url"
     headers = with_url_credentials(config.ws_url, request_headers(config))
     raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
-    with trio.move_on_after(timeout_s):
-        try:
-            async with trio.open_nursery() as nursery:
-                try:
-                    return await _subscribe_once(nursery, config.ws_url, raw_headers)
-                finally:
-                    nursery.cancel_scope.cancel()
-        except Exception as exc:  # OSError, a bad URL, trio-websocket's handshake and close errors
-            return None, f"{mask_url(config.ws_url)}: {type(exc).__name__}: {exc}"
-    return None, f"no answer within {timeout_s:g} s"
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                return await _subscribe_once(nursery, config.ws_url, raw_headers)
+            finally:
+                nursery.cancel_scope.cancel()
+    except Exception as exc:  # OSError, a bad URL, trio-websocket's handshake and close errors
+        while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # what went wrong, out of the nursery's group
+        return None, f"{mask_url(config.ws_url)}: {type(exc).__name__}: {exc}"
 
 
 async def _subscribe_once(

@@ -227,7 +227,9 @@ class _ProviderProbe:
 
     async def _subscriptions(self) -> None:
         timeout_s = self.options.call_timeout_s
-        self.subscriptions = await probe_subscriptions(self.config, timeout_s=timeout_s)
+        self.subscriptions = (None, f"no answer within {timeout_s:g} s")
+        with trio.move_on_after(timeout_s):
+            self.subscriptions = await probe_subscriptions(self.config)
 
     # --- the report ------------------------------------------------------------------
 
