@@ -6,6 +6,7 @@ Exit status: 0 probed (at least one provider answered); 1 no provider answered;
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -50,12 +51,15 @@ def run_probe_cli(
         return EXIT_CONFIG
     reports, elapsed_s = trio.run(_timed_probe, chain, options)
     table = render_table(chain.name, profile.slug, reports, elapsed_s)
-    if write:
-        print(table, file=sys.stderr)
-        measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(render_toml(chain.name, profile.slug, reports, measured_at), end="")
-    else:
-        print(table)
+    try:
+        if write:
+            print(table, file=sys.stderr)
+            measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(render_toml(chain.name, profile.slug, reports, measured_at), end="", flush=True)
+        else:
+            print(table, flush=True)
+    except BrokenPipeError:  # `lasso probe ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_PROBED if any(r.answered for r in reports) else EXIT_NO_ANSWER
 
 

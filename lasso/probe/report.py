@@ -34,7 +34,8 @@ class MethodOutcome(msgspec.Struct, frozen=True):
 
 class ArchivalOutcome(msgspec.Struct, frozen=True):
     """``full``: block 1 (0 at head 0) is served; else ``earliest`` is the earliest
-    block whose state is served (None: unknown, see ``detail``)."""
+    block whose state is served (None: unknown, see ``detail``), and ``head`` the
+    node's head when the search ended (a pruned window moves with the chain)."""
 
     head: int
     full: bool | None = None
@@ -247,7 +248,8 @@ def _archival_toml(archival: ArchivalOutcome | None) -> list[str]:
         return [f"# archival not measured: {detail or 'no answer'}"]
     if archival.full:
         return [
-            f"# state served back to block {archival.earliest} (head {archival.head})",
+            f"# full history: state served back to block {archival.earliest} "
+            f"(head {archival.head})",
             "archival = true",
         ]
     return [

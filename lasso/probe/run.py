@@ -185,7 +185,11 @@ class _ProviderProbe:
             self.archival = _archival_outcome(search, "not finished")
         if search.no_state:
             detail = f"not even the head's state (block {context.head}) is served"
-        self.archival = _archival_outcome(search, detail)
+        head = search.head
+        if search.earliest is not None and not search.full:
+            with _quiet():  # the window moved with the chain while we searched
+                head = int(await self.client.call_json("eth_blockNumber", []), 16)
+        self.archival = _archival_outcome(search, detail, head)
 
     async def _logs(self, context: ProbeContext) -> None:
         bound = max(1, min(self.options.logs_bound, context.head + 1))
@@ -261,10 +265,12 @@ class _ProviderProbe:
         )
 
 
-def _archival_outcome(search: ArchivalSearch, detail: str) -> ArchivalOutcome:
+def _archival_outcome(
+    search: ArchivalSearch, detail: str, head: int | None = None
+) -> ArchivalOutcome:
     done = search.done
     return ArchivalOutcome(
-        head=search.head,
+        head=search.head if head is None else head,
         full=search.full if done and not search.no_state else None,
         earliest=search.earliest,
         probes=search.probes,
