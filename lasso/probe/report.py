@@ -11,6 +11,8 @@ settings.toml it loads with Lasso's own config loader.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from lasso.config import DEFAULT_PROFILE
@@ -82,6 +84,16 @@ class ProviderReport(msgspec.Struct, frozen=True, kw_only=True):
         return sum(1 for m in self.methods if m.verdict is verdict)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _join(lines: list[str]) -> str:
+    """One line per element, whatever a provider put in its answers: a line break in a
+    client version or an error message must not start a TOML key (or move a terminal's
+    cursor), so every control character becomes a space."""
+    return "\n".join(_CONTROL.sub(" ", line) for line in lines)
+
+
 # --- the table ---------------------------------------------------------------------
 
 
@@ -151,7 +163,7 @@ def render_table(chain: str, profile: str, reports: list[ProviderReport], elapse
     if answered:
         lines += ["", *_method_matrix(answered)]
     lines += _findings(reports)
-    return "\n".join(lines)
+    return _join(lines)
 
 
 def _method_matrix(reports: list[ProviderReport]) -> list[str]:
@@ -165,7 +177,7 @@ def _method_matrix(reports: list[ProviderReport]) -> list[str]:
 def _findings(reports: list[ProviderReport]) -> list[str]:
     lines: list[str] = []
     for r in reports:
-        found: list[str] = []
+        found = [f"client: {r.client}"] if r.client else []
         if not r.answered:
             lines += [f"{r.id}:", f"  no answer: {r.error}"]
             continue
@@ -216,11 +228,13 @@ def render_toml(chain: str, profile: str, reports: list[ProviderReport], measure
             lines.append(f"# {report.id}: no answer ({report.error}); nothing measured")
             continue
         lines += _provider_toml(chain, profile, report)
-    return "\n".join(lines) + "\n"
+    return _join(lines) + "\n"
 
 
 def _provider_toml(chain: str, profile: str, r: ProviderReport) -> list[str]:
     lines = [providers_table(chain, profile), f"id = {_toml_string(r.id)}"]
+    if r.client:
+        lines.append(f"# client: {r.client}")
     lines += _archival_toml(r.archival)
     unsupported = ", ".join(_toml_string(m) for m in r.unsupported)
     counts = [r.count(v) for v in (Verdict.SUPPORTED, Verdict.UNSUPPORTED, Verdict.UNKNOWN)]

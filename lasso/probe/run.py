@@ -101,8 +101,7 @@ class _ProviderProbe:
     async def run(self, chain_id: int | None) -> None:
         try:
             self.chain_id = int(await self.client.call_json("eth_chainId", []), 16)
-            head = int(await self.client.call_json("eth_blockNumber", []), 16)
-            self.context = await self._context(head)
+            self.context = await self._context()
         except _BAD_ANSWER as exc:
             self.error = _describe(exc)
             return
@@ -117,11 +116,12 @@ class _ProviderProbe:
             nursery.start_soon(self._logs, self.context)
             nursery.start_soon(self._batch_and_subscriptions)
 
-    async def _context(self, head: int) -> ProbeContext:
-        """Params from the head block: its hash, and a transaction at or near it."""
-        block = await self.client.call_json("eth_getBlockByNumber", [hex(head), False])
+    async def _context(self) -> ProbeContext:
+        """Params from the latest block: its number and hash, and a transaction at or near it."""
+        block = await self.client.call_json("eth_getBlockByNumber", ["latest", False])
         if not isinstance(block, dict):
-            raise ValueError(f"eth_getBlockByNumber({head}) answered {block!r}")
+            raise ValueError(f"eth_getBlockByNumber(latest) answered {block!r}")
+        head = int(block["number"], 16)
         context = ProbeContext(
             head=head, block_hash=str(block["hash"]), address=str(block.get("miner", ZERO_ADDRESS))
         )
@@ -249,7 +249,7 @@ class _ProviderProbe:
             id=self.config.id,
             url=mask_url(self.config.url),
             answered=self.answered,
-            error=self.error,
+            error=self.error or "no answer within the provider deadline",
             chain_id=self.chain_id,
             client=self.client_version,
             head=None if self.context is None else self.context.head,

@@ -155,3 +155,27 @@ def test_the_table_is_aligned_and_lists_what_went_wrong() -> None:
     assert "  txpool_content: unknown (UpstreamTimeout: no answer)" in lines
     assert "  batch: HTTP 400" in lines
     assert "  no answer: connect failed" in lines
+
+
+def test_what_a_provider_says_cannot_inject_toml_or_terminal_codes() -> None:
+    hostile = "anvil\nsupports_batch = false\r\n[evil]\x1b[2J"
+    report = ProviderReport(
+        id="archive",
+        url="http://127.0.0.1:1",
+        answered=True,
+        client=hostile,
+        head=80,
+        methods=METHODS,
+        archival=ArchivalOutcome(head=80, detail=hostile),
+        batch=None,
+        batch_detail=hostile,
+        subscriptions=True,
+    )
+    dead = ProviderReport(id="dead", url="http://127.0.0.1:3", answered=False, error=hostile)
+    snippet = render_toml("devnet", "default", [report, dead], "now")
+    (table,) = tomllib.loads(snippet)["chains"]["devnet"]["providers"]
+    assert "evil" not in tomllib.loads(snippet)
+    assert "supports_batch" not in table
+    assert "# client: anvil supports_batch = false  [evil] [2J" in snippet
+    rendered = render_table("devnet", "default", [report, dead], 0.1)
+    assert "\x1b" not in rendered and "\r" not in rendered
