@@ -67,12 +67,7 @@ async def probe_provider(
     client = DirectClient(config, call_timeout_s=options.call_timeout_s)
     probe = _ProviderProbe(config, client, options)
     try:
-        with trio.move_on_after(options.provider_deadline_s) as budget:
-            await probe.run(chain_id)
-        if budget.cancelled_caught:
-            probe.notes.append(
-                f"stopped after the {options.provider_deadline_s:g} s provider deadline"
-            )
+        await probe.run_within_deadline(chain_id)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             await client.aclose()
@@ -98,6 +93,14 @@ class _ProviderProbe:
         self.subscriptions: tuple[bool | None, str] = (None, "not measured")
         self.notes: list[str] = []
 
+    async def run_within_deadline(self, chain_id: int | None) -> None:
+        """:meth:`run`, stopped at the provider deadline (what was found is kept)."""
+        deadline_s = self.options.provider_deadline_s
+        with trio.move_on_after(deadline_s) as budget:
+            await self.run(chain_id)
+        if budget.cancelled_caught:
+            self.notes.append(f"stopped after the {deadline_s:g} s provider deadline")
+
     async def run(self, chain_id: int | None) -> None:
         try:
             self.chain_id = int(await self.client.call_json("eth_chainId", []), 16)
@@ -108,13 +111,16 @@ class _ProviderProbe:
         self.answered = True
         if chain_id is not None and self.chain_id != chain_id:
             self.notes.append(f"chain id {self.chain_id}, but the chain is configured {chain_id}")
-        with _quiet():
-            self.client_version = str(await self.client.call_json("web3_clientVersion", []))
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._client_version)
             nursery.start_soon(self._methods, self.context)
             nursery.start_soon(self._archival, self.context)
             nursery.start_soon(self._logs, self.context)
             nursery.start_soon(self._batch_and_subscriptions)
+
+    async def _client_version(self) -> None:
+        with _quiet():
+            self.client_version = str(await self.client.call_json("web3_clientVersion", []))
 
     async def _context(self) -> ProbeContext:
         """Params from the latest block: its number and hash, and a transaction at or near it."""
@@ -211,7 +217,10 @@ class _ProviderProbe:
                     detail = f"eth_getLogs over {span} blocks: {_describe(exc)}"
                     break
                 search.record(span, False, learned_range_limit(exc.message, exc.rpc_code))
-            except UpstreamTimeout:
+            except UpstreamTimeout as exc:
+                if span == 1:  # not even one block in time: the node is stuck, not limited
+                    detail = f"eth_getLogs over 1 block: {_describe(exc)}"
+                    break
                 search.record(span, accepted=False)  # too wide to answer in time is a limit
             except UpstreamError as exc:
                 detail = f"eth_getLogs over {span} blocks: {_describe(exc)}"
