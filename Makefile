@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 ANVIL := node_modules/.bin/anvil
 PYTEST_ARGS ?=
+# `make run PRUNE_HISTORY=64`: the last devnet node keeps the state of only its last 64
+# blocks (anvil --prune-history), like a non-archive provider; `make probe` then shows it.
+PRUNE_HISTORY ?=
+CHAIN ?= devnet
 
-.PHONY: install run test test-fast explore lint format bench battle clean
+.PHONY: install run probe test test-fast explore lint format bench battle clean
 
 install: $(VENV)/.installed $(ANVIL)
 
@@ -26,7 +30,11 @@ $(ANVIL): package.json package-lock.json
 	test -x $@ && touch $@
 
 run: install
-	$(BIN)/lasso up --config settings.toml
+	$(BIN)/lasso up --config settings.toml $(if $(PRUNE_HISTORY),--prune-history $(PRUNE_HISTORY))
+
+# Measure every provider of $(CHAIN) (default: the devnet `make run` starts) directly.
+probe: install
+	$(BIN)/lasso probe $(CHAIN) --config settings.toml
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

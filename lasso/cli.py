@@ -3,7 +3,9 @@
 lasso serve [--config PATH] [--host H] [--port P] [--pid-file PATH]
 lasso reload [--pid-file PATH | --pid N]
 lasso check-config PATH
-lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545]
+lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545] [--prune-history N [--pruned-node I]]
+lasso up [--config PATH] [... lasso devnet's options]
+lasso probe CHAIN [--config PATH] [--profile SLUG] [--write]
 """
 
 from __future__ import annotations
@@ -77,9 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default=None)
     up.add_argument("--port", type=int, default=None)
     _pid_file_option(up)
-    up.add_argument("--nodes", type=int, default=3)
-    up.add_argument("--block-time", type=float, default=1.0)
-    up.add_argument("--port-base", type=int, default=8545)
+    _devnet_options(up)
 
     reload = commands.add_parser(
         "reload",
@@ -106,10 +106,80 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path")
 
     devnet = commands.add_parser("devnet", help="run N lockstep anvil nodes")
-    devnet.add_argument("--nodes", type=int, default=3)
-    devnet.add_argument("--block-time", type=float, default=1.0)
-    devnet.add_argument("--port-base", type=int, default=8545)
+    _devnet_options(devnet)
+
+    probe = commands.add_parser(
+        "probe",
+        help="measure each provider of a chain: methods, archival depth, limits",
+        description=(
+            "Probe every provider of CHAIN directly (not through routing), all at once: "
+            "about 40 common methods, the earliest block whose state it serves, its "
+            "eth_getLogs block-range limit, batch and eth_subscribe support. Prints a "
+            "table; with --write, the table goes to stderr and a TOML snippet of the "
+            "measured capability keys to stdout, to merge into settings.toml."
+        ),
+        epilog=(
+            "exit status: 0 probed; 1 no provider answered; 2 bad settings file, or no "
+            "such profile or chain"
+        ),
+    )
+    probe.add_argument("chain", help="chain name, alias or decimal chain id")
+    probe.add_argument(
+        "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
+    )
+    probe.add_argument("--profile", default="default", help="profile slug (default: default)")
+    probe.add_argument(
+        "--write", action="store_true", help="print the capabilities TOML snippet on stdout"
+    )
+    probe.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="seconds per call (default 5)"
+    )
+    probe.add_argument(
+        "--logs-bound",
+        type=_process_id,
+        default=100_000,
+        help="widest eth_getLogs range tried, in blocks (default 100000)",
+    )
     return parser
+
+
+def _devnet_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--nodes", type=int, default=3)
+    command.add_argument("--block-time", type=float, default=1.0)
+    command.add_argument("--port-base", type=int, default=8545)
+    command.add_argument(
+        "--prune-history",
+        type=_process_id,
+        default=None,
+        metavar="N",
+        help="run one node pruned: it keeps the state of only its last N blocks "
+        "(anvil --prune-history=N), like a non-archive provider",
+    )
+    command.add_argument(
+        "--pruned-node",
+        type=int,
+        default=None,
+        metavar="I",
+        help="which node --prune-history prunes (0-based; default: the last one)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _prune_history(args: argparse.Namespace) -> dict[int, int] | None:
+    """``{node index: states kept}`` from ``--prune-history`` / ``--pruned-node``."""
+    if args.prune_history is None:
+        return None
+    index = args.nodes - 1 if args.pruned_node is None else args.pruned_node
+    return {index: args.prune_history}
 
 
 def _pid_file_option(command: argparse.ArgumentParser) -> None:
@@ -188,7 +258,12 @@ def _run_devnet_command(run: Callable[[], Awaitable[None]]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("up", "devnet") and args.prune_history is not None:
+        index = args.pruned_node
+        if index is not None and not 0 <= index < args.nodes:
+            parser.error(f"--pruned-node {index}: nodes are 0..{args.nodes - 1}")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -228,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             nodes=args.nodes,
             block_time_s=args.block_time,
             port_base=args.port_base,
+            prune_history=_prune_history(args),
             config_path=path,
         )
         return _with_pid_file(args.pid_file, lambda: _run_devnet_command(run))
@@ -235,8 +311,20 @@ def main(argv: list[str] | None = None) -> int:
         from lasso.devnet import run_devnet_cli
 
         return _run_devnet_command(
-            partial(run_devnet_cli, args.nodes, args.block_time, args.port_base)
+            partial(
+                run_devnet_cli,
+                args.nodes,
+                args.block_time,
+                args.port_base,
+                prune_history=_prune_history(args),
+            )
         )
+    if args.command == "probe":
+        from lasso.probe import ProbeOptions, run_probe_cli
+
+        options = ProbeOptions(call_timeout_s=args.timeout, logs_bound=args.logs_bound)
+        path = args.config or _default_config()
+        return run_probe_cli(path, args.chain, args.profile, write=args.write, options=options)
     return EXIT_CONFIG
 
 

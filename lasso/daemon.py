@@ -220,21 +220,29 @@ async def run_with_devnet(
     nodes: int = 3,
     block_time_s: float = 1.0,
     port_base: int = 8545,
+    prune_history: dict[int, int] | None = None,
     config_path: str | None = None,
 ) -> None:
     """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway.
-    SIGHUP reloads the gateway's ``config_path`` and keeps the devnet running."""
+    SIGHUP reloads the gateway's ``config_path`` and keeps the devnet running.
+    ``prune_history`` runs nodes pruned, as :func:`lasso.devnet.open_devnet` says."""
     from lasso.devnet import open_devnet
+    from lasso.devnet.cli import node_line
 
     raise_open_file_limit(settings.server.max_connections)
     async with (
         _reload_signals() as reloads,
         _shutdown_on_signal() as shutdown,
-        open_devnet(nodes=nodes, block_time_s=block_time_s, port_base=port_base) as devnet,
+        open_devnet(
+            nodes=nodes,
+            block_time_s=block_time_s,
+            port_base=port_base,
+            prune_history=prune_history,
+        ) as devnet,
     ):
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
-            print(f"  node {node.index}  {node.http_url}  {node.ws_url}", flush=True)
+            print(f"  {node_line(node)}", flush=True)
         await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
 
 

@@ -7,6 +7,7 @@ integration tests:
 
     faults      the fault vocabulary (:class:`Fault`): HTML 500, reset, hang, 429, ...
     faultproxy  an HTTP proxy in front of a real node that injects those faults
+    logslimit   an eth_getLogs block-range limit with a real provider's refusal
     tcpcut      a TCP relay that can be cut (RST) or blackholed
 
 They run on a plain install (``pip install .``): real sockets on loopback, trio
@@ -17,6 +18,14 @@ test suite uses (fake nodes on memory streams, the in-process ASGI driver) live 
 
 from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
 from lasso.chaos.faults import Fault
+from lasso.chaos.logslimit import LogsRangeLimit
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 
-__all__ = ["Fault", "FaultProxy", "TcpRelay", "open_fault_proxy", "open_tcp_relay"]
+__all__ = [
+    "Fault",
+    "FaultProxy",
+    "LogsRangeLimit",
+    "TcpRelay",
+    "open_fault_proxy",
+    "open_tcp_relay",
+]

@@ -19,6 +19,10 @@ provider:
     METHOD_NOT_FOUND   a JSON-RPC -32601 error with the request's id (not forwarded)
     REVERT             a JSON-RPC code 3 revert with ``Error(string)`` data
 
+Independently of ``fault``, ``logs_limit`` (a :class:`~lasso.chaos.logslimit.LogsRangeLimit`)
+makes the proxy refuse ``eth_getLogs`` ranges wider than a provider's limit, with that
+provider's own error, and forward the rest.
+
 As with ``FakeNode``, ``fault`` applies to every request and ``queued`` faults
 are used first, one per request, in arrival order (``None`` in the queue means
 one clean forward). ``calls`` counts the requests that arrived, per JSON-RPC
@@ -47,6 +51,7 @@ import msgspec
 import trio
 
 from lasso.chaos.faults import Fault
+from lasso.chaos.logslimit import LogsRangeLimit
 from lasso.errors import UpstreamError
 from lasso.upstream.http import HttpResponse, HttpTransport
 
@@ -86,6 +91,7 @@ class FaultProxy:
         self.queued: deque[Fault | None] = deque()
         self.calls: Counter[str] = Counter()
         self.retry_after_s = retry_after_s
+        self.logs_limit: LogsRangeLimit | None = None
         self.url = ""
         self._upstream = HttpTransport(upstream_url, {}, provider_id="fault-proxy")
         self._injected: Counter[str] = Counter()
@@ -169,6 +175,8 @@ class FaultProxy:
         elif fault is Fault.REVERT:
             data = "0x" + _revert_data(_REVERT_REASON).hex()
             await conn.send(200, _rpc_error(rid, 3, "execution reverted", data), _JSON)
+        elif (refusal := self._logs_refusal(request.body)) is not None:
+            await conn.send(200, refusal, _JSON)
         else:
             response = await conn.while_connected(partial(self._forward, request.body))
             if response is None:
@@ -180,6 +188,14 @@ class FaultProxy:
                 body = _rewrite_ids(body)
             await conn.send(response.status, body, _JSON, extra=_retry_after(response))
         return True
+
+    def _logs_refusal(self, body: bytes) -> bytes | None:
+        if self.logs_limit is None:
+            return None
+        refusal = self.logs_limit.refusal(body)
+        if refusal is not None:
+            self._injected["logs_range_limit"] += 1
+        return refusal
 
     async def _forward(self, body: bytes) -> HttpResponse:
         self._forwarded += 1
