@@ -77,7 +77,24 @@ async def send_raw_transaction(
     try:
         return await dispatch(chain, call, idempotent, outcome, started_at=started_at)
     except LassoError as exc:
-        return await send.judge(outcome.failures, exc)
+        return await send.judge(outcome, exc)
+
+
+def _served_by(outcome: Outcome, evidence: UpstreamError) -> None:
+    """Routing metadata: the provider whose refusal proved the transaction is known."""
+    outcome.provider = evidence.provider_id
+    outcome.transport = next(t for t, exc in outcome.failures if exc is evidence)
+
+
+def _credit(outcome: Outcome, winner: Outcome) -> None:
+    """Routing metadata: the broadcast send that answered the client."""
+    if winner.provider is not None:
+        outcome.provider, outcome.transport = winner.provider, winner.transport
+        outcome.upstream_latency_us = winner.upstream_latency_us
+        return
+    _, evidence = strongest(exc for _, exc in winner.failures)  # its "already known"
+    if evidence is not None:
+        _served_by(outcome, evidence)
 
 
 def _provider_ids(plan: RoutePlan) -> list[str]:
@@ -95,13 +112,15 @@ class _Send:
         self.answer = msgspec.json.encode(tx_hash)
         self.deadline = deadline
 
-    async def judge(self, failures: list[tuple[str, UpstreamError]], error: LassoError) -> bytes:
+    async def judge(self, outcome: Outcome, error: LassoError) -> bytes:
         """Nothing succeeded: the hash if a refusal proves the tx is known, else ``error``."""
-        refusal, evidence = strongest(exc for _, exc in failures)
-        if refusal is Refusal.ALREADY_KNOWN:
+        refusal, evidence = strongest(exc for _, exc in outcome.failures)
+        if refusal is Refusal.ALREADY_KNOWN and evidence is not None:
+            _served_by(outcome, evidence)  # it holds the transaction
             return self.answer
         if refusal is Refusal.NONCE_TOO_LOW and evidence is not None:
             if await self._known():
+                _served_by(outcome, evidence)
                 return self.answer
             raise evidence  # the node's own nonce-too-low error, unchanged
         raise error
@@ -150,12 +169,10 @@ class _Send:
             await race.decided.wait()
         outcome.attempts.extend(a for sub in race.outcomes for a in sub.attempts)
         outcome.failures.extend(f for sub in race.outcomes for f in sub.failures)
-        if race.winner is not None:
-            outcome.provider = race.winner.provider
-            outcome.transport = race.winner.transport
-            outcome.upstream_latency_us = race.winner.upstream_latency_us
-            return race.result
-        return await self.judge(outcome.failures, exhausted(self.call, plan, outcome))
+        if race.winner is None:
+            return await self.judge(outcome, exhausted(self.call, plan, outcome))
+        _credit(outcome, race.winner)
+        return race.result
 
     async def _send_one(self, provider_id: str, race: _Broadcast) -> None:
         sub = Outcome()

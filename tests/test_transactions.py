@@ -112,11 +112,13 @@ class Rig:
     def sends(self) -> list[int]:
         return [s.methods().count("eth_sendRawTransaction") for s in self.scripts.values()]
 
-    async def send(self, params: object = (RAW,), path: str = "/rpc/priority/testnet") -> Any:
+    async def send(
+        self, params: object = (RAW,), path: str = "/rpc/priority/testnet", query: str = ""
+    ) -> Any:
         body = msgspec.json.encode(
             {"jsonrpc": "2.0", "id": 9, "method": "eth_sendRawTransaction", "params": params}
         )
-        response = await asgi_request(self.app, "POST", path, body)
+        response = await asgi_request(self.app, "POST", path, body, query=query)
         assert response.status == 200
         return response
 
@@ -229,7 +231,9 @@ async def test_already_known_after_a_cut_answers_the_hash(
 ) -> None:
     rig.on("p1", "eth_sendRawTransaction", reset)
     rig.on("p2", "eth_sendRawTransaction", rpc_error(-32000, "already known"))  # gossiped
-    assert answer(await rig.send())["result"] == HASH
+    reply = answer(await rig.send(query="include_meta=body"))
+    assert reply["result"] == HASH
+    assert reply["lasso_meta"]["selected_provider"] == {"id": "p2", "protocol": "http"}
     assert rig.sends() == [1, 1, 0]
 
 
@@ -286,7 +290,9 @@ async def test_broadcast_answers_with_the_first_success_and_still_reaches_every_
         broadcast.on(pid, "eth_sendRawTransaction", result(f'"{HASH}"'))
         broadcast.scripts[pid].delay_s = delay
     start = trio.current_time()
-    assert answer(await broadcast.send())["result"] == HASH
+    reply = answer(await broadcast.send(query="include_meta=body"))
+    assert reply["result"] == HASH
+    assert reply["lasso_meta"]["selected_provider"] == {"id": "p2", "protocol": "http"}
     assert trio.current_time() - start == pytest.approx(0.1)
     assert broadcast.sends() == [1, 1, 1]  # all started at once
     await trio.sleep(1)  # the others finish in the gateway's service nursery
@@ -299,7 +305,9 @@ async def test_broadcast_counts_already_known_as_success(
     broadcast.on("p1", "eth_sendRawTransaction", reset)
     broadcast.on("p2", "eth_sendRawTransaction", rpc_error(-32000, "already known"))
     broadcast.on("p3", "eth_sendRawTransaction", HANG)
-    assert answer(await broadcast.send())["result"] == HASH
+    reply = answer(await broadcast.send(query="include_meta=body"))
+    assert reply["result"] == HASH
+    assert reply["lasso_meta"]["selected_provider"] == {"id": "p2", "protocol": "http"}
 
 
 async def test_broadcast_all_failing_with_one_error_is_that_error(
