@@ -375,3 +375,18 @@ async def test_broadcast_without_a_service_nursery_waits_for_every_send(
     start = trio.current_time()
     assert answer(await broadcast.send())["result"] == HASH
     assert trio.current_time() - start == pytest.approx(0.5)
+
+
+async def test_broadcast_follows_a_reload_of_the_chain_key(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    chain = rig.gateway.profiles["default"]["testnet"]
+    for pid in rig.scripts:
+        rig.on(pid, "eth_sendRawTransaction", result(f'"{HASH}"'))
+    await rig.send()
+    assert rig.sends() == [1, 0, 0]
+    on = msgspec.structs.replace(chain.config, broadcast_raw_transactions=True)
+    chain.reconfigure(on, chain.routing)
+    await rig.send()
+    await trio.sleep(1)
+    assert rig.sends() == [2, 1, 1]
