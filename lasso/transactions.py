@@ -10,7 +10,7 @@ never left):
   connection closed or the attempt timed out), the send goes on to the next
   provider, as a read would.
 * **Same hash, same answer.** The hash is computed locally
-  (:func:`lasso.core.txhash.hash_of_params`). A node that says it already has
+  (:mod:`lasso.core.txhash`), when a refusal needs it. A node that says it already has
   the transaction ("already known" and kin, :mod:`lasso.core.txreplies`) has
   accepted it: the client gets the hash, as from a node that took it now. A
   "nonce too low" is success only if a provider knows the transaction by that
@@ -38,7 +38,7 @@ import trio
 from lasso.chain import ChainRuntime
 from lasso.core.jsonrpc import Call
 from lasso.core.router import RoutePlan
-from lasso.core.txhash import hash_of_params
+from lasso.core.txhash import raw_of_params, transaction_hash
 from lasso.core.txreplies import Refusal, refusal_of, strongest
 from lasso.dispatch import ANSWER_MARGIN_S, dispatch
 from lasso.errors import LassoError, UpstreamError
@@ -50,6 +50,9 @@ log = logging.getLogger("lasso.transactions")
 
 SEND_RAW = "eth_sendRawTransaction"
 LOOKUP = "eth_getTransactionByHash"
+#: Bigger signed transactions are hashed in a worker thread: pure-Python Keccak
+#: costs about 0.1-0.2 ms per 136 bytes, and the event loop must not stall.
+INLINE_HASH_BYTES = 4096
 
 
 async def send_raw_transaction(
@@ -62,10 +65,10 @@ async def send_raw_transaction(
     services: trio.Nursery | None = None,
 ) -> bytes:
     """The raw result for the client, or raise its error (see the module docstring)."""
-    tx_hash = hash_of_params(call.params)
-    if tx_hash is None:  # not a transaction we can name: the node's own error path
+    raw = raw_of_params(call.params)
+    if raw is None:  # not a transaction we can name: the node's own error path
         return await dispatch(chain, call, plan, outcome, started_at=started_at)
-    send = _Send(chain, call, tx_hash, started_at + plan.deadline_s - ANSWER_MARGIN_S)
+    send = _Send(chain, call, raw, started_at + plan.deadline_s - ANSWER_MARGIN_S)
     providers = _provider_ids(plan)
     if chain.config.broadcast_raw_transactions and plan.failover and len(providers) > 1:
         return await send.broadcast(plan, providers, outcome, services)
@@ -103,31 +106,50 @@ def _provider_ids(plan: RoutePlan) -> list[str]:
 
 
 class _Send:
-    """One client's send: its hash, its deadline, and how to judge refusals."""
+    """One client's send: its bytes, its deadline, and how to judge refusals.
 
-    def __init__(self, chain: ChainRuntime, call: Call, tx_hash: str, deadline: float) -> None:
+    The hash is computed only when a refusal needs it (a success carries the
+    node's own answer), once.
+    """
+
+    def __init__(self, chain: ChainRuntime, call: Call, raw: bytes, deadline: float) -> None:
         self.chain = chain
         self.call = call
-        self.tx_hash = tx_hash
-        self.answer = msgspec.json.encode(tx_hash)
+        self.raw = raw
         self.deadline = deadline
+        self._hash: str | None = None
+
+    async def tx_hash(self) -> str:
+        """``0x…`` lowercase, as a node answers."""
+        if self._hash is None:
+            if len(self.raw) > INLINE_HASH_BYTES:
+                digest = await trio.to_thread.run_sync(transaction_hash, self.raw)
+            else:
+                digest = transaction_hash(self.raw)
+            assert digest is not None  # raw_of_params checked the framing
+            self._hash = "0x" + digest.hex()
+        return self._hash
+
+    async def answer(self) -> bytes:
+        """The result bytes for "the node has it": the hash as a JSON string."""
+        return msgspec.json.encode(await self.tx_hash())
 
     async def judge(self, outcome: Outcome, error: LassoError) -> bytes:
         """Nothing succeeded: the hash if a refusal proves the tx is known, else ``error``."""
         refusal, evidence = strongest(exc for _, exc in outcome.failures)
         if refusal is Refusal.ALREADY_KNOWN and evidence is not None:
             _served_by(outcome, evidence)  # it holds the transaction
-            return self.answer
+            return await self.answer()
         if refusal is Refusal.NONCE_TOO_LOW and evidence is not None:
             if await self._known():
                 _served_by(outcome, evidence)
-                return self.answer
+                return await self.answer()
             raise evidence  # the node's own nonce-too-low error, unchanged
         raise error
 
     async def _known(self) -> bool:
         """Does any provider return the transaction for this hash (not null)?"""
-        lookup = Call(LOOKUP, msgspec.json.encode([self.tx_hash]), b"1")
+        lookup = Call(LOOKUP, msgspec.json.encode([await self.tx_hash()]), b"1")
         now = trio.current_time()
         plan = self.chain.plan(LOOKUP, now, strategy=None, provider=None)
         found = False
@@ -184,7 +206,7 @@ class _Send:
             result = await dispatch(self.chain, self.call, pinned, sub)
         except LassoError:
             known = any(refusal_of(exc) is Refusal.ALREADY_KNOWN for _, exc in sub.failures)
-            race.finished(sub, self.answer if known else None)
+            race.finished(sub, await self.answer() if known else None)
             return
         except Exception:  # our bug: it may run in the service nursery, so never escape
             log.exception("broadcast of a raw transaction to %s failed", provider_id)

@@ -226,6 +226,21 @@ async def test_already_known_answers_the_lowercase_hash(
     assert response.body == b'{"jsonrpc":"2.0","id":9,"result":"' + HASH.encode() + b'"}'
 
 
+def big_raw(size: int) -> bytes:
+    """A typed transaction framing one ``size``-byte RLP string (size < 65536)."""
+    item = b"\xb9" + size.to_bytes(2) + b"\x01" * size
+    return b"\x02\xf9" + len(item).to_bytes(2) + item
+
+
+async def test_a_big_transaction_is_hashed_off_the_event_loop(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    raw = big_raw(20_000)
+    rig.on("p1", "eth_sendRawTransaction", rpc_error(-32000, "already known"))
+    reply = answer(await rig.send(["0x" + raw.hex()]))
+    assert reply["result"] == "0x" + keccak256(raw).hex()
+
+
 async def test_already_known_after_a_cut_answers_the_hash(
     rig: Rig, autojump_clock: trio.testing.MockClock
 ) -> None:
