@@ -9,10 +9,13 @@ never left):
 * **Failover.** After an ambiguous failure (the request was written, then the
   connection closed or the attempt timed out), the send goes on to the next
   provider, as a read would.
+  Each provider's first channel comes first (:func:`providers_first`): a hung
+  node must not eat the deadline over its HTTP and then its WebSocket channel.
 * **Same hash, same answer.** The hash is computed locally
-  (:mod:`lasso.core.txhash`), when a refusal needs it. A node that says it already has
-  the transaction ("already known" and kin, :mod:`lasso.core.txreplies`) has
-  accepted it: the client gets the hash, as from a node that took it now. A
+  (:mod:`lasso.core.txhash`), only when a refusal needs it. A node that says it
+  already has the transaction ("already known" and kin,
+  :mod:`lasso.core.txreplies`) has accepted it: the client gets the hash, as
+  from a node that took it now. A
   "nonce too low" is success only if a provider knows the transaction by that
   hash (``eth_getTransactionByHash`` is not null); otherwise the node's own
   error goes to the client unchanged.
@@ -37,14 +40,14 @@ import trio
 
 from lasso.chain import ChainRuntime
 from lasso.core.jsonrpc import Call
-from lasso.core.router import RoutePlan
+from lasso.core.router import ChannelView, RoutePlan
 from lasso.core.txhash import raw_of_params, transaction_hash
 from lasso.core.txreplies import Refusal, refusal_of, strongest
 from lasso.dispatch import ANSWER_MARGIN_S, dispatch
 from lasso.errors import LassoError, UpstreamError
 from lasso.outcome import Outcome, exhausted
 
-__all__ = ["SEND_RAW", "send_raw_transaction"]
+__all__ = ["SEND_RAW", "providers_first", "send_raw_transaction"]
 
 log = logging.getLogger("lasso.transactions")
 
@@ -74,6 +77,7 @@ async def send_raw_transaction(
         return await send.broadcast(plan, providers, outcome, services)
     idempotent = msgspec.structs.replace(
         plan,
+        channels=providers_first(plan.channels),
         replay_safe=True,
         max_attempts=chain.routing.max_attempts if plan.failover else 1,
     )
@@ -81,6 +85,17 @@ async def send_raw_transaction(
         return await dispatch(chain, call, idempotent, outcome, started_at=started_at)
     except LassoError as exc:
         return await send.judge(outcome, exc)
+
+
+def providers_first(channels: tuple[ChannelView, ...]) -> tuple[ChannelView, ...]:
+    """Each provider's first channel in plan order, then the other channels in order."""
+    seen: set[str] = set()
+    firsts: list[ChannelView] = []
+    rest: list[ChannelView] = []
+    for view in channels:
+        (rest if view.provider_id in seen else firsts).append(view)
+        seen.add(view.provider_id)
+    return (*firsts, *rest)
 
 
 def _served_by(outcome: Outcome, evidence: UpstreamError) -> None:

@@ -19,10 +19,12 @@ import trio.testing
 
 from lasso.config import parse_settings
 from lasso.core.reply import interpret
+from lasso.core.router import ChannelView, Tier
 from lasso.core.txhash import keccak256
 from lasso.daemon import open_gateway
 from lasso.errors import UpstreamNetworkError
 from lasso.gateway import Gateway
+from lasso.transactions import providers_first
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet
@@ -405,3 +407,17 @@ async def test_broadcast_follows_a_reload_of_the_chain_key(
     await rig.send()
     await trio.sleep(1)
     assert rig.sends() == [2, 1, 1]
+
+
+def test_each_providers_first_channel_comes_first() -> None:
+    def view(pid: str, transport: str) -> ChannelView:
+        return ChannelView(pid, transport, priority=0, order=0, tier=Tier.HEALTHY)
+
+    channels = (view("a", "http"), view("a", "ws"), view("b", "ws"), view("b", "http"))
+    ordered = providers_first(channels)
+    assert [(v.provider_id, v.transport) for v in ordered] == [
+        ("a", "http"),
+        ("b", "ws"),
+        ("a", "ws"),
+        ("b", "http"),
+    ]

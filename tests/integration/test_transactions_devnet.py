@@ -24,7 +24,7 @@ from lasso.chaos.faults import Fault
 from lasso.config import parse_settings
 from lasso.core.txhash import keccak256, transaction_hash
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
-from tests.support.front import open_lasso
+from tests.support.front import devnet_settings, open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -216,3 +216,26 @@ async def test_local_hashes_equal_anvils() -> None:
                 raw = await devnet.request(0, "eth_signTransaction", [request])
                 assert raw.startswith(kind)
                 assert local_hash(raw) == await devnet.send_raw_transaction(raw)
+
+
+async def test_a_hung_node_with_http_and_websocket_channels_costs_one_attempt() -> None:
+    """Frozen node0 (SIGSTOP) behind both its channels: the send still reaches node1."""
+    with trio.fail_after(GUARD_S):
+        async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
+            await devnet.mine()
+            raw = await devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            async with (
+                open_lasso(devnet_settings(devnet)) as base,
+                httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
+            ):
+                body = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction"}
+                devnet.freeze(0)
+                try:
+                    response = await client.post(
+                        "/rpc/priority/devnet", json=body | {"params": [raw]}
+                    )
+                finally:
+                    devnet.thaw(0)
+                pool = await devnet.request(1, "txpool_status")
+    assert response.json()["result"] == local_hash(raw)
+    assert pool["pending"] == "0x1"
