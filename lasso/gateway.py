@@ -39,6 +39,7 @@ from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
 from lasso.pubsub import EventBus
+from lasso.transactions import SEND_RAW, send_raw_transaction
 from lasso.upstream.provider import request_headers
 from lasso.upstream.ws import Connector, WsConnection, WsPolicy
 
@@ -318,6 +319,10 @@ class Gateway:
         )
         outcome = Outcome()
         meta.planned(plan, outcome)
+        if call.method == SEND_RAW:  # idempotent resend and broadcast: lasso.transactions
+            return await send_raw_transaction(
+                chain, call, plan, outcome, started_at=meta.started, services=self.services
+            )
         hedge_after_s = chain.hedge_delay_s(call.method, plan)
         return await dispatch(
             chain, call, plan, outcome, hedge_after_s=hedge_after_s, started_at=meta.started

@@ -9,6 +9,8 @@ provider:
     None               forward the body upstream, return its answer unchanged
     HTML_500           ``HTTP/1.1 500`` with an HTML page (not forwarded)
     RESET              read the request, then close with SO_LINGER 0: a TCP RST
+    FORWARD_THEN_RESET forward the request, wait for the node's answer, then RST
+                       instead of sending it: the node acted, the client cannot know
     REFUSED            emulated: RST as soon as the request's first bytes arrive,
                        before it is read (a kernel refusal cannot be scripted
                        per request; the client sees a reset, not ECONNREFUSED)
@@ -160,6 +162,10 @@ class FaultProxy:
     ) -> bool:
         """Answer one request as ``fault`` says; False when the connection is done."""
         if fault is Fault.RESET:
+            await conn.reset()
+            return False
+        if fault is Fault.FORWARD_THEN_RESET:
+            await conn.while_connected(partial(self._forward, request.body))
             await conn.reset()
             return False
         if fault is Fault.HANG:

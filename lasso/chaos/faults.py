@@ -14,6 +14,7 @@ from enum import Enum
 class Fault(Enum):
     HTML_500 = "html_500"
     RESET = "reset"
+    FORWARD_THEN_RESET = "forward_then_reset"
     REFUSED = "refused"
     HANG = "hang"
     TRUNCATED_JSON = "truncated_json"

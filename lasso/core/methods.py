@@ -130,6 +130,8 @@ DEADLINES_MS: dict[str, int] = {m: ms for ms, group in _DEADLINE_GROUPS.items() 
 
 # Methods that never change state and give the same answer from any
 # up-to-date provider, so a failed attempt may be retried elsewhere.
+# (eth_sendRawTransaction is not one, but a signed transaction is idempotent:
+# lasso.transactions resends it itself.)
 _NOT_REPLAYABLE = frozenset(
     {
         "eth_sendRawTransaction",

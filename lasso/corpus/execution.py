@@ -269,8 +269,10 @@ def _traces(c: Corpus, f: ChainFacts) -> None:
 
 def _raw_transactions(c: Corpus, f: ChainFacts) -> None:
     m = "eth_sendRawTransaction"
-    c.add("already-mined-nonce-too-low", m, [f.tx("transfer").raw])
-    c.add("already-mined-legacy", m, [f.tx("legacy").raw])
+    # A mined transaction sent again is answered with its hash (lasso.transactions); a
+    # different one reusing its nonce gets the node's "nonce too low".
+    c.add("used-nonce-nonce-too-low", m, [f.used_nonce_raws[0]])
+    c.add("used-nonce-legacy", m, [f.used_nonce_raws[1]])
     c.add("fee-below-base-fee", m, [f.underpriced_raw])
     c.add("truncated", m, [f.tx("transfer").raw[:60]])
     c.add("empty-bytes", m, ["0x"])

@@ -50,6 +50,9 @@ class ChainFacts:
     deploy_block: int
     log_block: int
     underpriced_raw: str  # signed, never sent: its max fee is below the base fee
+    #: Signed, never sent: a 1559 and a legacy transfer reusing a nonce another
+    #: transaction of the same sender was mined with ("nonce too low", and unknown).
+    used_nonce_raws: tuple[str, str]
 
     @property
     def head(self) -> int:
@@ -100,6 +103,15 @@ async def seed_chain(devnet: Devnet) -> ChainFacts:
     underpriced = {"from": a[4], "to": a[5], "value": "0x1", "maxFeePerGas": "0x1"}
     underpriced |= {"maxPriorityFeePerGas": "0x1", "gas": hex(21_000)}
     underpriced_raw = str(await devnet.request(0, "eth_signTransaction", [underpriced]))
+    used_nonce = {"to": a[6], "value": "0x2", "nonce": "0x0", "gas": hex(21_000)}
+    used_nonce_raws = (
+        str(await devnet.request(0, "eth_signTransaction", [used_nonce | {"from": a[0]}])),
+        str(
+            await devnet.request(
+                0, "eth_signTransaction", [used_nonce | {"from": a[2], "gasPrice": hex(3 * GWEI)}]
+            )
+        ),
+    )
     blocks = [
         await devnet.request(0, "eth_getBlockByNumber", [hex(n), False]) for n in range(head + 1)
     ]
@@ -111,6 +123,7 @@ async def seed_chain(devnet: Devnet) -> ChainFacts:
         deploy_block=3,
         log_block=4,
         underpriced_raw=underpriced_raw,
+        used_nonce_raws=used_nonce_raws,
     )
 
 

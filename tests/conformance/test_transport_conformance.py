@@ -281,6 +281,7 @@ async def outcome_of(provider: Provider) -> tuple[Any, ...]:
 EXPECTED = {
     Fault.HTML_500: (UpstreamProtocolError,),
     Fault.RESET: (UpstreamNetworkError, False),
+    Fault.FORWARD_THEN_RESET: (UpstreamNetworkError, False),
     Fault.HANG: ("hang",),
     Fault.TRUNCATED_JSON: (UpstreamProtocolError,),
     Fault.WRONG_ID: (UpstreamProtocolError,),

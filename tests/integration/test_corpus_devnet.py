@@ -143,7 +143,8 @@ def fake_facts() -> ChainFacts:
         Tx(f"0x{0xAA00 + i:064x}", f"0x02f8{i:02x}", 2 + i // 2, hashes[2 + i // 2], i % 2, kind)
         for i, kind in enumerate(kinds)
     )
-    return ChainFacts(hashes, txs, "0x" + "e1" * 20, "0x" + "e2" * 20, 3, 4, "0x02f801")
+    used_nonce = ("0x02f802", "0xf802")
+    return ChainFacts(hashes, txs, "0x" + "e1" * 20, "0x" + "e2" * 20, 3, 4, "0x02f801", used_nonce)
 
 
 def test_the_corpus_is_large_valid_json_rpc_with_distinct_varied_ids() -> None:

@@ -62,6 +62,9 @@ class FakeNode:
             await trio.sleep_forever()
         if fault is Fault.RESET:
             raise UpstreamNetworkError("connection reset by peer")
+        if fault is Fault.FORWARD_THEN_RESET:
+            self._answer(request)  # the node acted; its answer is lost
+            raise UpstreamNetworkError("connection reset by peer")
         if fault is Fault.REFUSED:
             raise UpstreamNetworkError("connection refused", never_sent=True)
         if fault is Fault.HTML_500:
