@@ -1,0 +1,208 @@
+"""Gateway-served stateful filters: the six filter methods, answered as geth answers them.
+
+``eth_newFilter`` / ``eth_newBlockFilter`` / ``eth_newPendingTransactionFilter`` install
+a filter in the pure :class:`~lasso.core.filter_table.FilterTable` under a gateway-issued
+id (geth's form) and start its feed (:mod:`lasso.filters.feeds`) if it is the first on
+it; ``eth_getFilterChanges`` takes what the feed delivered since the last poll (block
+hashes, transaction hashes, or the matching logs, ``removed: true`` ones included);
+``eth_getFilterLogs`` runs the filter's criteria as an ``eth_getLogs`` through the
+gateway's normal path (splitting and failover apply); ``eth_uninstallFilter`` answers
+``true`` or ``false``. An unknown, expired or overflowed id gets geth's -32000 "filter
+not found"; past ``[filters]`` ``max_per_client`` (by remote address) or ``max_total``
+a new filter gets -32005 "filter limit reached" (EIP-1474's "limit exceeded", HTTP 200,
+so a client sees a JSON-RPC error it can show, not a transport failure).
+
+A chain with no provider that has a ``ws_url`` has no gap-free stream to feed filters
+from: its filter methods are forwarded to a node as before (no worse than without
+Lasso; a poll may then land on a node without the filter). A chain whose WebSocket
+providers are all down answers ``eth_new*Filter`` with -32000 until one is back.
+
+:func:`open_filters` runs the idle-expiry sweep and hooks the service into the gateway.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+
+import msgspec
+import trio
+
+from lasso.config.schema import FilterConfig
+from lasso.core.filter_params import (
+    FilterParamsError,
+    parse_filter_id,
+    parse_new_filter,
+)
+from lasso.core.filter_table import Change, FilterKind, FilterLimits, FilterTable, LimitReached
+from lasso.core.jsonrpc import Call
+from lasso.core.subs import InvalidSubscription, SubscriptionRequest, parse_subscribe_params
+from lasso.errors import FilterError, FilterLimit, InvalidParams, LassoError
+from lasso.filters.feeds import FeedKey, Feeds
+from lasso.gateway import Forward, Gateway, Target
+from lasso.subscriptions.hub import SubscriptionHub
+
+NOT_FOUND = "filter not found"
+_UNKNOWN_CLIENT = "(unknown address)"
+_NEW_HEADS = parse_subscribe_params(["newHeads"])
+
+
+def limits_of(config: FilterConfig) -> FilterLimits:
+    return FilterLimits(
+        idle_s=config.idle_timeout_ms / 1000,
+        max_per_client=config.max_per_client,
+        max_total=config.max_total,
+        max_buffered=config.max_buffered_changes,
+    )
+
+
+class FilterService:
+    """The gateway's filters; see the module docstring."""
+
+    def __init__(
+        self, gateway: Gateway, hub: SubscriptionHub, rng: random.Random | None = None
+    ) -> None:
+        self.gateway = gateway
+        self.table = FilterTable()
+        self.rng = rng or random.SystemRandom()
+        self.feeds = Feeds(hub, self._deliver, self._broke, self._in_use)
+
+    def limits(self) -> FilterLimits:
+        return limits_of(self.gateway.settings.filters)  # a reload applies at the next call
+
+    async def handle(self, target: Target, call: Call, forward: Forward) -> bytes:
+        if not any(p.config.ws_url for p in target.chain.providers.values()):
+            return await forward(call)  # nothing gap-free to feed from: see the docstring
+        try:
+            return await self._handle(target, call, forward)
+        except FilterParamsError as exc:
+            if exc.code == -32602:
+                raise InvalidParams(exc.message) from None
+            raise FilterError(exc.message) from None
+
+    async def _handle(self, target: Target, call: Call, forward: Forward) -> bytes:
+        method = call.method
+        if method == "eth_newFilter":
+            criteria = parse_new_filter(call.params)
+            span = (criteria.first, criteria.last)
+            request = criteria.request
+            return await self._install(target, FilterKind.LOGS, request, span, call.params)
+        if method == "eth_newBlockFilter":
+            _no_arguments(call.params)
+            return await self._install(target, FilterKind.BLOCKS, _NEW_HEADS, (None, None))
+        if method == "eth_newPendingTransactionFilter":
+            request = _pending_request(call.params)
+            return await self._install(target, FilterKind.PENDING, request, (None, None))
+        fid = parse_filter_id(call.params)
+        now = trio.current_time()
+        limits = self.limits()
+        if method == "eth_getFilterChanges":
+            polled = self.table.poll(fid, now, limits.idle_s)
+            if not polled.found:
+                raise FilterError(NOT_FOUND)
+            return b"[" + b",".join(polled.changes) + b"]"
+        if method == "eth_uninstallFilter":
+            found, released = self.table.uninstall(fid)
+            self._release(released)
+            return b"true" if found else b"false"
+        return await self._filter_logs(fid, now, limits, forward)  # eth_getFilterLogs
+
+    async def _filter_logs(
+        self, fid: str, now: float, limits: FilterLimits, forward: Forward
+    ) -> bytes:
+        criteria = self.table.criteria(fid, now, limits.idle_s)
+        if criteria is None:  # geth: only a log filter has logs
+            raise FilterError(NOT_FOUND)
+        return await forward(Call("eth_getLogs", criteria, b"1"))
+
+    async def _install(
+        self,
+        target: Target,
+        kind: FilterKind,
+        request: SubscriptionRequest,
+        span: tuple[int | None, int | None],
+        criteria: bytes | None = None,
+    ) -> bytes:
+        client: Hashable = target.client or _UNKNOWN_CLIENT
+        key: FeedKey = (target.chain, request.key)
+        now = trio.current_time()
+        limits = self.limits()
+        self._release(self.table.expire(now, limits.idle_s))
+        try:
+            fid, _ = self.table.install(kind, key, client, now, limits, self.rng, span, criteria)
+        except LimitReached as exc:
+            raise FilterLimit(str(exc)) from None
+        try:
+            await self.feeds.ensure(key, target, request, client)
+        except BaseException:
+            self._release(self.table.uninstall(fid)[1])
+            raise
+        return b'"%b"' % fid.encode()
+
+    # -- the feeds' callbacks --------------------------------------------------
+
+    def _deliver(self, key: FeedKey, changes: list[Change]) -> None:
+        self._release(self.table.deliver(key, changes, self.limits().max_buffered))
+
+    def _broke(self, key: FeedKey, _message: str) -> None:
+        self._release(self.table.drop_feed(key))
+
+    def _in_use(self, key: FeedKey) -> bool:
+        return self.table.filters_of(key) > 0
+
+    def _release(self, feeds: list[Hashable]) -> None:
+        for key in feeds:
+            assert isinstance(key, tuple)
+            self.feeds.release(key)
+
+    def sweep(self) -> None:
+        """Drop the filters idle past ``idle_timeout_ms`` and release their streams."""
+        self._release(self.table.expire(trio.current_time(), self.limits().idle_s))
+
+    async def run_sweeper(self, *, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(min(max(self.limits().idle_s / 4, 0.05), 5.0))
+            self.sweep()
+
+
+def _no_arguments(params: bytes) -> None:
+    if params not in (b"", b"null", b"[]"):
+        raise InvalidParams("too many arguments, want at most 0")
+
+
+def _pending_request(params: bytes) -> SubscriptionRequest:
+    """``eth_newPendingTransactionFilter [fullTx?]`` (geth takes an optional boolean)."""
+    try:
+        args = msgspec.json.decode(params) if params else []
+    except msgspec.DecodeError:
+        raise InvalidParams("invalid argument 0: not JSON") from None
+    if args is None:
+        args = []
+    if not isinstance(args, list) or len(args) > 1:
+        raise InvalidParams("too many arguments, want at most 1")
+    try:
+        return parse_subscribe_params(["newPendingTransactions", *args])
+    except InvalidSubscription as exc:
+        raise InvalidParams(f"invalid argument 0: {exc}") from None
+
+
+@asynccontextmanager
+async def open_filters(
+    gateway: Gateway, hub: SubscriptionHub, rng: random.Random | None = None
+) -> AsyncIterator[FilterService]:
+    """Serve the gateway's filters until the block exits."""
+    service = FilterService(gateway, hub, rng)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run_sweeper)
+        gateway.filters = service
+        try:
+            yield service
+        finally:
+            gateway.filters = None
+            service.feeds.release_all()
+            nursery.cancel_scope.cancel(reason="filters closing")
+
+
+__all__ = ["FilterService", "LassoError", "limits_of", "open_filters"]
