@@ -201,3 +201,22 @@ async def test_filters_per_client_are_bounded_and_released(rig: Rig) -> None:
         assert "filter limit reached" in over["error"]["message"]
         assert await rig.result("eth_uninstallFilter", [ids[0]]) is True
         assert (await rig.result("eth_newBlockFilter", [])).startswith("0x")
+
+
+@pytest.mark.parametrize("rig", ["[filters]\nmax_buffered_changes = 5\n"], indirect=True)
+async def test_a_filter_never_polled_is_dropped_at_its_buffer_bound_not_truncated(
+    rig: Rig,
+) -> None:
+    with trio.fail_after(30):
+        idle = await rig.result("eth_newBlockFilter", [])
+        canary = await rig.result("eth_newBlockFilter", [])
+        seen: list[str] = []
+        for round_ in range(6):
+            await rig.devnet.mine()
+            while len(seen) <= round_:  # polled every block: never more than 1 buffered
+                seen += await rig.result("eth_getFilterChanges", [canary])
+                if len(seen) <= round_:
+                    await trio.sleep(0.02)  # bounded by fail_after: the head is on its way
+        dropped = await rig.call("eth_getFilterChanges", [idle])
+    assert dropped["error"] == {"code": -32000, "message": "filter not found"}
+    assert len(set(seen)) == 6
