@@ -205,6 +205,13 @@ class FilterTable:
         state.filters[fid] = entry
         return fid, new
 
+    def feed_of(self, fid: str, now: float, idle_s: float) -> Hashable | None:
+        """A live filter's feed (None: no such filter)."""
+        entry = self._filters.get(fid)
+        if entry is None or now - entry.polled_at >= idle_s:
+            return None
+        return entry.feed
+
     def criteria(self, fid: str, now: float, idle_s: float) -> Any:
         """A live log filter's criteria (None: no such log filter). As in geth, this is
         not a poll: the idle clock keeps running."""

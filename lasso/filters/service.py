@@ -12,10 +12,10 @@ not found"; past ``[filters]`` ``max_per_client`` (by remote address) or ``max_t
 a new filter gets -32005 "filter limit reached" (EIP-1474's "limit exceeded", HTTP 200,
 so a client sees a JSON-RPC error it can show, not a transport failure).
 
-A chain with no provider that has a ``ws_url`` has no gap-free stream to feed filters
-from: its filter methods are forwarded to a node as before (no worse than without
-Lasso; a poll may then land on a node without the filter). A chain whose WebSocket
-providers are all down answers ``eth_new*Filter`` with -32000 until one is back.
+A chain with no provider that has a ``ws_url`` has no stream to feed filters from: its
+filters are cursors read over HTTP at each poll (:mod:`lasso.filters.polled`). A chain
+whose WebSocket providers are all down answers ``eth_new*Filter`` with -32000 until one
+is back (the filters already installed are fed again by the streams' failover).
 
 :func:`open_filters` runs the idle-expiry sweep and hooks the service into the gateway.
 """
@@ -40,10 +40,12 @@ from lasso.core.jsonrpc import Call
 from lasso.core.subs import InvalidSubscription, SubscriptionRequest, parse_subscribe_params
 from lasso.errors import FilterError, FilterLimit, InvalidParams, LassoError
 from lasso.filters.feeds import FeedKey, Feeds
+from lasso.filters.polled import PolledFeeds
 from lasso.gateway import Forward, Gateway, Target
 from lasso.subscriptions.hub import SubscriptionHub
 
 NOT_FOUND = "filter not found"
+NO_PENDING = "pending transaction filters need a provider with a WebSocket (ws_url) on this chain"
 _UNKNOWN_CLIENT = "(unknown address)"
 _NEW_HEADS = parse_subscribe_params(["newHeads"])
 
@@ -67,13 +69,12 @@ class FilterService:
         self.table = FilterTable()
         self.rng = rng or random.SystemRandom()
         self.feeds = Feeds(hub, self._deliver, self._broke, self._in_use)
+        self.polled = PolledFeeds()
 
     def limits(self) -> FilterLimits:
         return limits_of(self.gateway.settings.filters)  # a reload applies at the next call
 
     async def handle(self, target: Target, call: Call, forward: Forward) -> bytes:
-        if not any(p.config.ws_url for p in target.chain.providers.values()):
-            return await forward(call)  # nothing gap-free to feed from: see the docstring
         try:
             return await self._handle(target, call, forward)
         except FilterParamsError as exc:
@@ -87,17 +88,20 @@ class FilterService:
             criteria = parse_new_filter(call.params)
             span = (criteria.first, criteria.last)
             request = criteria.request
-            return await self._install(target, FilterKind.LOGS, request, span, call.params)
+            return await self._install(target, FilterKind.LOGS, request, forward, span, call.params)
         if method == "eth_newBlockFilter":
             _no_arguments(call.params)
-            return await self._install(target, FilterKind.BLOCKS, _NEW_HEADS, (None, None))
+            return await self._install(target, FilterKind.BLOCKS, _NEW_HEADS, forward)
         if method == "eth_newPendingTransactionFilter":
             request = _pending_request(call.params)
-            return await self._install(target, FilterKind.PENDING, request, (None, None))
+            return await self._install(target, FilterKind.PENDING, request, forward)
         fid = parse_filter_id(call.params)
         now = trio.current_time()
         limits = self.limits()
         if method == "eth_getFilterChanges":
+            feed = self.table.feed_of(fid, now, limits.idle_s)
+            if feed in self.polled:
+                self._deliver(feed, await self.polled.catch_up(feed, forward))
             polled = self.table.poll(fid, now, limits.idle_s)
             if not polled.found:
                 raise FilterError(NOT_FOUND)
@@ -121,11 +125,15 @@ class FilterService:
         target: Target,
         kind: FilterKind,
         request: SubscriptionRequest,
-        span: tuple[int | None, int | None],
+        forward: Forward,
+        span: tuple[int | None, int | None] = (None, None),
         criteria: bytes | None = None,
     ) -> bytes:
         client: Hashable = target.client or _UNKNOWN_CLIENT
-        key: FeedKey = (target.chain, request.key)
+        streamed = any(p.config.ws_url for p in target.chain.providers.values())
+        if not streamed and kind is FilterKind.PENDING:
+            raise FilterError(NO_PENDING)
+        key: Hashable = (target.chain, request.key) if streamed else self.polled.new_key()
         now = trio.current_time()
         limits = self.limits()
         self._release(self.table.expire(now, limits.idle_s))
@@ -134,7 +142,11 @@ class FilterService:
         except LimitReached as exc:
             raise FilterLimit(str(exc)) from None
         try:
-            await self.feeds.ensure(key, target, request, client)
+            if streamed:
+                assert isinstance(key, tuple)
+                await self.feeds.ensure(key, target, request, client)
+            else:
+                await self.polled.start(key, kind, request.log_filter, forward)
         except BaseException:
             self._release(self.table.uninstall(fid)[1])
             raise
@@ -142,7 +154,7 @@ class FilterService:
 
     # -- the feeds' callbacks --------------------------------------------------
 
-    def _deliver(self, key: FeedKey, changes: list[Change]) -> None:
+    def _deliver(self, key: Hashable, changes: list[Change]) -> None:
         self._release(self.table.deliver(key, changes, self.limits().max_buffered))
 
     def _broke(self, key: FeedKey, _message: str) -> None:
@@ -153,8 +165,11 @@ class FilterService:
 
     def _release(self, feeds: list[Hashable]) -> None:
         for key in feeds:
-            assert isinstance(key, tuple)
-            self.feeds.release(key)
+            if key in self.polled:
+                self.polled.release(key)
+            else:
+                assert isinstance(key, tuple)
+                self.feeds.release(key)
 
     def sweep(self) -> None:
         """Drop the filters idle past ``idle_timeout_ms`` and release their streams."""

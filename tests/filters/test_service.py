@@ -3,6 +3,7 @@ expiry by the sweeper, a broken feed drops its filters, eth_getFilterLogs forwar
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any, cast
 
@@ -187,9 +188,72 @@ async def test_bad_params_and_limits(
         await rig.call("eth_newBlockFilter")
 
 
-async def test_a_chain_without_websocket_providers_forwards(
+class ScriptedNode:
+    """What the gateway's normal path answers, for filters polled over HTTP."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+        self.logs: list[bytes] = []
+        self.calls: list[Call] = []
+        self.fail = False
+
+    async def forward(self, call: Call) -> bytes:
+        self.calls.append(call)
+        if self.fail:
+            raise NoProviderAvailable("every provider failed")
+        if call.method == "eth_blockNumber":
+            return b'"%b"' % hex(self.head).encode()
+        if call.method == "eth_getBlockByNumber":
+            number = json.loads(call.params)[0]
+            return b'{"number":"%b","hash":"0xh%b"}' % (number.encode(), number[2:].encode())
+        assert call.method == "eth_getLogs"
+        return b"[" + b",".join(self.logs) + b"]"
+
+
+async def test_a_chain_without_websocket_providers_polls_over_http(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     rig = await open_rig(gateway_for(ws=False), nursery)
-    assert await rig.call("eth_newBlockFilter") == b'["forwarded"]'
+    node = ScriptedNode(head=5)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    fid = await rig.call("eth_newBlockFilter")
+    node.head = 7
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b'["0xh6","0xh7"]'
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
+    node.head, node.fail = 8, True
+    with pytest.raises(NoProviderAvailable):
+        await rig.call("eth_getFilterChanges", b"[%b]" % fid)
+    node.fail = False  # nothing was lost: the cursor did not move
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b'["0xh8"]'
+    node.head = 8 + 1024 + 5  # a rare poller: bounded work per poll, nothing lost
+    first = json.loads(await rig.call("eth_getFilterChanges", b"[%b]" % fid))
+    rest = json.loads(await rig.call("eth_getFilterChanges", b"[%b]" % fid))
+    assert first + rest == [f"0xh{n:x}" for n in range(9, node.head + 1)]
+    assert len(first) == 1024
+    with pytest.raises(FilterError, match="need a provider with a WebSocket"):
+        await rig.call("eth_newPendingTransactionFilter")
     assert rig.hub.acquired == []
+
+
+async def test_a_polled_log_filter_reads_each_range_once_as_the_node_wrote_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    rig = await open_rig(gateway_for(ws=False), nursery)
+    node = ScriptedNode(head=7)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    address = "0x" + "1" * 40
+    fid = await rig.call("eth_newFilter", b'[{"address":"%b"}]' % address.encode())
+    node.head = 9
+    node.logs = [
+        b'{"blockNumber": "0x8", "blockHash": "0xb8", "logIndex": "0x0"}',
+        b'{"blockNumber":"0x9","blockHash":"0xb9","logIndex":"0x0"}',
+    ]
+    changes = await rig.call("eth_getFilterChanges", b"[%b]" % fid)
+    assert changes == b"[" + b",".join(node.logs) + b"]"  # byte for byte
+    query = next(c for c in node.calls if c.method == "eth_getLogs")
+    assert json.loads(query.params) == [
+        {"address": [address], "fromBlock": "0x8", "toBlock": "0x9"}
+    ]
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
+    assert await rig.call("eth_uninstallFilter", b"[%b]" % fid) == b"true"
+    assert rig.service.polled._cursors == {}

@@ -33,10 +33,17 @@ INIT = "6027600c60003960276000f3" + RUNTIME
 
 
 def settings_for(devnet: Devnet, relay: TcpRelay, extra: str = "") -> Settings:
+    """n0 (first choice) through the relay; ``extra`` starting with "http-only" leaves
+    every provider without a ws_url."""
+    http_only = extra.startswith("http-only")
+    extra = extra.removeprefix("http-only")
     n0 = f"127.0.0.1:{relay.port}"
-    rows = [f'{{ id = "n0", url = "http://{n0}", ws_url = "ws://{n0}", priority = 0 }}'] + [
-        f'{{ id = "n{n.index}", url = "{n.http_url}", ws_url = "{n.ws_url}", priority = {n.index} }}'
-        for n in devnet.nodes[1:]
+    urls = [(f"http://{n0}", f"ws://{n0}")] + [(n.http_url, n.ws_url) for n in devnet.nodes[1:]]
+    rows = [
+        f'{{ id = "n{i}", url = "{http}"'
+        + ("" if http_only else f', ws_url = "{ws}"')
+        + f", priority = {i} }}"
+        for i, (http, ws) in enumerate(urls)
     ]
     text = (
         "[websocket]\nping_interval_ms = 200\npong_timeout_ms = 300\n"
@@ -117,9 +124,11 @@ def log_key(log: dict[str, Any]) -> tuple[str, str]:
     return (log["blockHash"], log["logIndex"])
 
 
+@pytest.mark.parametrize("rig", ["", "http-only"], indirect=True)
 async def test_a_polled_log_filter_survives_a_provider_cut_without_loss_or_repeat(
     rig: Rig,
 ) -> None:
+    """Over HTTP only (no ws_url anywhere), the filter is read over HTTP at each poll."""
     contract = await deploy_emitter(rig.devnet)
     with trio.fail_after(60):
         first = int(await rig.result("eth_blockNumber", []), 16) + 1
@@ -154,6 +163,7 @@ async def test_a_polled_log_filter_survives_a_provider_cut_without_loss_or_repea
     assert logs == await rig.devnet.request(1, "eth_getLogs", [{"address": contract}])
 
 
+@pytest.mark.parametrize("rig", ["", "http-only"], indirect=True)
 async def test_a_block_filter_returns_each_new_block_hash_once_across_a_cut(rig: Rig) -> None:
     with trio.fail_after(60):
         first = int(await rig.result("eth_blockNumber", []), 16) + 1
@@ -220,3 +230,11 @@ async def test_a_filter_never_polled_is_dropped_at_its_buffer_bound_not_truncate
         dropped = await rig.call("eth_getFilterChanges", [idle])
     assert dropped["error"] == {"code": -32000, "message": "filter not found"}
     assert len(set(seen)) == 6
+
+
+@pytest.mark.parametrize("rig", ["http-only"], indirect=True)
+async def test_pending_filters_need_a_websocket_provider(rig: Rig) -> None:
+    with trio.fail_after(30):
+        answer = await rig.call("eth_newPendingTransactionFilter", [])
+    assert answer["error"]["code"] == -32000
+    assert "WebSocket (ws_url)" in answer["error"]["message"]
