@@ -31,11 +31,17 @@ from lasso.errors import UpstreamProtocolError
 from lasso.filters.feeds import to_change
 from lasso.gateway import Forward
 
-__all__ = ["MAX_BLOCKS_PER_POLL", "PolledFeeds"]
+__all__ = ["MAX_BLOCKS_PER_POLL", "PolledFeeds", "PolledKey"]
 
 MAX_BLOCKS_PER_POLL = 1024
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
+
+
+class PolledKey(msgspec.Struct, frozen=True):
+    """A polled filter's own feed key (polled filters share nothing)."""
+
+    number: int
 
 
 class _Cursor:
@@ -55,12 +61,9 @@ class PolledFeeds:
         self._cursors: dict[Hashable, _Cursor] = {}
         self._made = 0
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._cursors
-
-    def new_key(self) -> tuple[str, int]:
+    def new_key(self) -> PolledKey:
         self._made += 1
-        return ("polled", self._made)
+        return PolledKey(self._made)
 
     async def start(
         self, key: Hashable, kind: FilterKind, log_filter: LogFilter | None, forward: Forward

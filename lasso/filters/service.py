@@ -13,9 +13,10 @@ a new filter gets -32005 "filter limit reached" (EIP-1474's "limit exceeded", HT
 so a client sees a JSON-RPC error it can show, not a transport failure).
 
 A chain with no provider that has a ``ws_url`` has no stream to feed filters from: its
-filters are cursors read over HTTP at each poll (:mod:`lasso.filters.polled`). A chain
-whose WebSocket providers are all down answers ``eth_new*Filter`` with -32000 until one
-is back (the filters already installed are fed again by the streams' failover).
+filters are cursors read over HTTP at each poll (:mod:`lasso.filters.polled`). So is a
+new block or log filter when its stream cannot start (every WebSocket down, or the
+chain's upstream subscription budget full); a pending-transaction filter then gets the
+stream's error. Filters already installed on a stream are fed again by its failover.
 
 :func:`open_filters` runs the idle-expiry sweep and hooks the service into the gateway.
 """
@@ -38,9 +39,16 @@ from lasso.core.filter_params import (
 from lasso.core.filter_table import Change, FilterKind, FilterLimits, FilterTable, LimitReached
 from lasso.core.jsonrpc import Call
 from lasso.core.subs import InvalidSubscription, SubscriptionRequest, parse_subscribe_params
-from lasso.errors import FilterError, FilterLimit, InvalidParams, LassoError
+from lasso.errors import (
+    FilterError,
+    FilterLimit,
+    InvalidParams,
+    LassoError,
+    LocalCapacity,
+    NoProviderAvailable,
+)
 from lasso.filters.feeds import FeedKey, Feeds
-from lasso.filters.polled import PolledFeeds
+from lasso.filters.polled import PolledFeeds, PolledKey
 from lasso.gateway import Forward, Gateway, Target
 from lasso.subscriptions.hub import SubscriptionHub
 
@@ -100,7 +108,7 @@ class FilterService:
         limits = self.limits()
         if method == "eth_getFilterChanges":
             feed = self.table.feed_of(fid, now, limits.idle_s)
-            if feed in self.polled:
+            if isinstance(feed, PolledKey):
                 self._deliver(feed, await self.polled.catch_up(feed, forward))
             polled = self.table.poll(fid, now, limits.idle_s)
             if not polled.found:
@@ -129,11 +137,31 @@ class FilterService:
         span: tuple[int | None, int | None] = (None, None),
         criteria: bytes | None = None,
     ) -> bytes:
-        client: Hashable = target.client or _UNKNOWN_CLIENT
-        streamed = any(p.config.ws_url for p in target.chain.providers.values())
-        if not streamed and kind is FilterKind.PENDING:
+        if any(p.config.ws_url for p in target.chain.providers.values()):
+            try:
+                key: FeedKey = (target.chain, request.key)
+                return await self._install_on(key, target, kind, request, forward, span, criteria)
+            except (NoProviderAvailable, LocalCapacity):
+                if kind is FilterKind.PENDING:
+                    raise
+                # No stream can start now (every WebSocket down, or the chain's upstream
+                # budget full): this filter is read over HTTP at each poll instead.
+        if kind is FilterKind.PENDING:
             raise FilterError(NO_PENDING)
-        key: Hashable = (target.chain, request.key) if streamed else self.polled.new_key()
+        polled = self.polled.new_key()
+        return await self._install_on(polled, target, kind, request, forward, span, criteria)
+
+    async def _install_on(
+        self,
+        key: Hashable,
+        target: Target,
+        kind: FilterKind,
+        request: SubscriptionRequest,
+        forward: Forward,
+        span: tuple[int | None, int | None],
+        criteria: bytes | None,
+    ) -> bytes:
+        client: Hashable = target.client or _UNKNOWN_CLIENT
         now = trio.current_time()
         limits = self.limits()
         self._release(self.table.expire(now, limits.idle_s))
@@ -142,11 +170,11 @@ class FilterService:
         except LimitReached as exc:
             raise FilterLimit(str(exc)) from None
         try:
-            if streamed:
+            if isinstance(key, PolledKey):
+                await self.polled.start(key, kind, request.log_filter, forward)
+            else:
                 assert isinstance(key, tuple)
                 await self.feeds.ensure(key, target, request, client)
-            else:
-                await self.polled.start(key, kind, request.log_filter, forward)
         except BaseException:
             self._release(self.table.uninstall(fid)[1])
             raise
@@ -165,7 +193,7 @@ class FilterService:
 
     def _release(self, feeds: list[Hashable]) -> None:
         for key in feeds:
-            if key in self.polled:
+            if isinstance(key, PolledKey):
                 self.polled.release(key)
             else:
                 assert isinstance(key, tuple)

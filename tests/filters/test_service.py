@@ -141,7 +141,7 @@ async def test_concurrent_installs_start_the_feed_once_and_a_failed_start_leaves
 
     async def install() -> None:
         try:
-            await rig.call("eth_newBlockFilter")
+            await rig.call("eth_newPendingTransactionFilter")
         except NoProviderAvailable as exc:
             errors.append(exc)
 
@@ -153,8 +153,20 @@ async def test_concurrent_installs_start_the_feed_once_and_a_failed_start_leaves
     assert len(errors) == 3
     assert rig.service.table.statistics().filters == 0
     rig.hub.fail = None
-    assert (await rig.call("eth_newBlockFilter")).startswith(b'"0x')
+    assert (await rig.call("eth_newPendingTransactionFilter")).startswith(b'"0x')
     assert len(rig.hub.acquired) == 1
+
+
+async def test_a_block_filter_whose_stream_cannot_start_is_polled_over_http(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    rig = await open_rig(gateway_for(), nursery)
+    rig.hub.fail = NoProviderAvailable("Could not subscribe upstream: no WebSocket")
+    node = ScriptedNode(head=3)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    fid = await rig.call("eth_newBlockFilter")
+    node.head = 4
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b'["0xh4"]'
 
 
 async def test_get_filter_logs_is_an_eth_get_logs_of_the_criteria(
