@@ -33,6 +33,7 @@ from lasso.config import (
 )
 from lasso.core import jsonrpc
 from lasso.core.filter_params import FILTER_METHODS
+from lasso.core.filter_table import FilterTableStatistics
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.methods import Allowlist, Disposition, disposition, refusal
 from lasso.core.routes import RouteSpec
@@ -60,6 +61,8 @@ class Filters(Protocol):
     ``FILTER_METHODS``; ``forward`` runs a call (``eth_getLogs``) the normal way."""
 
     async def handle(self, target: Target, call: Call, forward: Forward) -> bytes: ...
+
+    def statistics(self) -> FilterTableStatistics: ...
 
 
 Profiles = Mapping[str, Mapping[str, ChainRuntime]]

@@ -36,7 +36,14 @@ from lasso.core.filter_params import (
     parse_filter_id,
     parse_new_filter,
 )
-from lasso.core.filter_table import Change, FilterKind, FilterLimits, FilterTable, LimitReached
+from lasso.core.filter_table import (
+    Change,
+    FilterKind,
+    FilterLimits,
+    FilterTable,
+    FilterTableStatistics,
+    LimitReached,
+)
 from lasso.core.jsonrpc import Call
 from lasso.core.subs import InvalidSubscription, SubscriptionRequest, parse_subscribe_params
 from lasso.errors import (
@@ -78,6 +85,9 @@ class FilterService:
         self.rng = rng or random.SystemRandom()
         self.feeds = Feeds(hub, self._deliver, self._broke, self._in_use)
         self.polled = PolledFeeds()
+
+    def statistics(self) -> FilterTableStatistics:
+        return self.table.statistics()
 
     def limits(self) -> FilterLimits:
         return limits_of(self.gateway.settings.filters)  # a reload applies at the next call

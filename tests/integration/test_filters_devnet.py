@@ -238,3 +238,53 @@ async def test_pending_filters_need_a_websocket_provider(rig: Rig) -> None:
         answer = await rig.call("eth_newPendingTransactionFilter", [])
     assert answer["error"]["code"] == -32000
     assert "WebSocket (ws_url)" in answer["error"]["message"]
+
+
+def gauge(metrics: str, name: str) -> int:
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+HOSTILE = "[filters]\nmax_per_client = 8\n[subscriptions]\nmax_idle_upstream_per_client = 2\n"
+
+
+@pytest.mark.parametrize("rig", [HOSTILE], indirect=True)
+async def test_a_hostile_filter_client_cannot_hurt_a_polling_client(rig: Rig) -> None:
+    """One client churns 300 distinct log filters (each a distinct upstream subscription),
+    holds its 8 never polled, polls 300 made-up ids; the upstream work stays bounded and
+    a canary's block filter still sees every block exactly once."""
+    metrics_url = rig.url.replace("/rpc/devnet", "/metrics")
+    with trio.fail_after(60):
+        canary = await rig.result("eth_newBlockFilter", [])
+        first = int(await rig.result("eth_blockNumber", []), 16) + 1
+        refused = 0
+        for n in range(300):
+            topic = "0x" + format(n, "064x")
+            answer = await rig.call("eth_newFilter", [{"topics": [topic]}])
+            if "error" in answer:
+                assert answer["error"]["code"] == -32005, answer
+                refused += 1
+            elif n % 40:  # keeps a few; the rest are uninstalled at once
+                assert await rig.result("eth_uninstallFilter", [answer["result"]]) is True
+            made_up = await rig.call("eth_getFilterChanges", ["0x" + format(n, "032x")])
+            assert made_up["error"]["message"] == "filter not found"
+            if n % 50 == 0:
+                await rig.devnet.mine()
+        upstream = gauge((await rig.http.get(metrics_url)).text, "lasso_upstream_subscriptions")
+        filters = gauge((await rig.http.get(metrics_url)).text, "lasso_filters ")
+        hashes: list[str] = []
+        while len(hashes) < 6:
+            hashes += await rig.result("eth_getFilterChanges", [canary])
+            if len(hashes) < 6:
+                await trio.sleep(0.02)  # bounded by fail_after
+        expected = [
+            (await rig.devnet.request(1, "eth_getBlockByNumber", [hex(n), False]))["hash"]
+            for n in range(first, first + 6)
+        ]
+    assert refused > 0  # the canary's filter counts too: 7 held + the canary = 8
+    assert filters == 8
+    assert upstream <= 8 + 2  # live (the held ones and the canary's) + this client's idle bound
+    assert hashes == expected
