@@ -23,7 +23,7 @@ from collections.abc import Hashable
 import msgspec
 import trio
 
-from lasso.core.filter_table import Change, FilterKind
+from lasso.core.filter_table import Change
 from lasso.core.jsonrpc import Call
 from lasso.core.subs import Delivery, LogFilter, SubscriptionKind, get_logs_params
 from lasso.core.subs.items import parse_quantity
@@ -45,12 +45,12 @@ class PolledKey(msgspec.Struct, frozen=True):
 
 
 class _Cursor:
-    __slots__ = ("kind", "last", "lock", "log_filter")
+    __slots__ = ("end", "last", "lock", "log_filter")
 
-    def __init__(self, kind: FilterKind, log_filter: LogFilter | None, last: int) -> None:
-        self.kind = kind
+    def __init__(self, log_filter: LogFilter | None, last: int, end: int | None) -> None:
         self.log_filter = log_filter
         self.last = last
+        self.end = end  # a log filter's toBlock: nothing after it is read
         self.lock = trio.Lock()  # one catch-up at a time per filter
 
 
@@ -66,10 +66,15 @@ class PolledFeeds:
         return PolledKey(self._made)
 
     async def start(
-        self, key: Hashable, kind: FilterKind, log_filter: LogFilter | None, forward: Forward
+        self,
+        key: Hashable,
+        log_filter: LogFilter | None,
+        forward: Forward,
+        end: int | None = None,
     ) -> None:
-        """The filter covers the chain up to its head now: changes start after it."""
-        self._cursors[key] = _Cursor(kind, log_filter, await head(forward))
+        """The filter covers the chain up to its head now: changes start after it.
+        ``log_filter``: None for a block filter; ``end``: a log filter's toBlock."""
+        self._cursors[key] = _Cursor(log_filter, await head(forward), end)
 
     def release(self, key: Hashable) -> None:
         self._cursors.pop(key, None)
@@ -82,6 +87,8 @@ class PolledFeeds:
             return []
         async with cursor.lock:
             top = min(await head(forward), cursor.last + MAX_BLOCKS_PER_POLL)
+            if cursor.end is not None:
+                top = min(top, cursor.end)
             blocks = range(cursor.last + 1, top + 1)
             if not blocks:
                 return []

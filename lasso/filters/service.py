@@ -181,7 +181,7 @@ class FilterService:
             raise FilterLimit(str(exc)) from None
         try:
             if isinstance(key, PolledKey):
-                await self.polled.start(key, kind, request.log_filter, forward)
+                await self.polled.start(key, request.log_filter, forward, end=span[1])
             else:
                 assert isinstance(key, tuple)
                 await self.feeds.ensure(key, target, request, client)

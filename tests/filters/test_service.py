@@ -269,3 +269,17 @@ async def test_a_polled_log_filter_reads_each_range_once_as_the_node_wrote_it(
     assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
     assert await rig.call("eth_uninstallFilter", b"[%b]" % fid) == b"true"
     assert rig.service.polled._cursors == {}
+
+
+async def test_a_polled_log_filter_reads_nothing_past_its_to_block(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    rig = await open_rig(gateway_for(ws=False), nursery)
+    node = ScriptedNode(head=7)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    fid = await rig.call("eth_newFilter", b'[{"fromBlock":"0x1","toBlock":"0x8"}]')
+    node.head = 12
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
+    assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
+    ranges = [json.loads(c.params)[0] for c in node.calls if c.method == "eth_getLogs"]
+    assert ranges == [{"fromBlock": "0x8", "toBlock": "0x8"}]
