@@ -1,7 +1,8 @@
 """What feeds the gateway's filters: the hub's gap-free streams, joined as a subscriber.
 
-Theory of operation. Filters with the same feed key (chain, canonical subscription key:
-``newHeads``, one ``logs`` address/topics set, ``newPendingTransactions``) share one
+Theory of operation. Filters with the same feed key (chain, pinned provider if the route
+names one, canonical subscription key: ``newHeads``, one ``logs`` address/topics set,
+``newPendingTransactions``) share one
 :class:`FeedSubscriber` on one hub :class:`~lasso.subscriptions.stream.Stream`, the
 same stream WebSocket clients share. The stream already makes what it delivers
 gap-free and duplicate-free across a provider failover (it backfills over HTTP) and
@@ -37,7 +38,7 @@ from lasso.subscriptions.stream import Stream
 
 log = logging.getLogger("lasso.filters")
 
-FeedKey = tuple[ChainRuntime, str]  # (chain, canonical subscription key)
+FeedKey = tuple[ChainRuntime, str | None, str]  # (chain, pinned provider, subscription key)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -134,12 +135,8 @@ class Feeds:
             # its start was cancelled: start it here
         subscriber = FeedSubscriber(key, request.kind, self._deliver, self._broke)
         handle = self._handles[key] = _Handle(subscriber, client)
-        unpinned = Target(
-            chain=target.chain, route=target.route, path=target.path, provider=None,
-            profile=target.profile,
-        )  # fmt: skip
         try:
-            handle.stream = await self._hub.acquire(unpinned, request, subscriber, client=client)
+            handle.stream = await self._hub.acquire(target, request, subscriber, client=client)
         except LassoError as exc:
             handle.error = exc
             raise

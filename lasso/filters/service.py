@@ -149,7 +149,7 @@ class FilterService:
     ) -> bytes:
         if any(p.config.ws_url for p in target.chain.providers.values()):
             try:
-                key: FeedKey = (target.chain, request.key)
+                key: FeedKey = (target.chain, target.provider, request.key)
                 return await self._install_on(key, target, kind, request, forward, span, criteria)
             except (NoProviderAvailable, LocalCapacity):
                 if kind is FilterKind.PENDING:

@@ -44,6 +44,7 @@ class StubStream:
 class StubHub:
     def __init__(self) -> None:
         self.acquired: list[tuple[SubscriptionRequest, Subscriber]] = []
+        self.pins: list[str | None] = []
         self.streams: list[StubStream] = []
         self.fail: Exception | None = None
         self.gate = trio.Event()
@@ -52,11 +53,11 @@ class StubHub:
     async def acquire(
         self, target: Target, request: SubscriptionRequest, subscriber: Subscriber, *, client: Any
     ) -> StubStream:
-        assert target.provider is None
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
         self.acquired.append((request, subscriber))
+        self.pins.append(target.provider)
         self.streams.append(StubStream())
         return self.streams[-1]
 
@@ -283,3 +284,14 @@ async def test_a_polled_log_filter_reads_nothing_past_its_to_block(
     assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"
     ranges = [json.loads(c.params)[0] for c in node.calls if c.method == "eth_getLogs"]
     assert ranges == [{"fromBlock": "0x8", "toBlock": "0x8"}]
+
+
+async def test_a_route_pinned_to_a_provider_gets_a_feed_pinned_to_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    rig = await open_rig(gateway_for(), nursery)
+    await rig.call("eth_newBlockFilter")
+    rig.target = rig.gateway.resolve(RouteSpec(chain="devnet", provider="a"), "/rpc/provider/a")
+    await rig.call("eth_newBlockFilter")
+    await rig.call("eth_newBlockFilter")
+    assert rig.hub.pins == [None, "a"]
