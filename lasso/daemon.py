@@ -13,6 +13,8 @@ Nursery layout::
     ├── open_subscription_hub()    hub nursery: one router per chain (upstream
     │                              notifications and connection events to streams),
     │                              each in its own scope, and the shared streams
+    ├── open_filters()             the gateway-served filters' idle-expiry sweep
+    │                              (lasso.filters); they feed from the hub's streams
     ├── serve_reloads()            one reload per SIGHUP (lasso.reload): re-read and
     │                              validate the file, keep the last-known-good on a
     │                              problem, else lasso.registry applies the diff and
@@ -49,6 +51,7 @@ from hypercorn.config import Config as HypercornConfig
 import lasso
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
+from lasso.filters.service import open_filters
 from lasso.gateway import Gateway
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
@@ -124,6 +127,7 @@ async def serve(
     async with (
         open_gateway(settings) as gateway,
         open_subscription_hub(gateway) as hub,
+        open_filters(gateway, hub),
         trio.open_nursery() as nursery,
     ):
         limits = front_limits(server)

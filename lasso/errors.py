@@ -10,6 +10,8 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
     │   │   └── BodyTimeout         -32600    408
     │   ├── MethodNotSupported      -32601    200   (blocked, or subscription over HTTP)
     │   ├── InvalidParams           -32602    200
+    │   ├── FilterError             -32000    200   (filter not found, as geth says it)
+    │   ├── FilterLimit             -32005    200   (too many filters for a client / in all)
     │   └── UnknownTarget           -32602    400   (chain or provider; 404 for a profile)
     ├── UpstreamError                                the provider failed or refused
     │   ├── UpstreamTimeout         -32007    200   yes (replay-safe methods)
@@ -84,6 +86,21 @@ class MethodNotSupported(ClientError):
 
 class InvalidParams(ClientError):
     code = -32602
+    http_status = 200
+
+
+class FilterError(ClientError):
+    """A gateway-served filter refused, in geth's words (``filter not found``)."""
+
+    code = -32000
+    http_status = 200
+
+
+class FilterLimit(ClientError):
+    """A new filter would pass ``[filters]`` ``max_per_client`` or ``max_total``
+    (EIP-1474's -32005, "limit exceeded")."""
+
+    code = -32005
     http_status = 200
 
 

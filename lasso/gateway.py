@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Protocol
 
@@ -32,6 +32,8 @@ from lasso.config import (
     WebSocketConfig,
 )
 from lasso.core import jsonrpc
+from lasso.core.filter_params import FILTER_METHODS
+from lasso.core.filter_table import FilterTableStatistics
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.methods import Allowlist, Disposition, disposition, refusal
 from lasso.core.routes import RouteSpec
@@ -50,6 +52,18 @@ class Session(Protocol):
     """A client WebSocket's subscriptions: answers eth_subscribe and eth_unsubscribe."""
 
     async def handle(self, call: Call) -> bytes: ...
+
+
+Forward = Callable[[Call], Awaitable[bytes]]
+
+
+class Filters(Protocol):
+    """The gateway-served stateful filters (``lasso.filters``): answers the methods in
+    ``FILTER_METHODS``; ``forward`` runs a call (``eth_getLogs``) the normal way."""
+
+    async def handle(self, target: Target, call: Call, forward: Forward) -> bytes: ...
+
+    def statistics(self) -> FilterTableStatistics: ...
 
 
 Profiles = Mapping[str, Mapping[str, ChainRuntime]]
@@ -76,6 +90,7 @@ class Target(msgspec.Struct, frozen=True):
     provider: str | None
     transport: str | None = None
     profile: str = DEFAULT_PROFILE
+    client: str | None = None  # the client's remote address (per-client filter bounds)
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -133,6 +148,8 @@ class Gateway:
         self._transports = transports
         #: Where the chains' providers run (``lasso.daemon.open_gateway`` sets it).
         self.services: trio.Nursery | None = None
+        #: Serves eth_newFilter and kin (``lasso.filters.open_filters`` sets it).
+        self.filters: Filters | None = None
         self.snapshot = Snapshot(
             generation=1,
             settings=settings,
@@ -201,6 +218,8 @@ class Gateway:
         path: str,
         provider_header: str | None = None,
         transport: str | None = None,
+        *,
+        client: str | None = None,
     ) -> Target:
         """Find the chain a route names, or raise :class:`UnknownTarget`."""
         snapshot = self.snapshot
@@ -226,6 +245,7 @@ class Gateway:
             provider=provider,
             transport=transport,
             profile=slug,
+            client=client,
         )
 
     async def answer_body(self, target: Target, body: bytes) -> Answer:
@@ -309,6 +329,9 @@ class Gateway:
             raise refusal(call.method, disp, target.path)
         srv = snapshot.settings.server  # bound the upstream work one log filter asks for
         check_filter_size(call.method, call.params, srv.max_filter_addresses, srv.max_filter_topics)
+        if call.method in FILTER_METHODS and self.filters is not None:
+            forward = partial(self._call, target, meta=meta, session=session)
+            return await self.filters.handle(target, call, forward)
         chain = target.chain
         plan = chain.plan(
             call.method,

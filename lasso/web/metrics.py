@@ -7,11 +7,13 @@ breaker states and uptime.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import trio
 
 import lasso
 from lasso.core.breaker import CircuitState
+from lasso.core.filter_table import FilterTableStatistics
 from lasso.gateway import Gateway, bus_key
 from lasso.subscriptions.hub import SubscriptionHub
 
@@ -65,4 +67,20 @@ def render(gateway: Gateway, hub: SubscriptionHub | None) -> str:
                     continue
                 labels = _labels(chain=key, provider=upstream.id, transport=channel.transport)
                 lines.append(f"lasso_circuit_state{labels} {_CIRCUIT[channel.breaker.state]}")
+    if gateway.filters is not None:
+        _filters(gateway.filters.statistics(), family, lines)
     return "\n".join(lines) + "\n"
+
+
+def _filters(
+    stats: FilterTableStatistics, family: Callable[[str, str, str], None], lines: list[str]
+) -> None:
+    family("lasso_filters", "gauge", "Filters the gateway serves (eth_newFilter and kin).")
+    lines.append(f"lasso_filters {stats.filters}")
+    family("lasso_filter_clients", "gauge", "Remote addresses holding filters.")
+    lines.append(f"lasso_filter_clients {stats.clients}")
+    family("lasso_filters_removed_total", "counter", "Filters removed by the gateway, by reason.")
+    lines.append(f'lasso_filters_removed_total{{reason="expired"}} {stats.expired}')
+    lines.append(f'lasso_filters_removed_total{{reason="overflowed"}} {stats.overflowed}')
+    family("lasso_filters_refused_total", "counter", "New filters refused at a [filters] bound.")
+    lines.append(f"lasso_filters_refused_total {stats.refused}")

@@ -37,4 +37,13 @@ def resolve_scope(
     route = parse_rpc_path(path, prefix)
     if route is None:
         raise UnknownTarget(f"No such route: {path}", http_status=404)
-    return gateway.resolve(route, path, *overrides(headers, scope.get("query_string", b"")))
+    query = scope.get("query_string", b"")
+    return gateway.resolve(route, path, *overrides(headers, query), client=remote_address(scope))
+
+
+def remote_address(scope: Mapping[str, Any]) -> str | None:
+    """The client's host as the server saw it (ASGI ``client``), or None if unknown."""
+    client = scope.get("client")
+    if isinstance(client, list | tuple) and client:
+        return str(client[0])
+    return None
