@@ -38,6 +38,7 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
+from lasso.logs import Route, get_logs
 from lasso.pubsub import EventBus
 from lasso.upstream.provider import request_headers
 from lasso.upstream.ws import Connector, WsConnection, WsPolicy
@@ -309,6 +310,9 @@ class Gateway:
         srv = snapshot.settings.server  # bound the upstream work one log filter asks for
         check_filter_size(call.method, call.params, srv.max_filter_addresses, srv.max_filter_topics)
         chain = target.chain
+        if call.method == "eth_getLogs":  # split, merged and capped: lasso.logs
+            route = Route(target.route.strategy, target.provider, target.transport)
+            return await get_logs(chain, call, meta, route)
         plan = chain.plan(
             call.method,
             trio.current_time(),
