@@ -168,34 +168,31 @@ async def get_logs(chain: ChainRuntime, call: Call, meta: CallMeta, route: Route
     numbers = window(low, high, head)
     if limit is None or numbers is None or numbers[1] - numbers[0] + 1 <= limit:
         return await _whole(request, plan)
-    return await _split(request, numbers, limit, head)
+    return await _split(request, plan, numbers, limit, head)
 
 
-async def _whole(request: _Request, plan: RoutePlan, *, may_split: bool = True) -> bytes:
+async def _whole(request: _Request, plan: RoutePlan) -> bytes:
     """The request unchanged on ``plan`` (today's path); split if refused for its range."""
     outcome = Outcome()
     request.meta.planned(plan, outcome)
     try:
         result = await request.send(request.call, plan, outcome, request.meta.started)
-    except LassoError:
-        if not may_split or request.learn(outcome, None) is None:
+    except LassoError as refused:
+        if request.learn(outcome, None) is None:
             raise
-        numbers = await _refused_window(request)
+        target = block_target(METHOD, request.call.params)
+        low, high = target.low, target.high
+        if low is None or high is None:
+            raise
+        head = await _head(request) if needs_head(low, high) else None
+        numbers = window(low, high, head)
         width = None if numbers is None else request.learn(outcome, numbers[1] - numbers[0] + 1)
         if numbers is None or width is None:
             raise
         request.summarise(outcome)
-        return await _split(request, numbers, width, None)
+        return await _split(request, plan, numbers, width, head, refused=refused)
     request.learn(outcome, _known_span(request))
     return result
-
-
-async def _refused_window(request: _Request) -> tuple[int, int] | None:
-    target = block_target(METHOD, request.call.params)
-    if target.kind is not TargetKind.RANGE or target.low is None or target.high is None:
-        return None
-    head = await _head(request) if needs_head(target.low, target.high) else None
-    return window(target.low, target.high, head)
 
 
 def _known_span(request: _Request) -> int | None:
@@ -229,18 +226,34 @@ async def _head(request: _Request) -> int:
 
 
 async def _split(
-    request: _Request, numbers: tuple[int, int], width: int, head: int | None
+    request: _Request,
+    plan: RoutePlan,
+    numbers: tuple[int, int],
+    width: int,
+    head: int | None,
+    *,
+    refused: LassoError | None = None,
 ) -> bytes:
-    """Fetch ``numbers`` in chunks of ``width`` and merge them in chain order."""
+    """Fetch ``numbers`` in chunks of ``width`` and merge them in chain order.
+
+    A range past the head, inverted, or with params that are not one filter object
+    is not split: the node answers it whole, or, when it was refused whole already
+    (``refused``), that refusal is the answer.
+    """
     low, high = numbers
     if head is None:
         head = await _head(request)
-    if low > head or high < low:  # the node's own answer for a range it has not reached
-        return await _whole(request, request.plan(), may_split=False)
+    if low > head or high < low or not _splittable(request.call.params):
+        if refused is not None:
+            raise refused
+        return await _whole(request, plan)
     high = min(high, head)
-    request.meta.planned(request.plan(), request.summary)
+    request.meta.planned(plan, request.summary)
     started = trio.current_time()
-    result = await _fetch_range(request, (low, high), width, 0)
+    try:
+        result = await _fetch_range(request, (low, high), width, 0)
+    except ValueError as exc:  # a chunk's result was not an array: never a shorter answer
+        raise UpstreamProtocolError(f"eth_getLogs: {exc}") from None
     log.debug(
         "eth_getLogs [%d, %d] in %d chunks of <= %d blocks, %.0f ms",
         low,
@@ -250,6 +263,15 @@ async def _split(
         (trio.current_time() - started) * 1000,
     )
     return result
+
+
+def _splittable(params: bytes) -> bool:
+    """Params ``chunk_params`` can rewrite (one filter object); else the node answers."""
+    try:
+        chunk_params(params, (0, 0))
+    except ValueError:
+        return False
+    return True
 
 
 async def _fetch_range(

@@ -48,6 +48,8 @@ class Upstream:
         self.ranges: list[tuple[str, int, int]] = []
         self.refused = 0
         self.broken_block: int | None = None
+        self.null_block: int | None = None
+        self.calls: list[str] = []
 
     def transport(self, chain: str, provider: ProviderConfig) -> FakeHttpTransport:
         node = self.nodes.setdefault(provider.id, FakeNode(head=HEAD))
@@ -63,6 +65,7 @@ class LimitedTransport(FakeHttpTransport):
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         request: dict[str, Any] = msgspec.json.decode(body)
+        self.upstream.calls.append(request["method"])
         if request["method"] != "eth_getLogs":
             return await super().post(body, replay_safe=replay_safe)
         up = self.upstream
@@ -86,12 +89,16 @@ class LimitedTransport(FakeHttpTransport):
                 "error": {"code": -32603, "message": "internal error"},
             }
             return HttpResponse(200, msgspec.json.encode(answer), None)
+        if up.null_block is not None and low <= up.null_block <= high:
+            answer = {"jsonrpc": "2.0", "id": request["id"], "result": None}
+            return HttpResponse(200, msgspec.json.encode(answer), None)
         up.ranges.append((self.provider_id, low, high))
         return await super().post(body, replay_safe=replay_safe)
 
 
 def block(ref: str) -> int:
-    return {"latest": HEAD, "earliest": 0}.get(ref) or int(ref, 16)
+    tags = {"latest": HEAD, "pending": HEAD, "safe": HEAD - 5, "finalized": HEAD - 10}
+    return tags[ref] if ref in tags else 0 if ref == "earliest" else int(ref, 16)
 
 
 @asynccontextmanager
@@ -175,3 +182,34 @@ async def test_a_chunk_that_fails_everywhere_fails_the_request(
     # Both providers answered the chunk with the same node error: the client gets it as is.
     assert reply["error"] == {"code": -32603, "message": "internal error"}
     assert upstream.ranges  # other chunks were served, and dropped
+
+
+async def test_what_cannot_be_split_goes_whole_to_the_node(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    upstream = Upstream(limit=10)
+    async with open_logs_gateway(upstream, configured=10) as gateway:
+        block_hash = "0x" + "ab" * 32
+        reply = await get_logs(gateway, {"blockHash": block_hash})
+        assert reply["result"] == expected(HEAD, HEAD)
+        assert upstream.calls == ["eth_getLogs"]
+        for query in [
+            {"fromBlock": hex(HEAD + 5), "toBlock": hex(HEAD + 50)},  # past the head
+            {"fromBlock": "0x0", "toBlock": "finalized"},  # a tag the gateway cannot place
+        ]:
+            upstream.calls.clear()
+            reply = await get_logs(gateway, query)
+            # The node's own answer (here: its range refusal), not a split.
+            assert reply["error"]["message"] == "exceed maximum block range: 10", query
+            assert upstream.calls.count("eth_getLogs") == 2  # once per provider, whole
+
+
+async def test_a_chunk_answering_something_else_than_an_array_fails_the_request(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    upstream = Upstream(limit=10)
+    upstream.null_block = 50
+    async with open_logs_gateway(upstream, configured=10) as gateway:
+        reply = await get_logs(gateway, {"fromBlock": "0x0", "toBlock": hex(99)})
+    assert reply["error"]["code"] == -32002
+    assert "not an array" in reply["error"]["message"]
