@@ -151,13 +151,13 @@ async def get_logs(chain: ChainRuntime, call: Call, meta: CallMeta, route: Route
     """The raw result of one ``eth_getLogs``, or raise the error the client should see."""
     request = _Request(chain, call, meta, route)
     plan = request.plan()
-    target = block_target(METHOD, call.params)
     cap = chain.config.max_logs_block_range
     limit = request.provider_limit(plan)
-    low, high = target.low, target.high
-    if low is None or high is None or (cap is None and limit is None):  # not a range
+    if cap is None and limit is None:  # nothing to keep to
         return await _whole(request, plan)
-    if low == high:  # one block: within every limit
+    target = block_target(METHOD, call.params)
+    low, high = target.low, target.high
+    if low is None or high is None or low == high:  # not a range (blockHash), or one block
         return await _whole(request, plan)
     head = await _head(request) if needs_head(low, high) else None
     capped = cap_window(low, high, head)
@@ -283,28 +283,29 @@ async def _fetch_range(
 
 
 async def _fetch_chunk(request: _Request, chunk: tuple[int, int], narrowings: int) -> bytes:
-    """One chunk on a plan of its own; narrower chunks if every provider refused it."""
+    """One chunk on a plan of its own, made when its slot is free; narrower chunks
+    if the providers now known to be narrower, or every provider, refused it."""
     span = chunk[1] - chunk[0] + 1
-    plan = request.plan()
-    limit = request.provider_limit(plan)  # may have been learned since the split
-    if limit is not None and limit < span:
-        return await _fetch_range(request, chunk, limit, narrowings)
-    call = Call(METHOD, chunk_params(request.call.params, chunk), request.call.id)
-    outcome = Outcome()
     async with request.limiter:
-        request.chunks += 1
-        try:
-            result = await request.send(call, plan, outcome)
-        except LassoError:
-            request.summarise(outcome)
-            width = request.learn(outcome, span)
-            if width is None or narrowings >= MAX_NARROWINGS:
-                raise
-        else:
-            request.summarise(outcome)
-            request.learn(outcome, span)
-            return result
-    return await _fetch_range(request, chunk, width, narrowings + 1)  # the slot is free again
+        plan = request.plan()
+        width = request.provider_limit(plan)  # may have been learned since the split
+        if width is None or width >= span:
+            call = Call(METHOD, chunk_params(request.call.params, chunk), request.call.id)
+            outcome = Outcome()
+            request.chunks += 1
+            try:
+                result = await request.send(call, plan, outcome)
+            except LassoError:
+                request.summarise(outcome)
+                width = request.learn(outcome, span)
+                if width is None or narrowings >= MAX_NARROWINGS:
+                    raise
+                narrowings += 1
+            else:
+                request.summarise(outcome)
+                request.learn(outcome, span)
+                return result
+    return await _fetch_range(request, chunk, width, narrowings)  # the slot is free again
 
 
 async def _gather(calls: Sequence[Callable[[], Awaitable[bytes]]]) -> list[bytes]:
