@@ -40,6 +40,7 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
+from lasso.logs import Route, get_logs
 from lasso.pubsub import EventBus
 from lasso.transactions import SEND_RAW, send_raw_transaction
 from lasso.upstream.provider import request_headers
@@ -333,6 +334,9 @@ class Gateway:
             forward = partial(self._call, target, meta=meta, session=session)
             return await self.filters.handle(target, call, forward)
         chain = target.chain
+        if call.method == "eth_getLogs":  # split, merged and capped: lasso.logs
+            route = Route(target.route.strategy, target.provider, target.transport)
+            return await get_logs(chain, call, meta, route)
         plan = chain.plan(
             call.method,
             trio.current_time(),

@@ -21,9 +21,12 @@ provider:
     METHOD_NOT_FOUND   a JSON-RPC -32601 error with the request's id (not forwarded)
     REVERT             a JSON-RPC code 3 revert with ``Error(string)`` data
 
-Independently of ``fault``, ``logs_limit`` (a :class:`~lasso.chaos.logslimit.LogsRangeLimit`)
-makes the proxy refuse ``eth_getLogs`` ranges wider than a provider's limit, with that
-provider's own error, and forward the rest.
+``logs_limit`` (a :class:`LogsLimit`, off by default) makes the proxy a provider
+with an ``eth_getLogs`` limit, answering as real providers word it
+(:data:`LOGS_LIMIT_MESSAGES`): a range of more than ``max_blocks`` blocks (tags
+resolved against the node's head) is refused without forwarding; with
+``max_results`` the answer is forwarded and refused if it holds more logs; a
+range holding ``reset_block`` gets a TCP RST (a node that dies on those logs).
 
 As with ``FakeNode``, ``fault`` applies to every request and ``queued`` faults
 are used first, one per request, in arrival order (``None`` in the queue means
@@ -53,11 +56,17 @@ import msgspec
 import trio
 
 from lasso.chaos.faults import Fault
-from lasso.chaos.logslimit import LogsRangeLimit
 from lasso.errors import UpstreamError
 from lasso.upstream.http import HttpResponse, HttpTransport
 
-__all__ = ["FaultProxy", "FaultProxyStatistics", "open_fault_proxy"]
+__all__ = [
+    "LOGS_LIMIT_MESSAGES",
+    "FaultProxy",
+    "FaultProxyStatistics",
+    "LogsLimit",
+    "logs_limit",
+    "open_fault_proxy",
+]
 
 HOST = "127.0.0.1"
 MAX_HEAD_BYTES = 16 * 1024
@@ -81,6 +90,43 @@ class FaultProxyStatistics(msgspec.Struct, frozen=True):
     open_connections: int
 
 
+#: Real providers' eth_getLogs refusals: (code, message); ``{limit}`` is the limit.
+LOGS_LIMIT_MESSAGES: dict[str, tuple[int, str]] = {
+    "alchemy": (
+        -32602,
+        "Log response size exceeded. You can make eth_getLogs requests with up to a {limit} "
+        "block range and no limit on the response size, or you can request any block range "
+        "with a cap of 10K logs in the response.",
+    ),
+    "infura": (-32005, "query returned more than {limit} results"),
+    "quicknode": (-32614, "eth_getLogs is limited to a {limit} range"),
+    "geth": (-32000, "exceed maximum block range: {limit}"),
+    "ankr": (-32000, "block range is too wide"),
+    "range-too-large": (-32000, "range too large, max range: {limit}"),
+    "range-too-large-bare": (-32000, "requested range too large"),
+}
+
+
+class LogsLimit(msgspec.Struct, frozen=True):
+    """An eth_getLogs limit to enforce, and the error a refusal gets."""
+
+    code: int
+    message: str
+    max_blocks: int | None = None
+    max_results: int | None = None
+    reset_block: int | None = None
+
+
+def logs_limit(provider: str, limit: int | None = None, **kwargs: Any) -> LogsLimit:
+    """``provider``'s real refusal (:data:`LOGS_LIMIT_MESSAGES`) for ``limit``: blocks,
+    or results for ``infura`` (whose message counts logs)."""
+    code, template = LOGS_LIMIT_MESSAGES[provider]
+    message = template.format(limit=limit)
+    if provider == "infura":
+        return LogsLimit(code, message, max_results=limit, **kwargs)
+    return LogsLimit(code, message, max_blocks=limit, **kwargs)
+
+
 class FaultProxy:
     """Forwards JSON-RPC POSTs to ``upstream_url`` unless told to misbehave.
 
@@ -90,10 +136,12 @@ class FaultProxy:
     def __init__(self, upstream_url: str, *, retry_after_s: int = 7) -> None:
         self.upstream_url = upstream_url
         self.fault: Fault | None = None
+        self.logs_limit: LogsLimit | None = None
+        #: The (fromBlock, toBlock) of every eth_getLogs it forwarded, tags resolved.
+        self.logs_served: list[tuple[int, int]] = []
         self.queued: deque[Fault | None] = deque()
         self.calls: Counter[str] = Counter()
         self.retry_after_s = retry_after_s
-        self.logs_limit: LogsRangeLimit | None = None
         self.url = ""
         self._upstream = HttpTransport(upstream_url, {}, provider_id="fault-proxy")
         self._injected: Counter[str] = Counter()
@@ -154,6 +202,12 @@ class FaultProxy:
             self.calls[method] += 1
             if fault is not None:
                 self._injected[fault.value] += 1
+            elif method == "eth_getLogs" and self.logs_limit is not None:
+                handled = await self._answer_logs(conn, request, rid, self.logs_limit)
+                if handled is not None:
+                    if not handled or request.close:
+                        return
+                    continue
             if not await self._answer(conn, request, fault, rid) or request.close:
                 return
 
@@ -181,8 +235,6 @@ class FaultProxy:
         elif fault is Fault.REVERT:
             data = "0x" + _revert_data(_REVERT_REASON).hex()
             await conn.send(200, _rpc_error(rid, 3, "execution reverted", data), _JSON)
-        elif (refusal := self._logs_refusal(request.body)) is not None:
-            await conn.send(200, refusal, _JSON)
         else:
             response = await conn.while_connected(partial(self._forward, request.body))
             if response is None:
@@ -195,13 +247,56 @@ class FaultProxy:
             await conn.send(response.status, body, _JSON, extra=_retry_after(response))
         return True
 
-    def _logs_refusal(self, body: bytes) -> bytes | None:
-        if self.logs_limit is None:
+    async def _answer_logs(
+        self, conn: _Connection, request: _Request, rid: Any, limit: LogsLimit
+    ) -> bool | None:
+        """Enforce ``limit`` on one eth_getLogs; None: not a range, forward it as usual."""
+        window = await self._logs_window(request.body)
+        if window is None:
             return None
-        refusal = self.logs_limit.refusal(body)
-        if refusal is not None:
-            self._injected["logs_range_limit"] += 1
-        return refusal
+        low, high = window
+        if limit.reset_block is not None and low <= limit.reset_block <= high:
+            self._injected["logs_reset"] += 1
+            await conn.reset()
+            return False
+        refusal = _rpc_error(rid, limit.code, limit.message)
+        if limit.max_blocks is not None and high - low + 1 > limit.max_blocks:
+            self._injected["logs_range_refused"] += 1
+            await conn.send(200, refusal, _JSON)
+            return True
+        response = await conn.while_connected(partial(self._forward, request.body))
+        if response is None:
+            return False
+        if limit.max_results is not None and _log_count(response.body) > limit.max_results:
+            self._injected["logs_results_refused"] += 1
+            await conn.send(200, refusal, _JSON)
+            return True
+        self.logs_served.append(window)
+        await conn.send(response.status, response.body, _JSON, extra=_retry_after(response))
+        return True
+
+    async def _logs_window(self, body: bytes) -> tuple[int, int] | None:
+        """The request's range with tags read against the node's head, as a node does."""
+        try:
+            request = msgspec.json.decode(body)
+            (query,) = request["params"]
+            ends = [query.get("fromBlock"), query.get("toBlock")]
+        except (msgspec.DecodeError, TypeError, ValueError, KeyError, AttributeError):
+            return None
+        if "blockHash" in query:
+            return None
+        numbers = []
+        for end in ends:
+            if end == "earliest":
+                numbers.append(0)
+            elif end in (None, "latest", "pending", "safe", "finalized"):
+                head = await self._upstream.post(_encode(_HEAD_REQUEST))
+                numbers.append(int(msgspec.json.decode(head.body)["result"], 16))
+            elif isinstance(end, str) and end.startswith("0x"):
+                numbers.append(int(end, 16))
+            else:
+                return None
+        return numbers[0], numbers[1]
 
     async def _forward(self, body: bytes) -> HttpResponse:
         self._forwarded += 1
@@ -351,6 +446,18 @@ def _method_and_id(body: bytes) -> tuple[str, Any]:
     methods = [str(i.get("method", "?")) if isinstance(i, dict) else "?" for i in items]
     first = items[0] if items and isinstance(items[0], dict) else {}
     return ",".join(methods) or "?", first.get("id")
+
+
+_HEAD_REQUEST = {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}
+
+
+def _log_count(body: bytes) -> int:
+    """How many logs a JSON-RPC eth_getLogs answer holds (0 for an error)."""
+    try:
+        answer = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        return len(msgspec.json.decode(answer.get("result", b"[]"), type=list[msgspec.Raw]))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0
 
 
 def _rpc_error(rid: Any, code: int, message: str, data: str | None = None) -> bytes:

@@ -33,6 +33,7 @@ from typing import Final
 
 import msgspec
 
+from lasso.core.block_target import HEAD_TAGS, BlockRef
 from lasso.errors import InvalidParams
 
 MAX_MESSAGE_CHARS: Final = 4096
@@ -159,6 +160,47 @@ def learned_range_limit(message: str, code: int) -> int | None:
     """
     if not is_range_error(message, code):
         return None
+    stated = _stated_limit(message)
+    return stated if stated is not None else _suggested_width(message)
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """What one range refusal of a ``span``-block request teaches.
+
+    ``width``: the chunk width to retry that range with (always under ``span``);
+    ``provider_limit``: the limit to keep on the provider, or None when the
+    refusal only says something about this query (its log density).
+    """
+
+    width: int
+    provider_limit: int | None
+
+
+def refusal(message: str, code: int, span: int, *, result_size: bool) -> Refusal | None:
+    """How to go on after a provider refused ``span`` blocks; None: nothing narrower.
+
+    A stated limit under ``span`` is the provider's limit. A suggested range (a
+    result-count refusal) is used for this request only. Otherwise the span is
+    halved (:func:`narrowed_range`), and kept as the provider's limit unless the
+    refusal was about the result's size (``result_size``): "more than 10000
+    results" depends on the query, "block range is too wide" on the provider. A
+    stated limit that is not under ``span`` (the message is boilerplate, or
+    counts differently) is not believed, so every refusal narrows: splitting
+    always ends.
+    """
+    if span <= 1:
+        return None
+    stated = _stated_limit(message)
+    if stated is not None and stated < span:
+        return Refusal(stated, stated)
+    suggested = _suggested_width(message)
+    if suggested is not None and suggested < span:
+        return Refusal(suggested, None)
+    narrowed = narrowed_range(span)
+    return Refusal(narrowed, None if result_size else narrowed)
+
+
+def _stated_limit(message: str) -> int | None:
     text = message[:MAX_MESSAGE_CHARS].lower()
     for pattern in _LIMIT_PATTERNS:
         found = pattern.search(text)
@@ -166,12 +208,49 @@ def learned_range_limit(message: str, code: int) -> int | None:
             limit = _parse_number(found.group(1))
             if limit is not None:
                 return limit
-    suggested = _HEX_RANGE.search(text)
-    if suggested is not None:
-        low, high = int(suggested.group(1), 16), int(suggested.group(2), 16)
-        if high >= low:
-            return high - low + 1
     return None
+
+
+def _suggested_width(message: str) -> int | None:
+    suggested = _HEX_RANGE.search(message[:MAX_MESSAGE_CHARS].lower())
+    if suggested is None:
+        return None
+    low, high = int(suggested.group(1), 16), int(suggested.group(2), 16)
+    return high - low + 1 if high >= low else None
+
+
+def needs_head(low: BlockRef, high: BlockRef) -> bool:
+    """Whether the range's width depends on the head (an end at a head tag)."""
+    return low != high and any(isinstance(r, str) and r in HEAD_TAGS for r in (low, high))
+
+
+def window(low: BlockRef, high: BlockRef, head: int | None) -> tuple[int, int] | None:
+    """The range as numbers to split: ``latest`` is ``head``, ``earliest`` 0.
+
+    None when an end is ``pending``, ``safe`` or ``finalized`` (the gateway does not
+    know which block a node means by them, so such a range is forwarded whole), or
+    is ``latest`` with ``head`` unknown.
+    """
+    ends = [_number(ref, head, ("latest",)) for ref in (low, high)]
+    return None if ends[0] is None or ends[1] is None else (ends[0], ends[1])
+
+
+def cap_window(low: BlockRef, high: BlockRef, head: int | None) -> tuple[int, int] | None:
+    """The range as the global cap judges it: every head tag read as ``head``.
+
+    For ``safe``/``finalized`` at the top that over-counts by their distance to
+    the head, never under: a client cannot widen a range past the cap with a tag.
+    """
+    ends = [_number(ref, head, tuple(HEAD_TAGS)) for ref in (low, high)]
+    return None if ends[0] is None or ends[1] is None else (ends[0], ends[1])
+
+
+def _number(ref: BlockRef, head: int | None, head_tags: tuple[str, ...]) -> int | None:
+    if isinstance(ref, int):
+        return ref
+    if ref == "earliest":
+        return 0
+    return head if ref in head_tags else None
 
 
 def narrowed_range(span: int) -> int:

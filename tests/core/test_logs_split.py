@@ -6,14 +6,21 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from lasso.core.block_target import BlockRef
+from lasso.core.classify import ErrorCategory, Reason, classify_rpc_error
 from lasso.core.logs_split import (
+    Refusal,
     cap_error,
+    cap_window,
     chunk_params,
     is_range_error,
     learned_range_limit,
     merge_chunks,
     narrowed_range,
+    needs_head,
+    refusal,
     split_range,
+    window,
 )
 from lasso.errors import InvalidParams
 
@@ -177,3 +184,117 @@ def test_cap_error_counts_blocks_like_the_split() -> None:
     assert (
         msgspec.json.encode(error.data) == b'{"from_block":"0x0","to_block":"0x2710","max":10000}'
     )
+
+
+# --- the real refusals the brief names: each is a capability range error, and teaches ---
+
+ALCHEMY_SHORT = (
+    "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range "
+    "and no limit on the response size, or you can request any block range with a cap of 10K logs "
+    "in the response."
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "reason", "limit", "taught"),
+    [
+        (-32602, ALCHEMY_SHORT, Reason.RESULT_TOO_LARGE, 2_000, Refusal(2_000, 2_000)),
+        (
+            -32005,
+            "query returned more than 10000 results",
+            Reason.RESULT_TOO_LARGE,
+            None,
+            Refusal(10_000, None),
+        ),
+        (
+            -32614,
+            "eth_getLogs is limited to a 10,000 range",
+            Reason.RANGE_TOO_LARGE,
+            10_000,
+            Refusal(10_000, 10_000),
+        ),
+        (
+            -32602,
+            "eth_getLogs is limited to a 10,000 range",
+            Reason.RANGE_TOO_LARGE,
+            10_000,
+            Refusal(10_000, 10_000),
+        ),
+        (
+            -32000,
+            "exceed maximum block range: 5000",
+            Reason.RANGE_TOO_LARGE,
+            5_000,
+            Refusal(5_000, 5_000),
+        ),
+        (-32000, "block range is too wide", Reason.RANGE_TOO_LARGE, None, Refusal(10_000, 10_000)),
+        (-32600, "block range is too wide", Reason.RANGE_TOO_LARGE, None, Refusal(10_000, 10_000)),
+        (
+            -32000,
+            "range too large, max range: 2000",
+            Reason.RANGE_TOO_LARGE,
+            2_000,
+            Refusal(2_000, 2_000),
+        ),
+        (
+            -32000,
+            "requested range too large",
+            Reason.RANGE_TOO_LARGE,
+            None,
+            Refusal(10_000, 10_000),
+        ),
+        (-32602, "block range too large", Reason.RANGE_TOO_LARGE, None, Refusal(10_000, 10_000)),
+    ],
+)
+def test_real_refusals_are_capability_range_errors_that_teach_a_limit(
+    code: int, message: str, reason: Reason, limit: int | None, taught: Refusal
+) -> None:
+    classified = classify_rpc_error(code, message, None)
+    assert classified.category is ErrorCategory.CAPABILITY  # never a breaker failure
+    assert classified.reason is reason
+    assert is_range_error(message, code)
+    assert learned_range_limit(message, code) == limit
+    result_size = reason is Reason.RESULT_TOO_LARGE
+    assert refusal(message, code, 20_000, result_size=result_size) == taught
+
+
+def test_refusal_always_narrows_and_keeps_only_provider_facts() -> None:
+    # A stated limit at or over the refused span is not believed: halve instead.
+    assert refusal("exceed maximum block range: 5000", -32000, 300, result_size=False) == Refusal(
+        150, 150
+    )
+    # A suggested range holds for this query's density only.
+    infura = "query returned more than 10000 results. Try with this block range [0x10, 0x1f]."
+    assert refusal(infura, -32005, 100, result_size=True) == Refusal(16, None)
+    # Too many results, nothing stated: halve for this request, keep nothing.
+    assert refusal("too many results", -32000, 7, result_size=True) == Refusal(3, None)
+    # One block refused: nothing narrower.
+    assert refusal("block range is too wide", -32000, 1, result_size=False) is None
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "head", "needs", "split", "capped"),
+    [
+        (0, 9, None, False, (0, 9), (0, 9)),
+        ("earliest", 9, None, False, (0, 9), (0, 9)),
+        ("earliest", "latest", 50, True, (0, 50), (0, 50)),
+        ("latest", "latest", None, False, None, None),
+        (3, "latest", 50, True, (3, 50), (3, 50)),
+        ("latest", 3, 50, True, (50, 3), (50, 3)),
+        (3, "safe", 50, True, None, (3, 50)),
+        (3, "pending", 50, True, None, (3, 50)),
+        ("finalized", "latest", 50, True, None, (50, 50)),
+        (3, "latest", None, True, None, None),
+    ],
+)
+def test_windows_resolve_tags_against_the_head(
+    low: BlockRef,
+    high: BlockRef,
+    head: int | None,
+    needs: bool,
+    split: tuple[int, int] | None,
+    capped: tuple[int, int] | None,
+) -> None:
+    assert needs_head(low, high) is needs
+    assert window(low, high, head) == split
+    assert cap_window(low, high, head) == capped

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from lasso.chaos import LogsRangeLimit, open_fault_proxy
+from lasso.chaos import logs_limit, open_fault_proxy
 from lasso.config import ProviderConfig, settings_from_dict
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from lasso.probe.client import DirectClient
@@ -80,7 +80,7 @@ async def test_probe_measures_a_pruned_node_a_range_limit_and_survives_dead_prov
         raw = await devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=1)
         await devnet.send_raw_transaction(raw)  # in the head block: the probe's params use it
         await devnet.mine()
-        proxy.logs_limit = LogsRangeLimit(max_range=50)  # -32000 "exceed maximum block range: 50"
+        proxy.logs_limit = logs_limit("geth", 50)  # -32000 "exceed maximum block range: 50"
         config = tmp_path / "settings.toml"
         config.write_text(settings_text(devnet, proxy.url, silent.socket.getsockname()[1]))
 
@@ -101,7 +101,7 @@ async def test_probe_measures_a_pruned_node_a_range_limit_and_survives_dead_prov
         assert row(table, "silent")[:3] == ["silent", "-", "no answer"]
         assert "  no answer: UpstreamTimeout: no answer to eth_chainId within 1 s" in table
         assert "  unsupported: net_peerCount, trace_call" in table
-        assert proxy.statistics().injected["logs_range_limit"] >= 1
+        assert proxy.statistics().injected["logs_range_refused"] >= 1
         assert elapsed < 15  # the silent provider costs one 1 s call, not a hang
 
         written = await lasso("devnet", "--config", str(config), "--write", "--timeout", "1")

@@ -5,7 +5,11 @@
 * on a synthetic chain, a node serving each chunk's params (built by
   ``chunk_params`` from the client's raw filter) gives results that
   ``merge_chunks`` joins into the unsplit answer byte for byte, and the filter's
-  other members reach every chunk with their bytes unchanged.
+  other members reach every chunk with their bytes unchanged;
+* against a node with a hidden limit (blocks, or results) refusing in a real
+  provider's words, splitting on each refusal as the shell does (``refusal``,
+  nested splits merged again) always ends, and the merged answer is still the
+  unsplit one byte for byte.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from __future__ import annotations
 import itertools
 
 import msgspec
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lasso.core.logs_split import cap_error, chunk_params, merge_chunks, split_range
+from lasso.core.logs_split import cap_error, chunk_params, merge_chunks, refusal, split_range
 
 blocks = st.integers(min_value=0, max_value=2**40)
 limits = st.integers(min_value=1, max_value=5_000)
@@ -103,3 +107,62 @@ def test_merged_chunks_equal_the_unsplit_result_byte_for_byte(
         assert other in params
         per_chunk.append(serve(chain, params))
     assert merge_chunks(per_chunk) == serve(chain, client)
+
+
+REFUSALS = [
+    ("exceed maximum block range: {limit}", -32000, False),  # geth
+    ("eth_getLogs is limited to a {limit} range", -32614, False),  # QuickNode
+    (
+        "Log response size exceeded. You can make eth_getLogs requests with up to a {limit} "
+        "block range and no limit on the response size, or you can request any block range "
+        "with a cap of 10K logs in the response.",
+        -32602,
+        True,
+    ),  # Alchemy
+    ("block range is too wide", -32000, False),  # Ankr
+    ("query returned more than {limit} results", -32005, True),  # Infura, counts logs
+]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=80),
+    st.data(),
+    st.integers(min_value=1, max_value=40),
+    st.sampled_from(REFUSALS),
+)
+def test_splitting_on_refusals_ends_and_merges_to_the_unsplit_result(
+    counts: list[int], data: st.DataObject, hidden: int, wording: tuple[str, int, bool]
+) -> None:
+    chain = synthetic_chain(counts)
+    from_block = data.draw(st.integers(min_value=0, max_value=len(counts) - 1))
+    to_block = data.draw(st.integers(min_value=from_block, max_value=len(counts) - 1))
+    client = b'[{"topics":[null],"fromBlock":"%s","toBlock":"%s"}]' % (
+        hex(from_block).encode(),
+        hex(to_block).encode(),
+    )
+    template, code, result_size = wording
+    counts_results = "results" in template
+    requests = 0
+
+    def fetch(low: int, high: int, width: int) -> bytes:
+        nonlocal requests
+        parts = []
+        for chunk in split_range(low, high, width):
+            requests += 1
+            assert requests < 10_000
+            answer = serve(chain, chunk_params(client, chunk))
+            span = chunk[1] - chunk[0] + 1
+            size = len(msgspec.json.decode(answer)) if counts_results else span
+            if size <= hidden:
+                parts.append(answer)
+                continue
+            taught = refusal(template.format(limit=hidden), code, span, result_size=result_size)
+            assert taught is not None  # a refused single block would hold > hidden logs
+            assert taught.width < span
+            parts.append(fetch(chunk[0], chunk[1], taught.width))
+        return merge_chunks(parts)
+
+    # One block holding more logs than the node serves: no split can help.
+    assume(not (counts_results and max(counts) > hidden))
+    width = to_block - from_block + 1  # first the whole range, as the shell sends it
+    assert fetch(from_block, to_block, width) == serve(chain, client)
