@@ -26,6 +26,7 @@ import trio
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
 from lasso.core.chainstate import ChainState
 from lasso.core.channel import Channel
+from lasso.core.consistency import HeadFloor
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
@@ -80,6 +81,8 @@ class ChainRuntime:
         self.latency = LatencyBook()
         #: Every provider's head reports: consensus head, lag, forks, block time.
         self.state = ChainState(config.block_time_ms)
+        #: The highest head answered or delivered to clients (lasso.headfloor).
+        self.floor = HeadFloor()
         self._head_moved = trio.Event()
         self._transports = transports
         self._websockets = websockets

@@ -38,6 +38,7 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
+from lasso.headfloor import keep_head
 from lasso.pubsub import EventBus
 from lasso.upstream.provider import request_headers
 from lasso.upstream.ws import Connector, WsConnection, WsPolicy
@@ -319,6 +320,17 @@ class Gateway:
         outcome = Outcome()
         meta.planned(plan, outcome)
         hedge_after_s = chain.hedge_delay_s(call.method, plan)
-        return await dispatch(
+        result = await dispatch(
             chain, call, plan, outcome, hedge_after_s=hedge_after_s, started_at=meta.started
+        )
+        if target.provider is not None:
+            return result  # a pinned route gets its provider's own view of the head
+        return await keep_head(  # never below a head already answered or delivered
+            chain,
+            call,
+            result,
+            strategy=target.route.strategy,
+            transport=target.transport,
+            outcome=outcome,
+            started_at=meta.started,
         )

@@ -140,6 +140,9 @@ class Feed:
     def send(self, items: Sequence[Delivery]) -> None:
         if items:
             self._liveness.delivered(trio.current_time())
+        if self.request.kind is SubscriptionKind.NEW_HEADS and self.reads.pinned is None:
+            for item in items:  # the chain's head floor (lasso.headfloor)
+                self.reads.chain.floor.delivered(item.payload)
         if items and self.subscribers:
             fan_out(list(self.subscribers.values()), tuple(items))
 
