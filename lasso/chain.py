@@ -30,6 +30,7 @@ from lasso.core.consistency import HeadFloor
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
+from lasso.upstream.heads import track_heads
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider, ProviderStatistics, breaker_policy
 from lasso.upstream.recovery import RecoveryWatch
@@ -131,6 +132,7 @@ class ChainRuntime:
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 await provider.start(nursery)
+                nursery.start_soon(track_heads, self, provider, self.rng)
                 task_status.started(scope)
                 await trio.sleep_forever()
 
@@ -189,6 +191,7 @@ class ChainRuntime:
         self.config = config
         self.routing = routing
         self.default_strategy = Strategy(config.default_strategy)
+        self.state.set_configured_block_time_ms(config.block_time_ms)
         policy = breaker_policy(config.circuit_breaker)
         orders = {p.id: i for i, p in enumerate(config.providers)}
         for provider in self.providers.values():
