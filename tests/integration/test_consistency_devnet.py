@@ -6,9 +6,8 @@ each new block, its receipts and its logs over HTTP at once while a provider lag
 Reads go through the round-robin route, so every provider, lagging or not, takes
 its share.
 
-Head reports: until the heads tracker (branch ``heads``) is merged, the test feeds
-``chain.observe_head`` itself by polling each anvil node (:func:`feed_heads`); with
-the tracker in place the feeder is redundant (it only adds reports) and can go.
+Head reports come from the daemon's own head tracker (``lasso.upstream.heads``: each
+node's WebSocket ``newHeads``); the test only reads ``chain.state`` to wait for it.
 
 ``LASSO_CONSISTENCY_OFF=1`` turns the floor and the empty-answer check off, to
 measure what a client would see without them (the tests then fail, printing counts).
@@ -77,32 +76,8 @@ async def open_stack(
             yield gateway
 
     monkeypatch.setattr(lasso.daemon, "open_gateway", capturing)
-    async with open_lasso(devnet_settings(devnet)) as base, trio.open_nursery() as nursery:
-        chain = gateways[0].profiles["default"]["devnet"]
-        nursery.start_soon(feed_heads, devnet, chain)
-        yield base, chain
-        nursery.cancel_scope.cancel()
-
-
-async def feed_heads(devnet: Devnet, chain: ChainRuntime) -> None:
-    """Poll every node's latest block and report it (the heads tracker's job)."""
-    while True:
-        for node in devnet.nodes:
-            with trio.move_on_after(0.3):  # a frozen node answers nothing
-                try:
-                    block = await devnet.request(
-                        node.index, "eth_getBlockByNumber", ["latest", False]
-                    )
-                except Exception:  # a node down gives no head report
-                    continue
-                chain.observe_head(
-                    f"n{node.index}",
-                    int(block["number"], 16),
-                    block["hash"],
-                    block["parentHash"],
-                    trio.current_time(),
-                )
-        await trio.sleep(0.02)
+    async with open_lasso(devnet_settings(devnet)) as base:
+        yield base, gateways[0].profiles["default"]["devnet"]
 
 
 async def rpc_answer(
