@@ -263,6 +263,7 @@ async def test_a_lagging_providers_null_is_retried_and_a_genuine_null_passes_unc
         httpx.AsyncClient(timeout=10) as client,
     ):
         url = f"{base}/rpc/priority/devnet"  # n0 first
+        wrong: list[tuple[str, bytes]] = []
         await devnet.mine()
         with trio.fail_after(30):
             devnet.pause(0)  # the first provider lags
@@ -276,8 +277,12 @@ async def test_a_lagging_providers_null_is_retried_and_a_genuine_null_passes_unc
             ):
                 via_lasso = await post(client, url, method, params)
                 direct = await post(client, devnet.nodes[1].http_url, method, params)
-                assert b'"result":null' not in via_lasso
-                assert via_lasso == direct  # the answer of a node at the block, byte for byte
+                if via_lasso != direct:  # not the answer of a node at the block, byte for byte
+                    wrong.append((method, via_lasso[:60]))
+            print(
+                f"\nlagging provider first: {len(wrong)} of 3 reads not a node's answer at the block"
+            )
+            assert wrong == []
             await devnet.resume(0)
             await reported(chain, n0=number, n1=number, n2=number)
             unknown = ["0x" + "42" * 32]
