@@ -26,9 +26,11 @@ import trio
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
 from lasso.core.chainstate import ChainState
 from lasso.core.channel import Channel
+from lasso.core.consistency import HeadFloor
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
+from lasso.upstream.heads import track_heads
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider, ProviderStatistics, breaker_policy
 from lasso.upstream.recovery import RecoveryWatch
@@ -80,6 +82,8 @@ class ChainRuntime:
         self.latency = LatencyBook()
         #: Every provider's head reports: consensus head, lag, forks, block time.
         self.state = ChainState(config.block_time_ms)
+        #: The highest head answered or delivered to clients (lasso.headfloor).
+        self.floor = HeadFloor()
         self._head_moved = trio.Event()
         self._transports = transports
         self._websockets = websockets
@@ -128,6 +132,7 @@ class ChainRuntime:
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 await provider.start(nursery)
+                nursery.start_soon(track_heads, self, provider, self.rng)
                 task_status.started(scope)
                 await trio.sleep_forever()
 
@@ -186,6 +191,7 @@ class ChainRuntime:
         self.config = config
         self.routing = routing
         self.default_strategy = Strategy(config.default_strategy)
+        self.state.set_configured_block_time_ms(config.block_time_ms)
         policy = breaker_policy(config.circuit_breaker)
         orders = {p.id: i for i, p in enumerate(config.providers)}
         for provider in self.providers.values():

@@ -10,6 +10,8 @@ attempt its outcome is recorded (breaker, latency, rate limit) and decides
 what happens next:
 
     success                     record, return
+    empty answer from a         record, hold it; next provider at the block, else
+    provider behind the block   wait for one to reach it (lasso.emptycheck)
     deterministic RPC error     return it to the client at once
     capability RPC error        next provider, no breaker penalty (a WebSocket
                                 "no such call" used no dispatch: see _not_executed)
@@ -51,6 +53,7 @@ from lasso.core.channel import Channel
 from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
 from lasso.core.router import ChannelView, RoutePlan
+from lasso.emptycheck import EmptyCheck
 from lasso.errors import (
     UpstreamError,
     UpstreamNetworkError,
@@ -107,8 +110,9 @@ async def dispatch(
     targets = Targets(chain, plan)  # before any await: see the module docstring
     begun = trio.current_time() if started_at is None else started_at
     deadline = begun + plan.deadline_s - ANSWER_MARGIN_S
+    check = EmptyCheck(chain, call)  # empty is not an answer from a node behind
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
-        return await _dispatch_hedged(targets, call, plan, outcome, deadline, hedge_after_s)
+        return await _dispatch_hedged(targets, call, plan, outcome, deadline, hedge_after_s, check)
     dispatched = 0
     http_only = False  # after an unattributed WebSocket rejection: see the module docstring
     for view in plan.channels:
@@ -116,7 +120,7 @@ async def dispatch(
         remaining = deadline - now
         if dispatched >= plan.max_attempts or remaining < MIN_ATTEMPT_S:
             break
-        if http_only and view.transport == WS:
+        if (http_only and view.transport == WS) or check.defers(view):
             continue
         admitted = _admit(targets, view, outcome, now)
         if admitted is None:
@@ -137,7 +141,40 @@ async def dispatch(
                 dispatched -= 1  # it used no dispatch
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)
+        if check.accepts(view, result, outcome):
+            return result
+        dispatched -= 1  # an empty answer from a provider behind costs no dispatch
+    return await _settle(targets, call, plan, outcome, deadline, check)
+
+
+async def _settle(
+    targets: Targets,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    deadline: float,
+    check: EmptyCheck,
+) -> bytes:
+    """The plan is done: a held empty answer is settled (see lasso.emptycheck), else exhausted."""
+
+    async def retry(view: ChannelView) -> bytes | None:
+        now = trio.current_time()
+        admitted = _admit(targets, view, outcome, now)
+        if admitted is None or deadline - now < MIN_ATTEMPT_S:
+            return None
+        target, admission = admitted
+        try:
+            result, latency_us = await _attempt(target, call, view, admission, deadline - now)
+        except UpstreamError as exc:
+            outcome.failed(view, exc)
+            _record_failure(target[1], call, admission, exc, plan)
+            return None
+        _record_success(target[1], call, view, admission, latency_us, outcome)
         return result
+
+    settled = await check.settle(plan.channels, retry, outcome, deadline)
+    if settled is not None:
+        return settled
     raise exhausted(call, plan, outcome)
 
 
@@ -164,8 +201,9 @@ def _admit(
 class _Race:
     """Shared by the attempts of one hedged call (trio's Happy Eyeballs shape)."""
 
-    def __init__(self, scope: trio.CancelScope) -> None:
+    def __init__(self, scope: trio.CancelScope, check: EmptyCheck) -> None:
         self.scope = scope
+        self.check = check
         self.result: bytes | None = None
         self.terminal: UpstreamError | None = None
 
@@ -181,16 +219,19 @@ async def _dispatch_hedged(
     outcome: Outcome,
     deadline: float,
     hedge_after_s: float,
+    check: EmptyCheck,
 ) -> bytes:
     """Staggered starts; a failure starts the next early; the first success cancels the rest."""
     first_cap_s = FIRST_ATTEMPT_SHARE * plan.deadline_s
     async with trio.open_nursery() as nursery:
-        race = _Race(nursery.cancel_scope)
+        race = _Race(nursery.cancel_scope, check)
         started = 0
         for view in plan.channels:
             now = trio.current_time()
             if race.decided or started >= plan.max_attempts or deadline - now < MIN_ATTEMPT_S:
                 break
+            if check.defers(view):
+                continue
             admitted = _admit(targets, view, outcome, now)
             if admitted is None:
                 continue
@@ -207,7 +248,7 @@ async def _dispatch_hedged(
         return race.result
     if race.terminal is not None:
         raise race.terminal
-    raise exhausted(call, plan, outcome)
+    return await _settle(targets, call, plan, outcome, deadline, check)
 
 
 class _RaceAttempt(msgspec.Struct, frozen=True):
@@ -232,6 +273,9 @@ async def _race_attempt(
         attempt.failed.set()
         return
     _record_success(channel, call, view, admission, latency_us, outcome)
+    if not race.check.accepts(view, result, outcome):
+        attempt.failed.set()  # held: the next provider starts now
+        return
     if not race.decided:
         race.result = result
         race.scope.cancel(reason="hedged attempt won")

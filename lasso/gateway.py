@@ -40,6 +40,7 @@ from lasso.core.routes import RouteSpec
 from lasso.core.subs.bounds import check_filter_size
 from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
+from lasso.headfloor import keep_head
 from lasso.logs import Route, get_logs
 from lasso.pubsub import EventBus
 from lasso.transactions import SEND_RAW, send_raw_transaction
@@ -351,6 +352,17 @@ class Gateway:
                 chain, call, plan, outcome, started_at=meta.started, services=self.services
             )
         hedge_after_s = chain.hedge_delay_s(call.method, plan)
-        return await dispatch(
+        result = await dispatch(
             chain, call, plan, outcome, hedge_after_s=hedge_after_s, started_at=meta.started
+        )
+        if target.provider is not None:
+            return result  # a pinned route gets its provider's own view of the head
+        return await keep_head(  # never below a head already answered or delivered
+            chain,
+            call,
+            result,
+            strategy=target.route.strategy,
+            transport=target.transport,
+            outcome=outcome,
+            started_at=meta.started,
         )

@@ -32,6 +32,7 @@ max_batch = 5
 [chains.testnet]
 chain_id = 31337
 block_time_ms = 1000
+head_poll_ms = 0  # these tests count upstream calls exactly; head tracking is tested apart
 aliases = ["local"]
 providers = [
   { id = "p1", url = "http://p1.invalid", priority = 1 },
@@ -41,6 +42,7 @@ providers = [
 
 [profiles.team.chains.teamnet]
 chain_id = 5
+head_poll_ms = 0
 providers = [ { id = "t1", url = "http://t1.invalid" } ]
 """
 

@@ -163,6 +163,12 @@ class ChainState:
         self._record_hashes(state, number, block_hash, parent_hash, truncate=True)
         self._sample_block_time(now)
 
+    def set_configured_block_time_ms(self, block_time_ms: float) -> None:
+        """A reload's ``block_time_ms``: the fallback until (and unless) one is measured."""
+        if not block_time_ms > 0:
+            raise ValueError("block_time_ms must be > 0")
+        self._configured_block_time_ms = float(block_time_ms)
+
     def forget(self, provider_id: str) -> None:
         """Drop a provider that was removed from the chain."""
         self._providers.pop(provider_id, None)

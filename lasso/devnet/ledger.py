@@ -122,6 +122,10 @@ class Ledger:
         self.heads[index] = 0
         self.delivered[index] = 0
 
+    def mempool_emptied(self, index: int) -> None:
+        """Node ``index`` holds none of its next block's transactions any more."""
+        self.delivered[index] = 0
+
     def accept_transaction(self, raw: str, receivers: list[int]) -> None:
         """Record a transaction that every node in ``receivers`` accepted.
 

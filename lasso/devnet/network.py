@@ -1,4 +1,4 @@
-"""The control surface of a running devnet: mine, pause, resume, send, sign.
+"""The control surface of a running devnet: mine, pause, resume, fork, heal, send, sign.
 
 Every operation that changes chain state holds one lock, so a transaction and
 a block are never interleaved differently on different nodes; the bookkeeping
@@ -45,6 +45,9 @@ DEV_ACCOUNTS: tuple[str, ...] = (
     "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
 )
 
+#: The sender of the transaction only a forked node has (see :meth:`Devnet.fork`).
+FORK_SENDER = DEV_ACCOUNTS[9]
+
 
 @dataclass(frozen=True)
 class DevnetNode:
@@ -63,6 +66,7 @@ class DevnetStatistics(msgspec.Struct, frozen=True):
     pids: tuple[int, ...]
     health: tuple[str, ...]
     restarts: tuple[int, ...]
+    forked: frozenset[int] = frozenset()
 
 
 class Devnet:
@@ -85,6 +89,8 @@ class Devnet:
         self._mined_height = 0
         self._block_mined = trio.Event()
         self._started = trio.Event()
+        # forked node -> (its evm_snapshot from before the fork, its next base fee then)
+        self._forks: dict[int, tuple[str, str]] = {}
 
     # --- chain control ------------------------------------------------------
 
@@ -121,6 +127,56 @@ class Devnet:
             self._board.set(index, NodeHealth.CATCHING_UP)
         while self._board.health[index] is NodeHealth.CATCHING_UP:
             await self._board.next_change()
+
+    async def fork(self, index: int) -> str:
+        """Fork node ``index`` off the chain; return the hash of its own next block.
+
+        The node leaves lockstep mining (it is paused); an ``evm_snapshot`` is taken; then
+        it alone mines the next block, with the next lockstep timestamp and a transaction
+        only it has (a transfer from :data:`FORK_SENDER`), on top of what it holds for that
+        block. So when the others mine that height, its block hash really differs from
+        theirs, while its parent is the common chain. Undo it with :meth:`heal`.
+        """
+        self._ledger.check_index(index)
+        async with self._lock:
+            if index in self._forks:
+                raise DevnetError(f"node {index} is already forked; heal it first")
+            if index in self._ledger.paused or index not in self._up_in_sync():
+                raise DevnetError(f"node {index} must be up, in sync and mining to fork it")
+            self._ledger.pause(index)
+            pending = await self._call(index, "eth_getBlockByNumber", ["pending", False])
+            snapshot = str(await self._call(index, "evm_snapshot", []))
+            self._forks[index] = (snapshot, str(pending["baseFeePerGas"]))
+            own = {"from": FORK_SENDER, "to": FORK_SENDER, "value": "0x1"}
+            await self._call(index, "eth_sendTransaction", [own])
+            number = self._ledger.height + 1
+            await self._call(index, "evm_mine", [self._ledger.timestamp_of(number)])
+            block = await self._call(index, "eth_getBlockByNumber", [hex(number), False])
+            return str(block["hash"])
+
+    async def heal(self, index: int) -> None:
+        """Undo :meth:`fork`: revert node ``index`` to its snapshot and resume lockstep.
+
+        ``evm_revert`` drops its own block; its mempool is emptied
+        (``anvil_dropAllTransactions``), its next base fee restored (anvil's revert keeps
+        the one its own block set) and it replays every block mined since with the
+        common transactions and timestamps, so its hashes are the others' again (checked
+        against an up peer). Returns once it is back at the tip, as :meth:`resume` does.
+        """
+        self._ledger.check_index(index)
+        async with self._lock:
+            fork = self._forks.get(index)
+            if fork is None:
+                raise DevnetError(f"node {index} is not forked")
+            snapshot, base_fee = fork
+            if await self._call(index, "evm_revert", [snapshot]) is not True:
+                raise DevnetError(f"node {index} refused to revert to snapshot {snapshot}")
+            await self._call(index, "anvil_dropAllTransactions", [])
+            # anvil 1.7.1's evm_revert keeps the next base fee its own block set
+            await self._call(index, "anvil_setNextBlockBaseFeePerGas", [base_fee])
+            del self._forks[index]
+            self._ledger.mempool_emptied(index)
+        await self.resume(index)
 
     async def send_raw_transaction(self, raw: str) -> str:
         """Send one signed transaction to every node before the next block; return its hash.
@@ -229,6 +285,7 @@ class Devnet:
             pids=tuple(self._board.pids),
             health=tuple(h.value for h in self._board.health),
             restarts=tuple(self._board.restarts),
+            forked=frozenset(self._forks),
         )
 
     # --- the miner task ------------------------------------------------------
@@ -275,7 +332,8 @@ class Devnet:
             return await self.request(index, method, params)
 
     def _up_in_sync(self) -> list[int]:
-        return [i for i in self._ledger.in_sync() if self._board.is_up(i)]
+        """Nodes that take new transactions: up, in sync and on the common chain."""
+        return [i for i in self._ledger.in_sync() if self._board.is_up(i) and i not in self._forks]
 
     def _announce_block(self, number: int) -> None:
         self._mined_height = number

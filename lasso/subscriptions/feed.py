@@ -69,6 +69,7 @@ class Feed:
         subscribers: dict[str, Subscriber],
         liveness: Liveness,
         orphaned: Callable[[tuple[str, ...], int | None], None],
+        heads_seen: Callable[[str | None, list[Any]], None] = lambda provider_id, blocks: None,
     ) -> None:
         self.request = request
         self.policy = policy
@@ -76,6 +77,7 @@ class Feed:
         self.subscribers = subscribers  # the stream's: it adds and removes them
         self._liveness = liveness
         self._orphaned = orphaned
+        self._heads_seen = heads_seen  # told before clients are sent heads (read-your-head)
         self.heads = HeadStream(max_backfill=policy.max_backfill_blocks)
         self.logs = (
             LogStream(request.log_filter, max_backfill=policy.max_backfill_blocks)
@@ -117,6 +119,8 @@ class Feed:
     ) -> None:
         """Carry a decision out: deliver, report orphans, fetch and offer back."""
         while True:
+            if decision.deliver:
+                self._heads_seen(prefer, [item.payload for item in decision.deliver])
             self.send(decision.deliver)
             if decision.orphaned:
                 self._orphaned(decision.orphaned, decision.fork_point)
@@ -140,6 +144,9 @@ class Feed:
     def send(self, items: Sequence[Delivery]) -> None:
         if items:
             self._liveness.delivered(trio.current_time())
+        if self.request.kind is SubscriptionKind.NEW_HEADS and self.reads.pinned is None:
+            for item in items:  # the chain's head floor (lasso.headfloor)
+                self.reads.chain.floor.delivered(item.payload)
         if items and self.subscribers:
             fan_out(list(self.subscribers.values()), tuple(items))
 

@@ -68,6 +68,7 @@ from lasso.subscriptions.reads import ChainReads
 from lasso.subscriptions.serving import Serving
 from lasso.subscriptions.subscribing import Spawn
 from lasso.subscriptions.targets import subscribe_first
+from lasso.upstream.heads import report_heads
 
 log = logging.getLogger("lasso.subscriptions")
 
@@ -108,6 +109,7 @@ class Stream:
             self.subscribers,
             self._health,
             orphaned=lambda hashes, fork_point: orphaned(self, hashes, fork_point),
+            heads_seen=lambda provider_id, blocks: report_heads(chain, provider_id, blocks),
         )
         self._behind = False  # a catch-up could not finish; retried on every tick
         self._deferred: deque[Live] = deque()  # live events held while behind

@@ -15,6 +15,7 @@ import trio
 import lasso
 from lasso.chain import ChainRuntime
 from lasso.config import DEFAULT_PROFILE
+from lasso.core.chainstate import ProviderHeadStatistics
 from lasso.core.channel import ChannelStatistics
 from lasso.gateway import Gateway
 from lasso.reload import ReloadState
@@ -65,6 +66,8 @@ def config_section(reloads: ReloadState) -> dict[str, Any]:
 
 def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
     stats = chain.statistics(now)
+    state = chain.state.statistics(now)
+    heads = {p.provider_id: p for p in state.providers}
     # Available as routing sees it: a channel neither open nor quarantined, and a
     # WebSocket only while connected (its breaker stays closed while it is down).
     available = stats.available_providers
@@ -78,17 +81,25 @@ def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
         "status": status,
         "recovering": available == 0,
         "available_providers": available,
-        "providers": [_provider(p) for p in stats.providers],
+        "consensus_head": state.consensus_head,
+        "block_time_ms": round(state.block_time_ms, 1),
+        "block_time_measured": state.measured_block_time,
+        "providers": [_provider(p, heads.get(p.id)) for p in stats.providers],
     }
 
 
-def _provider(stats: ProviderStatistics) -> dict[str, Any]:
+def _provider(stats: ProviderStatistics, head: ProviderHeadStatistics | None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "id": stats.id,
         "url": stats.url,  # masked by the provider: no secret leaves the process
         "ws_url": stats.ws_url,
         "priority": stats.priority,
         "archival": stats.archival,
+        # head tracking (never seen yet: all null): lag is height - consensus_head
+        "height": None if head is None else head.height,
+        "lag": None if head is None else head.lag,
+        "forked": None if head is None else head.forked,
+        "live": None if head is None else head.live,
         "capabilities": msgspec.to_builtins(stats.capabilities),
         "http": _channel(stats.http, stats.http_transport),
         "ws": None,

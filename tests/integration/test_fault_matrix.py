@@ -62,6 +62,7 @@ default_strategy = "priority"
 [chains.devnet]
 chain_id = 31337
 block_time_ms = 1000
+head_poll_ms = 0  # the proxies count client traffic exactly; head tracking is tested apart
 providers = [
   {{ id = "proxy0", url = "{0}", priority = 1 }},
   {{ id = "proxy1", url = "{1}", priority = 2 }},

@@ -21,6 +21,7 @@ SETTINGS = """
 [chains.devnet]
 chain_id = 31337
 block_time_ms = 1000
+head_poll_ms = 0  # the silent provider's one accepted connection is the client's request
 providers = [ {{ id = "silent", url = "http://127.0.0.1:{port}" }} ]
 """
 

@@ -39,6 +39,7 @@ teardown_grace_ms = 5000
 [chains.testnet]
 chain_id = 31337
 block_time_ms = 1000
+head_poll_ms = 0  # these tests count upstream subscriptions; head tracking is tested apart
 providers = [
   { id = "p1", url = "http://p1.invalid", ws_url = "ws://p1.invalid", priority = 1 },
   { id = "p2", url = "http://p2.invalid", ws_url = "ws://p2.invalid", priority = 2 },

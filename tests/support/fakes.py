@@ -42,6 +42,7 @@ class FakeNode:
         self.retry_after_s = 7
         self.forks: list[int] = []  # fork points: blocks above one belong to a newer branch
         self.logs: dict[int, list[dict[str, Any]]] = {}  # block number -> its logs
+        self.txs: dict[str, int] = {}  # transaction hash -> the block that includes it
 
     async def handle(self, body: bytes) -> HttpResponse:
         if nesting_exceeds(body, ANVIL_MAX_DEPTH):  # serde_json's recursion limit, as anvil
@@ -100,6 +101,16 @@ class FakeNode:
                 return _error(rid, -32602, "invalid digit found in string")
         if method == "eth_getLogs":
             return {"jsonrpc": "2.0", "id": rid, "result": self._get_logs(params)}
+        if method == "eth_getTransactionReceipt":
+            return {"jsonrpc": "2.0", "id": rid, "result": self._receipt(str(params[0]))}
+        if method == "eth_getBlockReceipts":
+            number = int(params[0], 16)
+            receipts = [self._receipt(h) for h, n in self.txs.items() if n == number]
+            return {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "result": receipts if number <= self.head else None,
+            }
         if method == "eth_sendRawTransaction":
             digest = hashlib.sha256(str(params).encode()).hexdigest()
             return {"jsonrpc": "2.0", "id": rid, "result": "0x" + digest}
@@ -119,6 +130,12 @@ class FakeNode:
             "timestamp": hex(1_700_000_000 + number),
             "transactions": [],
         }
+
+    def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        number = self.txs.get(tx_hash)
+        if number is None or number > self.head:
+            return None  # unknown, or in a block this node has not reached
+        return {"transactionHash": tx_hash, "blockNumber": hex(number), "status": "0x1"}
 
     def add_log(self, number: int, log: dict[str, Any]) -> None:
         """Make ``log`` part of block ``number`` (served by eth_getLogs)."""

@@ -49,10 +49,12 @@ import itertools
 import logging
 import random
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from typing import TypeVar
 
 import msgspec
 import trio
+from trio import MemoryReceiveChannel
 from trio_websocket import ConnectionRejected
 
 from lasso.config.secrets import with_url_credentials
@@ -207,6 +209,11 @@ class WsConnection:
         result, _ = await link.call("eth_unsubscribe", encode_json([upstream_id]), None)
         link.subscriptions.discard(upstream_id)
         return self._typed(_decode_bool, result, "eth_unsubscribe", "a boolean")
+
+    def notifications(self, max_buffer: int = 1024) -> ContextManager[MemoryReceiveChannel[object]]:
+        """Receive this chain's subscription events (every provider's: filter by
+        ``provider_id``) until the block exits; see :mod:`lasso.pubsub`."""
+        return self._bus.subscribe(self._topics[1], max_buffer=max_buffer)
 
     def _typed(self, decode: Callable[[bytes], T], result: bytes, method: str, what: str) -> T:
         try:
