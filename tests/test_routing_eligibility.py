@@ -26,6 +26,7 @@ from lasso.daemon import open_gateway
 from lasso.dispatch import Outcome, dispatch
 from lasso.gateway import Gateway
 from lasso.subscriptions.targets import candidates
+from tests.core.test_lessons import NO_STATE_MESSAGES
 from tests.support.fakes import FakeHttpTransport, FakeNode, _error
 
 ADDRESS = "0x0000000000000000000000000000000000000001"
@@ -294,3 +295,32 @@ providers = [
     assert [p.id for p in candidates(chain, None, set(), 0.0)] == ["b"]
     assert [p.id for p in candidates(chain, None, {"b"}, 0.0)] == ["b"]
     assert candidates(chain, "a", set(), 0.0) == []
+
+
+class NoStateNode(FakeNode):
+    """Answers every eth_getBalance with one scripted no-state error."""
+
+    answer: tuple[int, str] = (-32000, "missing trie node")
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("method") == "eth_getBalance":
+            return _error(request.get("id"), *self.answer)
+        return super()._answer(request)
+
+
+@pytest.mark.parametrize("code", [-32000, -32602, -32603])
+@pytest.mark.parametrize("message", NO_STATE_MESSAGES)
+async def test_no_state_answers_never_count_against_the_breaker(
+    settings: Settings, code: int, message: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    fleet = Fleet()
+    node = fleet.nodes["p1"] = NoStateNode()
+    node.answer = (code, message)
+    async with open_gateway(settings, rng=random.Random(7), transports=fleet.transport) as gw:
+        chain = chain_of(gw)
+        observe(chain, {"p1": HEAD, "p2": HEAD, "p3": HEAD})
+        for block in (1, HEAD - 1, "latest", 2, 3, 4, 5, 6, 7, 8):
+            _, outcome = await call(chain, "eth_getBalance", balance_at(block))
+            assert outcome.provider in {"p2", "p3"}
+        stats = chain.providers["p1"].channel("http").breaker.statistics(trio.current_time())
+        assert stats.consecutive_failures == 0 and stats.total_opens == 0

@@ -44,8 +44,7 @@ from typing import Protocol
 
 import msgspec
 
-from lasso.core.block_target import BlockTarget, TargetKind
-from lasso.core.lessons import lowest_block
+from lasso.core.block_target import HEAD_TAGS, BlockTarget, TargetKind
 from lasso.core.method_rules import CompiledRules, MethodRulesLike, compile_rules
 from lasso.core.router import ChannelView, Tier
 
@@ -140,7 +139,15 @@ def select(
     current = views
     if preferred is not None:
         current = _narrow(current, [v for v in current if v.provider_id in preferred])
-    unsupported = _failing(current, providers, lambda book: book.supports(method, now))
+    unsupported = None
+    last = None
+    for v in current:  # a provider's channels are adjacent in the snapshot: ask it once
+        pid = v.provider_id
+        if pid != last:
+            last = pid
+            p = providers.get(pid)
+            if p is not None and not p.capabilities.supports(method, now):
+                unsupported = {pid} if unsupported is None else unsupported | {pid}
     if unsupported:
         current = _narrow(current, [v for v in current if v.provider_id not in unsupported])
     if target.kind in _NO_REFS:
@@ -151,12 +158,19 @@ def select(
         if shallow:
             current = _narrow(current, [v for v in current if v.provider_id not in shallow])
     excluded = facts.excluded
-    if excluded and target.is_head_sensitive():
+    if excluded and _head_sensitive(target):
         current = _narrow(current, [v for v in current if v.provider_id not in excluded])
     return current
 
 
 _NO_REFS = frozenset({TargetKind.NONE, TargetKind.HASH, TargetKind.UNKNOWN})
+
+
+def _head_sensitive(target: BlockTarget) -> bool:
+    """:meth:`BlockTarget.is_head_sensitive`, without building the refs (per request)."""
+    if target.kind is TargetKind.TAG:
+        return target.tag in HEAD_TAGS
+    return target.kind is TargetKind.RANGE and (target.low in HEAD_TAGS or target.high in HEAD_TAGS)
 
 
 def _failing(
@@ -190,16 +204,24 @@ def _narrow(current: Sequence[ChannelView], kept: list[ChannelView]) -> Sequence
 
 
 def archival_depth(target: BlockTarget, head: int | None, threshold: int) -> int | None:
-    """How deep below the head an archival target reaches; None if it is not archival."""
-    refs = target.refs()
-    if not refs:
+    """How deep below the head an archival target reaches; None if it is not archival.
+
+    Archival as :meth:`BlockTarget.is_archival` says (``earliest``, or a number more
+    than ``threshold`` below ``head``); the depth is measured to its lowest block
+    (``earliest`` is block 0), or :data:`UNKNOWN_DEPTH` for ``earliest`` without a head.
+    """
+    lowest: int | None = None
+    earliest = False
+    for ref in target.refs():
+        if isinstance(ref, int):
+            lowest = ref if lowest is None or ref < lowest else lowest
+        elif ref == "earliest":
+            earliest = True
+    if earliest:
+        return UNKNOWN_DEPTH if head is None else head
+    if head is None or lowest is None or head - lowest <= threshold:
         return None
-    if head is None:
-        return UNKNOWN_DEPTH if "earliest" in refs else None
-    if not target.is_archival(head, threshold):
-        return None
-    lowest = lowest_block(target)
-    return None if lowest is None else max(head - lowest, 0)
+    return head - lowest
 
 
 def wanted_block(target: BlockTarget) -> int | None:

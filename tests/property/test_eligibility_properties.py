@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 
 from lasso.core.block_target import BlockTarget, TargetKind
 from lasso.core.capabilities import CapabilityBook
-from lasso.core.eligibility import ChainFacts, archival_depth, block_first, select
+from lasso.core.eligibility import (
+    ChainFacts,
+    _head_sensitive,
+    archival_depth,
+    block_first,
+    select,
+)
 from lasso.core.router import ChannelView, Tier
 
 pytestmark = pytest.mark.slow
@@ -138,3 +144,8 @@ def test_block_first_is_a_stable_partition(
     have = [c for c in channels if heights.get(c.provider_id, -1) >= block]
     rest = [c for c in channels if heights.get(c.provider_id, -1) < block]
     assert list(ordered) == have + rest
+
+
+@given(targets)
+def test_the_fast_head_sensitivity_check_agrees_with_block_target(target: BlockTarget) -> None:
+    assert _head_sensitive(target) == target.is_head_sensitive()
