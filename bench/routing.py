@@ -1,6 +1,6 @@
 """Section ``routing``: the cost of one routing decision.
 
-Two rows per cell: ``plan`` times ``lasso.core.router.plan`` alone (pure and
+Three rows per cell: ``plan`` times ``lasso.core.router.plan`` alone (pure and
 synchronous: no I/O, no awaits); ``decision`` times what a request really pays,
 ``ChainRuntime.plan``: building the snapshot (each channel's breaker state,
 rate-limit state and latency statistics for the method) and then ``plan``;
@@ -8,9 +8,9 @@ rate-limit state and latency statistics for the method) and then ``plan``;
 provider lagging) for an ``eth_getBalance`` at ``latest``, so eligibility
 (:mod:`lasso.core.eligibility`: lag exclusion, capabilities, archival depth) is
 paid as a request pays it. All for 3, 10 and 50 provider channels under every
-strategy. The channels are built directly as ``ChannelView``s: all healthy, distinct priorities and
-latencies, with one ``RouterState()`` and ``random.Random(1)`` per cell, as
-the dispatcher would hold them. Each cell is timed with
+strategy. The channels are built directly as ``ChannelView``s: all healthy,
+distinct priorities and latencies, with one ``RouterState()`` and
+``random.Random(1)`` per cell, as the dispatcher would hold them. Each cell is timed with
 ``time.perf_counter`` (via ``timeit``, garbage collector off) over enough
 calls to take about 50 ms, repeated; the median repeat is reported.
 """
