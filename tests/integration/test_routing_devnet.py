@@ -11,6 +11,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -98,6 +99,7 @@ def settings_text(devnet: Devnet, provider_extra: dict[int, str], priorities: li
     )
 
 
+@asynccontextmanager
 async def open_rig(devnet: Devnet, settings: Settings) -> AsyncIterator[Rig]:
     counts: dict[str, Counter[str]] = {f"n{n.index}": Counter() for n in devnet.nodes}
 
@@ -116,7 +118,7 @@ async def pruned_rig() -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0, prune_history={2: 4}) as net:
         # the pruned node first in line, so every archival request would reach it first
         text = settings_text(net, {}, priorities=[1, 2, 0])
-        async for rig in open_rig(net, parse_settings(text, env={})):
+        async with open_rig(net, parse_settings(text, env={})) as rig:
             yield rig
 
 
@@ -124,7 +126,7 @@ async def pruned_rig() -> AsyncIterator[Rig]:
 async def rig() -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as net:
         text = settings_text(net, {0: ', unsupported_methods = ["eth_gasPrice"]'}, [0, 1, 2])
-        async for rig in open_rig(net, parse_settings(text, env={})):
+        async with open_rig(net, parse_settings(text, env={})) as rig:
             yield rig
 
 
