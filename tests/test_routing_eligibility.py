@@ -101,11 +101,16 @@ def chain_of(gateway: Gateway) -> ChainRuntime:
     return gateway.profiles["default"]["testnet"]
 
 
-def observe(chain: ChainRuntime, heights: dict[str, int]) -> None:
-    """Head reports, as head tracking makes them (one chain of hashes, so no fork)."""
+async def observe(chain: ChainRuntime, fleet: Fleet, heights: dict[str, int]) -> None:
+    """Move the fake nodes' heads and report them, as head tracking would (and does,
+    where it runs: the nodes answer its polls with the same heads and hashes). At a new
+    instant: reports of one instant count at their highest (ChainState)."""
+    await trio.sleep(0.01)
     now = trio.current_time()
     for pid, height in heights.items():
-        chain.observe_head(pid, height, f"0x{height:064x}", f"0x{height - 1:064x}", now)
+        node = fleet.nodes[pid]
+        node.head = height
+        chain.observe_head(pid, height, node.block_hash(height), node.block_hash(height - 1), now)
 
 
 async def call(chain: ChainRuntime, method: str, params: bytes = b"[]") -> tuple[bytes, Outcome]:
@@ -126,7 +131,7 @@ async def test_a_lagging_provider_gets_no_head_sensitive_traffic(
     gateway: Gateway, fleet: Fleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     chain = chain_of(gateway)
-    observe(chain, {"p1": HEAD - 10, "p2": HEAD, "p3": HEAD})
+    await observe(chain, fleet, {"p1": HEAD - 10, "p2": HEAD, "p3": HEAD})
     for _ in range(5):
         _, outcome = await call(chain, "eth_blockNumber")
         assert outcome.provider == "p2"
@@ -138,8 +143,8 @@ async def test_a_lagging_provider_gets_no_head_sensitive_traffic(
     _, outcome = await call(chain, "eth_getBlockByNumber", b'["0x50", false]')
     assert outcome.provider == "p1"
     # it catches up: back in
-    observe(chain, {"p1": HEAD})
-    _, outcome = await call(chain, "eth_blockNumber")
+    await observe(chain, fleet, {"p1": HEAD})
+    _, outcome = await call(chain, "eth_blockNumber")  # p1 is first in priority
     assert outcome.provider == "p1"
 
 
@@ -150,7 +155,7 @@ async def test_everyone_lagging_fails_open(
     # no consensus head yet (head tracking off): nobody is left out
     _, outcome = await call(chain, "eth_blockNumber")
     assert outcome.provider == "p1"
-    observe(chain, {"p1": HEAD - 10, "p2": HEAD})
+    await observe(chain, fleet, {"p1": HEAD - 10, "p2": HEAD, "p3": HEAD - 10})
     # p2 is the only one in line and its breaker is open: the lagging p1 still answers
     chain.providers["p2"].channel("http").breaker.force_open(trio.current_time(), 60_000)
     _, outcome = await call(chain, "eth_blockNumber")
@@ -161,15 +166,23 @@ async def test_providers_known_to_have_the_block_go_first(
     gateway: Gateway, fleet: Fleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     chain = chain_of(gateway)
-    observe(chain, {"p1": HEAD - 2, "p2": HEAD - 1, "p3": HEAD})
+    await observe(chain, fleet, {"p1": HEAD - 2, "p2": HEAD - 1, "p3": HEAD})
     params = b'["0x64", false]'  # block 100: only p3 has it
     plan = chain.plan(
-        "eth_getBlockByNumber", 0.0, strategy=Strategy.PRIORITY, provider=None, params=params
+        "eth_getBlockByNumber",
+        trio.current_time(),
+        strategy=Strategy.PRIORITY,
+        provider=None,
+        params=params,
     )
     assert plan.candidate_names() == ["p3:http", "p1:http", "p2:http"]
     params = b'["0x63", false]'  # block 99: p2 and p3, in priority order
     plan = chain.plan(
-        "eth_getBlockByNumber", 0.0, strategy=Strategy.PRIORITY, provider=None, params=params
+        "eth_getBlockByNumber",
+        trio.current_time(),
+        strategy=Strategy.PRIORITY,
+        provider=None,
+        params=params,
     )
     assert plan.candidate_names() == ["p2:http", "p3:http", "p1:http"]
 
@@ -211,7 +224,7 @@ async def test_pruned_answers_are_learned_and_never_penalised(
     gateway: Gateway, fleet: Fleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     chain = chain_of(gateway)
-    observe(chain, {"p1": HEAD, "p2": HEAD, "p3": HEAD})
+    await observe(chain, fleet, {"p1": HEAD, "p2": HEAD, "p3": HEAD})
     result, outcome = await call(chain, "eth_getBalance", balance_at(1))
     assert result == b'"0x56bc75e2d63100000"' and outcome.provider == "p2"
     assert [(a.provider, a.category) for a in outcome.attempts] == [("p1", "capability")]
@@ -318,7 +331,7 @@ async def test_no_state_answers_never_count_against_the_breaker(
     node.answer = (code, message)
     async with open_gateway(settings, rng=random.Random(7), transports=fleet.transport) as gw:
         chain = chain_of(gw)
-        observe(chain, {"p1": HEAD, "p2": HEAD, "p3": HEAD})
+        await observe(chain, fleet, {"p1": HEAD, "p2": HEAD, "p3": HEAD})
         for block in (1, HEAD - 1, "latest", 2, 3, 4, 5, 6, 7, 8):
             _, outcome = await call(chain, "eth_getBalance", balance_at(block))
             assert outcome.provider in {"p2", "p3"}
