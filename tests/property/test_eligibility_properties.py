@@ -149,3 +149,14 @@ def test_block_first_is_a_stable_partition(
 @given(targets)
 def test_the_fast_head_sensitivity_check_agrees_with_block_target(target: BlockTarget) -> None:
     assert _head_sensitive(target) == target.is_head_sensitive()
+
+
+@given(targets, st.integers(0, 200), st.integers(0, 50))
+def test_archival_depth_agrees_with_block_target(
+    target: BlockTarget, head: int, threshold: int
+) -> None:
+    depth = archival_depth(target, head, threshold)
+    assert (depth is not None) == target.is_archival(head, threshold)
+    if depth is not None:
+        lowest = min(r if isinstance(r, int) else 0 for r in target.refs() if r != "latest")
+        assert depth == head - lowest
