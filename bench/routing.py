@@ -1,13 +1,16 @@
 """Section ``routing``: the cost of one routing decision.
 
-Two rows per cell: ``plan`` times ``lasso.core.router.plan`` alone (pure and
+Three rows per cell: ``plan`` times ``lasso.core.router.plan`` alone (pure and
 synchronous: no I/O, no awaits); ``decision`` times what a request really pays,
 ``ChainRuntime.plan``: building the snapshot (each channel's breaker state,
-rate-limit state and latency statistics for the method) and then ``plan``. Both
-for 3, 10 and 50 provider channels under every strategy. The channels are
-built directly as ``ChannelView``s: all healthy, distinct priorities and
-latencies, with one ``RouterState()`` and ``random.Random(1)`` per cell, as
-the dispatcher would hold them. Each cell is timed with
+rate-limit state and latency statistics for the method) and then ``plan``;
+``decision+state`` is the same with head tracking's chain state in place (one
+provider lagging) for an ``eth_getBalance`` at ``latest``, so eligibility
+(:mod:`lasso.core.eligibility`: lag exclusion, capabilities, archival depth) is
+paid as a request pays it. All for 3, 10 and 50 provider channels under every
+strategy. The channels are built directly as ``ChannelView``s: all healthy,
+distinct priorities and latencies, with one ``RouterState()`` and
+``random.Random(1)`` per cell, as the dispatcher would hold them. Each cell is timed with
 ``time.perf_counter`` (via ``timeit``, garbage collector off) over enough
 calls to take about 50 ms, repeated; the median repeat is reported.
 """
@@ -29,6 +32,7 @@ PROVIDER_COUNTS = (3, 10, 50)
 REPEATS = 7
 REPEAT_S = 0.05
 METHOD = "eth_blockNumber"
+BALANCE = b'["0x00000000000000000000000000000000000000aa","latest"]'
 
 
 def channel_views(n: int, rng: random.Random) -> list[ChannelView]:
@@ -94,9 +98,17 @@ def _cells(n: int, strategy: Strategy) -> list[Row]:
     )
     chain = chain_runtime(n)
     decision = partial(chain.plan, METHOD, 1.0, strategy=strategy, provider=None)
+    tracked = chain_runtime(n)
+    for i, pid in enumerate(tracked.providers):
+        height = 1000 - 10 * (i == 0)  # the first provider lags
+        tracked.state.observe(pid, height, f"0x{height:064x}", f"0x{height - 1:064x}", 1.0)
+    with_state = partial(
+        tracked.plan, "eth_getBalance", 1.0, strategy=strategy, provider=None, params=BALANCE
+    )
     return [
         _row(n, strategy, "plan", timeit.Timer(pure)),
         _row(n, strategy, "decision", timeit.Timer(decision)),
+        _row(n, strategy, "decision+state", timeit.Timer(with_state)),
     ]
 
 

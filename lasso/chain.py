@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 import trio
 
 from lasso.config import ChainConfig, ProviderConfig, RoutingConfig
+from lasso.core.block_target import block_target
 from lasso.core.chainstate import ChainState
 from lasso.core.channel import Channel
 from lasso.core.consistency import HeadFloor
+from lasso.core.eligibility import Eligibility, block_first, wanted_block
 from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
@@ -93,6 +95,8 @@ class ChainRuntime:
         self._scopes: dict[Provider, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self.router_state = RouterState()
+        #: Which providers a request may go to (cached chain facts, compiled method rules).
+        self.eligibility = Eligibility()
         self.chain_id_hex = b'"0x%x"' % config.chain_id
 
     def _build(self, p: ProviderConfig, order: int) -> Provider:
@@ -296,8 +300,13 @@ class ChainRuntime:
         strategy: Strategy | None,
         provider: str | None,
         transport: str | None = None,
+        params: bytes = b"",
     ) -> RoutePlan:
         """Ask the router; ``transport`` (http or ws) puts that transport's channels first.
+
+        Unless a provider is pinned, the router plans only on the providers the
+        request's block target (read from ``params``) and their capabilities allow
+        (:mod:`lasso.core.eligibility`), and ones known to have a named block go first.
 
         The plan names channels by (provider id, transport); :func:`lasso.dispatch.dispatch`
         resolves them to this chain's objects once, before its first await.
@@ -308,8 +317,22 @@ class ChainRuntime:
             providers = [self.providers[provider]] if provider in self.providers else []
         strategy = strategy or self.default_strategy
         with_latency = strategy in _LATENCY_STRATEGIES
+        views: Sequence[ChannelView] = self.views(method, now, providers, with_latency=with_latency)
+        block = facts = None
+        if provider is None:
+            target = block_target(method, params)
+            views, facts = self.eligibility.narrow(
+                views,
+                method=method,
+                target=target,
+                now=now,
+                state=self.state,
+                providers=self.providers,
+                config=self.config,
+            )
+            block = wanted_block(target)
         decided = plan(
-            self.views(method, now, providers, with_latency=with_latency),
+            views,
             method=method,
             strategy=strategy,
             state=self.router_state,
@@ -320,6 +343,10 @@ class ChainRuntime:
             exploration_share=self.routing.exploration_share,
             lw_beta=self.routing.lw_beta,
         )
+        if block is not None and facts is not None and facts.heights:
+            ordered = block_first(decided.channels, block, facts.heights)
+            if ordered is not decided.channels:
+                decided = msgspec.structs.replace(decided, channels=ordered)
         if not decided.channels and decided.excluded_open:
             decided = self._recovering(decided, now)
         if transport is None or all(c.transport == transport for c in decided.channels):

@@ -61,6 +61,7 @@ from lasso.errors import (
     UpstreamRpcError,
     UpstreamTimeout,
 )
+from lasso.learning import learn
 from lasso.outcome import AttemptRecord, Outcome, agreed_error, attempt_record, exhausted
 from lasso.upstream.probe import failure_kind
 from lasso.upstream.provider import WS, Provider
@@ -112,7 +113,9 @@ async def dispatch(
     deadline = begun + plan.deadline_s - ANSWER_MARGIN_S
     check = EmptyCheck(chain, call)  # empty is not an answer from a node behind
     if hedge_after_s is not None and plan.replay_safe and plan.failover:
-        return await _dispatch_hedged(targets, call, plan, outcome, deadline, hedge_after_s, check)
+        return await _dispatch_hedged(
+            chain, targets, call, plan, outcome, deadline, hedge_after_s, check
+        )
     dispatched = 0
     http_only = False  # after an unattributed WebSocket rejection: see the module docstring
     for view in plan.channels:
@@ -133,7 +136,7 @@ async def dispatch(
             result, latency_us = await _attempt(target, call, view, admission, budget)
         except UpstreamError as exc:
             outcome.failed(view, exc)
-            if not _record_failure(target[1], call, admission, exc, plan):
+            if not _record_failure(chain, target, view, call, admission, exc, plan):
                 raise
             unattributed = _unattributed(exc)
             http_only = http_only or unattributed
@@ -144,10 +147,11 @@ async def dispatch(
         if check.accepts(view, result, outcome):
             return result
         dispatched -= 1  # an empty answer from a provider behind costs no dispatch
-    return await _settle(targets, call, plan, outcome, deadline, check)
+    return await _settle(chain, targets, call, plan, outcome, deadline, check)
 
 
 async def _settle(
+    chain: ChainRuntime,
     targets: Targets,
     call: Call,
     plan: RoutePlan,
@@ -167,7 +171,7 @@ async def _settle(
             result, latency_us = await _attempt(target, call, view, admission, deadline - now)
         except UpstreamError as exc:
             outcome.failed(view, exc)
-            _record_failure(target[1], call, admission, exc, plan)
+            _record_failure(chain, target, view, call, admission, exc, plan)
             return None
         _record_success(target[1], call, view, admission, latency_us, outcome)
         return result
@@ -213,6 +217,7 @@ class _Race:
 
 
 async def _dispatch_hedged(
+    chain: ChainRuntime,
     targets: Targets,
     call: Call,
     plan: RoutePlan,
@@ -241,14 +246,14 @@ async def _dispatch_hedged(
             started += 1
             failed = trio.Event()
             attempt = _RaceAttempt(target, view, admission, budget, failed)
-            nursery.start_soon(_race_attempt, call, plan, outcome, attempt, race)
+            nursery.start_soon(_race_attempt, chain, call, plan, outcome, attempt, race)
             with trio.move_on_after(min(hedge_after_s, budget)):
                 await failed.wait()
     if race.result is not None:
         return race.result
     if race.terminal is not None:
         raise race.terminal
-    return await _settle(targets, call, plan, outcome, deadline, check)
+    return await _settle(chain, targets, call, plan, outcome, deadline, check)
 
 
 class _RaceAttempt(msgspec.Struct, frozen=True):
@@ -260,14 +265,20 @@ class _RaceAttempt(msgspec.Struct, frozen=True):
 
 
 async def _race_attempt(
-    call: Call, plan: RoutePlan, outcome: Outcome, attempt: _RaceAttempt, race: _Race
+    chain: ChainRuntime,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    attempt: _RaceAttempt,
+    race: _Race,
 ) -> None:
     view, admission, channel = attempt.view, attempt.admission, attempt.target[1]
     try:
         result, latency_us = await _attempt(attempt.target, call, view, admission, attempt.budget)
     except UpstreamError as exc:
         outcome.failed(view, exc)
-        if not _record_failure(channel, call, admission, exc, plan) and not race.decided:
+        failover = _record_failure(chain, attempt.target, view, call, admission, exc, plan)
+        if not failover and not race.decided:
             race.terminal = exc
             race.scope.cancel(reason="terminal error")
         attempt.failed.set()
@@ -313,15 +324,23 @@ def _record_success(
 
 
 def _record_failure(
-    channel: Channel, call: Call, admission: Admission, exc: UpstreamError, plan: RoutePlan
+    chain: ChainRuntime,
+    target: Target,
+    view: ChannelView,
+    call: Call,
+    admission: Admission,
+    exc: UpstreamError,
+    plan: RoutePlan,
 ) -> bool:
     """Record what ``exc`` says about the provider; True if another may be tried."""
     now = trio.current_time()
+    channel = target[1]
     if isinstance(exc, UpstreamRpcError) and exc.category == ErrorCategory.DETERMINISTIC.value:
         channel.record_success(now, admission)  # the provider works; the request is wrong
         return False
     if isinstance(exc, UpstreamRpcError) and exc.category == ErrorCategory.CAPABILITY.value:
         channel.record_cancelled(now, admission)
+        learn(chain, target[0], view.transport, call, exc, now)  # lasso.learning
         return plan.failover
     if isinstance(exc, UpstreamRateLimited):
         channel.mark_limited(now, admission, exc.retry_after_ms)

@@ -323,6 +323,8 @@ class Gateway:
     ) -> bytes:
         snapshot = self.snapshot  # this call runs on the settings current at its start
         disp = disposition(call.method, call.params, snapshot.allowed)
+        if target.chain.eligibility.rules(target.chain.config.methods).refuses(call.method):
+            disp = Disposition.DENIED  # the chain's [methods] rules: -32601 locally
         if disp is Disposition.LOCAL_CHAIN_ID and target.provider is None:
             return target.chain.chain_id_hex
         if disp is Disposition.WS_ONLY and session is not None:
@@ -344,6 +346,7 @@ class Gateway:
             strategy=target.route.strategy,
             provider=target.provider,
             transport=target.transport,
+            params=call.params,
         )
         outcome = Outcome()
         meta.planned(plan, outcome)

@@ -121,6 +121,7 @@ class ChainState:
         "_policy",
         "_providers",
         "_ref",
+        "_version",
     )
 
     def __init__(self, block_time_ms: float, policy: ChainStatePolicy | None = None) -> None:
@@ -134,6 +135,7 @@ class ChainState:
         self._instant: float | None = None  # the time of the last report
         # (_ref, _block_time_ms) as they were before the reports of that instant
         self._base: tuple[tuple[int, float] | None, float | None] = (None, None)
+        self._version = 0  # bumped by every report and removal (see ``version``)
 
     # -- input ------------------------------------------------------------------------
 
@@ -148,6 +150,7 @@ class ChainState:
         """Record one head report from ``provider_id``."""
         if number < 0:
             raise ValueError("block number must be >= 0")
+        self._version += 1
         state = self._providers.get(provider_id)
         if state is None:
             state = self._providers[provider_id] = _Provider(number, now)
@@ -171,6 +174,7 @@ class ChainState:
 
     def forget(self, provider_id: str) -> None:
         """Drop a provider that was removed from the chain."""
+        self._version += 1
         self._providers.pop(provider_id, None)
 
     def _record_hashes(
@@ -213,6 +217,13 @@ class ChainState:
         self._ref, self._block_time_ms = ref, ema
 
     # -- queries ----------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Changes with every report and removal: what is derived from the state at one
+        ``now`` (routing caches it, :mod:`lasso.core.eligibility`) is still valid while
+        it is unchanged and time has not moved on much."""
+        return self._version
 
     def _live(self, now: float) -> dict[str, _Provider]:
         window = self._policy.window_s

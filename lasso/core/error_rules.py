@@ -204,6 +204,9 @@ MESSAGE_RULES: Final[tuple[tuple[Reason, tuple[str, ...]], ...]] = (
             "historical state",
             "state not available",
             "state is not available",
+            "state unavailable",  # Besu "World state unavailable for block"
+            "state histor",  # geth "state histories haven't been fully indexed yet"
+            "fully indexed",
         ),
     ),
     (

@@ -2,7 +2,8 @@
 
 Theory of operation. A stream (at start, or failing over) tries the chain's
 providers in priority order (``priority``, then configuration order), only those
-with a connected WebSocket whose WebSocket breaker is not open; the provider it
+with a connected WebSocket whose WebSocket breaker is not open and that allow
+``eth_subscribe`` (provider ``subscriptions``, true by default); the provider it
 just left (``exclude``) is tried last, since it may be the only one. A stream
 pinned to one provider (``/ws/rpc/provider/{id}/...``) tries that one only.
 
@@ -68,6 +69,7 @@ def candidates(
         p
         for p in providers
         if p.ws is not None
+        and p.capabilities.subscriptions  # ``subscriptions = false``: never eth_subscribe
         and p.ws.connected
         and p.channel(WS).breaker.state(now) is not CircuitState.OPEN
     ]
