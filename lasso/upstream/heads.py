@@ -11,7 +11,8 @@ Theory of operation. Each turn of its loop reads the chain's live config:
                   every second (it is live on reload)
     subscribed    the provider has a WebSocket, ``subscriptions`` is not false and the
                   socket is connected: an upstream ``eth_subscribe(["newHeads"])`` on
-                  that shared connection; every pushed head is reported. After
+                  that shared connection; every pushed head is reported (a reload
+                  setting ``subscriptions = false`` unsubscribes and polls). After
                   ``quiet_check_s`` without one, one HTTP head poll (a paused node
                   stays live with its true height). The subscription dies with its
                   link: the tracker notices the connection changed within a tick and
@@ -183,7 +184,11 @@ class _Tracker:
     ) -> None:
         pid = self.provider.id
         last_head = trio.current_time()
-        while ws.connection_id == connection and self.interval_s() is not None:
+        while (
+            ws.connection_id == connection
+            and self.interval_s() is not None
+            and self.provider.capabilities.subscriptions  # live on reload: false means poll
+        ):
             event: object = None
             with trio.move_on_after(TICK_S):
                 event = await events.receive()

@@ -281,3 +281,21 @@ async def test_reconfigure_passes_the_block_time_to_the_chain_state() -> None:
     assert chain.state.block_time_ms == 1000
     chain.reconfigure(msgspec.structs.replace(config, block_time_ms=3000), settings.routing)
     assert chain.state.block_time_ms == 3000
+
+
+async def test_a_reload_to_subscriptions_false_unsubscribes_and_polls(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
+        fake = rig.ws
+        assert fake is not None
+        await subscribed(fake, within_s=5)
+        provider = rig.chain.providers["a"]
+        rig.chain.retune(msgspec.structs.replace(provider.config, subscriptions=False))
+        await trio.sleep(1.01)  # within a tick
+        assert fake.subscriptions == 0
+        before = len(rig.http.head_polls())
+        rig.node.head = 140
+        await rig.wait_height(140)
+        await trio.sleep(2)
+        assert len(rig.http.head_polls()) - before >= 4
