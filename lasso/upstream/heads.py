@@ -134,8 +134,8 @@ class _Tracker:
         """Sleep ``interval_s``, or until a WebSocket to subscribe on comes up."""
         ws = self.provider.ws
         with trio.move_on_after(interval_s):
-            if ws is None or not self.provider.capabilities.subscriptions:
-                await trio.sleep_forever()
+            if ws is None or not self.provider.capabilities.subscriptions or ws.connected:
+                await trio.sleep_forever()  # connected here: it refused newHeads, poll on
             await ws.wait_connected()
 
     async def poll(self) -> None:
