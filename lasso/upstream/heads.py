@@ -11,7 +11,8 @@ Theory of operation. Each turn of its loop reads the chain's live config:
                   every second (it is live on reload)
     subscribed    the provider has a WebSocket, ``subscriptions`` is not false and the
                   socket is connected: an upstream ``eth_subscribe(["newHeads"])`` on
-                  that shared connection; every pushed head is reported. After
+                  that shared connection; every pushed head is reported (a reload
+                  setting ``subscriptions = false`` unsubscribes and polls). After
                   ``quiet_check_s`` without one, one HTTP head poll (a paused node
                   stays live with its true height). The subscription dies with its
                   link: the tracker notices the connection changed within a tick and
@@ -133,8 +134,8 @@ class _Tracker:
         """Sleep ``interval_s``, or until a WebSocket to subscribe on comes up."""
         ws = self.provider.ws
         with trio.move_on_after(interval_s):
-            if ws is None or not self.provider.capabilities.subscriptions:
-                await trio.sleep_forever()
+            if ws is None or not self.provider.capabilities.subscriptions or ws.connected:
+                await trio.sleep_forever()  # connected here: it refused newHeads, poll on
             await ws.wait_connected()
 
     async def poll(self) -> None:
@@ -183,7 +184,11 @@ class _Tracker:
     ) -> None:
         pid = self.provider.id
         last_head = trio.current_time()
-        while ws.connection_id == connection and self.interval_s() is not None:
+        while (
+            ws.connection_id == connection
+            and self.interval_s() is not None
+            and self.provider.capabilities.subscriptions  # live on reload: false means poll
+        ):
             event: object = None
             with trio.move_on_after(TICK_S):
                 event = await events.receive()

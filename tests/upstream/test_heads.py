@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
+import pytest
 import trio
 import trio.testing
 
@@ -15,6 +16,7 @@ from lasso.chain import ChainRuntime
 from lasso.chaos.faults import Fault
 from lasso.config import ProviderConfig, parse_settings
 from lasso.pubsub import EventBus
+from lasso.upstream import heads
 from lasso.upstream.http import HttpResponse
 from lasso.upstream.ws import WsConnection, WsPolicy
 from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
@@ -29,6 +31,7 @@ providers = [{providers}]
 """
 HTTP_ONLY = '{ id = "a", url = "http://a.invalid" }'
 WITH_WS = '{ id = "a", url = "http://a.invalid", ws_url = "ws://a.invalid" }'
+STORM = 50
 NO_SUBS = '{ id = "a", url = "http://a.invalid", ws_url = "ws://a.invalid", subscriptions = false }'
 
 
@@ -40,7 +43,11 @@ class Polls(FakeHttpTransport):
         self.times: list[tuple[str, float]] = []
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
-        self.times.append((msgspec.json.decode(body)["method"], trio.current_time()))
+        now = trio.current_time()
+        if sum(1 for _, t in self.times[-STORM:] if t == now) == STORM:
+            # a poll storm in one virtual instant would never let the clock move: end it
+            raise AssertionError(f"{STORM} calls at t={now}")
+        self.times.append((msgspec.json.decode(body)["method"], now))
         return await super().post(body, replay_safe=replay_safe)
 
     def head_polls(self) -> list[float]:
@@ -281,3 +288,39 @@ async def test_reconfigure_passes_the_block_time_to_the_chain_state() -> None:
     assert chain.state.block_time_ms == 1000
     chain.reconfigure(msgspec.structs.replace(config, block_time_ms=3000), settings.routing)
     assert chain.state.block_time_ms == 3000
+
+
+async def test_a_reload_to_subscriptions_false_unsubscribes_and_polls(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
+        fake = rig.ws
+        assert fake is not None
+        await subscribed(fake, within_s=5)
+        provider = rig.chain.providers["a"]
+        rig.chain.retune(msgspec.structs.replace(provider.config, subscriptions=False))
+        await trio.sleep(1.01)  # within a tick
+        assert fake.subscriptions == 0
+        before = len(rig.http.head_polls())
+        rig.node.head = 140
+        await rig.wait_height(140)
+        await trio.sleep(2)
+        assert len(rig.http.head_polls()) - before >= 4
+
+
+async def test_a_websocket_that_refuses_newheads_is_polled(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake answers an unknown subscription kind as anvil does: -32602.
+    monkeypatch.setattr(heads, "NEW_HEADS_PARAMS", b'["newHeadz"]')
+    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
+        provider = rig.chain.providers["a"]
+        assert provider.ws is not None
+        await provider.ws.wait_connected()
+        await rig.wait_height(100)
+        start = len(rig.http.head_polls())
+        rig.node.head = 101
+        await rig.wait_height(101)
+        await trio.sleep(3)
+        assert 6 <= len(rig.http.head_polls()) - start <= 8  # polled at 0.5 s, no storm
+        assert rig.node.calls.count("eth_subscribe") == 1  # asked once on this connection
