@@ -27,6 +27,7 @@ logs_chunk_concurrency = {concurrency}
 
 [chains.testnet]
 chain_id = 31337
+head_poll_ms = 0  # these fakes count calls; head tracking has its own tests
 block_time_ms = 1000
 providers = [
   {{ id = "p1", url = "http://p1.invalid", priority = 1 {limit} }},

@@ -89,6 +89,7 @@ class Script:
 SETTINGS = """
 [chains.testnet]
 chain_id = 31337
+head_poll_ms = 0  # these fakes count calls; head tracking has its own tests
 block_time_ms = 1000
 broadcast_raw_transactions = {broadcast}
 providers = [

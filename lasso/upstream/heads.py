@@ -165,6 +165,7 @@ class _Tracker:
                 self.refused = connection
                 return
             try:
+                await self.poll()  # newHeads pushes only new blocks: learn the height now
                 await self._consume(ws, connection, upstream_id, events)
             finally:
                 if ws.connection_id == connection:  # else it died with its link

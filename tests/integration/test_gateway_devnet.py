@@ -148,6 +148,8 @@ async def test_unary_calls_route_over_websocket_when_asked() -> None:
                 for provider in chain.providers.values():
                     assert provider.ws is not None
                     await provider.ws.wait_connected()
+                while any(chain.state.height(p) is None for p in chain.providers):
+                    await chain.head_changed()  # every provider's head known: all may serve
             app = LassoASGI(gateway, create_app(gateway))
             body = json.dumps(
                 {"jsonrpc": "2.0", "id": 5, "method": "eth_blockNumber", "params": []}
