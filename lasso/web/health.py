@@ -82,6 +82,7 @@ def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
         "recovering": available == 0,
         "available_providers": available,
         "consensus_head": state.consensus_head,
+        "served_head": chain.floor.value,  # the highest head answered or delivered: the floor
         "block_time_ms": round(state.block_time_ms, 1),
         "block_time_measured": state.measured_block_time,
         "providers": [_provider(p, heads.get(p.id)) for p in stats.providers],

@@ -46,3 +46,12 @@ async def test_health_shows_the_chain_state(
     report = (await asgi_request(app, "GET", "/health")).json()["chains"]["testnet"]
     rows = {p["id"]: (p["height"], p["lag"], p["live"]) for p in report["providers"]}
     assert rows == {"p1": (105, 0, True), "p2": (105, 0, True), "p3": (101, -4, False)}
+
+
+async def test_health_shows_the_served_head_floor(app: LassoASGI) -> None:
+    chain = app.gateway.profiles["default"]["testnet"]
+    report = (await asgi_request(app, "GET", "/health")).json()["chains"]["testnet"]
+    assert report["served_head"] is None
+    chain.floor.raise_to(42)  # what an answered eth_blockNumber or a sent newHeads does
+    report = (await asgi_request(app, "GET", "/health")).json()["chains"]["testnet"]
+    assert report["served_head"] == 42
