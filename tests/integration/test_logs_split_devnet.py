@@ -24,7 +24,7 @@ import httpx
 import msgspec
 import pytest
 
-from lasso.chaos.faultproxy import FaultProxy, LogsLimit, logs_limit, open_fault_proxy
+from lasso.chaos import FaultProxy, LogsLimit, logs_limit, open_fault_proxy
 from lasso.config import parse_settings
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from tests.support.front import open_lasso
