@@ -19,33 +19,16 @@ import msgspec
 import pytest
 import trio
 
-from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
+from lasso.chaos import FaultProxy
 from lasso.chaos.faults import Fault
-from lasso.config import parse_settings
 from lasso.core.txhash import keccak256, transaction_hash
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from tests.support.front import devnet_settings, open_lasso
+from tests.support.proxied import open_fault_proxies, priority_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GUARD_S = 30.0
-SETTINGS = """
-[server]
-shutdown_grace_ms = 200
-
-[routing]
-default_strategy = "priority"
-
-[chains.devnet]
-chain_id = 31337
-block_time_ms = 1000
-broadcast_raw_transactions = {broadcast}
-providers = [
-  {{ id = "proxy0", url = "{0}", priority = 1 }},
-  {{ id = "proxy1", url = "{1}", priority = 2 }},
-  {{ id = "proxy2", url = "{2}", priority = 3 }},
-]
-"""
 
 
 @dataclass
@@ -75,17 +58,13 @@ class Rig:
 async def open_rig(*, broadcast: bool = False) -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         await devnet.mine()
-        async with (
-            open_fault_proxy(devnet.nodes[0].http_url) as p0,
-            open_fault_proxy(devnet.nodes[1].http_url) as p1,
-            open_fault_proxy(devnet.nodes[2].http_url) as p2,
-        ):
-            text = SETTINGS.format(p0.url, p1.url, p2.url, broadcast=str(broadcast).lower())
+        async with open_fault_proxies(devnet) as proxies:
+            chain = f"broadcast_raw_transactions = {str(broadcast).lower()}"
             async with (
-                open_lasso(parse_settings(text, env={})) as base,
+                open_lasso(priority_settings(proxies, chain)) as base,
                 httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
             ):
-                yield Rig(devnet, [p0, p1, p2], client)
+                yield Rig(devnet, proxies, client)
 
 
 def local_hash(raw: str) -> str:
