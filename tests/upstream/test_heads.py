@@ -14,12 +14,10 @@ import trio.testing
 
 from lasso.chain import ChainRuntime
 from lasso.chaos.faults import Fault
-from lasso.config import ProviderConfig, parse_settings
-from lasso.pubsub import EventBus
+from lasso.config import parse_settings
 from lasso.upstream import heads
 from lasso.upstream.http import HttpResponse
-from lasso.upstream.ws import WsConnection, WsPolicy
-from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_node, websockets_for
 from tests.support.fakes import FakeHttpTransport, FakeNode
 
 BASE = """
@@ -82,26 +80,13 @@ async def open_rig(
     node = FakeNode(head=100)
     http = Polls(node, "a")
     async with open_fake_ws_node(node) as fake, trio.open_nursery() as nursery:
-
-        def websocket(_chain: str, p: ProviderConfig) -> WsConnection:
-            return WsConnection(
-                p.ws_url or "",
-                {},
-                provider_id=p.id,
-                chain="c",
-                bus=EventBus(),
-                policy=WsPolicy(),
-                rng=random.Random(1),
-                connect=fake.connect,
-            )
-
         chain = ChainRuntime(
             "c",
             settings.default_profile.chains["c"],
             routing=settings.routing,
             rng=random.Random(1),
             transports=lambda _c, _p: http,
-            websockets=websocket,
+            websockets=websockets_for("c", fake.connect),
         )
         rig = Rig(chain, node, http, fake)
         await chain.start(nursery)
