@@ -50,6 +50,10 @@ class Rig:
         assert response.status_code == 200, response.text
         return response
 
+    async def sign_transfer(self) -> str:
+        """A signed transfer of 0.001 ETH from the first dev account to the second."""
+        return await self.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+
     async def on_each_node(self, method: str, params: list[Any]) -> list[Any]:
         return [await self.devnet.request(i, method, params) for i in range(3)]
 
@@ -90,7 +94,7 @@ async def times_mined(devnet: Devnet, index: int, tx_hash: str) -> int:
 async def test_a_cut_after_the_request_was_written_fails_over_and_mines_once() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             rig.proxies[0].queued.append(Fault.FORWARD_THEN_RESET)
             answer = (await rig.send(raw)).json()
             assert answer == {"jsonrpc": "2.0", "id": 1, "result": local_hash(raw)}
@@ -109,7 +113,7 @@ async def test_a_cut_after_the_request_was_written_fails_over_and_mines_once() -
 async def test_a_timeout_after_the_request_was_written_fails_over() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             rig.proxies[0].queued.append(Fault.HANG)
             answer = (await rig.send(raw)).json()
             assert rig.sends() == [1, 1, 0]
@@ -119,7 +123,7 @@ async def test_a_timeout_after_the_request_was_written_fails_over() -> None:
 async def test_a_resend_of_the_same_transaction_answers_the_hash() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             first = (await rig.send(raw, rid=1)).json()
             again = (await rig.send(raw, rid=2)).json()  # anvil: "transaction already imported"
             assert rig.sends() == [2, 0, 0]
@@ -155,7 +159,7 @@ async def test_nonce_too_low_for_an_unknown_transaction_is_the_nodes_error() -> 
 async def test_broadcast_reaches_every_node_and_mines_once_in_lockstep() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig(broadcast=True) as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             answer = (await rig.send(raw)).json()
             # The answer may beat the slower sends: poll every node's pool.
             while await pending(rig) != [1, 1, 1]:  # noqa: ASYNC110
@@ -173,7 +177,7 @@ async def test_broadcast_reaches_every_node_and_mines_once_in_lockstep() -> None
 async def test_broadcast_of_a_known_transaction_answers_the_hash() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig(broadcast=True) as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             await rig.devnet.send_raw_transaction(raw)  # every node already has it
             answer = (await rig.send(raw)).json()
     assert answer["result"] == local_hash(raw)
