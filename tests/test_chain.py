@@ -13,8 +13,7 @@ from lasso.config import parse_settings
 from lasso.core.breaker import CircuitState, FailureKind
 from lasso.core.latency import LatencyKey
 from lasso.core.router import Strategy
-from lasso.pubsub import EventBus
-from lasso.upstream.ws import WsConnection, WsPolicy
+from tests.support.fake_ws import websockets_for
 
 BASE = """
 [chains.c]
@@ -81,15 +80,7 @@ providers = [
         settings.default_profile.chains["c"],
         routing=settings.routing,
         rng=random.Random(1),
-        websockets=lambda _chain, p: WsConnection(
-            p.ws_url or "",
-            {},
-            provider_id=p.id,
-            chain="c",
-            bus=EventBus(),
-            policy=WsPolicy(),
-            rng=random.Random(1),
-        ),
+        websockets=websockets_for("c"),
     )
     assert (runtime.available(0.0), runtime.available_providers(0.0)) == (True, 2)
     for provider in runtime.providers.values():

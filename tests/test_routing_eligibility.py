@@ -20,7 +20,7 @@ from lasso.chaos.faults import Fault
 from lasso.config import ProviderConfig, Settings, parse_settings
 from lasso.core.breaker import CircuitState
 from lasso.core.jsonrpc import Call
-from lasso.core.router import Strategy
+from lasso.core.router import RoutePlan, Strategy
 from lasso.core.routes import RouteSpec
 from lasso.daemon import open_gateway
 from lasso.dispatch import Outcome, dispatch
@@ -113,13 +113,17 @@ async def observe(chain: ChainRuntime, fleet: Fleet, heights: dict[str, int]) ->
         chain.observe_head(pid, height, node.block_hash(height), node.block_hash(height - 1), now)
 
 
-async def call(chain: ChainRuntime, method: str, params: bytes = b"[]") -> tuple[bytes, Outcome]:
-    request = Call(method, params, b"1")
-    plan = chain.plan(
+def plan_now(chain: ChainRuntime, method: str, params: bytes = b"[]") -> RoutePlan:
+    """The ``priority`` plan for one call, at the current (virtual) time."""
+    return chain.plan(
         method, trio.current_time(), strategy=Strategy.PRIORITY, provider=None, params=params
     )
+
+
+async def call(chain: ChainRuntime, method: str, params: bytes = b"[]") -> tuple[bytes, Outcome]:
+    request = Call(method, params, b"1")
     outcome = Outcome()
-    return await dispatch(chain, request, plan, outcome), outcome
+    return await dispatch(chain, request, plan_now(chain, method, params), outcome), outcome
 
 
 def balance_at(block: int | str) -> bytes:
@@ -167,23 +171,9 @@ async def test_providers_known_to_have_the_block_go_first(
 ) -> None:
     chain = chain_of(gateway)
     await observe(chain, fleet, {"p1": HEAD - 2, "p2": HEAD - 1, "p3": HEAD})
-    params = b'["0x64", false]'  # block 100: only p3 has it
-    plan = chain.plan(
-        "eth_getBlockByNumber",
-        trio.current_time(),
-        strategy=Strategy.PRIORITY,
-        provider=None,
-        params=params,
-    )
+    plan = plan_now(chain, "eth_getBlockByNumber", b'["0x64", false]')  # block 100: only p3
     assert plan.candidate_names() == ["p3:http", "p1:http", "p2:http"]
-    params = b'["0x63", false]'  # block 99: p2 and p3, in priority order
-    plan = chain.plan(
-        "eth_getBlockByNumber",
-        trio.current_time(),
-        strategy=Strategy.PRIORITY,
-        provider=None,
-        params=params,
-    )
+    plan = plan_now(chain, "eth_getBlockByNumber", b'["0x63", false]')  # 99: p2, p3 in order
     assert plan.candidate_names() == ["p2:http", "p3:http", "p1:http"]
 
 

@@ -6,8 +6,9 @@ anvil devnet (:mod:`lasso.devnet`), and stands on these pieces, as do the
 integration tests:
 
     faults      the fault vocabulary (:class:`Fault`): HTML 500, reset, hang, 429, ...
-    faultproxy  an HTTP proxy in front of a real node that injects those faults, and
-                can enforce an eth_getLogs limit with real providers' messages
+    faultproxy  an HTTP proxy in front of a real node that injects those faults
+    logslimit   an eth_getLogs limit the proxy can enforce, with real providers'
+                messages
     tcpcut      a TCP relay that can be cut (RST) or blackholed
 
 They run on a plain install (``pip install .``): real sockets on loopback, trio
@@ -16,8 +17,9 @@ test suite uses (fake nodes on memory streams, the in-process ASGI driver) live 
 ``tests/support/``; production never needs them.
 """
 
-from lasso.chaos.faultproxy import FaultProxy, LogsLimit, logs_limit, open_fault_proxy
+from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
 from lasso.chaos.faults import Fault
+from lasso.chaos.logslimit import LogsLimit, logs_limit
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 
 __all__ = [

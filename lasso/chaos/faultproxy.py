@@ -21,12 +21,9 @@ provider:
     METHOD_NOT_FOUND   a JSON-RPC -32601 error with the request's id (not forwarded)
     REVERT             a JSON-RPC code 3 revert with ``Error(string)`` data
 
-``logs_limit`` (a :class:`LogsLimit`, off by default) makes the proxy a provider
-with an ``eth_getLogs`` limit, answering as real providers word it
-(:data:`LOGS_LIMIT_MESSAGES`): a range of more than ``max_blocks`` blocks (tags
-resolved against the node's head) is refused without forwarding; with
-``max_results`` the answer is forwarded and refused if it holds more logs; a
-range holding ``reset_block`` gets a TCP RST (a node that dies on those logs).
+``logs_limit`` (a :class:`~lasso.chaos.logslimit.LogsLimit`, off by default)
+makes the proxy a provider with an ``eth_getLogs`` limit (see
+:mod:`lasso.chaos.logslimit`).
 
 As with ``FakeNode``, ``fault`` applies to every request and ``queued`` faults
 are used first, one per request, in arrival order (``None`` in the queue means
@@ -56,17 +53,11 @@ import msgspec
 import trio
 
 from lasso.chaos.faults import Fault
+from lasso.chaos.logslimit import LOGS_RESET, LOGS_RESULTS_REFUSED, LogsLimit, logs_window
 from lasso.errors import UpstreamError
 from lasso.upstream.http import HttpResponse, HttpTransport
 
-__all__ = [
-    "LOGS_LIMIT_MESSAGES",
-    "FaultProxy",
-    "FaultProxyStatistics",
-    "LogsLimit",
-    "logs_limit",
-    "open_fault_proxy",
-]
+__all__ = ["FaultProxy", "FaultProxyStatistics", "open_fault_proxy"]
 
 HOST = "127.0.0.1"
 MAX_HEAD_BYTES = 16 * 1024
@@ -88,43 +79,6 @@ class FaultProxyStatistics(msgspec.Struct, frozen=True):
     forwarded: int
     injected: dict[str, int]
     open_connections: int
-
-
-#: Real providers' eth_getLogs refusals: (code, message); ``{limit}`` is the limit.
-LOGS_LIMIT_MESSAGES: dict[str, tuple[int, str]] = {
-    "alchemy": (
-        -32602,
-        "Log response size exceeded. You can make eth_getLogs requests with up to a {limit} "
-        "block range and no limit on the response size, or you can request any block range "
-        "with a cap of 10K logs in the response.",
-    ),
-    "infura": (-32005, "query returned more than {limit} results"),
-    "quicknode": (-32614, "eth_getLogs is limited to a {limit} range"),
-    "geth": (-32000, "exceed maximum block range: {limit}"),
-    "ankr": (-32000, "block range is too wide"),
-    "range-too-large": (-32000, "range too large, max range: {limit}"),
-    "range-too-large-bare": (-32000, "requested range too large"),
-}
-
-
-class LogsLimit(msgspec.Struct, frozen=True):
-    """An eth_getLogs limit to enforce, and the error a refusal gets."""
-
-    code: int
-    message: str
-    max_blocks: int | None = None
-    max_results: int | None = None
-    reset_block: int | None = None
-
-
-def logs_limit(provider: str, limit: int | None = None, **kwargs: Any) -> LogsLimit:
-    """``provider``'s real refusal (:data:`LOGS_LIMIT_MESSAGES`) for ``limit``: blocks,
-    or results for ``infura`` (whose message counts logs)."""
-    code, template = LOGS_LIMIT_MESSAGES[provider]
-    message = template.format(limit=limit)
-    if provider == "infura":
-        return LogsLimit(code, message, max_results=limit, **kwargs)
-    return LogsLimit(code, message, max_blocks=limit, **kwargs)
 
 
 class FaultProxy:
@@ -251,52 +205,33 @@ class FaultProxy:
         self, conn: _Connection, request: _Request, rid: Any, limit: LogsLimit
     ) -> bool | None:
         """Enforce ``limit`` on one eth_getLogs; None: not a range, forward it as usual."""
-        window = await self._logs_window(request.body)
+        window = await logs_window(request.body, self._head)
         if window is None:
             return None
-        low, high = window
-        if limit.reset_block is not None and low <= limit.reset_block <= high:
-            self._injected["logs_reset"] += 1
-            await conn.reset()
-            return False
         refusal = _rpc_error(rid, limit.code, limit.message)
-        if limit.max_blocks is not None and high - low + 1 > limit.max_blocks:
-            self._injected["logs_range_refused"] += 1
+        verdict = limit.verdict(window)
+        if verdict is not None:
+            self._injected[verdict] += 1
+            if verdict == LOGS_RESET:
+                await conn.reset()
+                return False
             await conn.send(200, refusal, _JSON)
             return True
         response = await conn.while_connected(partial(self._forward, request.body))
         if response is None:
             return False
-        if limit.max_results is not None and _log_count(response.body) > limit.max_results:
-            self._injected["logs_results_refused"] += 1
+        if limit.refuses_answer(response.body):
+            self._injected[LOGS_RESULTS_REFUSED] += 1
             await conn.send(200, refusal, _JSON)
             return True
         self.logs_served.append(window)
         await conn.send(response.status, response.body, _JSON, extra=_retry_after(response))
         return True
 
-    async def _logs_window(self, body: bytes) -> tuple[int, int] | None:
-        """The request's range with tags read against the node's head, as a node does."""
-        try:
-            request = msgspec.json.decode(body)
-            (query,) = request["params"]
-            ends = [query.get("fromBlock"), query.get("toBlock")]
-        except (msgspec.DecodeError, TypeError, ValueError, KeyError, AttributeError):
-            return None
-        if "blockHash" in query:
-            return None
-        numbers = []
-        for end in ends:
-            if end == "earliest":
-                numbers.append(0)
-            elif end in (None, "latest", "pending", "safe", "finalized"):
-                head = await self._upstream.post(_encode(_HEAD_REQUEST))
-                numbers.append(int(msgspec.json.decode(head.body)["result"], 16))
-            elif isinstance(end, str) and end.startswith("0x"):
-                numbers.append(int(end, 16))
-            else:
-                return None
-        return numbers[0], numbers[1]
+    async def _head(self) -> int:
+        """The node's head number, asked once per tag in an eth_getLogs range."""
+        head = await self._upstream.post(_encode(_HEAD_REQUEST))
+        return int(msgspec.json.decode(head.body)["result"], 16)
 
     async def _forward(self, body: bytes) -> HttpResponse:
         self._forwarded += 1
@@ -449,15 +384,6 @@ def _method_and_id(body: bytes) -> tuple[str, Any]:
 
 
 _HEAD_REQUEST = {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}
-
-
-def _log_count(body: bytes) -> int:
-    """How many logs a JSON-RPC eth_getLogs answer holds (0 for an error)."""
-    try:
-        answer = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
-        return len(msgspec.json.decode(answer.get("result", b"[]"), type=list[msgspec.Raw]))
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return 0
 
 
 def _rpc_error(rid: Any, code: int, message: str, data: str | None = None) -> bytes:

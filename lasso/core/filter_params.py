@@ -66,41 +66,40 @@ class FilterCriteria(msgspec.Struct, frozen=True):
 
 def parse_filter_id(params: bytes) -> str:
     """The one filter id of ``eth_getFilterChanges`` and kin (lower case, as issued)."""
-    try:
-        args = msgspec.json.decode(params) if params else []
-    except msgspec.DecodeError:
-        raise FilterParamsError(-32602, "invalid argument 0: not JSON") from None
-    if args is None:
-        args = []
-    if not isinstance(args, list):
-        raise FilterParamsError(-32602, "non-array args")
-    if not args:
-        raise FilterParamsError(-32602, "missing value for required argument 0")
-    if len(args) > 1:
-        raise FilterParamsError(-32602, "too many arguments, want at most 1")
-    if not isinstance(args[0], str):
-        kind = type(args[0]).__name__
+    args = _decode_args(params)
+    fid = _only_argument([] if args is None else args)
+    if not isinstance(fid, str):
+        kind = type(fid).__name__
         message = f"invalid argument 0: json: cannot unmarshal {kind} into Go value of type string"
         raise FilterParamsError(-32602, message)
-    return args[0].lower()
+    return fid.lower()
 
 
 def parse_new_filter(params: bytes) -> FilterCriteria:
     """``eth_newFilter``'s criteria; raises :class:`FilterParamsError`."""
+    crit = _only_argument(_decode_args(params))
+    if not isinstance(crit, dict):
+        raise FilterParamsError(-32602, "invalid argument 0: criteria must be an object")
+    return _criteria(crit)
+
+
+def _decode_args(params: bytes) -> Any:
+    """The decoded params (absent params are no arguments)."""
     try:
-        args = msgspec.json.decode(params) if params else []
+        return msgspec.json.decode(params) if params else []
     except msgspec.DecodeError:
         raise FilterParamsError(-32602, "invalid argument 0: not JSON") from None
+
+
+def _only_argument(args: Any) -> Any:
+    """The one argument of a method taking exactly one, refused as geth words it."""
     if not isinstance(args, list):
         raise FilterParamsError(-32602, "non-array args")
     if not args:
         raise FilterParamsError(-32602, "missing value for required argument 0")
     if len(args) > 1:
         raise FilterParamsError(-32602, "too many arguments, want at most 1")
-    crit = args[0]
-    if not isinstance(crit, dict):
-        raise FilterParamsError(-32602, "invalid argument 0: criteria must be an object")
-    return _criteria(crit)
+    return args[0]
 
 
 def _criteria(crit: dict[str, Any]) -> FilterCriteria:

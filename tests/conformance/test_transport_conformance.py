@@ -38,9 +38,9 @@ from lasso.errors import (
     UpstreamRateLimited,
     UpstreamRpcError,
 )
-from lasso.upstream.http import HttpResponse, HttpStatistics, HttpTransport, PostTransport
+from lasso.upstream.http import HttpResponse, HttpTransport, PostTransport
 from lasso.upstream.provider import Provider
-from tests.support.fakes import FakeHttpTransport, FakeNode
+from tests.support.fakes import FakeHttpTransport, FakeNode, WrappedTransport
 
 HANG_GUARD_S = 10.0
 QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")
@@ -49,25 +49,16 @@ CONCURRENT = 50
 REAL = (pytest.mark.integration, pytest.mark.slow)
 
 
-class Recording:
+class Recording(WrappedTransport):
     """A PostTransport that keeps the last answer of the transport it wraps."""
 
     def __init__(self, inner: PostTransport) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.last: HttpResponse | None = None
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         self.last = await self.inner.post(body, replay_safe=replay_safe)
         return self.last
-
-    async def reap_idle(self) -> int:
-        return await self.inner.reap_idle()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def statistics(self) -> HttpStatistics:
-        return self.inner.statistics()
 
 
 @dataclass

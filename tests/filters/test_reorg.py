@@ -20,11 +20,10 @@ from lasso.daemon import open_gateway
 from lasso.filters.service import open_filters
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
-from lasso.upstream.ws import Dialed
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.support.asgi import asgi_request
-from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_nodes, wait_ws_connected
 from tests.support.fakes import FakeHttpTransport, FakeNode
 
 SETTINGS = """
@@ -79,14 +78,7 @@ def log_of(node: FakeNode, number: int, index: int) -> dict[str, Any]:
 async def stack() -> AsyncIterator[Stack]:
     settings = parse_settings(SETTINGS, env={})
     nodes = {p: FakeNode(head=10) for p in ("p1", "p2")}
-    async with open_fake_ws_node(nodes["p1"]) as ws1, open_fake_ws_node(nodes["p2"]) as ws2:
-        fakes = {"p1": ws1, "p2": ws2}
-
-        async def connect(
-            nursery: trio.Nursery, url: str, headers: list[tuple[bytes, bytes]], size: int
-        ) -> Dialed:
-            name = url.split("//")[1].split(".")[0]
-            return await fakes[name].connect(nursery, url, headers, size)
+    async with open_fake_ws_nodes(nodes) as (fakes, connect):
 
         def http(chain: str, provider: ProviderConfig) -> FakeHttpTransport:
             return FakeHttpTransport(nodes[provider.id], provider.id)
@@ -94,9 +86,7 @@ async def stack() -> AsyncIterator[Stack]:
         async with open_gateway(
             settings, rng=random.Random(3), transports=http, connector=connect
         ) as gateway:
-            for provider in gateway.profiles["default"]["testnet"].providers.values():
-                assert provider.ws is not None
-                await provider.ws.wait_connected()
+            await wait_ws_connected(gateway.profiles["default"]["testnet"].providers.values())
             async with open_subscription_hub(gateway) as hub, open_filters(gateway, hub):
                 app = LassoASGI(gateway, create_app(gateway, hub), partial(ClientSession, hub))
                 yield Stack(app, nodes, fakes)

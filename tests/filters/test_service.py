@@ -161,10 +161,8 @@ async def test_concurrent_installs_start_the_feed_once_and_a_failed_start_leaves
 async def test_a_block_filter_whose_stream_cannot_start_is_polled_over_http(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    rig = await open_rig(gateway_for(), nursery)
+    rig, node = await open_polled_rig(nursery, head=3, ws=True)
     rig.hub.fail = NoProviderAvailable("Could not subscribe upstream: no WebSocket")
-    node = ScriptedNode(head=3)
-    rig.forward = node.forward  # type: ignore[method-assign]
     fid = await rig.call("eth_newBlockFilter")
     node.head = 4
     assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b'["0xh4"]'
@@ -223,12 +221,20 @@ class ScriptedNode:
         return b"[" + b",".join(self.logs) + b"]"
 
 
+async def open_polled_rig(
+    nursery: trio.Nursery, *, head: int, ws: bool = False
+) -> tuple[Rig, ScriptedNode]:
+    """A rig whose gateway path is a :class:`ScriptedNode` at ``head``."""
+    rig = await open_rig(gateway_for(ws=ws), nursery)
+    node = ScriptedNode(head)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    return rig, node
+
+
 async def test_a_chain_without_websocket_providers_polls_over_http(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    rig = await open_rig(gateway_for(ws=False), nursery)
-    node = ScriptedNode(head=5)
-    rig.forward = node.forward  # type: ignore[method-assign]
+    rig, node = await open_polled_rig(nursery, head=5)
     fid = await rig.call("eth_newBlockFilter")
     node.head = 7
     assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b'["0xh6","0xh7"]'
@@ -251,9 +257,7 @@ async def test_a_chain_without_websocket_providers_polls_over_http(
 async def test_a_polled_log_filter_reads_each_range_once_as_the_node_wrote_it(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    rig = await open_rig(gateway_for(ws=False), nursery)
-    node = ScriptedNode(head=7)
-    rig.forward = node.forward  # type: ignore[method-assign]
+    rig, node = await open_polled_rig(nursery, head=7)
     address = "0x" + "1" * 40
     fid = await rig.call("eth_newFilter", b'[{"address":"%b"}]' % address.encode())
     node.head = 9
@@ -275,9 +279,7 @@ async def test_a_polled_log_filter_reads_each_range_once_as_the_node_wrote_it(
 async def test_a_polled_log_filter_reads_nothing_past_its_to_block(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    rig = await open_rig(gateway_for(ws=False), nursery)
-    node = ScriptedNode(head=7)
-    rig.forward = node.forward  # type: ignore[method-assign]
+    rig, node = await open_polled_rig(nursery, head=7)
     fid = await rig.call("eth_newFilter", b'[{"fromBlock":"0x1","toBlock":"0x8"}]')
     node.head = 12
     assert await rig.call("eth_getFilterChanges", b"[%b]" % fid) == b"[]"

@@ -27,11 +27,11 @@ import msgspec
 import pytest
 import trio
 
-from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
+from lasso.chaos import FaultProxy
 from lasso.chaos.faults import Fault
-from lasso.config import parse_settings
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from tests.support.front import open_lasso
+from tests.support.proxied import open_fault_proxies, priority_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,23 +52,8 @@ MATRIX_FAULTS = [
 # A reverting constructor: PUSH1 0 PUSH1 0 REVERT.
 REVERTING_INIT_CODE = "0x60006000fd"
 
-SETTINGS = """
-[server]
-shutdown_grace_ms = 200
-
-[routing]
-default_strategy = "priority"
-
-[chains.devnet]
-chain_id = 31337
-block_time_ms = 1000
-head_poll_ms = 0  # the proxies count client traffic exactly; head tracking is tested apart
-providers = [
-  {{ id = "proxy0", url = "{0}", priority = 1 }},
-  {{ id = "proxy1", url = "{1}", priority = 2 }},
-  {{ id = "proxy2", url = "{2}", priority = 3 }},
-]
-"""
+# The proxies count client traffic exactly; head tracking is tested apart.
+CHAIN = "head_poll_ms = 0"
 
 
 @dataclass
@@ -89,20 +74,15 @@ async def open_rig() -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None) as devnet:
         for _ in range(BLOCKS):
             await devnet.mine()
-        async with (
-            open_fault_proxy(devnet.nodes[0].http_url) as p0,
-            open_fault_proxy(devnet.nodes[1].http_url) as p1,
-            open_fault_proxy(devnet.nodes[2].http_url) as p2,
-        ):
-            yield Rig(devnet, [p0, p1, p2])
+        async with open_fault_proxies(devnet) as proxies:
+            yield Rig(devnet, proxies)
 
 
 @asynccontextmanager
 async def open_gateway_client(rig: Rig) -> AsyncIterator[httpx.AsyncClient]:
     """A fresh gateway on a real socket, and an HTTP client pointed at it."""
-    settings = parse_settings(SETTINGS.format(*(p.url for p in rig.proxies)), env={})
     async with (
-        open_lasso(settings) as base,
+        open_lasso(priority_settings(rig.proxies, CHAIN)) as base,
         httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
     ):
         yield client

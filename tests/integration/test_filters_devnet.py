@@ -20,39 +20,12 @@ import pytest
 import trio
 
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
-from lasso.config import Settings, parse_settings
 from lasso.daemon import serve
-from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
+from lasso.devnet import Devnet, open_devnet
+from tests.support.emitter import TOPIC, deploy_emitter, emit
+from tests.support.proxied import relayed_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-TOPIC = "0x" + "ab" * 32
-# Runtime code: LOG1(offset 0, size 0, TOPIC); STOP. The init code copies it out and returns it.
-RUNTIME = "7f" + "ab" * 32 + "6000" + "6000" + "a1" + "00"
-INIT = "6027600c60003960276000f3" + RUNTIME
-
-
-def settings_for(devnet: Devnet, relay: TcpRelay, extra: str = "") -> Settings:
-    """n0 (first choice) through the relay; ``extra`` starting with "http-only" leaves
-    every provider without a ws_url."""
-    http_only = extra.startswith("http-only")
-    extra = extra.removeprefix("http-only")
-    n0 = f"127.0.0.1:{relay.port}"
-    urls = [(f"http://{n0}", f"ws://{n0}")] + [(n.http_url, n.ws_url) for n in devnet.nodes[1:]]
-    rows = [
-        f'{{ id = "n{i}", url = "{http}"'
-        + ("" if http_only else f', ws_url = "{ws}"')
-        + f", priority = {i} }}"
-        for i, (http, ws) in enumerate(urls)
-    ]
-    text = (
-        "[websocket]\nping_interval_ms = 200\npong_timeout_ms = 300\n"
-        + extra
-        + "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n"
-        + ",\n".join(rows)
-        + "\n]\n"
-    )
-    return parse_settings(text, env={})
 
 
 class Rig:
@@ -87,7 +60,7 @@ async def rig(nursery: trio.Nursery, request: pytest.FixtureRequest) -> AsyncIte
         binds = await nursery.start(
             partial(
                 serve,
-                settings_for(devnet, relay, extra),
+                relayed_settings(devnet, relay, extra),
                 host="127.0.0.1",
                 port=0,
                 shutdown=shutdown,
@@ -95,29 +68,6 @@ async def rig(nursery: trio.Nursery, request: pytest.FixtureRequest) -> AsyncIte
         )
         yield Rig(devnet, relay, f"{binds[0]}/rpc/devnet", http)
         shutdown.set()
-
-
-async def send_signed(devnet: Devnet, tx: dict[str, str]) -> str:
-    raw = await devnet.request(1, "eth_signTransaction", [tx])
-    return await devnet.send_raw_transaction(raw)
-
-
-async def deploy_emitter(devnet: Devnet) -> str:
-    tx_hash = await send_signed(
-        devnet, {"from": DEV_ACCOUNTS[0], "data": "0x" + INIT, "gas": hex(200_000)}
-    )
-    await devnet.mine()
-    receipt = await devnet.request(1, "eth_getTransactionReceipt", [tx_hash])
-    return str(receipt["contractAddress"])
-
-
-async def emit(devnet: Devnet, contract: str, count: int = 1) -> None:
-    """``count`` logs in one new block."""
-    for _ in range(count):
-        await send_signed(
-            devnet, {"from": DEV_ACCOUNTS[0], "to": contract, "data": "0x", "gas": hex(100_000)}
-        )
-    await devnet.mine()
 
 
 def log_key(log: dict[str, Any]) -> tuple[str, str]:

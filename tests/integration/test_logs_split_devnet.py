@@ -24,10 +24,11 @@ import httpx
 import msgspec
 import pytest
 
-from lasso.chaos.faultproxy import FaultProxy, LogsLimit, logs_limit, open_fault_proxy
+from lasso.chaos import FaultProxy, LogsLimit, logs_limit
 from lasso.config import parse_settings
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from tests.support.front import open_lasso
+from tests.support.proxied import open_fault_proxies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -113,14 +114,12 @@ async def open_rig() -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None) as devnet:
         addresses = await emit_logs(devnet)
         async with (
-            open_fault_proxy(devnet.nodes[0].http_url) as p0,
-            open_fault_proxy(devnet.nodes[1].http_url) as p1,
-            open_fault_proxy(devnet.nodes[2].http_url) as p2,
+            open_fault_proxies(devnet) as proxies,
             httpx.AsyncClient(
                 base_url=devnet.nodes[1].http_url, trust_env=False, timeout=10
             ) as unlimited,
         ):
-            yield Rig(devnet, [p0, p1, p2], addresses, unlimited)
+            yield Rig(devnet, proxies, addresses, unlimited)
 
 
 @asynccontextmanager

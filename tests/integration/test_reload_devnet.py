@@ -23,13 +23,8 @@ from lasso.config import load_settings
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
-from tests.integration.test_subscriptions_devnet import (
-    TOPIC,
-    deploy_emitter,
-    emit,
-    heads,
-    subscribe,
-)
+from tests.integration.test_subscriptions_devnet import heads, subscribe
+from tests.support.emitter import TOPIC, deploy_emitter, emit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -27,7 +27,8 @@ from lasso.core.routes import RouteSpec
 from lasso.daemon import open_gateway
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from lasso.gateway import Gateway
-from lasso.upstream.http import HttpResponse, HttpStatistics, HttpTransport
+from lasso.upstream.http import HttpResponse, HttpTransport
+from tests.support.fakes import WrappedTransport
 from tests.support.front import open_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,25 +37,16 @@ ACCOUNT = DEV_ACCOUNTS[0]
 ARCHIVAL_THRESHOLD = 4
 
 
-class CountingTransport:
+class CountingTransport(WrappedTransport):
     """A real HTTP transport that counts the methods it sends."""
 
     def __init__(self, inner: HttpTransport, counts: Counter[str]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.counts = counts
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         self.counts[msgspec.json.decode(body)["method"]] += 1
         return await self.inner.post(body, replay_safe=replay_safe)
-
-    async def reap_idle(self) -> int:
-        return await self.inner.reap_idle()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def statistics(self) -> HttpStatistics:
-        return self.inner.statistics()
 
 
 class Rig:

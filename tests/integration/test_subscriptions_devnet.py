@@ -16,27 +16,12 @@ import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
-from lasso.config import Settings, parse_settings
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
+from tests.support.emitter import TOPIC, deploy_emitter, emit
+from tests.support.proxied import relayed_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def settings_for(devnet: Devnet, relay: TcpRelay) -> Settings:
-    n0 = f"127.0.0.1:{relay.port}"
-    rows = [f'{{ id = "n0", url = "http://{n0}", ws_url = "ws://{n0}", priority = 0 }}'] + [
-        f'{{ id = "n{n.index}", url = "{n.http_url}", ws_url = "{n.ws_url}", priority = {n.index} }}'
-        for n in devnet.nodes[1:]
-    ]
-    # A short heartbeat, so a silently dead path (the blackhole) is noticed in half a second.
-    text = (
-        "[websocket]\nping_interval_ms = 200\npong_timeout_ms = 300\n"
-        "[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n"
-        + ",\n".join(rows)
-        + "\n]\n"
-    )
-    return parse_settings(text, env={})
 
 
 class Rig:
@@ -52,7 +37,11 @@ async def rig(nursery: trio.Nursery) -> AsyncIterator[Rig]:
             shutdown = trio.Event()
             binds = await nursery.start(
                 partial(
-                    serve, settings_for(devnet, relay), host="127.0.0.1", port=0, shutdown=shutdown
+                    serve,
+                    relayed_settings(devnet, relay),
+                    host="127.0.0.1",
+                    port=0,
+                    shutdown=shutdown,
                 )
             )
             yield Rig(devnet, relay, binds[0].replace("http://", "ws://"))
@@ -128,37 +117,6 @@ async def test_resume_after_a_disconnect_loses_nothing(rig: Rig) -> None:
     numbers = [int(h["number"], 16) for h in [*before, *replayed, *live]]
     assert numbers == list(range(last, last + 5))
     assert replayed[0]["parentHash"] == before[-1]["hash"]
-
-
-TOPIC = "0x" + "ab" * 32
-# Runtime code: LOG1(offset 0, size 0, TOPIC); STOP. The init code copies it out and returns it.
-RUNTIME = "7f" + "ab" * 32 + "6000" + "6000" + "a1" + "00"
-INIT = "6027600c60003960276000f3" + RUNTIME
-
-
-async def send_signed(devnet: Devnet, tx: dict[str, str]) -> str:
-    raw = await devnet.request(1, "eth_signTransaction", [tx])
-    return await devnet.send_raw_transaction(raw)
-
-
-async def deploy_emitter(devnet: Devnet) -> str:
-    from lasso.devnet import DEV_ACCOUNTS
-
-    tx_hash = await send_signed(
-        devnet, {"from": DEV_ACCOUNTS[0], "data": "0x" + INIT, "gas": hex(200_000)}
-    )
-    await devnet.mine()
-    receipt = await devnet.request(1, "eth_getTransactionReceipt", [tx_hash])
-    return str(receipt["contractAddress"])
-
-
-async def emit(devnet: Devnet, contract: str) -> None:
-    from lasso.devnet import DEV_ACCOUNTS
-
-    await send_signed(
-        devnet, {"from": DEV_ACCOUNTS[0], "to": contract, "data": "0x", "gas": hex(100_000)}
-    )
-    await devnet.mine()
 
 
 @pytest.mark.parametrize("how", ["reset", "blackhole"])

@@ -19,33 +19,16 @@ import msgspec
 import pytest
 import trio
 
-from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
+from lasso.chaos import FaultProxy
 from lasso.chaos.faults import Fault
-from lasso.config import parse_settings
 from lasso.core.txhash import keccak256, transaction_hash
 from lasso.devnet import DEV_ACCOUNTS, Devnet, open_devnet
 from tests.support.front import devnet_settings, open_lasso
+from tests.support.proxied import open_fault_proxies, priority_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GUARD_S = 30.0
-SETTINGS = """
-[server]
-shutdown_grace_ms = 200
-
-[routing]
-default_strategy = "priority"
-
-[chains.devnet]
-chain_id = 31337
-block_time_ms = 1000
-broadcast_raw_transactions = {broadcast}
-providers = [
-  {{ id = "proxy0", url = "{0}", priority = 1 }},
-  {{ id = "proxy1", url = "{1}", priority = 2 }},
-  {{ id = "proxy2", url = "{2}", priority = 3 }},
-]
-"""
 
 
 @dataclass
@@ -67,6 +50,10 @@ class Rig:
         assert response.status_code == 200, response.text
         return response
 
+    async def sign_transfer(self) -> str:
+        """A signed transfer of 0.001 ETH from the first dev account to the second."""
+        return await self.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+
     async def on_each_node(self, method: str, params: list[Any]) -> list[Any]:
         return [await self.devnet.request(i, method, params) for i in range(3)]
 
@@ -75,17 +62,13 @@ class Rig:
 async def open_rig(*, broadcast: bool = False) -> AsyncIterator[Rig]:
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         await devnet.mine()
-        async with (
-            open_fault_proxy(devnet.nodes[0].http_url) as p0,
-            open_fault_proxy(devnet.nodes[1].http_url) as p1,
-            open_fault_proxy(devnet.nodes[2].http_url) as p2,
-        ):
-            text = SETTINGS.format(p0.url, p1.url, p2.url, broadcast=str(broadcast).lower())
+        async with open_fault_proxies(devnet) as proxies:
+            chain = f"broadcast_raw_transactions = {str(broadcast).lower()}"
             async with (
-                open_lasso(parse_settings(text, env={})) as base,
+                open_lasso(priority_settings(proxies, chain)) as base,
                 httpx.AsyncClient(base_url=base, trust_env=False, timeout=None) as client,
             ):
-                yield Rig(devnet, [p0, p1, p2], client)
+                yield Rig(devnet, proxies, client)
 
 
 def local_hash(raw: str) -> str:
@@ -111,7 +94,7 @@ async def times_mined(devnet: Devnet, index: int, tx_hash: str) -> int:
 async def test_a_cut_after_the_request_was_written_fails_over_and_mines_once() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             rig.proxies[0].queued.append(Fault.FORWARD_THEN_RESET)
             answer = (await rig.send(raw)).json()
             assert answer == {"jsonrpc": "2.0", "id": 1, "result": local_hash(raw)}
@@ -130,7 +113,7 @@ async def test_a_cut_after_the_request_was_written_fails_over_and_mines_once() -
 async def test_a_timeout_after_the_request_was_written_fails_over() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             rig.proxies[0].queued.append(Fault.HANG)
             answer = (await rig.send(raw)).json()
             assert rig.sends() == [1, 1, 0]
@@ -140,7 +123,7 @@ async def test_a_timeout_after_the_request_was_written_fails_over() -> None:
 async def test_a_resend_of_the_same_transaction_answers_the_hash() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig() as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             first = (await rig.send(raw, rid=1)).json()
             again = (await rig.send(raw, rid=2)).json()  # anvil: "transaction already imported"
             assert rig.sends() == [2, 0, 0]
@@ -176,7 +159,7 @@ async def test_nonce_too_low_for_an_unknown_transaction_is_the_nodes_error() -> 
 async def test_broadcast_reaches_every_node_and_mines_once_in_lockstep() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig(broadcast=True) as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             answer = (await rig.send(raw)).json()
             # The answer may beat the slower sends: poll every node's pool.
             while await pending(rig) != [1, 1, 1]:  # noqa: ASYNC110
@@ -194,7 +177,7 @@ async def test_broadcast_reaches_every_node_and_mines_once_in_lockstep() -> None
 async def test_broadcast_of_a_known_transaction_answers_the_hash() -> None:
     with trio.fail_after(GUARD_S):
         async with open_rig(broadcast=True) as rig:
-            raw = await rig.devnet.sign_transfer(to=DEV_ACCOUNTS[1], value_wei=10**15)
+            raw = await rig.sign_transfer()
             await rig.devnet.send_raw_transaction(raw)  # every node already has it
             answer = (await rig.send(raw)).json()
     assert answer["result"] == local_hash(raw)

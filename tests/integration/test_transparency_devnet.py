@@ -19,10 +19,11 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from lasso.chaos.faultproxy import FaultProxy, open_fault_proxy
+from lasso.chaos import FaultProxy
 from lasso.config import parse_settings
 from lasso.devnet import Devnet, open_devnet
 from tests.support.front import open_lasso
+from tests.support.proxied import open_fault_proxies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -252,12 +253,7 @@ NODE_ERRORS: list[tuple[str, list[Any], int]] = [
 @asynccontextmanager
 async def open_counted_stack(devnet: Devnet) -> AsyncIterator[tuple[Stack, list[FaultProxy]]]:
     """Lasso in front of counting proxies, HTTP only, so every upstream call is seen."""
-    async with (
-        open_fault_proxy(devnet.nodes[0].http_url) as p0,
-        open_fault_proxy(devnet.nodes[1].http_url) as p1,
-        open_fault_proxy(devnet.nodes[2].http_url) as p2,
-    ):
-        proxies = [p0, p1, p2]
+    async with open_fault_proxies(devnet) as proxies:
         providers = ",\n".join(
             f'{{ id = "p{i}", url = "{p.url}", priority = {i} }}' for i, p in enumerate(proxies)
         )

@@ -21,12 +21,15 @@ from lasso.errors import UpstreamNetworkError
 from lasso.subscriptions.hub import SubscriptionHub, open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.http import HttpResponse
-from lasso.upstream.ws import Dialed
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from lasso.web.metrics import render
 from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
-from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fake_ws import (
+    FakeWsNode,
+    open_fake_ws_nodes,
+    wait_ws_connected,
+)
 from tests.support.fakes import FakeHttpTransport, FakeNode
 
 SETTINGS = """
@@ -87,16 +90,7 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
     old, new = getattr(request, "param", ("", ""))
     settings = parse_settings(SETTINGS.replace(old, new, 1) if old else SETTINGS, env={})
     nodes = {p: FakeNode(head=10) for p in ("p1", "p2")}
-    async with open_fake_ws_node(nodes["p1"]) as ws1, open_fake_ws_node(nodes["p2"]) as ws2:
-        fakes = {"p1": ws1, "p2": ws2}
-
-        async def connect(
-            nursery: trio.Nursery, url: str, headers: list[tuple[bytes, bytes]], size: int
-        ) -> Dialed:
-            return await fakes[url.split("//")[1].split(".")[0]].connect(
-                nursery, url, headers, size
-            )
-
+    async with open_fake_ws_nodes(nodes) as (fakes, connect):
         down: set[str] = set()
 
         def http(chain: str, provider: ProviderConfig) -> FakeHttpTransport:
@@ -105,9 +99,7 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
         async with open_gateway(
             settings, rng=random.Random(3), transports=http, connector=connect
         ) as gateway:
-            for provider in gateway.profiles["default"]["testnet"].providers.values():
-                assert provider.ws is not None
-                await provider.ws.wait_connected()
+            await wait_ws_connected(gateway.profiles["default"]["testnet"].providers.values())
             async with open_subscription_hub(gateway) as hub:
                 app = LassoASGI(gateway, create_app(gateway, hub), partial(ClientSession, hub))
                 stack = Stack(app, hub, nodes, fakes)

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -43,8 +44,12 @@ from trio_websocket import (
     wrap_server_stream,
 )
 
+from lasso.config import ProviderConfig
 from lasso.errors import UpstreamNetworkError
-from lasso.upstream.ws.dial import Dialed, close_quietly
+from lasso.pubsub import EventBus
+from lasso.upstream.provider import Provider
+from lasso.upstream.ws import WsConnection, WsPolicy
+from lasso.upstream.ws.dial import Connector, Dialed, close_quietly
 from tests.support.fakes import FakeNode
 
 __all__ = ["ANVIL_WS_BAD_CALL", "FakeWsNode", "open_fake_ws_node"]
@@ -319,3 +324,54 @@ async def open_fake_ws_node(
     async with trio.open_nursery() as nursery:
         yield FakeWsNode(nursery, node, anvil_ws_errors=anvil_ws_errors)
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_fake_ws_nodes(
+    nodes: dict[str, FakeNode],
+) -> AsyncIterator[tuple[dict[str, FakeWsNode], Connector]]:
+    """A :class:`FakeWsNode` per provider id, and a connector that dials the one a URL
+    names by its first host label (``ws://p1.invalid`` dials ``p1``)."""
+    async with AsyncExitStack() as stack:
+        fakes = {
+            pid: await stack.enter_async_context(open_fake_ws_node(n)) for pid, n in nodes.items()
+        }
+
+        async def connect(
+            nursery: trio.Nursery,
+            url: str,
+            headers: list[tuple[bytes, bytes]],
+            max_message_bytes: int,
+        ) -> Dialed:
+            fake = fakes[url.split("//")[1].split(".")[0]]
+            return await fake.connect(nursery, url, headers, max_message_bytes)
+
+        yield fakes, connect
+
+
+async def wait_ws_connected(providers: Iterable[Provider]) -> None:
+    """Return once every provider's WebSocket is connected (each must have one)."""
+    for provider in providers:
+        assert provider.ws is not None
+        await provider.ws.wait_connected()
+
+
+def websockets_for(
+    chain: str, connect: Connector | None = None
+) -> Callable[[str, ProviderConfig], WsConnection]:
+    """A ``ChainRuntime(websockets=...)`` factory: each provider's :class:`WsConnection`
+    with the default policy, its own bus and a seeded rng, dialing through ``connect``."""
+
+    def websocket(_chain: str, p: ProviderConfig) -> WsConnection:
+        return WsConnection(
+            p.ws_url or "",
+            {},
+            provider_id=p.id,
+            chain=chain,
+            bus=EventBus(),
+            policy=WsPolicy(),
+            rng=random.Random(1),
+            connect=connect,
+        )
+
+    return websocket

@@ -20,7 +20,7 @@ import trio
 from lasso.chaos.faults import Fault
 from lasso.core.nesting import nesting_exceeds
 from lasso.errors import UpstreamNetworkError
-from lasso.upstream.http import HttpResponse, HttpStatistics
+from lasso.upstream.http import HttpResponse, HttpStatistics, PostTransport
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -217,3 +217,23 @@ class FakeHttpTransport:
 
     def statistics(self) -> HttpStatistics:
         return HttpStatistics(self._requests, 0, 0, 0, 0)
+
+
+class WrappedTransport:
+    """A PostTransport around another that passes everything through; a subclass
+    overrides :meth:`post` to watch or change the traffic."""
+
+    def __init__(self, inner: PostTransport) -> None:
+        self.inner = inner
+
+    async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
+        return await self.inner.post(body, replay_safe=replay_safe)
+
+    async def reap_idle(self) -> int:
+        return await self.inner.reap_idle()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def statistics(self) -> HttpStatistics:
+        return self.inner.statistics()

@@ -14,12 +14,10 @@ import trio.testing
 
 from lasso.chain import ChainRuntime
 from lasso.chaos.faults import Fault
-from lasso.config import ProviderConfig, parse_settings
-from lasso.pubsub import EventBus
+from lasso.config import parse_settings
 from lasso.upstream import heads
 from lasso.upstream.http import HttpResponse
-from lasso.upstream.ws import WsConnection, WsPolicy
-from tests.support.fake_ws import FakeWsNode, open_fake_ws_node
+from tests.support.fake_ws import FakeWsNode, open_fake_ws_node, websockets_for
 from tests.support.fakes import FakeHttpTransport, FakeNode
 
 BASE = """
@@ -55,9 +53,8 @@ class Polls(FakeHttpTransport):
 
 
 class Rig:
-    def __init__(self, chain: ChainRuntime, node: FakeNode, http: Polls) -> None:
-        self.chain, self.node, self.http = chain, node, http
-        self.ws: FakeWsNode | None = None
+    def __init__(self, chain: ChainRuntime, node: FakeNode, http: Polls, ws: FakeWsNode) -> None:
+        self.chain, self.node, self.http, self.ws = chain, node, http, ws
 
     def height(self) -> int | None:
         return self.chain.state.height("a")
@@ -66,6 +63,12 @@ class Rig:
         with trio.fail_after(60):
             while self.height() != number:
                 await self.chain.head_changed()
+
+    async def ws_connected(self) -> None:
+        """Return once provider a's WebSocket is connected."""
+        ws = self.chain.providers["a"].ws
+        assert ws is not None
+        await ws.wait_connected()
 
 
 @asynccontextmanager
@@ -77,32 +80,26 @@ async def open_rig(
     node = FakeNode(head=100)
     http = Polls(node, "a")
     async with open_fake_ws_node(node) as fake, trio.open_nursery() as nursery:
-
-        def websocket(_chain: str, p: ProviderConfig) -> WsConnection:
-            return WsConnection(
-                p.ws_url or "",
-                {},
-                provider_id=p.id,
-                chain="c",
-                bus=EventBus(),
-                policy=WsPolicy(),
-                rng=random.Random(1),
-                connect=fake.connect,
-            )
-
         chain = ChainRuntime(
             "c",
             settings.default_profile.chains["c"],
             routing=settings.routing,
             rng=random.Random(1),
             transports=lambda _c, _p: http,
-            websockets=websocket,
+            websockets=websockets_for("c", fake.connect),
         )
-        rig = Rig(chain, node, http)
-        rig.ws = fake
+        rig = Rig(chain, node, http, fake)
         await chain.start(nursery)
         yield rig
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_subscribed_rig() -> AsyncIterator[Rig]:
+    """A rig whose provider has a WebSocket, once its newHeads subscription is up."""
+    async with open_rig(WITH_WS) as rig:
+        await subscribed(rig.ws, within_s=5)
+        yield rig
 
 
 def gaps(times: list[float]) -> list[float]:
@@ -175,7 +172,7 @@ async def test_zero_from_the_start_sends_nothing(autojump_clock: trio.testing.Mo
     async with open_rig(WITH_WS, extra="head_poll_ms = 0") as rig:
         await trio.sleep(60)
         assert rig.http.head_polls() == []
-        assert rig.ws is not None and rig.ws.subscriptions == 0
+        assert rig.ws.subscriptions == 0
         assert rig.height() is None
 
 
@@ -198,10 +195,8 @@ async def test_a_failing_provider_is_retried_with_backoff_and_never_crashes(
 async def test_a_provider_with_websocket_is_tracked_by_its_newheads_subscription(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
+    async with open_subscribed_rig() as rig:
         fake = rig.ws
-        assert fake is not None
-        await subscribed(fake, within_s=5)
         polls = len(rig.http.head_polls())  # at most the first, before the socket was up
         for _ in range(5):
             await trio.sleep(0.4)
@@ -214,10 +209,7 @@ async def test_a_provider_with_websocket_is_tracked_by_its_newheads_subscription
 async def test_a_quiet_subscription_gets_an_http_check(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
-        fake = rig.ws
-        assert fake is not None
-        await subscribed(fake, within_s=5)
+    async with open_subscribed_rig() as rig:
         before = len(rig.http.head_polls())
         rig.node.head = 120  # mined without a push: the subscription went quiet
         await rig.wait_height(120)
@@ -227,10 +219,8 @@ async def test_a_quiet_subscription_gets_an_http_check(
 async def test_while_the_websocket_is_down_the_head_is_polled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
+    async with open_subscribed_rig() as rig:
         fake = rig.ws
-        assert fake is not None
-        await subscribed(fake, within_s=5)
         fake.refuse = True
         fake.drop()
         before = len(rig.http.head_polls())
@@ -252,16 +242,12 @@ async def test_subscriptions_false_is_polled_not_subscribed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with open_rig(NO_SUBS, block_time_ms=1000) as rig:
-        fake = rig.ws
-        assert fake is not None
         await rig.wait_height(100)
-        provider = rig.chain.providers["a"]
-        assert provider.ws is not None
-        await provider.ws.wait_connected()
+        await rig.ws_connected()
         rig.node.head = 101
         await rig.wait_height(101)
         await trio.sleep(5)
-        assert fake.subscriptions == 0
+        assert rig.ws.subscriptions == 0
         assert "eth_subscribe" not in rig.node.calls
         assert len(rig.http.head_polls()) >= 10
 
@@ -293,14 +279,11 @@ async def test_reconfigure_passes_the_block_time_to_the_chain_state() -> None:
 async def test_a_reload_to_subscriptions_false_unsubscribes_and_polls(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_rig(WITH_WS, block_time_ms=1000) as rig:
-        fake = rig.ws
-        assert fake is not None
-        await subscribed(fake, within_s=5)
+    async with open_subscribed_rig() as rig:
         provider = rig.chain.providers["a"]
         rig.chain.retune(msgspec.structs.replace(provider.config, subscriptions=False))
         await trio.sleep(1.01)  # within a tick
-        assert fake.subscriptions == 0
+        assert rig.ws.subscriptions == 0
         before = len(rig.http.head_polls())
         rig.node.head = 140
         await rig.wait_height(140)
@@ -314,9 +297,7 @@ async def test_a_websocket_that_refuses_newheads_is_polled(
     # The fake answers an unknown subscription kind as anvil does: -32602.
     monkeypatch.setattr(heads, "NEW_HEADS_PARAMS", b'["newHeadz"]')
     async with open_rig(WITH_WS, block_time_ms=1000) as rig:
-        provider = rig.chain.providers["a"]
-        assert provider.ws is not None
-        await provider.ws.wait_connected()
+        await rig.ws_connected()
         await rig.wait_height(100)
         start = len(rig.http.head_polls())
         rig.node.head = 101
