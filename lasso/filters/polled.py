@@ -7,9 +7,10 @@ to the chain's head (``eth_blockNumber`` through the gateway); each
 changes before the table is polled: the block hashes (``eth_getBlockByNumber``), or the
 matching logs (one ``eth_getLogs`` over the range, through the gateway's normal path, so
 splitting and failover apply). At most :data:`MAX_BLOCKS_PER_POLL` blocks (and at most
-the chain's ``max_logs_block_range``) are read per poll, the rest at the next one, so a filter polled rarely costs bounded upstream work
-per poll and loses nothing. Every request goes through the gateway and so to any
-healthy provider: a provider failing loses nothing either.
+the chain's ``max_logs_block_range``) are read per poll, the rest at the next one, so a
+filter polled rarely costs bounded upstream work per poll and loses nothing. Every
+request goes through the gateway and so to any healthy provider: a provider failing
+loses nothing either.
 
 Limits (the WebSocket streams have none of these): no ``removed: true`` logs on a reorg
 (the range is read once, on the branch current then), and no pending-transaction
