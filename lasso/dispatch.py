@@ -17,7 +17,9 @@ what happens next:
                                 "no such call" used no dispatch: see _not_executed)
     rate limited                demote the provider, next provider
     provider failure            breaker failure; next provider only when the
-                                method is replay-safe or it provably never left
+                                method is replay-safe or it provably never left;
+                                after a timeout the provider's other channels go
+                                behind every other provider's (defer_provider)
     cancelled                   re-raise; not a failure, not a latency sample
 
 The plan names channels by (provider id, transport). They are resolved to the
@@ -118,7 +120,11 @@ async def dispatch(
         )
     dispatched = 0
     http_only = False  # after an unattributed WebSocket rejection: see the module docstring
-    for view in plan.channels:
+    channels = list(plan.channels)
+    index = 0
+    while index < len(channels):
+        view = channels[index]
+        index += 1
         now = trio.current_time()
         remaining = deadline - now
         if dispatched >= plan.max_attempts or remaining < MIN_ATTEMPT_S:
@@ -142,12 +148,22 @@ async def dispatch(
             http_only = http_only or unattributed
             if unattributed or _not_executed(exc, view):
                 dispatched -= 1  # it used no dispatch
+            if isinstance(exc, UpstreamTimeout):  # the node hangs, not one way to reach it
+                channels[index:] = defer_provider(channels[index:], view.provider_id)
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)
         if check.accepts(view, result, outcome):
             return result
         dispatched -= 1  # an empty answer from a provider behind costs no dispatch
     return await _settle(chain, targets, call, plan, outcome, deadline, check)
+
+
+def defer_provider(rest: list[ChannelView], provider_id: str) -> list[ChannelView]:
+    """``rest`` with ``provider_id``'s channels moved behind the other providers'
+    (each group keeps its order): after one of its channels timed out, its other
+    channel is tried only once every other provider has been."""
+    others = [view for view in rest if view.provider_id != provider_id]
+    return others + [view for view in rest if view.provider_id == provider_id]
 
 
 async def _settle(

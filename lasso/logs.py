@@ -32,8 +32,7 @@ starting past the head is never split: the node answers it whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
@@ -46,16 +45,17 @@ from lasso.core.jsonrpc import Call
 from lasso.core.logs_split import (
     cap_error,
     cap_window,
+    chunk_count,
     chunk_params,
     merge_chunks,
     needs_head,
+    nth_chunk,
     refusal,
-    split_range,
     window,
 )
 from lasso.core.router import RoutePlan, Strategy
 from lasso.dispatch import Outcome, dispatch
-from lasso.errors import LassoError, UpstreamProtocolError, UpstreamRpcError
+from lasso.errors import LassoError, NoProviderAvailable, UpstreamProtocolError, UpstreamRpcError
 
 __all__ = ["Route", "get_logs"]
 
@@ -65,6 +65,8 @@ METHOD = "eth_getLogs"
 #: Refusals one request may narrow through (each at least halves): bounds a
 #: provider that refuses every width.
 MAX_NARROWINGS = 24
+#: A chunk is not started with less than this left of the request's deadline.
+MIN_CHUNK_S = 0.035
 _RANGE_REASONS = frozenset({Reason.RANGE_TOO_LARGE.value, Reason.RESULT_TOO_LARGE.value})
 
 
@@ -277,9 +279,14 @@ def _splittable(params: bytes) -> bool:
 async def _fetch_range(
     request: _Request, numbers: tuple[int, int], width: int, narrowings: int
 ) -> bytes:
-    chunks = split_range(numbers[0], numbers[1], width)
-    calls = [partial(_fetch_chunk, request, chunk, narrowings) for chunk in chunks]
-    return merge_chunks(await _gather(calls))
+    low, high = numbers
+    count = chunk_count(low, high, width)
+
+    async def fetch(index: int) -> bytes:
+        return await _fetch_chunk(request, nth_chunk(low, high, width, index), narrowings)
+
+    workers = request.chain.routing.logs_chunk_concurrency
+    return merge_chunks(await _gather(count, fetch, workers))
 
 
 async def _fetch_chunk(request: _Request, chunk: tuple[int, int], narrowings: int) -> bytes:
@@ -288,13 +295,15 @@ async def _fetch_chunk(request: _Request, chunk: tuple[int, int], narrowings: in
     span = chunk[1] - chunk[0] + 1
     async with request.limiter:
         plan = request.plan()
+        if trio.current_time() + MIN_CHUNK_S >= request.meta.started + plan.deadline_s:
+            raise _too_late(request, plan, chunk)
         width = request.provider_limit(plan)  # may have been learned since the split
         if width is None or width >= span:
             call = Call(METHOD, chunk_params(request.call.params, chunk), request.call.id)
             outcome = Outcome()
             request.chunks += 1
-            try:
-                result = await request.send(call, plan, outcome)
+            try:  # the request's deadline, not one per chunk
+                result = await request.send(call, plan, outcome, request.meta.started)
             except LassoError:
                 request.summarise(outcome)
                 width = request.learn(outcome, span)
@@ -308,26 +317,43 @@ async def _fetch_chunk(request: _Request, chunk: tuple[int, int], narrowings: in
     return await _fetch_range(request, chunk, width, narrowings)  # the slot is free again
 
 
-async def _gather(calls: Sequence[Callable[[], Awaitable[bytes]]]) -> list[bytes]:
-    """Every call's result in order; the first error cancels the rest and is raised
-    as it is (never an exception group, never a shorter list)."""
-    results: list[bytes | None] = [None] * len(calls)
-    failure: list[BaseException] = []
+def _too_late(request: _Request, plan: RoutePlan, chunk: tuple[int, int]) -> LassoError:
+    """The request's deadline passed with chunks left: a clear error, never a part."""
+    deadline_ms = round(plan.deadline_s * 1000)
+    return NoProviderAvailable(
+        f"eth_getLogs: the range was not served within the {deadline_ms} ms deadline "
+        f"({request.chunks} chunks fetched, next from block {chunk[0]}); "
+        "ask for a narrower range",
+        data={"chunks_fetched": request.chunks, "deadline_ms": deadline_ms},
+    )
 
-    async def run(index: int, scope: trio.CancelScope) -> None:
-        try:
-            results[index] = await calls[index]()
-        except Exception as exc:  # Cancelled is not an Exception: it propagates
-            if not failure:
-                failure.append(exc)
-            scope.cancel(reason="an eth_getLogs chunk failed")
+
+async def _gather(
+    count: int, fetch: Callable[[int], Awaitable[bytes]], workers: int
+) -> list[bytes]:
+    """``fetch(0) .. fetch(count - 1)`` in order, by at most ``workers`` tasks taking
+    the next index in turn (never one task per chunk: a span of millions of blocks
+    holds only what is in flight). The first error cancels the rest and is raised as
+    it is (never an exception group, never a shorter list)."""
+    results: dict[int, bytes] = {}
+    failure: list[BaseException] = []
+    indices = iter(range(count))
+
+    async def work(scope: trio.CancelScope) -> None:
+        for index in indices:  # shared: each worker takes the next chunk
+            try:
+                results[index] = await fetch(index)
+            except Exception as exc:  # Cancelled is not an Exception: it propagates
+                if not failure:
+                    failure.append(exc)
+                scope.cancel(reason="an eth_getLogs chunk failed")
+                return
 
     async with trio.open_nursery() as nursery:
-        for index in range(len(calls)):
-            nursery.start_soon(run, index, nursery.cancel_scope)
+        for _ in range(min(workers, count)):
+            nursery.start_soon(work, nursery.cancel_scope)
     if failure:
         raise failure[0]
-    done = [r for r in results if r is not None]
-    if len(done) != len(calls):  # cancelled from outside: never reached with a result
+    if len(results) != count:  # cancelled from outside: never reached with a result
         raise RuntimeError("eth_getLogs chunks missing without an error")
-    return done
+    return [results[index] for index in range(count)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -24,8 +25,9 @@ from lasso.core.router import RoutePlan, Strategy
 from lasso.core.routes import RouteSpec
 from lasso.daemon import open_gateway
 from lasso.dispatch import Outcome, dispatch
+from lasso.errors import NoProviderAvailable
 from lasso.gateway import Gateway
-from lasso.subscriptions.targets import candidates
+from lasso.subscriptions.targets import candidates, subscribe_first
 from tests.core.test_lessons import NO_STATE_MESSAGES
 from tests.support.fakes import FakeHttpTransport, FakeNode, _error
 
@@ -298,6 +300,17 @@ providers = [
     assert [p.id for p in candidates(chain, None, set(), 0.0)] == ["b"]
     assert [p.id for p in candidates(chain, None, {"b"}, 0.0)] == ["b"]
     assert candidates(chain, "a", set(), 0.0) == []
+    # With no other provider, the client is told why (its WebSocket is connected).
+    alone = ChainRuntime(
+        "testnet",
+        settings.default_profile.chains["testnet"],
+        routing=settings.routing,
+        rng=random.Random(1),
+        websockets=lambda _chain, _provider: Connected(),  # type: ignore[arg-type,return-value]
+    )
+    alone.providers.pop("b")
+    with pytest.raises(NoProviderAvailable, match="WebSocket that allows subscriptions"):
+        trio.run(partial(subscribe_first, alone, b'["newHeads"]', set(), pinned=None, spawn=None))
 
 
 class NoStateNode(FakeNode):

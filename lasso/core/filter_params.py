@@ -46,6 +46,7 @@ _LATEST: Final = -2
 _PENDING: Final = -1
 #: geth's rpc.BlockNumber values for the tags (earliest is block 0).
 _TAGS: Final = {"latest": _LATEST, "pending": _PENDING, "earliest": 0, "safe": -4, "finalized": -3}
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
 _FIELDS: Final = frozenset({"address", "topics", "fromBlock", "toBlock", "blockHash"})
 
 
@@ -115,6 +116,7 @@ def _criteria(crit: dict[str, Any]) -> FilterCriteria:
     except InvalidSubscription as exc:
         raise FilterParamsError(-32602, f"invalid argument 0: {exc}") from None
     if "blockHash" in crit:  # geth's changes ignore it: new logs as for latest..latest
+        _check_hash(crit["blockHash"])
         return FilterCriteria(request, first=None, last=None)
     first = _block(crit.get("fromBlock"))
     last = _block(crit.get("toBlock"))
@@ -130,7 +132,21 @@ def _block(value: object) -> int:
     number = parse_quantity(value)
     if number is None:
         raise FilterParamsError(-32602, f"invalid argument 0: invalid block number {value!r}")
+    if number >= 1 << 64:  # geth's hexutil.DecodeUint64, then its int64 check
+        raise FilterParamsError(-32602, "invalid argument 0: hex number > 64 bits")
+    if number >= 1 << 63:
+        raise FilterParamsError(-32602, "invalid argument 0: block number larger than int64")
     return number
+
+
+def _check_hash(value: object) -> None:
+    """A ``blockHash`` geth can decode (a ``common.Hash``: 0x and 64 hex digits)."""
+    digits = value[2:] if isinstance(value, str) and value[:2] in ("0x", "0X") else ""
+    if len(digits) != 64 or any(c not in _HEX for c in digits):
+        raise FilterParamsError(
+            -32602,
+            "invalid argument 0: blockHash must be a 32-byte hex string (0x and 64 hex digits)",
+        )
 
 
 def _check_combination(first: int, last: int) -> None:

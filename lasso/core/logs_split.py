@@ -84,14 +84,24 @@ def split_range(from_block: int, to_block: int, max_range: int) -> list[tuple[in
     the last span exactly ``max_range`` blocks. An inverted range is not split (the
     shell forwards it, so the client gets the node's own error), hence ValueError.
     """
+    count = chunk_count(from_block, to_block, max_range)
+    return [nth_chunk(from_block, to_block, max_range, index) for index in range(count)]
+
+
+def chunk_count(from_block: int, to_block: int, max_range: int) -> int:
+    """How many chunks :func:`split_range` cuts the range into, without building them
+    (a span of millions of blocks is cut lazily: see :func:`nth_chunk`)."""
     if max_range < 1:
         raise ValueError(f"max_range must be at least 1, not {max_range}")
     if from_block < 0 or to_block < from_block:
         raise ValueError(f"not a block range: [{from_block}, {to_block}]")
-    return [
-        (start, min(start + max_range - 1, to_block))
-        for start in range(from_block, to_block + 1, max_range)
-    ]
+    return (to_block - from_block) // max_range + 1
+
+
+def nth_chunk(from_block: int, to_block: int, max_range: int, index: int) -> tuple[int, int]:
+    """Chunk ``index`` (0-based) of :func:`split_range`'s answer."""
+    start = from_block + index * max_range
+    return start, min(start + max_range - 1, to_block)
 
 
 def chunk_params(filter_params: bytes, chunk: tuple[int, int]) -> bytes:

@@ -6,10 +6,11 @@ to the chain's head (``eth_blockNumber`` through the gateway); each
 ``eth_getFilterChanges`` reads the head again and turns the blocks after the cursor into
 changes before the table is polled: the block hashes (``eth_getBlockByNumber``), or the
 matching logs (one ``eth_getLogs`` over the range, through the gateway's normal path, so
-splitting and failover apply). At most :data:`MAX_BLOCKS_PER_POLL` blocks are read per
-poll, the rest at the next one, so a filter polled rarely costs bounded upstream work
-per poll and loses nothing. Every request goes through the gateway and so to any
-healthy provider: a provider failing loses nothing either.
+splitting and failover apply). At most :data:`MAX_BLOCKS_PER_POLL` blocks (and at most
+the chain's ``max_logs_block_range``) are read per poll, the rest at the next one, so a
+filter polled rarely costs bounded upstream work per poll and loses nothing. Every
+request goes through the gateway and so to any healthy provider: a provider failing
+loses nothing either.
 
 Limits (the WebSocket streams have none of these): no ``removed: true`` logs on a reorg
 (the range is read once, on the branch current then), and no pending-transaction
@@ -79,14 +80,19 @@ class PolledFeeds:
     def release(self, key: Hashable) -> None:
         self._cursors.pop(key, None)
 
-    async def catch_up(self, key: Hashable, forward: Forward) -> list[Change]:
+    async def catch_up(
+        self, key: Hashable, forward: Forward, max_blocks: int | None = None
+    ) -> list[Change]:
         """The changes of the blocks after the cursor, up to the head (at most
-        :data:`MAX_BLOCKS_PER_POLL` of them); the cursor moves past them."""
+        :data:`MAX_BLOCKS_PER_POLL` of them, and at most ``max_blocks``: the chain's
+        ``max_logs_block_range``, which the range's ``eth_getLogs`` must keep to);
+        the cursor moves past them."""
+        bound = MAX_BLOCKS_PER_POLL if max_blocks is None else min(max_blocks, MAX_BLOCKS_PER_POLL)
         cursor = self._cursors.get(key)
         if cursor is None:
             return []
         async with cursor.lock:
-            top = min(await head(forward), cursor.last + MAX_BLOCKS_PER_POLL)
+            top = min(await head(forward), cursor.last + bound)
             if cursor.end is not None:
                 top = min(top, cursor.end)
             blocks = range(cursor.last + 1, top + 1)

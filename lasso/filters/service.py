@@ -119,7 +119,8 @@ class FilterService:
         if method == "eth_getFilterChanges":
             feed = self.table.feed_of(fid, now, limits.idle_s)
             if isinstance(feed, PolledKey):
-                self._deliver(feed, await self.polled.catch_up(feed, forward))
+                cap = target.chain.config.max_logs_block_range
+                self._deliver(feed, await self.polled.catch_up(feed, forward, cap))
             polled = self.table.poll(fid, now, limits.idle_s)
             if not polled.found:
                 raise FilterError(NOT_FOUND)

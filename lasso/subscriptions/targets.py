@@ -54,7 +54,7 @@ async def subscribe_first(
             return provider, await subscribe_upstream(provider.ws, params, spawn)
         except (LassoError, trio.TooSlowError, msgspec.DecodeError, ValueError) as exc:
             errors.append(f"{provider.id}: {exc}")
-    detail = "; ".join(errors) or "no provider with a connected WebSocket"
+    detail = "; ".join(errors) or "no provider with a connected WebSocket that allows subscriptions"
     raise NoProviderAvailable(f"Could not subscribe upstream: {detail}")
 
 

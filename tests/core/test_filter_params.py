@@ -43,6 +43,12 @@ def test_accepted_block_spans(crit: str, span: tuple[int | None, int | None]) ->
         ('{"fromBlock":"0xzz"}', -32602, "invalid block number"),
         ('{"fromBlock":"0x1","blockHash":"0x' + "11" * 32 + '"}', -32602, "BlockHash"),
         ('{"address":"0x12"}', -32602, "20-byte hex"),
+        # geth refuses these when it decodes the criteria (hexutil, common.Hash)
+        ('{"fromBlock":"0x' + "f" * 42 + '"}', -32602, "hex number > 64 bits"),
+        ('{"toBlock":"0x' + "f" * 16 + '"}', -32602, "block number larger than int64"),
+        ('{"blockHash":"0xzz"}', -32602, "blockHash must be a 32-byte hex"),
+        ('{"blockHash":"0x' + "1" * 63 + '"}', -32602, "blockHash must be a 32-byte hex"),
+        ('{"blockHash":7}', -32602, "blockHash must be a 32-byte hex"),
         ('"x"', -32602, "must be an object"),
     ],
 )

@@ -297,3 +297,22 @@ async def test_a_route_pinned_to_a_provider_gets_a_feed_pinned_to_it(
     await rig.call("eth_newBlockFilter")
     await rig.call("eth_newBlockFilter")
     assert rig.hub.pins == [None, "a"]
+
+
+async def test_a_polled_log_filter_reads_no_more_blocks_per_poll_than_the_logs_cap(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With ``max_logs_block_range`` below the per-poll bound, a rarely polled filter's
+    catch-up range stays within the cap (else every poll got -32602, forever: the
+    cursor never moves on an error) and nothing is lost across polls."""
+    gateway = gateway_for(ws=False, filters="[routing]\nmax_logs_block_range = 10\n")
+    rig = await open_rig(gateway, nursery)
+    node = ScriptedNode(head=7)
+    rig.forward = node.forward  # type: ignore[method-assign]
+    fid = await rig.call("eth_newFilter", b"[{}]")
+    node.head = 40
+    for _ in range(4):
+        await rig.call("eth_getFilterChanges", b"[%b]" % fid)
+    ranges = [json.loads(c.params)[0] for c in node.calls if c.method == "eth_getLogs"]
+    spans = [(int(r["fromBlock"], 16), int(r["toBlock"], 16)) for r in ranges]
+    assert spans == [(8, 17), (18, 27), (28, 37), (38, 40)]

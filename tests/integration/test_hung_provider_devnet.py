@@ -1,0 +1,40 @@
+"""A hung provider (SIGSTOP: it holds its sockets and answers nothing) must not cost a
+call its whole deadline over its HTTP channel and then its WebSocket channel while
+healthy providers remain.
+
+Before: right after the freeze, ``eth_blockNumber`` (1 s deadline) on the priority
+route timed out on n0 over HTTP (600 ms), then on n0 over WebSocket (the 390 ms
+left), and the client got -32000 with two healthy nodes up. After a timeout, the
+provider's other channels go after the other providers'.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import trio
+
+from lasso.devnet import open_devnet
+from tests.support.front import devnet_settings, open_lasso
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def test_a_hung_providers_second_channel_waits_behind_the_healthy_providers() -> None:
+    async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
+        for _ in range(2):
+            await devnet.mine()
+        async with open_lasso(devnet_settings(devnet)) as base, httpx.AsyncClient() as client:
+            url = f"{base}/rpc/priority/devnet"
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+            with trio.fail_after(10):
+                warm = (await client.post(url, content=body)).json()
+                assert warm["result"] == "0x2"
+                devnet.freeze(0)  # n0 is first by priority on both transports
+                try:
+                    answer = (await client.post(url, content=body)).json()
+                finally:
+                    devnet.thaw(0)
+    assert answer == {"jsonrpc": "2.0", "id": 1, "result": "0x2"}
