@@ -68,7 +68,15 @@ from lasso.outcome import AttemptRecord, Outcome, agreed_error, attempt_record, 
 from lasso.upstream.probe import failure_kind
 from lasso.upstream.provider import WS, Provider
 
-__all__ = ["AttemptRecord", "Outcome", "Targets", "agreed_error", "dispatch"]
+__all__ = [
+    "AttemptRecord",
+    "Outcome",
+    "Targets",
+    "agreed_error",
+    "defer_provider",
+    "dispatch",
+    "providers_first",
+]
 
 FIRST_ATTEMPT_SHARE = 0.6
 MIN_ATTEMPT_S = 0.025
@@ -156,6 +164,18 @@ async def dispatch(
             return result
         dispatched -= 1  # an empty answer from a provider behind costs no dispatch
     return await _settle(chain, targets, call, plan, outcome, deadline, check)
+
+
+def providers_first(channels: tuple[ChannelView, ...]) -> tuple[ChannelView, ...]:
+    """Each provider's first channel in plan order, then the other channels in order:
+    a provider that hangs on one transport most likely hangs on the other too."""
+    seen: set[str] = set()
+    firsts: list[ChannelView] = []
+    rest: list[ChannelView] = []
+    for view in channels:
+        (rest if view.provider_id in seen else firsts).append(view)
+        seen.add(view.provider_id)
+    return (*firsts, *rest)
 
 
 def defer_provider(rest: list[ChannelView], provider_id: str) -> list[ChannelView]:
@@ -247,7 +267,7 @@ async def _dispatch_hedged(
     async with trio.open_nursery() as nursery:
         race = _Race(nursery.cancel_scope, check)
         started = 0
-        for view in plan.channels:
+        for view in providers_first(plan.channels):  # a hedge races another provider
             now = trio.current_time()
             if race.decided or started >= plan.max_attempts or deadline - now < MIN_ATTEMPT_S:
                 break

@@ -40,14 +40,14 @@ import trio
 
 from lasso.chain import ChainRuntime
 from lasso.core.jsonrpc import Call
-from lasso.core.router import ChannelView, RoutePlan
+from lasso.core.router import RoutePlan
 from lasso.core.txhash import raw_of_params, transaction_hash
 from lasso.core.txreplies import Refusal, refusal_of, strongest
-from lasso.dispatch import ANSWER_MARGIN_S, dispatch
+from lasso.dispatch import ANSWER_MARGIN_S, dispatch, providers_first
 from lasso.errors import LassoError, UpstreamError
 from lasso.outcome import Outcome, exhausted
 
-__all__ = ["SEND_RAW", "providers_first", "send_raw_transaction"]
+__all__ = ["SEND_RAW", "send_raw_transaction"]
 
 log = logging.getLogger("lasso.transactions")
 
@@ -85,17 +85,6 @@ async def send_raw_transaction(
         return await dispatch(chain, call, idempotent, outcome, started_at=started_at)
     except LassoError as exc:
         return await send.judge(outcome, exc)
-
-
-def providers_first(channels: tuple[ChannelView, ...]) -> tuple[ChannelView, ...]:
-    """Each provider's first channel in plan order, then the other channels in order."""
-    seen: set[str] = set()
-    firsts: list[ChannelView] = []
-    rest: list[ChannelView] = []
-    for view in channels:
-        (rest if view.provider_id in seen else firsts).append(view)
-        seen.add(view.provider_id)
-    return (*firsts, *rest)
 
 
 def _served_by(outcome: Outcome, evidence: UpstreamError) -> None:

@@ -22,9 +22,9 @@ from lasso.core.reply import interpret
 from lasso.core.router import ChannelView, Tier
 from lasso.core.txhash import keccak256
 from lasso.daemon import open_gateway
+from lasso.dispatch import providers_first
 from lasso.errors import UpstreamNetworkError
 from lasso.gateway import Gateway
-from lasso.transactions import providers_first
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 
 import httpx
+import msgspec
 import pytest
 import trio
 
+from lasso.config.schema import HedgeConfig
 from lasso.devnet import open_devnet
 from tests.support.front import devnet_settings, open_lasso
 
@@ -38,3 +40,29 @@ async def test_a_hung_providers_second_channel_waits_behind_the_healthy_provider
                 finally:
                     devnet.thaw(0)
     assert answer == {"jsonrpc": "2.0", "id": 1, "result": "0x2"}
+
+
+async def test_a_hedged_read_races_another_provider_not_the_hung_ones_other_channel() -> None:
+    async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
+        for _ in range(2):
+            await devnet.mine()
+        settings = devnet_settings(devnet)
+        chain = settings.default_profile.chains["devnet"]
+        hedged = msgspec.structs.replace(chain, hedge=HedgeConfig(after_ms=100))
+        profile = msgspec.structs.replace(settings.default_profile, chains={"devnet": hedged})
+        routing = msgspec.structs.replace(settings.routing, max_attempts=2)
+        # two attempts: without providers-first ordering they are n0:http and n0:ws
+        settings = msgspec.structs.replace(settings, profiles={"default": profile}, routing=routing)
+        async with open_lasso(settings) as base, httpx.AsyncClient() as client:
+            url = f"{base}/rpc/priority/devnet?include_meta=body"
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+            with trio.fail_after(10):
+                warm = (await client.post(url, content=body)).json()
+                assert warm["result"] == "0x2"
+                devnet.freeze(0)  # n0 is first by priority on both transports
+                try:
+                    answer = (await client.post(url, content=body)).json()
+                finally:
+                    devnet.thaw(0)
+    assert answer["result"] == "0x2", answer  # the hedge raced n1, not the frozen n0's WS
+    assert answer["lasso_meta"]["selected_provider"]["id"] == "n1"
