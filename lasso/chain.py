@@ -87,6 +87,7 @@ class ChainRuntime:
         #: The highest head answered or delivered to clients (lasso.headfloor).
         self.floor = HeadFloor()
         self._head_moved = trio.Event()
+        self._reconfigured = trio.Event()
         self._transports = transports
         self._websockets = websockets
         self._route_ws = route_ws
@@ -203,6 +204,12 @@ class ChainRuntime:
             for channel in provider.channels.values():
                 channel.order = provider.order
                 channel.breaker.set_policy(policy)
+        woken, self._reconfigured = self._reconfigured, trio.Event()
+        woken.set()
+
+    async def reconfigured(self) -> None:
+        """Return at the next :meth:`reconfigure` (a head poller re-reads its interval)."""
+        await self._reconfigured.wait()
 
     # -- chain state ------------------------------------------------------------------
 

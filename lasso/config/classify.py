@@ -199,7 +199,7 @@ _CHAIN_COMMON: Final[Mapping[str, Rule]] = {
     "archival_threshold": _PER_REQUEST,
     "max_logs_block_range": _PER_REQUEST,
     "broadcast_raw_transactions": _PER_REQUEST,
-    "head_poll_ms": _live("each head poller reads it before its next poll"),
+    "head_poll_ms": _live("the reload wakes each head poller, which polls and waits anew"),
     "methods": _NESTED,
     "providers": Rule(Kind.ITEMS, "providers are matched by id"),
 }

@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -119,7 +119,8 @@ class _Tracker:
     async def run(self) -> None:
         while True:
             if self.interval_s() is None:
-                await trio.sleep(OFF_RECHECK_S)
+                with trio.move_on_after(OFF_RECHECK_S):
+                    await self.chain.reconfigured()  # a reload turning it on: at once
                 continue
             ws = self.subscribable()
             if ws is not None:
@@ -131,12 +132,19 @@ class _Tracker:
                 await self._wait(interval_s)
 
     async def _wait(self, interval_s: float) -> None:
-        """Sleep ``interval_s``, or until a WebSocket to subscribe on comes up."""
+        """Sleep ``interval_s``, or until a WebSocket to subscribe on comes up, or until
+        the chain is reconfigured (a reload's ``head_poll_ms`` applies at once)."""
         ws = self.provider.ws
-        with trio.move_on_after(interval_s):
-            if ws is None or not self.provider.capabilities.subscriptions or ws.connected:
-                await trio.sleep_forever()  # connected here: it refused newHeads, poll on
-            await ws.wait_connected()
+        async with trio.open_nursery() as nursery:
+            nursery.cancel_scope.deadline = trio.current_time() + interval_s
+
+            async def wake_on(event: Callable[[], Awaitable[None]]) -> None:
+                await event()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(wake_on, self.chain.reconfigured)
+            if ws is not None and self.provider.capabilities.subscriptions and not ws.connected:
+                nursery.start_soon(wake_on, ws.wait_connected)  # (connected: it refused)
 
     async def poll(self) -> None:
         """One HTTP head poll, straight on the transport (not client traffic)."""

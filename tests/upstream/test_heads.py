@@ -168,6 +168,18 @@ async def test_head_poll_ms_is_read_live_and_zero_turns_tracking_off(
         assert gaps(rig.http.head_polls()[count:]) == [2.0]
 
 
+async def test_a_reload_shortening_head_poll_ms_applies_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_rig(block_time_ms=1000, extra="head_poll_ms = 15000") as rig:
+        await rig.wait_height(100)  # polled at 0; the next would be at 15 s
+        await trio.sleep(1.0)
+        config = rig.chain.config
+        rig.chain.reconfigure(msgspec.structs.replace(config, head_poll_ms=300), rig.chain.routing)
+        await trio.sleep(0.65)
+        assert rig.http.head_polls() == [0.0, 1.0, 1.3, 1.6]  # not the old wait's 15 s
+
+
 async def test_zero_from_the_start_sends_nothing(autojump_clock: trio.testing.MockClock) -> None:
     async with open_rig(WITH_WS, extra="head_poll_ms = 0") as rig:
         await trio.sleep(60)
