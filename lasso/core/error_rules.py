@@ -124,6 +124,12 @@ MESSAGE_RULES: Final[tuple[tuple[Reason, tuple[str, ...]], ...]] = (
             "gas limit reached",
             "exceeds block gas limit",
             "already known",
+            "known transaction",  # older geth
+            "already imported",
+            "alreadyknown",  # Nethermind
+            "already_exists",  # Erigon
+            "already in pool",
+            "already in mempool",
             "transaction underpriced",
             "max fee per gas",
             "max priority fee per gas",

@@ -566,3 +566,23 @@ def test_invalid_params_is_authoritative_unless_the_node_lacks_data(
     source: str, message: str, category: ErrorCategory
 ) -> None:
     assert classify_rpc_error(-32602, message, None).category is category, source
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "already known",
+        "known transaction: 0xabc",
+        "transaction already imported",
+        "AlreadyKnown",
+        "ALREADY_EXISTS: already known",
+        "transaction already in pool",
+        "tx already in mempool",
+    ],
+)
+def test_every_already_known_wording_is_a_transaction_rejection(message: str) -> None:
+    # Deterministic: no other provider is tried for it; lasso.transactions then answers
+    # the client with the transaction's hash (the node already has it).
+    result = classify_rpc_error(-32000, message, None)
+    assert result.reason is Reason.TRANSACTION_REJECTED
+    assert result.category is ErrorCategory.DETERMINISTIC
