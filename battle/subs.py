@@ -14,12 +14,14 @@ Each (client, subscription) stream is read in ``received_at`` order (ties in rec
   missing before the first or after the last received one are not gaps (a missing tail shows as
   an incomplete backfill instead).
 - **Backfill completion time**, per fault and per ``newHeads`` stream that had received a head
-  before the fault started: ``base`` is the highest number it had by then, ``target`` the highest
-  number anyone (any client, head observations or heads) knew of when the fault ended (its start
-  if it never ended). It completes at the first ``received_at`` (after the start) by which the
-  stream has received every number in ``base+1..target``; the time is that minus the fault's
-  start. Never complete: ``None`` (an incomplete backfill). ``target <= base``: nothing to
-  backfill, no sample.
+  before the fault started. The fault's *recovery* is its ``ended_at`` (its ``started_at`` if it
+  never ended); ``base`` is the highest number the stream had before the start, ``target`` the
+  highest number anyone (any client's heads or head observations) knew of at recovery. The
+  stream completes at the first ``received_at`` (at or after the start) by which it has received
+  every number in ``base+1..target``; the backfill time is ``max(0, completion - recovery)``:
+  how long after recovery the client lacked blocks that existed at recovery (0 when it never
+  lacked them, e.g. a seamless failover). Never complete: ``None``, an incomplete backfill.
+  ``target <= base``: the chain did not advance, nothing to backfill, no sample.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ def backfill(
     heads: Sequence[HeadObservation],
 ) -> list[float | None]:
     """Backfill completion times for one fault, one per ``newHeads`` stream that needed one."""
-    end = chaos.ended_at if chaos.ended_at is not None else chaos.started_at
-    target = known_head(end, subscriptions, heads)
+    recovery = chaos.ended_at if chaos.ended_at is not None else chaos.started_at
+    target = known_head(recovery, subscriptions, heads)
     if target is None:
         return []
     times: list[float | None] = []
@@ -119,14 +121,16 @@ def backfill(
         before = [s.number for s in stream if s.received_at < chaos.started_at]
         if not before or target <= max(before):
             continue
-        missing = set(range(max(before) + 1, target + 1))
+        base = max(before)
+        got: set[int] = set()  # numbers in base+1..target received (no range is built)
         done: float | None = None
         for event in stream:
             if event.received_at < chaos.started_at:
                 continue
-            missing.discard(event.number)
-            if not missing:
-                done = event.received_at - chaos.started_at
+            if base < event.number <= target:
+                got.add(event.number)
+            if len(got) == target - base:
+                done = max(0.0, event.received_at - recovery)
                 break
         times.append(done)
     return times

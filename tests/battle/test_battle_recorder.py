@@ -8,66 +8,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from battle.events import (
-    ChaosEvent,
     Dropped,
     HeadObservation,
-    Outcome,
     Recorder,
     Recording,
-    RequestEvent,
     ResourceSample,
-    SubscriptionEvent,
-    SubscriptionKind,
     decode_jsonl,
     encode_jsonl,
 )
-
-times = st.floats(min_value=0, max_value=1e9, allow_nan=False)
-ids = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=8))
-names = st.text(min_size=1, max_size=8)
-
-requests = st.builds(
-    RequestEvent,
-    scenario=names,
-    client=names,
-    transport=st.sampled_from(["http", "ws"]),
-    method=names,
-    sent_at=times,
-    answered_at=st.none() | times,
-    http_status=st.none() | st.integers(100, 599),
-    outcome=st.sampled_from(Outcome),
-    sent_id=ids,
-    received_id=ids,
-    error_code=st.none() | st.integers(-33000, 0),
-    error_expected=st.booleans(),
-    provider=st.none() | names,
-    block=st.none() | st.integers(0, 2**64),
-    empty_result=st.booleans(),
-)
-subscriptions = st.builds(
-    SubscriptionEvent,
-    client=names,
-    subscription=names,
-    kind=st.sampled_from(SubscriptionKind),
-    number=st.integers(0, 2**64),
-    hash=names,
-    parent_hash=names,
-    received_at=times,
-    removed=st.booleans(),
-    log_index=st.none() | st.integers(0, 1000),
-)
-chaos = st.builds(
-    ChaosEvent, kind=names, target=st.none() | names, started_at=times, ended_at=st.none() | times
-)
-heads = st.builds(HeadObservation, client=names, number=st.integers(0, 2**64), at=times)
-resources = st.builds(ResourceSample, rss_bytes=st.integers(0, 2**40), at=times)
-events = st.one_of(requests, subscriptions, chaos, heads, resources)
+from tests.battle.strategies import events
 
 
 def head(n: int, at: float = 0.0) -> HeadObservation:
     return HeadObservation("c", n, at)
 
 
+@pytest.mark.slow
 @given(st.lists(events, max_size=30), st.integers(0, 10))
 def test_jsonl_round_trip_is_lossless(recorded, limit):
     recorder = Recorder(limit=limit)

@@ -145,7 +145,12 @@ def test_backfill_completes_when_every_block_up_to_the_head_at_recovery_arrived(
     # by then. Blocks 4..6 arrive late, out of order, the last one (5) at 8.0.
     events = [hd(1), hd(2), hd(3), hd(6, 6.0, client="other")]
     events += [hd(4, 7.0), hd(6, 7.5), hd(5, 8.0), hd(7, 9.0)]
-    assert backfill(fault("p1", 3.5, 6.5), events, []) == [pytest.approx(4.5)]
+    assert backfill(fault("p1", 3.5, 6.5), events, []) == [pytest.approx(1.5)]
+
+
+def test_backfill_is_zero_when_the_client_never_lacked_a_block_at_recovery():
+    events = [hd(1), hd(2), hd(3), hd(4), hd(5)]  # heads kept coming through the fault
+    assert backfill(fault("p1", 2.5, 4.5), events, []) == [0.0]
 
 
 def test_backfill_never_completing_is_incomplete():
