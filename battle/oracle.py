@@ -1,0 +1,263 @@
+"""The oracle: one drawn request through the gateway and straight to a node, judged.
+
+The rules, first failure wins (:func:`judge`):
+
+1. **Sound HTTP.** The gateway never answers 5xx, and its body is JSON (an empty
+   body only where the node's is empty too: a batch of notifications).
+2. **In time.** Never later than the method's deadline (:func:`lasso.core.methods.deadline_ms`,
+   the longest of a batch's), plus ``SLACK_S`` for the answer to travel.
+3. **Refused by design.** A method the gateway refuses (node-signed, node-admin,
+   WebSocket-only: :func:`lasso.core.methods.disposition`) gets a JSON-RPC error with the
+   client's id; it is never sent to the node. So does a body nested deeper than
+   ``max_json_depth``, which the gateway refuses before parsing it further.
+4. **The envelope check is the gateway's own.** A body or batch item that is not a
+   valid JSON-RPC request (-32700 parse error, -32600 invalid request, an empty batch)
+   is answered by the gateway itself, in its own words and over HTTP with status 400
+   (the reference design's; a node's own wording and status vary by client): the node
+   must have refused it with the same code. One exception: params that are not an
+   array or an object are -32600 at the gateway (JSON-RPC 2.0: params MUST be structured)
+   while anvil says -32600 for most such values but -32602 for floats and numbers past
+   2**64, and geth -32602 ("non-array args") for all; either code passes.
+5. **The node's answer.** Otherwise the answer must be the node's, byte for byte, as the
+   transparency corpus judges it (:func:`lasso.corpus.difference`: status, id, result,
+   error code, message and data; anvil's WebSocket wording counts as the node's, since
+   the gateway may forward over either). For batches, item by item, then the framing.
+6. **Non-deterministic methods** (:data:`VOLATILE`: fee estimates, the mempool, client
+   and sync status, gateway-served filters whose ids are the gateway's own, anything at
+   the ``pending`` block) must keep the client's id and the answer's JSON shape, and when
+   both error, the errors must be of the same class
+   (:func:`lasso.core.classify.classify_rpc_error`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import httpx
+import msgspec
+
+from battle.strategies import NO_ID as _NO_ID
+from battle.strategies import Drawn
+from lasso.core.classify import classify_rpc_error
+from lasso.core.methods import Disposition, deadline_ms, disposition
+from lasso.corpus import Answer, CorpusRequest, batch_differences, difference, shape
+
+SLACK_S = 1.0
+MAX_JSON_DEPTH = 64  # the default [server] max_json_depth
+JSON = {"content-type": "application/json"}
+
+#: Methods whose answer may rightly differ between the gateway and one node, and why.
+VOLATILE: dict[str, str] = {
+    **dict.fromkeys(
+        ("eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_blobBaseFee"),
+        "a fee estimate: each node's own, and it moves",
+    ),
+    **dict.fromkeys(("txpool_status", "txpool_content", "txpool_inspect"), "each node's mempool"),
+    **dict.fromkeys(
+        ("web3_clientVersion", "eth_syncing", "net_peerCount", "eth_hashrate", "eth_mining"),
+        "the status of whichever node answered",
+    ),
+    **dict.fromkeys(
+        (
+            "eth_newFilter",
+            "eth_newBlockFilter",
+            "eth_newPendingTransactionFilter",
+            "eth_getFilterChanges",
+            "eth_getFilterLogs",
+            "eth_uninstallFilter",
+        ),
+        "filters are the gateway's own (its ids, its state), not the node's",
+    ),
+}
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """The judgement of one request: which rule decided it, and why it failed if it did."""
+
+    ok: bool
+    rule: str
+    reason: str = ""
+    node: Answer | None = None
+    lasso: Answer | None = None
+
+    def __str__(self) -> str:
+        lines = [f"{'ok' if self.ok else 'FAIL'} [{self.rule}] {self.reason}"]
+        for name, answer in (("node", self.node), ("lasso", self.lasso)):
+            if answer is not None:
+                text = answer.body.decode("utf-8", "replace")[:300]
+                lines.append(f"  {name + ':':6s} HTTP {answer.status} {text}")
+        return "\n".join(lines)
+
+    def answers(self, node: Answer | None, lasso: Answer) -> Verdict:
+        return msgspec.structs.replace(self, node=node, lasso=lasso)
+
+
+OK = Verdict(True, "node's answer")
+
+
+def volatile_reason(request: CorpusRequest) -> str | None:
+    if request.method in VOLATILE:
+        return VOLATILE[request.method]
+    if b'"pending"' in request.body:
+        return "the pending block is built at ask time"
+    return None
+
+
+def refused(drawn: Drawn) -> bool:
+    """Whether the gateway refuses this body by design (never sent to the node)."""
+    single = not drawn.batch and drawn.requests[0]
+    if single and disposition(single.method, b"[]") in (Disposition.BLOCKED, Disposition.DENIED):
+        return True
+    if single and disposition(single.method, b"[]") is Disposition.WS_ONLY:
+        return True
+    return _depth(json.loads(drawn.body)) > MAX_JSON_DEPTH
+
+
+def deadline_s(drawn: Drawn) -> float:
+    return max((deadline_ms(r.method) for r in drawn.requests), default=1_000) / 1000
+
+
+def judge(
+    drawn: Drawn, lasso: Answer, elapsed_s: float, node: Answer | None, node_ws: Answer | None
+) -> Verdict:
+    """Judge ``lasso``'s answer to ``drawn`` against the node's (None when refused)."""
+    return _judge(drawn, lasso, elapsed_s, node, node_ws).answers(node, lasso)
+
+
+def _judge(
+    drawn: Drawn, lasso: Answer, elapsed_s: float, node: Answer | None, node_ws: Answer | None
+) -> Verdict:
+    if lasso.status is not None and lasso.status >= 500:
+        return Verdict(False, "sound HTTP", f"HTTP {lasso.status}")
+    if elapsed_s > deadline_s(drawn) + SLACK_S:
+        return Verdict(False, "in time", f"{elapsed_s:.2f} s > deadline {deadline_s(drawn)} s")
+    body = _decode(lasso.body)
+    if body is _BAD and not (lasso.body == b"" and node is not None and node.body == b""):
+        return Verdict(False, "sound HTTP", f"not JSON: {lasso.body[:80]!r}")
+    if node is None:
+        return _judge_refusal(drawn, body)
+    requests = tuple(_marked(r) for r in drawn.requests)
+    if drawn.batch:
+        answered = [r for r in requests if r.request_id is not _NO_ID]
+        if answered:
+            found = [
+                d
+                for d in batch_differences(answered, "http", node, lasso, node_ws)
+                if not _envelope_refusal(d.node, d.lasso)
+            ]
+            if found:
+                d = found[0]
+                return Verdict(False, "node's answer", f"{d.request.name}: {d.cause}")
+            return OK
+        requests = (CorpusRequest("(batch)", "(batch)", drawn.body, None),)
+    if _envelope_refusal(node, lasso):
+        return Verdict(True, "envelope check")
+    found_one = difference(requests[0], "http", node, lasso, node_ws)
+    if found_one is not None:
+        return Verdict(False, "node's answer", found_one.cause)
+    if requests[0].volatile is not None:
+        return _same_class(node, lasso)
+    return OK
+
+
+def _judge_refusal(drawn: Drawn, body: Any) -> Verdict:
+    rule = "refused by design"
+    items = body if drawn.batch and isinstance(body, list) else [body]
+    errors = [i for i in items if isinstance(i, dict) and isinstance(i.get("error"), dict)]
+    # In a batch only the item nested too deep is refused; the others are answered.
+    if not errors or (not drawn.batch and len(errors) != len(items)):
+        return Verdict(False, rule, "not a JSON-RPC error")
+    if not drawn.batch:
+        want = drawn.requests[0].request_id
+        got = body.get("id")
+        if _depth(json.loads(drawn.body)) <= MAX_JSON_DEPTH and not _same_id(want, got):
+            return Verdict(False, rule, f"id {want!r} came back as {got!r}")
+    return Verdict(True, rule)
+
+
+_ENVELOPE_CODES = (-32700, -32600)
+
+
+def _envelope_refusal(node: Answer, lasso: Answer) -> bool:
+    """The gateway refused the envelope itself, and the node refused it with the same code."""
+    want, got = _decode(node.body), _decode(lasso.body)
+    if lasso.status not in (None, 400) or not isinstance(got, dict):
+        return False
+    code = got.get("error", {}).get("code") if isinstance(got.get("error"), dict) else None
+    if code not in _ENVELOPE_CODES or not isinstance(want, dict):
+        return False
+    node_error = want.get("error")
+    if not isinstance(node_error, dict) or not _same_id(want.get("id"), got.get("id")):
+        return False
+    codes = {code}
+    if "params must be an array" in str(got["error"].get("message")):
+        codes.add(-32602)
+    return node_error.get("code") in codes
+
+
+def _same_class(node: Answer, lasso: Answer) -> Verdict:
+    want, got = _decode(node.body), _decode(lasso.body)
+    if not (isinstance(want, dict) and isinstance(got, dict)):
+        return OK
+    if isinstance(want.get("error"), dict) and isinstance(got.get("error"), dict):
+        a, b = _category(want["error"]), _category(got["error"])
+        if a != b:
+            return Verdict(False, "same error class", f"node {a}, gateway {b}")
+    elif shape(want) != shape(got):
+        return Verdict(False, "same shape", f"{shape(want)} -> {shape(got)}")
+    return Verdict(True, "non-deterministic: same shape and error class")
+
+
+def _category(error: dict[str, Any]) -> str:
+    data = error.get("data")
+    raw = None if data is None else json.dumps(data).encode()
+    code = error.get("code")
+    code = code if isinstance(code, int) else 0
+    return classify_rpc_error(code, str(error.get("message", "")), raw).category.name
+
+
+def _marked(request: CorpusRequest) -> CorpusRequest:
+    why = volatile_reason(request)
+    return request if why is None else dataclasses.replace(request, volatile=why)
+
+
+def _same_id(want: object, got: object) -> bool:
+    return json.dumps(want) == json.dumps(got)
+
+
+_BAD = object()
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _BAD
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+async def post(client: httpx.AsyncClient, url: str, body: bytes, timeout_s: float) -> Answer:
+    response = await client.post(url, content=body, headers=JSON, timeout=timeout_s)
+    return Answer(response.status_code, response.content)
+
+
+async def timed_post(
+    client: httpx.AsyncClient, url: str, drawn: Drawn
+) -> tuple[Answer | None, float]:
+    """The gateway's answer and how long it took; None if none came by the deadline + 5 s."""
+    start = time.monotonic()
+    try:
+        answer: Answer | None = await post(client, url, drawn.body, deadline_s(drawn) + 5)
+    except httpx.TimeoutException:
+        answer = None
+    return answer, time.monotonic() - start
