@@ -17,7 +17,8 @@ The rules, first failure wins (:func:`judge`):
    must have refused it with the same code. One exception: params that are not an
    array or an object are -32600 at the gateway (JSON-RPC 2.0: params MUST be structured)
    while anvil says -32600 for most such values but -32602 for floats and numbers past
-   2**64, and geth -32602 ("non-array args") for all; either code passes.
+   2**64 (-32601 for a method it lacks), and geth -32602 ("non-array args") for all;
+   any of these codes passes.
 5. **The node's answer.** Otherwise the answer must be the node's, byte for byte, as the
    transparency corpus judges it (:func:`lasso.corpus.difference`: status, id, result,
    error code, message and data; anvil's WebSocket wording counts as the node's, since
@@ -26,7 +27,9 @@ The rules, first failure wins (:func:`judge`):
    and sync status, gateway-served filters whose ids are the gateway's own, anything at
    the ``pending`` block) must keep the client's id and the answer's JSON shape, and when
    both error, the errors must be of the same class
-   (:func:`lasso.core.classify.classify_rpc_error`).
+   (:func:`lasso.core.classify.classify_rpc_error`). ``eth_newFilter`` is validated by the
+   gateway as geth does (:data:`GETH_FILTER_REFUSALS`), where anvil accepts more: geth's
+   refusal passes.
 """
 
 from __future__ import annotations
@@ -135,18 +138,24 @@ def _judge(
     if elapsed_s > deadline_s(drawn) + SLACK_S:
         return Verdict(False, "in time", f"{elapsed_s:.2f} s > deadline {deadline_s(drawn)} s")
     body = _decode(lasso.body)
-    if body is _BAD and not (lasso.body == b"" and node is not None and node.body == b""):
+    silent = node.body == b"" if node is not None else _all_notifications(drawn)
+    if body is _BAD and not (lasso.body == b"" and silent):
         return Verdict(False, "sound HTTP", f"not JSON: {lasso.body[:80]!r}")
     if node is None:
         return _judge_refusal(drawn, body)
     requests = tuple(_marked(r) for r in drawn.requests)
     if drawn.batch:
         answered = [r for r in requests if r.request_id is not _NO_ID]
+        node_items = _decode(node.body)
+        if isinstance(node_items, list) and len(node_items) != len(answered):
+            # The node answered a "notification" it could not read: align by its answers.
+            answered = [_item(i) for i in range(len(node_items))]
         if answered:
             found = [
                 d
                 for d in batch_differences(answered, "http", node, lasso, node_ws)
                 if not _envelope_refusal(d.node, d.lasso)
+                and not _geth_filter_refusal(d.request, d.lasso)
             ]
             if found:
                 d = found[0]
@@ -155,6 +164,8 @@ def _judge(
         requests = (CorpusRequest("(batch)", "(batch)", drawn.body, None),)
     if _envelope_refusal(node, lasso):
         return Verdict(True, "envelope check")
+    if _geth_filter_refusal(requests[0], lasso):
+        return Verdict(True, "gateway filters validate as geth")
     found_one = difference(requests[0], "http", node, lasso, node_ws)
     if found_one is not None:
         return Verdict(False, "node's answer", found_one.cause)
@@ -168,6 +179,8 @@ def _judge_refusal(drawn: Drawn, body: Any) -> Verdict:
     items = body if drawn.batch and isinstance(body, list) else [body]
     errors = [i for i in items if isinstance(i, dict) and isinstance(i.get("error"), dict)]
     # In a batch only the item nested too deep is refused; the others are answered.
+    if body is _BAD:
+        return Verdict(True, rule, "a batch of notifications only: nothing to answer")
     if not errors or (not drawn.batch and len(errors) != len(items)):
         return Verdict(False, rule, "not a JSON-RPC error")
     if not drawn.batch:
@@ -176,6 +189,23 @@ def _judge_refusal(drawn: Drawn, body: Any) -> Verdict:
         if _depth(json.loads(drawn.body)) <= MAX_JSON_DEPTH and not _same_id(want, got):
             return Verdict(False, rule, f"id {want!r} came back as {got!r}")
     return Verdict(True, rule)
+
+
+#: geth's own refusals of a filter (``EventSystem.SubscribeLogs``), which the gateway's
+#: filters apply (lasso/core/filter_params.py) where anvil accepts the filter.
+GETH_FILTER_REFUSALS = frozenset(
+    {"invalid from and to block combination", "pending logs are not supported"}
+)
+
+
+def _geth_filter_refusal(request: CorpusRequest, lasso: Answer) -> bool:
+    got = _decode(lasso.body)
+    error = got.get("error") if isinstance(got, dict) else None
+    return (
+        request.method == "eth_newFilter"
+        and isinstance(error, dict)
+        and error.get("message") in GETH_FILTER_REFUSALS
+    )
 
 
 _ENVELOPE_CODES = (-32700, -32600)
@@ -194,7 +224,7 @@ def _envelope_refusal(node: Answer, lasso: Answer) -> bool:
         return False
     codes = {code}
     if "params must be an array" in str(got["error"].get("message")):
-        codes.add(-32602)
+        codes |= {-32602, -32601}
     return node_error.get("code") in codes
 
 
@@ -217,6 +247,14 @@ def _category(error: dict[str, Any]) -> str:
     code = error.get("code")
     code = code if isinstance(code, int) else 0
     return classify_rpc_error(code, str(error.get("message", "")), raw).category.name
+
+
+def _all_notifications(drawn: Drawn) -> bool:
+    return drawn.batch and all(r.request_id is _NO_ID for r in drawn.requests)
+
+
+def _item(index: int) -> CorpusRequest:
+    return CorpusRequest(f"(item {index})", "(batch item)", b"", None)
 
 
 def _marked(request: CorpusRequest) -> CorpusRequest:

@@ -202,8 +202,29 @@ def one_request(
         envelope["id"] = rid
     if params is not _ABSENT:
         envelope["params"] = params
+    if not refused and not in_batch and draw(st.integers(0, 5)) == 0:
+        envelope = draw(envelope_mutations(envelope))
     body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
-    return CorpusRequest(method, method, body, rid)
+    return CorpusRequest(method, method, body, envelope.get("id", NO_ID))
+
+
+def envelope_mutations(envelope: dict[str, Any]) -> S[dict[str, Any]]:
+    """The envelope made wrong: jsonrpc missing or not "2.0", method not a string, odd ids.
+
+    Single requests only: anvil refuses a whole batch (one -32600, id null) when any
+    item's envelope is bad, where Lasso, like geth and JSON-RPC 2.0, answers item by
+    item. Not drawn either, being anvil's alone (battle/README.md, open findings): ids
+    that are floats or past int64 (anvil refuses them, geth and Lasso accept them), and
+    an unknown extra member (anvil refuses it, geth and Lasso ignore it).
+    """
+    without = {k: v for k, v in envelope.items() if k != "jsonrpc"}
+    odd_id = st.sampled_from([True, {}, [7], {"a": 1}])
+    return st.one_of(
+        st.just(without),
+        st.sampled_from(["1.0", 2.0, None, "", "2.0 "]).map(lambda v: envelope | {"jsonrpc": v}),
+        st.sampled_from([5, None, [], {"m": 1}]).map(lambda v: envelope | {"method": v}),
+        odd_id.map(lambda v: envelope | {"id": v}),
+    )
 
 
 def requests(data: ChainData, sizes: p.Sizes = p.SMALL) -> S[Drawn]:
