@@ -181,6 +181,25 @@ def _replace(args: list[Any], at: int, value: Any) -> list[Any]:
 _ABSENT = object()
 
 
+def kills_anvil(method: str, params: Any) -> bool:
+    """A request that crashes anvil (a panic: the process exits), so never drawn.
+
+    ``eth_feeHistory`` with a block count of 2**64 or more: "Uint conversion error:
+    Overflow(256, 0, 18446744073709551615)" at crates/anvil/src/eth/api.rs:1129. Through
+    Lasso it crashes every provider in turn, failover carrying it to the next
+    (battle/README.md, open findings).
+    """
+    if method != "eth_feeHistory" or not isinstance(params, list) or not params:
+        return False
+    count = params[0]
+    if isinstance(count, str):
+        try:
+            count = int(count, 16) if count[:2].lower() == "0x" else int(count)
+        except ValueError:
+            return False
+    return isinstance(count, int) and not isinstance(count, bool) and abs(count) >= 2**63
+
+
 @st.composite
 def one_request(
     draw: st.DrawFn, data: ChainData, sizes: p.Sizes, in_batch: bool = False
@@ -190,7 +209,13 @@ def one_request(
     notification = in_batch and draw(st.integers(0, 3)) == 0
     table = REFUSED if refused else METHODS
     method = draw(st.sampled_from(sorted(table)))
-    params = draw(st.one_of(params_for(method, table[method](data), sizes), st.just(_ABSENT)))
+    # A filter made by a notification can never be uninstalled (its id is not told):
+    # enough of them reach the gateway's per-client filter limit.
+    notification = notification and not method.startswith("eth_new")
+    absent = draw(st.integers(0, 7)) == 0
+    params = _ABSENT if absent else draw(params_for(method, table[method](data), sizes))
+    if kills_anvil(method, params):
+        params = draw(table[method](data))
     if notification and not isinstance(params, list | dict) and params is not _ABSENT:
         # Open finding (see battle/README.md): a node stays silent about a notification
         # whose params are not an array or object; Lasso answers -32600 as JSON-RPC 2.0's

@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from battle.chaindata import ChainData, create_chain_data
-from battle.oracle import Verdict, judge, refused, timed_post
+from battle.oracle import (
+    Verdict,
+    filters_created,
+    judge,
+    post,
+    refused,
+    timed_post,
+    uninstall_body,
+)
 from battle.strategies import Drawn, all_methods, requests
 from lasso.corpus import Answer
 from lasso.devnet import open_devnet
@@ -45,6 +53,8 @@ class Rig:
         answer, elapsed = await timed_post(self.client, self.lasso, drawn)
         if answer is None:
             return Verdict(False, "in time", f"no answer after {elapsed:.1f} s")
+        if created := filters_created(drawn, answer):
+            await post(self.client, self.lasso, uninstall_body(created), 5)
         if refused(drawn):
             return judge(drawn, answer, elapsed, None, None)
         direct, _ = await timed_post(self.client, self.node, drawn)
