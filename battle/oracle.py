@@ -28,8 +28,9 @@ The rules, first failure wins (:func:`judge`):
    the ``pending`` block) must keep the client's id and the answer's JSON shape, and when
    both error, the errors must be of the same class
    (:func:`lasso.core.classify.classify_rpc_error`). ``eth_newFilter`` is validated by the
-   gateway as geth does (:data:`GETH_FILTER_REFUSALS`), where anvil accepts more: geth's
-   refusal passes.
+   gateway as geth does: where anvil accepts a filter geth refuses
+   (:data:`GETH_FILTER_REFUSALS`), or refuses one with an unknown member that geth
+   ignores, the gateway's geth answer passes.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _judge(
                 d
                 for d in batch_differences(answered, "http", node, lasso, node_ws)
                 if not _envelope_refusal(d.node, d.lasso)
-                and not _geth_filter_refusal(d.request, d.lasso)
+                and not _geth_filter_rules(d.request, d.node, d.lasso)
             ]
             if found:
                 d = found[0]
@@ -164,7 +165,7 @@ def _judge(
         requests = (CorpusRequest("(batch)", "(batch)", drawn.body, None),)
     if _envelope_refusal(node, lasso):
         return Verdict(True, "envelope check")
-    if _geth_filter_refusal(requests[0], lasso):
+    if _geth_filter_rules(requests[0], node, lasso):
         return Verdict(True, "gateway filters validate as geth")
     found_one = difference(requests[0], "http", node, lasso, node_ws)
     if found_one is not None:
@@ -198,16 +199,21 @@ GETH_FILTER_REFUSALS = frozenset(
 )
 
 
-def _geth_filter_refusal(request: CorpusRequest, lasso: Answer) -> bool:
-    got = _decode(lasso.body)
+def _geth_filter_rules(request: CorpusRequest, node: Answer, lasso: Answer) -> bool:
+    """The gateway's filter followed geth where anvil differs: it refused a filter geth
+    refuses, or accepted params anvil refuses (-32602) and geth takes: an unknown filter
+    member (geth ignores it), ``eth_newPendingTransactionFilter``'s optional ``fullTx``."""
+    if request.method not in _NEW_FILTER:
+        return False
+    got, want = _decode(lasso.body), _decode(node.body)
     error = got.get("error") if isinstance(got, dict) else None
-    return (
-        request.method == "eth_newFilter"
-        and isinstance(error, dict)
-        and error.get("message") in GETH_FILTER_REFUSALS
-    )
+    if isinstance(error, dict):
+        return error.get("message") in GETH_FILTER_REFUSALS
+    node_error = want.get("error") if isinstance(want, dict) else None
+    return isinstance(node_error, dict) and node_error.get("code") == -32602
 
 
+_NEW_FILTER = frozenset({"eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter"})
 _ENVELOPE_CODES = (-32700, -32600)
 
 
