@@ -2,15 +2,15 @@
 
 A 3-node lockstep devnet is seeded with the harness's chain (:mod:`battle.chaindata`),
 Lasso's real front end serves it (:func:`tests.support.front.open_lasso`), and each drawn
-request (:mod:`battle.strategies`: 60 methods, valid and invalid params, batches) goes
+request (:mod:`battle.strategies`: 73 methods, valid and invalid params, batches) goes
 to Lasso and straight to node 0; :mod:`battle.oracle` judges the pair. A failure shows
 the shrunk request and the verdict's reason.
 
 Derandomized like the rest of the suite (the same examples every run). To hunt for new
-counterexamples: ``HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest tests/battle``.
-Hypothesis prints the failing example and, in the explore profile, a
-``@reproduce_failure(...)`` line and the seed (``--hypothesis-seed=N``): paste the decorator
-onto the test, or rerun with that seed, to replay it.
+counterexamples: ``make explore`` or ``HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest
+tests/battle``. A failure prints the shrunk request, the verdict and a
+``@reproduce_failure(...)`` line: paste that decorator onto ``run`` below to replay it
+(or rerun with ``--hypothesis-seed=N``, the seed Hypothesis prints for a random run).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ async def test_drawn_requests_through_lasso_answer_as_the_node_does() -> None:
         @settings(
             max_examples=EXAMPLES,
             deadline=None,
+            print_blob=True,  # the failure prints @reproduce_failure(...) to replay it
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
         @given(st.data())
