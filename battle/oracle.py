@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from typing import Any
 
-import httpx
 import msgspec
 
 from battle.strategies import NO_ID as _NO_ID
@@ -138,7 +136,7 @@ def _judge(
         return Verdict(False, "sound HTTP", f"HTTP {lasso.status}")
     if elapsed_s > deadline_s(drawn) + SLACK_S:
         return Verdict(False, "in time", f"{elapsed_s:.2f} s > deadline {deadline_s(drawn)} s")
-    body = _decode(lasso.body)
+    body = decode_json(lasso.body)
     silent = node.body == b"" if node is not None else _all_notifications(drawn)
     if body is _BAD and not (lasso.body == b"" and silent):
         return Verdict(False, "sound HTTP", f"not JSON: {lasso.body[:80]!r}")
@@ -147,7 +145,7 @@ def _judge(
     requests = tuple(_marked(r) for r in drawn.requests)
     if drawn.batch:
         answered = [r for r in requests if r.request_id is not _NO_ID]
-        node_items = _decode(node.body)
+        node_items = decode_json(node.body)
         if isinstance(node_items, list) and len(node_items) != len(answered):
             # The node answered a "notification" it could not read: align by its answers.
             answered = [_item(i) for i in range(len(node_items))]
@@ -205,7 +203,7 @@ def _geth_filter_rules(request: CorpusRequest, node: Answer, lasso: Answer) -> b
     member (geth ignores it), ``eth_newPendingTransactionFilter``'s optional ``fullTx``."""
     if request.method not in _NEW_FILTER:
         return False
-    got, want = _decode(lasso.body), _decode(node.body)
+    got, want = decode_json(lasso.body), decode_json(node.body)
     error = got.get("error") if isinstance(got, dict) else None
     if isinstance(error, dict):
         return error.get("message") in GETH_FILTER_REFUSALS
@@ -219,7 +217,7 @@ _ENVELOPE_CODES = (-32700, -32600)
 
 def _envelope_refusal(node: Answer, lasso: Answer) -> bool:
     """The gateway refused the envelope itself, and the node refused it with the same code."""
-    want, got = _decode(node.body), _decode(lasso.body)
+    want, got = decode_json(node.body), decode_json(lasso.body)
     if lasso.status not in (None, 400) or not isinstance(got, dict):
         return False
     code = got.get("error", {}).get("code") if isinstance(got.get("error"), dict) else None
@@ -235,7 +233,7 @@ def _envelope_refusal(node: Answer, lasso: Answer) -> bool:
 
 
 def _same_class(node: Answer, lasso: Answer) -> Verdict:
-    want, got = _decode(node.body), _decode(lasso.body)
+    want, got = decode_json(node.body), decode_json(lasso.body)
     if not (isinstance(want, dict) and isinstance(got, dict)):
         return OK
     if isinstance(want.get("error"), dict) and isinstance(got.get("error"), dict):
@@ -275,7 +273,8 @@ def _same_id(want: object, got: object) -> bool:
 _BAD = object()
 
 
-def _decode(body: bytes) -> Any:
+def decode_json(body: bytes) -> Any:
+    """The JSON value of ``body``, or ``_BAD`` if it is not JSON."""
     try:
         return json.loads(body)
     except ValueError:
@@ -288,39 +287,3 @@ def _depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((_depth(v) for v in value.values()), default=0)
     return 0
-
-
-def filters_created(drawn: Drawn, lasso: Answer) -> list[str]:
-    """The filter ids the gateway handed out for ``drawn``, to uninstall after judging it
-    (the gateway allows a client only so many filters, as a node would)."""
-    if not any(r.method.startswith("eth_new") for r in drawn.requests):
-        return []
-    body = _decode(lasso.body)
-    items = body if isinstance(body, list) else [body]
-    found = [i.get("result") for i in items if isinstance(i, dict)]
-    return [f for f in found if isinstance(f, str) and f.startswith("0x")]
-
-
-def uninstall_body(filter_ids: list[str]) -> bytes:
-    calls = [
-        {"jsonrpc": "2.0", "id": n, "method": "eth_uninstallFilter", "params": [f]}
-        for n, f in enumerate(filter_ids)
-    ]
-    return json.dumps(calls).encode()
-
-
-async def post(client: httpx.AsyncClient, url: str, body: bytes, timeout_s: float) -> Answer:
-    response = await client.post(url, content=body, headers=JSON, timeout=timeout_s)
-    return Answer(response.status_code, response.content)
-
-
-async def timed_post(
-    client: httpx.AsyncClient, url: str, drawn: Drawn
-) -> tuple[Answer | None, float]:
-    """The gateway's answer and how long it took; None if none came by the deadline + 5 s."""
-    start = time.monotonic()
-    try:
-        answer: Answer | None = await post(client, url, drawn.body, deadline_s(drawn) + 5)
-    except httpx.TimeoutException:
-        answer = None
-    return answer, time.monotonic() - start

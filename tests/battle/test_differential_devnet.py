@@ -26,15 +26,8 @@ from hypothesis import strategies as st
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from battle.chaindata import ChainData, create_chain_data
-from battle.oracle import (
-    Verdict,
-    filters_created,
-    judge,
-    post,
-    refused,
-    timed_post,
-    uninstall_body,
-)
+from battle.exchange import filters_created, post, timed_post, uninstall_body
+from battle.oracle import Verdict, judge, refused
 from battle.strategies import Drawn, all_methods, requests
 from lasso.corpus import Answer
 from lasso.devnet import open_devnet
