@@ -49,7 +49,6 @@ from lasso.corpus import Answer, CorpusRequest, batch_differences, difference, s
 
 SLACK_S = 1.0
 MAX_JSON_DEPTH = 64  # the default [server] max_json_depth
-JSON = {"content-type": "application/json"}
 
 #: Methods whose answer may rightly differ between the gateway and one node, and why.
 VOLATILE: dict[str, str] = {
