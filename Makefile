@@ -42,10 +42,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
-# The property tests with a fresh random seed (make test derandomizes them). Pin what it finds
+# The property and battle fuzzing tests with a fresh random seed (make test derandomizes them). Pin what it finds
 # with @example.
 explore: install
-	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest tests/property $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest tests/property tests/battle $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check lasso tests bench battle
