@@ -223,14 +223,10 @@ class ChainRuntime:
     ) -> None:
         """One head report for a provider (a newHeads notification or a head poll).
 
-        It goes into :attr:`state`, onto the provider's channels (``Channel.head``),
-        and wakes every :meth:`head_changed` waiter.
+        It goes into :attr:`state` (the one record of every provider's height) and
+        wakes every :meth:`head_changed` waiter.
         """
         self.state.observe(provider_id, number, block_hash, parent_hash, now)
-        provider = self.providers.get(provider_id)
-        if provider is not None:
-            for channel in provider.channels.values():
-                channel.head = number
         moved, self._head_moved = self._head_moved, trio.Event()
         moved.set()
 

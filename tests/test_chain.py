@@ -92,7 +92,7 @@ providers = [
     assert plan.channels == () and plan.retry_after_ms() == 500  # the chain is in recovery
 
 
-async def test_a_head_report_reaches_chain_state_channels_and_waiters() -> None:
+async def test_a_head_report_reaches_chain_state_and_waiters() -> None:
 
     runtime = chain("")
     woke: list[int | None] = []
@@ -106,5 +106,5 @@ async def test_a_head_report_reaches_chain_state_channels_and_waiters() -> None:
         await trio.testing.wait_all_tasks_blocked()
         runtime.observe_head("a", 7, "0x" + "aa" * 32, "0x" + "bb" * 32, trio.current_time())
     assert woke == [7]
-    assert runtime.providers["a"].channel("http").head == 7
+    assert runtime.state.height("a") == 7
     assert runtime.state.consensus_head(trio.current_time()) == 7

@@ -10,7 +10,6 @@ reaching one provider:
     latency        a handle on the chain's :class:`~lasso.core.latency.LatencyBook`
                    entries for (this provider, this transport); the book stays the
                    chain's, so per-method medians still see every provider
-    head           the provider's head as seen on this channel (None until reported)
 
 What the provider can serve (configured and learned) is per provider, not per
 channel: :class:`~lasso.core.capabilities.CapabilityBook`, on the provider.
@@ -58,7 +57,6 @@ class ChannelStatistics(msgspec.Struct, frozen=True):
     rate_limit: RateLimitStatistics
     quarantined: bool
     restarts: RestartStatistics
-    head: int | None
 
 
 class Channel:
@@ -67,7 +65,6 @@ class Channel:
     __slots__ = (
         "_latency",
         "breaker",
-        "head",
         "order",
         "priority",
         "provider_id",
@@ -96,7 +93,6 @@ class Channel:
         self.rate_limit = rate_limit or RateLimitState()
         self.restarts = restarts
         self._latency = latency
-        self.head: int | None = None
 
     # -- routing -----------------------------------------------------------------
 
@@ -197,7 +193,6 @@ class Channel:
             rate_limit=self.rate_limit.statistics(now),
             quarantined=self.quarantined(now),
             restarts=self.restarts.statistics(now),
-            head=self.head,
         )
 
     def _key(self, method: str) -> LatencyKey:

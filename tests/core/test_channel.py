@@ -32,7 +32,7 @@ def test_a_fresh_channel_is_healthy_and_says_so() -> None:
         "healthy",
         "closed",
     )
-    assert (stats.rate_limited, stats.quarantined, stats.head) == (False, False, None)
+    assert (stats.rate_limited, stats.quarantined) == (False, False)
     view = channel.view(0.0, method="eth_call")
     assert (view.priority, view.order, view.tier, view.latency_ms) == (2, 1, Tier.HEALTHY, None)
 

@@ -41,4 +41,4 @@ async def test_a_delivered_head_is_in_the_chain_state_before_fan_out(
             stack.mine()
             await next_head(ws, sub_id)
         assert probe.seen == [(11, 11), (12, 12), (13, 13)]
-        assert probe.chain.providers["p1"].channel("http").head == 13
+        assert probe.chain.state.height("p1") == 13

@@ -129,7 +129,7 @@ async def test_a_provider_without_websocket_is_polled_at_half_the_block_time(
         channel = rig.chain.providers["a"].channel("http")
         assert channel.statistics(trio.current_time()).breaker.consecutive_failures == 0
         assert rig.chain.latency.statistics().entries == ()
-        assert channel.head == 101
+        assert rig.chain.state.height("a") == 101
 
 
 async def test_the_poll_interval_follows_the_measured_block_time(
