@@ -44,6 +44,7 @@ import msgspec
 from battle.strategies import NO_ID as _NO_ID
 from battle.strategies import Drawn
 from lasso.core.classify import classify_rpc_error
+from lasso.core.filter_params import FILTER_METHODS
 from lasso.core.methods import Disposition, deadline_ms, disposition
 from lasso.corpus import Answer, CorpusRequest, batch_differences, difference, shape
 
@@ -62,15 +63,7 @@ VOLATILE: dict[str, str] = {
         "the status of whichever node answered",
     ),
     **dict.fromkeys(
-        (
-            "eth_newFilter",
-            "eth_newBlockFilter",
-            "eth_newPendingTransactionFilter",
-            "eth_getFilterChanges",
-            "eth_getFilterLogs",
-            "eth_uninstallFilter",
-        ),
-        "filters are the gateway's own (its ids, its state), not the node's",
+        FILTER_METHODS, "filters are the gateway's own (its ids, its state), not the node's"
     ),
 }
 
