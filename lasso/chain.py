@@ -303,7 +303,7 @@ class ChainRuntime:
         strategy: Strategy | None,
         provider: str | None,
         transport: str | None = None,
-        params: bytes = b"",
+        params: bytes,
     ) -> RoutePlan:
         """Ask the router; ``transport`` (http or ws) puts that transport's channels first.
 

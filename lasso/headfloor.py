@@ -59,7 +59,12 @@ async def keep_head(
         return result
     by_number = _by_number(call, wanted)
     plan = chain.plan(
-        call.method, trio.current_time(), strategy=strategy, provider=None, transport=transport
+        call.method,
+        trio.current_time(),
+        strategy=strategy,
+        provider=None,
+        transport=transport,
+        params=by_number.params,
     )
     try:
         again = await dispatch(chain, by_number, plan, outcome, started_at=started_at)

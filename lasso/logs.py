@@ -90,13 +90,16 @@ class _Request:
         self.summary = Outcome()  # every chunk's attempts, for routing metadata
         self.chunks = 0
 
-    def plan(self, method: str = METHOD) -> RoutePlan:
+    def plan(self, call: Call | None = None) -> RoutePlan:
+        """A plan for ``call`` (by default the client's request), eligibility included."""
+        call = call or self.call
         return self.chain.plan(
-            method,
+            call.method,
             trio.current_time(),
             strategy=self.route.strategy,
             provider=self.route.provider,
             transport=self.route.transport,
+            params=call.params,
         )
 
     def provider_limit(self, plan: RoutePlan) -> int | None:
@@ -220,7 +223,7 @@ async def _head(request: _Request) -> int:
     if head is not None:
         return head
     call = Call("eth_blockNumber", b"[]", b"1")
-    raw = await request.send(call, request.plan(call.method), Outcome())
+    raw = await request.send(call, request.plan(call), Outcome())
     try:
         return int(msgspec.json.decode(raw, type=str), 16)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
@@ -294,12 +297,12 @@ async def _fetch_chunk(request: _Request, chunk: tuple[int, int], narrowings: in
     if the providers now known to be narrower, or every provider, refused it."""
     span = chunk[1] - chunk[0] + 1
     async with request.limiter:
-        plan = request.plan()
+        call = Call(METHOD, chunk_params(request.call.params, chunk), request.call.id)
+        plan = request.plan(call)  # eligibility judges the chunk's own range
         if trio.current_time() + MIN_CHUNK_S >= request.meta.started + plan.deadline_s:
             raise _too_late(request, plan, chunk)
         width = request.provider_limit(plan)  # may have been learned since the split
         if width is None or width >= span:
-            call = Call(METHOD, chunk_params(request.call.params, chunk), request.call.id)
             outcome = Outcome()
             request.chunks += 1
             try:  # the request's deadline, not one per chunk

@@ -155,13 +155,17 @@ class _Send:
         """Does any provider return the transaction for this hash (not null)?"""
         lookup = Call(LOOKUP, msgspec.json.encode([await self.tx_hash()]), b"1")
         now = trio.current_time()
-        plan = self.chain.plan(LOOKUP, now, strategy=None, provider=None)
+        plan = self.chain.plan(LOOKUP, now, strategy=None, provider=None, params=lookup.params)
         found = False
 
         async def ask(provider_id: str, cancel: trio.CancelScope) -> None:
             nonlocal found
             pinned = self.chain.plan(
-                LOOKUP, trio.current_time(), strategy=None, provider=provider_id
+                LOOKUP,
+                trio.current_time(),
+                strategy=None,
+                provider=provider_id,
+                params=lookup.params,
             )
             try:
                 result = await dispatch(self.chain, lookup, pinned, Outcome())
@@ -202,7 +206,13 @@ class _Send:
 
     async def _send_one(self, provider_id: str, race: _Broadcast) -> None:
         sub = Outcome()
-        pinned = self.chain.plan(SEND_RAW, trio.current_time(), strategy=None, provider=provider_id)
+        pinned = self.chain.plan(
+            SEND_RAW,
+            trio.current_time(),
+            strategy=None,
+            provider=provider_id,
+            params=self.call.params,
+        )
         pinned = msgspec.structs.replace(
             pinned, deadline_s=max(self.deadline + ANSWER_MARGIN_S - trio.current_time(), 0.0)
         )

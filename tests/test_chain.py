@@ -30,7 +30,7 @@ def chain(hedge: str) -> ChainRuntime:
 
 
 def delay(runtime: ChainRuntime, method: str) -> float | None:
-    plan = runtime.plan(method, 0.0, strategy=Strategy.PRIORITY, provider=None)
+    plan = runtime.plan(method, 0.0, strategy=Strategy.PRIORITY, provider=None, params=b"[]")
     return runtime.hedge_delay_s(method, plan)
 
 
@@ -60,7 +60,7 @@ def test_adaptive_hedge_uses_the_first_providers_p95() -> None:
 
 def test_pinned_calls_are_never_hedged() -> None:
     runtime = chain("hedge = { after_ms = 150 }")
-    plan = runtime.plan("eth_call", 0.0, strategy=None, provider="a")
+    plan = runtime.plan("eth_call", 0.0, strategy=None, provider="a", params=b"[]")
     assert runtime.hedge_delay_s("eth_call", plan) is None
 
 
@@ -88,7 +88,7 @@ providers = [
             provider.channel("http").breaker.record_external_failure(0.0, FailureKind.SERVER)
     assert runtime.providers["a"].channel("ws").breaker.state(0.0) is CircuitState.CLOSED
     assert (runtime.available(0.0), runtime.available_providers(0.0)) == (False, 0)
-    plan = runtime.plan("eth_call", 0.0, strategy=None, provider=None)
+    plan = runtime.plan("eth_call", 0.0, strategy=None, provider=None, params=b"[]")
     assert plan.channels == () and plan.retry_after_ms() == 500  # the chain is in recovery
 
 

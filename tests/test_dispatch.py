@@ -42,7 +42,11 @@ async def call(
     provider: str | None = None,
 ) -> tuple[bytes, Outcome]:
     plan = chain.plan(
-        request.method, trio.current_time(), strategy=Strategy.PRIORITY, provider=provider
+        request.method,
+        trio.current_time(),
+        strategy=Strategy.PRIORITY,
+        provider=provider,
+        params=request.params,
     )
     outcome = Outcome()
     return await dispatch(chain, request, plan, outcome, hedge_after_s=hedge_after_s), outcome

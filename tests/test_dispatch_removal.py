@@ -29,7 +29,11 @@ async def _removed_mid_flight(
     fleet.nodes["p1"].delay_s = 0.2
     removed = chain.providers["p1"]
     plan = chain.plan(
-        "eth_blockNumber", trio.current_time(), strategy=Strategy.PRIORITY, provider=None
+        "eth_blockNumber",
+        trio.current_time(),
+        strategy=Strategy.PRIORITY,
+        provider=None,
+        params=b"[]",
     )
     outcome = Outcome()
     answer: list[bytes] = []
@@ -71,5 +75,7 @@ async def test_a_pinned_plan_for_a_removed_provider_is_no_provider_not_a_key_err
 ) -> None:
     chain = gateway.profiles["default"]["testnet"]
     del chain.providers["p1"]
-    plan = chain.plan("eth_blockNumber", trio.current_time(), strategy=None, provider="p1")
+    plan = chain.plan(
+        "eth_blockNumber", trio.current_time(), strategy=None, provider="p1", params=b"[]"
+    )
     assert plan.channels == () and plan.excluded_open == ()

@@ -35,7 +35,11 @@ def heads(chain: ChainRuntime, fleet: FakeFleet, **heights: int) -> None:
 async def call(
     chain: ChainRuntime, method: str, params: bytes, *, hedge_after_s: float | None = None
 ) -> tuple[bytes, Outcome]:
-    plan = chain.plan(method, trio.current_time(), strategy=Strategy.PRIORITY, provider=None)
+    # Planned without the request's block (params "[]"): the lagging p1 stays first, as
+    # when no provider is known to have the block yet, so the answer side is what is tested.
+    plan = chain.plan(
+        method, trio.current_time(), strategy=Strategy.PRIORITY, provider=None, params=b"[]"
+    )
     outcome = Outcome()
     request = Call(method, params, b"1")
     return await dispatch(chain, request, plan, outcome, hedge_after_s=hedge_after_s), outcome

@@ -48,7 +48,9 @@ async def chain(settings: Settings, fleet: FakeFleet) -> AsyncIterator[ChainRunt
 
 async def call(chain: ChainRuntime, provider: str | None = None) -> tuple[bytes, Outcome]:
     now = trio.current_time()
-    plan = chain.plan("eth_blockNumber", now, strategy=Strategy.PRIORITY, provider=provider)
+    plan = chain.plan(
+        "eth_blockNumber", now, strategy=Strategy.PRIORITY, provider=provider, params=b"[]"
+    )
     outcome = Outcome()
     return await dispatch(chain, BLOCK_NUMBER, plan, outcome), outcome
 

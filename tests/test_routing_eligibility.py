@@ -340,3 +340,19 @@ async def test_no_state_answers_never_count_against_the_breaker(
             assert outcome.provider in {"p2", "p3"}
         stats = chain.providers["p1"].channel("http").breaker.statistics(trio.current_time())
         assert stats.consecutive_failures == 0 and stats.total_opens == 0
+
+
+async def test_eth_getlogs_is_routed_on_its_range_like_every_other_call(
+    gateway: Gateway, fleet: Fleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # eth_getLogs takes its own path (lasso.logs); it must plan on its params too: a
+    # range to the head is head-sensitive, so the lagging p1 (first by priority) is skipped.
+    chain = chain_of(gateway)
+    await observe(chain, fleet, {"p1": HEAD - 10, "p2": HEAD, "p3": HEAD})
+    target = gateway.resolve(RouteSpec(chain="testnet", strategy=Strategy.PRIORITY), "/rpc/testnet")
+    for _ in range(5):
+        body = b'{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{"fromBlock":"0x60"}]}'
+        answer = await gateway.answer_body(target, body)
+        assert b'"result"' in answer.body()
+    assert fleet.calls("p1", "eth_getLogs") == 0
+    assert fleet.calls("p2", "eth_getLogs") == 5

@@ -84,5 +84,7 @@ class ChainReads:
 
     async def _dispatch(self, call: Call, provider: str | None) -> bytes:
         now = trio.current_time()
-        plan = self.chain.plan(call.method, now, strategy=Strategy.PRIORITY, provider=provider)
+        plan = self.chain.plan(
+            call.method, now, strategy=Strategy.PRIORITY, provider=provider, params=call.params
+        )
         return await dispatch(self.chain, call, plan, Outcome())
