@@ -34,7 +34,10 @@ The written config (``workdir/battle.toml``) always has ``[server] host = "127.0
 free ``port``. On the devnet target only, ``[circuit_breaker] recovery_timeout_ms = 3000``: the
 default 60 s would keep a killed-then-restarted node out of rotation for longer than a whole
 scenario, so recovery would never be measured; an operator's own breaker settings are what a
-config or public battle is meant to test, so they are left alone. ``broken=True`` writes
+config or public battle is meant to test, so they are left alone. Also on the devnet only,
+``[websocket] route_unary = false``: the fault proxy sits on the HTTP path, so unary calls
+routed over a provider's WebSocket would slip past an injected delay, 429 or method fault;
+the WebSockets carry the subscriptions (and ``cut`` / ``cut_ws`` reach them). ``broken=True`` writes
 ``[routing] max_attempts = 1`` and removes every hedge: the deliberately broken gateway.
 
 Leaving ``gateway()`` undoes every fault, stops the process (SIGTERM, bounded, SIGKILL) and
@@ -193,6 +196,7 @@ class BattleEnv:
                     devnet=self.devnet,
                     pruned_id=self.pruned,
                     needs=self.needs,
+                    alive=lambda: process.poll() is None,
                 )
                 base = f"127.0.0.1:{port}"
                 try:
@@ -291,6 +295,7 @@ async def _open_devnet(
     tree: dict[str, Any] = {
         "server": {},
         "circuit_breaker": {"recovery_timeout_ms": DEVNET_RECOVERY_TIMEOUT_MS},
+        "websocket": {"route_unary": False},
         "chains": {
             chain: {
                 "chain_id": 31337,

@@ -129,6 +129,7 @@ class HarnessChaos:
     devnet: Devnet | None = None
     pruned_id: str | None = None
     needs: frozenset[Need] = frozenset()
+    alive: Callable[[], bool] = lambda: True  # the gateway process still runs
     # (slot, provider) -> (kind, started_at): faults on now, recorded when they end
     _open: dict[tuple[str, str | None], tuple[str, float]] = field(default_factory=dict)
     _paused: set[int] = field(default_factory=set)
@@ -298,6 +299,8 @@ class HarnessChaos:
             before = await self._config_section(client)
             self.config.write(tree)
             try:
+                if not self.alive():
+                    raise ProcessLookupError(self.pid)
                 os.kill(self.pid, signal.SIGHUP)
             except ProcessLookupError:
                 raise ReloadFailed(f"the gateway (pid {self.pid}) is gone") from None
@@ -319,6 +322,8 @@ class HarnessChaos:
         try:
             with trio.fail_after(RELOAD_TIMEOUT_S):
                 while True:
+                    if not self.alive():
+                        raise ReloadFailed(f"the gateway (pid {self.pid}) is gone")
                     section = await self._config_section(client)
                     if section and section.get("last_reload") != before.get("last_reload"):
                         return section
