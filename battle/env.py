@@ -175,7 +175,9 @@ class BattleEnv:
         """A fresh gateway process for one scenario; leaving it undoes every fault."""
         self._gateways += 1
         original = self.config_path.read_text()
-        port = int(self._tree["server"]["port"])
+        # The file's port served the first gateway; each later one gets a fresh free port
+        # (given as --port), so no scenario waits on the last one's socket.
+        port = int(self._tree["server"]["port"]) if self._gateways == 1 else pick_free_ports(1)[0]
         config = ConfigFile(self.config_path, copy.deepcopy(self._tree), self.chain, self._header)
         try:
             async with run_gateway(
@@ -266,6 +268,7 @@ async def _open_devnet(
     for node in devnet.nodes:
         pruned = node.index == PRUNED_NODE
         proxy = await stack.enter_async_context(open_fault_proxy(node.http_url))
+        proxy.reset_when_upstream_down = True  # a killed node looks dead, not like a 502
         http_relay = await stack.enter_async_context(open_tcp_relay(_port(proxy.url)))
         ws_relay = await stack.enter_async_context(open_tcp_relay(node.port))
         role = f"pruned (keeps {PRUNED_KEEPS})" if pruned else "full"
@@ -356,6 +359,7 @@ async def _open_configured(
         proxy = await stack.enter_async_context(
             open_fault_proxy(provider.url, headers=request_headers(provider))
         )
+        proxy.reset_when_upstream_down = True
         http_relay = await stack.enter_async_context(open_tcp_relay(_port(proxy.url)))
         ws_relay, ws_path = None, ""
         ws = provider.ws_url

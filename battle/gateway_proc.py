@@ -140,6 +140,8 @@ async def run_gateway(
     finally:
         with trio.CancelScope(shield=True):
             await stop_process(process)
+            # a killed gateway leaves its pid file behind
+            await trio.Path(pid_path).unlink(missing_ok=True)
         guardian.forget(process.pid)
 
 

@@ -184,14 +184,17 @@ class HarnessChaos:
         started = trio.current_time()
         devnet.kill(index)
         ended: float | None = None
-        with trio.move_on_after(KILL_DOWN_S):
-            await devnet.wait_for_health(index, NodeHealth.DEAD, NodeHealth.HUNG)
-            with trio.move_on_after(KILL_BACK_S):
-                await devnet.wait_for_health(index, NodeHealth.CATCHING_UP, NodeHealth.UP)
-                ended = trio.current_time()
-        if ended is None:
-            log.warning("%s was killed and did not answer again in time", provider)
-        self.recorder.record(ChaosEvent("kill", provider, started, ended))
+        try:
+            with trio.move_on_after(KILL_DOWN_S):
+                await devnet.wait_for_health(index, NodeHealth.DEAD, NodeHealth.HUNG)
+                with trio.move_on_after(KILL_BACK_S):
+                    await devnet.wait_for_health(index, NodeHealth.CATCHING_UP, NodeHealth.UP)
+                    ended = trio.current_time()
+            if ended is None:
+                log.warning("%s was killed and did not answer again in time", provider)
+        finally:
+            # recorded even when the scenario ends (cancels) before the node is back
+            self.recorder.record(ChaosEvent("kill", provider, started, ended))
 
     def pause(self, provider: str) -> None:
         devnet, index = self._node(provider)

@@ -398,6 +398,7 @@ async def test_devnet_env_gateway_and_every_chaos_action(tmp_path: Path) -> None
                 with pytest.raises(Exception, match=r"gone|no reload"):
                     await gw.chaos.reload(lambda s: None, kind="reload")
             assert gw.returncode == -signal.SIGKILL
+        assert not (tmp_path / "gateway.pid").exists()
 
         # log traffic: logs each block for the subscribers
         assert await env.log_traffic(2.5) >= 1
