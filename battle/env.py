@@ -422,9 +422,11 @@ async def _finish(
     source: str,
 ) -> BattleEnv:
     del stack
-    server = tree.setdefault("server", {})
+    server = tree.pop("server", {})
     server["host"] = "127.0.0.1"
     server["port"] = pick_free_ports(1)[0]
+    routing = tree.pop("routing", {})
+    tree = {"server": server, "routing": routing, **tree}  # the file reads top-down
     if broken:
         break_failover(tree)
     header = (
