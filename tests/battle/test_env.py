@@ -21,10 +21,11 @@ import pytest
 import trio
 
 from battle.control import Need
-from battle.env import TargetUnavailable, check_reachable, mask_config, open_battle_env
+from battle.env import TargetUnavailable, mask_config, open_battle_env
 from battle.events import ChaosEvent, Recorder
 from battle.gateway_proc import GatewayProcess, fetch_health
 from battle.harness_chaos import ChaosUnsupported, ConfigFile, HarnessChaos
+from battle.targets import check_reachable
 from battle.tomlwrite import dumps
 from lasso.chaos import Fault
 from lasso.config import load_settings, parse_settings
@@ -208,7 +209,7 @@ async def test_public_target_offline_raises_target_unavailable_fast(
         '[[chains.ethereum.providers]]\nid = "a"\nurl = "https://rpc.battle.invalid"\n\n'
         '[[chains.ethereum.providers]]\nid = "b"\nurl = "http://127.0.0.1:9"\n'
     )
-    monkeypatch.setattr("battle.env.PUBLIC_SETTINGS", public)
+    monkeypatch.setattr("battle.targets.PUBLIC_SETTINGS", public)
     started = trio.current_time()
     with pytest.raises(TargetUnavailable) as caught:
         async with open_battle_env(
