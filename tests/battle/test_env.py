@@ -27,7 +27,7 @@ from battle.gateway_proc import GatewayProcess, fetch_health
 from battle.harness_chaos import ChaosUnsupported, ConfigFile, HarnessChaos
 from battle.targets import check_reachable
 from battle.tomlwrite import dumps
-from lasso.chaos import Fault
+from lasso.chaos import Fault, logs_limit
 from lasso.config import load_settings, parse_settings
 from lasso.devnet import NodeHealth
 
@@ -262,6 +262,8 @@ async def test_devnet_env_gateway_and_every_chaos_action(tmp_path: Path) -> None
         recorder = Recorder()
         async with env.gateway(recorder) as gw, httpx.AsyncClient(timeout=10) as client:
             chaos = gw.chaos
+            data = env.chain_data
+            assert data is not None
             assert chaos.providers == ("devnet-1", "devnet-2", "devnet-3", "devnet-4")
             assert chaos.pruned == "devnet-4"
 
@@ -298,13 +300,32 @@ async def test_devnet_env_gateway_and_every_chaos_action(tmp_path: Path) -> None
             await until(limited)
             chaos.set_fault("devnet-2", None)
 
-            # per-method fault: only that method meets it
-            chaos.set_fault("devnet-3", Fault.METHOD_NOT_FOUND, methods=frozenset({"eth_getCode"}))
-            assert env.link("devnet-3").proxy.method_faults == {
-                "eth_getCode": Fault.METHOD_NOT_FOUND
-            }
-            chaos.set_fault("devnet-3", None, methods=frozenset({"eth_getCode"}))
-            assert env.link("devnet-3").proxy.method_faults == {}
+            # per-method fault: only that method meets it, the gateway answers from another
+            unsupported = frozenset({"eth_getCode"})
+            chaos.set_fault("devnet-3", Fault.METHOD_NOT_FOUND, methods=unsupported)
+            proxy3 = env.link("devnet-3").proxy
+
+            async def code_refused() -> bool:
+                answer = await call("eth_getCode", [data.emitter, "latest"])
+                assert "result" in answer.json()
+                return proxy3.statistics().injected.get("method_not_found", 0) > 0
+
+            await until(code_refused)
+            assert proxy3.fault is None  # other methods are untouched
+            chaos.set_fault("devnet-3", None, methods=unsupported)
+            assert proxy3.method_faults == {}
+
+            # logs limit: devnet-1 refuses wide eth_getLogs with geth's message
+            chaos.set_logs_limit("devnet-1", logs_limit("geth", 2))
+            proxy1 = env.link("devnet-1").proxy
+
+            async def logs_refused() -> bool:
+                query = {"fromBlock": "0x0", "toBlock": hex(data.head), "address": data.emitter}
+                assert "result" in (await call("eth_getLogs", [query])).json()
+                return proxy1.statistics().injected.get("logs_range_refused", 0) > 0
+
+            await until(logs_refused)
+            chaos.set_logs_limit("devnet-1", None)
 
             # delay: what devnet-3 serves takes at least the delay
             chaos.set_delay("devnet-3", 0.3)
@@ -379,6 +400,7 @@ async def test_devnet_env_gateway_and_every_chaos_action(tmp_path: Path) -> None
         assert kinds == {
             ("rate_limited_429", "devnet-2"),
             ("method_not_found", "devnet-3"),
+            ("logs_limit", "devnet-1"),
             ("delay", "devnet-3"),
             ("cut", "devnet-1"),
             ("ws_cut", "devnet-2"),
@@ -403,7 +425,6 @@ async def test_devnet_env_gateway_and_every_chaos_action(tmp_path: Path) -> None
 
         # log traffic: logs each block for the subscribers
         assert await env.log_traffic(2.5) >= 1
-        data = env.chain_data
         logs = await env.devnet.request(  # type: ignore[union-attr]
             0, "eth_getLogs", [{"address": data.emitter, "fromBlock": hex(data.head + 1)}]
         )
