@@ -24,21 +24,54 @@ from typing import Any
 import httpx
 import msgspec
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-)
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from battle.answers import provider_from_meta
 from battle.events import JsonId
+from lasso.upstream.ws.dial import close_quietly, dial
 
 #: Reconnect backoff of the WebSocket clients: first delay, doubling up to the cap.
 RECONNECT_FIRST_S = 0.05
 RECONNECT_CAP_S = 1.0
 
-WS_ERRORS = (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class WsLost(Exception):
+    """The WebSocket to the gateway could not be opened, or it dropped."""
+
+
+WS_ERRORS = (
+    WsLost,
+    ConnectionClosed,
+    HandshakeError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
+@asynccontextmanager
+async def connect_ws(url: str) -> AsyncIterator[WebSocketConnection]:
+    """One WebSocket connection to ``url``, its TCP stream closed on the way out however it ends.
+
+    Lasso's own dialer is used because trio-websocket's ``open_websocket_url`` leaves the
+    stream open after a peer-initiated close (a dropped gateway) or a cancelled handshake.
+    Every way the connection can fail comes out as one of :data:`WS_ERRORS`.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            ws, stream = await dial(nursery, url, [], MAX_MESSAGE_BYTES)
+            try:
+                yield ws
+            finally:
+                await close_quietly(stream)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _, rest = group.split(WS_ERRORS)
+        if rest is not None:
+            raise rest from None
+        raise WsLost(str(group.exceptions[0])) from None
 
 
 @dataclass(frozen=True)
@@ -136,7 +169,7 @@ class WsClient:
         task_status.started()
         while True:
             try:
-                async with open_websocket_url(self._url) as ws:
+                async with connect_ws(self._url) as ws:
                     self.connections += 1
                     delay = RECONNECT_FIRST_S
                     self._ws = ws

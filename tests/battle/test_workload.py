@@ -9,19 +9,21 @@ from typing import Any
 
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from battle.answers import classify, hex_number, provider_from_meta
 from battle.chaindata import ChainData
-from battle.clients import Reply, WsClient, meta_url
-from battle.events import Outcome, SubscriptionKind
+from battle.clients import Endpoint, Reply, WsClient, meta_url
+from battle.events import Outcome, Recorder, SubscriptionKind
 from battle.scenario import Arrival, Rate
-from battle.subscribers import notification, subscribe_params
+from battle.subscribers import notification, run_subscribers, subscribe_params
 from battle.workload import (
     REVERT_CODE,
     Call,
     arrivals,
     choose_call,
     next_id,
+    run_requests,
     to_event,
 )
 
@@ -111,6 +113,9 @@ def test_the_provider_comes_from_the_meta_header() -> None:
     assert provider_from_meta(batch.rstrip(b"=")) == "n2"
     assert provider_from_meta(None) is None
     assert provider_from_meta("!!not base64") is None
+    failed = {"attempts": [{"provider": "n0"}, {"provider": "n1", "category": "jsonrpc"}]}
+    header = base64.urlsafe_b64encode(json.dumps(failed).encode()).rstrip(b"=").decode()
+    assert provider_from_meta(header) == "n1"
     served_locally = base64.urlsafe_b64encode(b'{"served_by":"lasso"}').rstrip(b"=")
     assert provider_from_meta(served_locally) is None
 
@@ -319,3 +324,116 @@ async def test_ws_requests_pending_when_the_connection_drops_get_no_answer() -> 
     client._pending[("int", 4)] = send
     client._fail_pending()
     assert receive.receive_nowait() is None and client._pending == {}
+
+
+# --- reconnecting over a real loopback WebSocket ------------------------------------------------
+
+
+class FakeGateway:
+    """A WebSocket server on port 0 that answers ``eth_blockNumber`` and ``eth_subscribe``.
+
+    ``drop_after`` answers per connection, then the connection is closed; ``silent`` never
+    answers; each subscription sends two heads (numbers from ``next_head``) then holds.
+    """
+
+    def __init__(self, *, drop_after: int | None = None, silent: bool = False) -> None:
+        self.drop_after, self.silent = drop_after, silent
+        self.connections = 0
+        self.next_head = 1
+        self.url = ""
+
+    async def handler(self, request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        self.connections += 1
+        answered = 0
+        try:
+            while self.drop_after is None or answered < self.drop_after:
+                message = json.loads(await ws.get_message())
+                if self.silent:
+                    continue
+                answered += 1
+                if message["method"] == "eth_subscribe":
+                    sub = f"0xs{self.connections}"
+                    await ws.send_message(
+                        json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": sub})
+                    )
+                    for _ in range(2):
+                        n = self.next_head
+                        self.next_head += 1
+                        head = {"number": hex(n), "hash": f"0xh{n}", "parentHash": f"0xh{n - 1}"}
+                        await ws.send_message(frame(sub, head).decode())
+                else:
+                    await ws.send_message(
+                        json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": "0x10"})
+                    )
+            await ws.aclose()
+        except ConnectionClosed:
+            pass
+
+
+async def serve_fake(nursery: trio.Nursery, fake: FakeGateway) -> Endpoint:
+    server = await nursery.start(serve_websocket, fake.handler, "127.0.0.1", 0, None)
+    fake.url = f"ws://127.0.0.1:{server.port}"
+    return Endpoint("http://127.0.0.1:9/unused", fake.url, "fake")
+
+
+async def test_the_ws_client_reconnects_when_the_gateway_drops_it(nursery: trio.Nursery) -> None:
+    fake = FakeGateway(drop_after=2)
+    endpoint = await serve_fake(nursery, fake)
+    recorder = Recorder()
+    with trio.fail_after(10):
+        stats = await run_requests(
+            endpoint,
+            recorder,
+            Rate(100, Arrival.CONSTANT),
+            0.1,
+            None,
+            random.Random(0),
+            ws_share=1.0,
+        )
+    events = recorder.recording().requests
+    assert stats.sent == len(events) == 10
+    assert all(e.transport == "ws" and e.client == "raw-ws-1" for e in events)
+    assert fake.connections >= 3  # two answers per connection
+    answered = [e for e in events if e.outcome is Outcome.RESULT]
+    assert len(answered) >= 4 and all(e.received_id == e.sent_id for e in answered)
+    lost = [e for e in events if e.outcome is not Outcome.RESULT]  # sent as the gateway hung up
+    assert all(e.outcome is Outcome.TIMEOUT and e.answered_at is None for e in lost)
+
+
+@pytest.mark.slow
+async def test_an_unanswered_request_is_a_timeout_and_inflight_is_bounded(
+    nursery: trio.Nursery,
+) -> None:
+    endpoint = await serve_fake(nursery, FakeGateway(silent=True))
+    recorder = Recorder()
+    with trio.fail_after(10):
+        stats = await run_requests(
+            endpoint,
+            recorder,
+            Rate(100, Arrival.CONSTANT),
+            0.1,
+            None,
+            random.Random(0),
+            ws_share=1.0,
+            deadline_s=0.2,
+            max_inflight=4,
+        )
+    events = recorder.recording().requests
+    assert (stats.sent, stats.skipped) == (4, 6)
+    assert [e.outcome for e in events] == [Outcome.TIMEOUT] * 4
+    assert all(e.answered_at is None and e.received_id is None for e in events)
+
+
+async def test_a_subscriber_resubscribes_after_a_drop(nursery: trio.Nursery) -> None:
+    fake = FakeGateway(drop_after=1)  # the subscribe call, two heads, then closed
+    endpoint = await serve_fake(nursery, fake)
+    recorder = Recorder()
+    with trio.fail_after(10):
+        while len(recorder.recording().subscriptions) < 6:
+            with trio.move_on_after(0.05):
+                await run_subscribers(endpoint, recorder, 5.0, None)
+    events = recorder.recording().subscriptions
+    assert {e.client for e in events} == {"sub-heads-1"}
+    assert [e.number for e in events[:6]] == [1, 2, 3, 4, 5, 6]
+    assert len({e.subscription for e in events}) >= 3  # a new id per connection
