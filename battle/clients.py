@@ -116,7 +116,9 @@ class HttpClient:
 
 @asynccontextmanager
 async def open_http(url: str, max_connections: int) -> AsyncIterator[HttpClient]:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     timeout = httpx.Timeout(None)  # the caller's cancel scope is the deadline
     async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as client:
         yield HttpClient(client, url)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from battle.answers import classify, hex_number, provider_from_meta
@@ -20,8 +21,10 @@ from battle.subscribers import notification, run_subscribers, subscribe_params
 from battle.workload import (
     REVERT_CODE,
     Call,
+    Drive,
     arrivals,
     choose_call,
+    drive,
     next_id,
     run_requests,
     to_event,
@@ -437,3 +440,101 @@ async def test_a_subscriber_resubscribes_after_a_drop(nursery: trio.Nursery) -> 
     assert {e.client for e in events} == {"sub-heads-1"}
     assert [e.number for e in events[:6]] == [1, 2, 3, 4, 5, 6]
     assert len({e.subscription for e in events}) >= 3  # a new id per connection
+
+
+# --- the driver on virtual time -------------------------------------------------------------
+
+
+class FakeTransport:
+    """Answers ``eth_blockNumber`` with a rising head after ``delay_s`` virtual seconds; records
+    what was sent. ``hog_s`` jumps the clock on each send (a box too busy to keep the rate)."""
+
+    def __init__(
+        self, clock: trio.testing.MockClock, delay_s: float = 0.01, hog_s: float = 0.0
+    ) -> None:
+        self.clock, self.delay_s, self.hog_s = clock, delay_s, hog_s
+        self.sent: list[dict[str, Any]] = []
+        self.head = 100
+
+    async def send(self, body_bytes: bytes, sent_id: Any) -> Reply | None:
+        self.sent.append(json.loads(body_bytes))
+        self.clock.jump(self.hog_s)
+        await trio.sleep(self.delay_s)
+        self.head += 1
+        answer = {"jsonrpc": "2.0", "id": sent_id, "result": hex(self.head)}
+        if json.loads(body_bytes)["method"] == "eth_getBlockByNumber":
+            answer["result"] = {"number": hex(self.head), "hash": "0x"}
+        return Reply(200, body(answer), "p1", trio.current_time())
+
+
+async def test_drive_sends_on_schedule_and_records_heads(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    http, ws = FakeTransport(autojump_clock), FakeTransport(autojump_clock)
+    recorder = Recorder()
+    stats = await drive(
+        Drive("s"), http, ws, recorder, Rate(10, Arrival.CONSTANT), 1.0, None, random.Random(4)
+    )
+    events = recorder.recording().requests
+    assert (stats.sent, stats.skipped, stats.inflight) == (10, 0, 0)
+    assert [e.sent_at for e in sorted(events, key=lambda e: e.sent_at)] == pytest.approx(
+        [n / 10 for n in range(10)]
+    )
+    assert all(e.answered_at == pytest.approx(e.sent_at + 0.01) for e in events)
+    assert len(http.sent) + len(ws.sent) == 10 and http.sent and ws.sent
+    heads = recorder.recording().heads
+    assert heads and {h.client for h in heads} <= {"raw-http-1", "raw-ws-1"}
+    assert stats.heads == {
+        c: max(h.number for h in heads if h.client == c) for c in {h.client for h in heads}
+    }
+
+
+async def test_drive_times_out_a_hang_at_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hung = FakeTransport(autojump_clock, delay_s=60)
+    recorder = Recorder()
+    how = Drive("s", deadline_s=2.0, ws_share=1.0)
+    stats = await drive(
+        how, hung, hung, recorder, Rate(2, Arrival.CONSTANT), 1.0, None, random.Random(0)
+    )
+    events = recorder.recording().requests
+    assert stats.sent == 2 and [e.outcome for e in events] == [Outcome.TIMEOUT] * 2
+    assert trio.current_time() == pytest.approx(0.5 + 2.0)  # the last one's deadline
+
+
+async def test_drive_skips_arrivals_while_max_inflight_are_unanswered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hung = FakeTransport(autojump_clock, delay_s=60)
+    how = Drive("s", deadline_s=5.0, max_inflight=3)
+    stats = await drive(
+        how, hung, hung, Recorder(), Rate(10, Arrival.CONSTANT), 1.0, None, random.Random(0)
+    )
+    assert (stats.sent, stats.skipped) == (3, 7)
+
+
+class HogRandom(random.Random):
+    """Every draw costs ``cost_s`` of virtual time: a box too busy to keep the rate."""
+
+    def __init__(self, clock: trio.testing.MockClock, cost_s: float) -> None:
+        super().__init__(0)
+        self.clock, self.cost_s = clock, cost_s
+
+    def random(self) -> float:
+        self.clock.jump(self.cost_s)
+        return super().random()
+
+
+async def test_drive_never_sends_past_the_window_on_a_busy_box(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeTransport(autojump_clock)
+    rng = HogRandom(autojump_clock, 0.1)
+    recorder = Recorder()
+    stats = await drive(
+        Drive("s"), fake, fake, recorder, Rate(10, Arrival.CONSTANT), 1.0, None, rng
+    )
+    assert stats.sent + stats.skipped == 10
+    assert 0 < stats.sent < 10  # the late arrivals were dropped, not sent after the window
+    assert len(recorder.recording().requests) == stats.sent
