@@ -10,8 +10,9 @@ before it. Deadlines are the caller's cancel scopes, as everywhere in Lasso.
 - :func:`open_ws` keeps one trio-websocket connection to the gateway, reconnecting (with a short
   capped backoff) whenever it is cut, and correlates answers to requests by id. A frame that
   matches no pending request (a wrong id, a garbage frame) is handed to the oldest pending
-  request, so a mismatch shows as such instead of hiding as a hang. Requests pending when the
-  connection drops get no answer.
+  request, so a mismatch shows as such instead of hiding as a hang; a late answer to a request
+  already given up on (past its deadline) is dropped. Requests pending when the connection
+  drops get no answer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ RECONNECT_FIRST_S = 0.05
 RECONNECT_CAP_S = 1.0
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+ABANDONED_KEPT = 10_000  # ids of timed-out WebSocket requests remembered, newest kept
 
 
 class WsLost(Exception):
@@ -146,6 +148,9 @@ class WsClient:
         self._ws: WebSocketConnection | None = None
         self._connected = trio.Event()
         self._pending: dict[tuple[str, Any], trio.MemorySendChannel[Reply | None]] = {}
+        # Ids given up on (their deadline passed) on the current connection: a late answer
+        # to one is dropped, not taken for a stray frame (which would shift every answer).
+        self._abandoned: dict[tuple[str, Any], None] = {}
         self.connections = 0
 
     async def send(self, body: bytes, sent_id: JsonId) -> Reply | None:
@@ -164,6 +169,12 @@ class WsClient:
         finally:
             if self._pending.get(key) is send:
                 del self._pending[key]
+                self._abandon(key)
+
+    def _abandon(self, key: tuple[str, Any]) -> None:
+        self._abandoned[key] = None
+        if len(self._abandoned) > ABANDONED_KEPT:
+            del self._abandoned[next(iter(self._abandoned))]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, read, and reconnect when cut, until cancelled."""
@@ -194,6 +205,8 @@ class WsClient:
 
     def _deliver(self, frame: bytes) -> None:
         key = _answer_key(frame)
+        if key is not None and self._abandoned.pop(key, 1) is None:
+            return  # the late answer to a request that timed out
         if key is None or key not in self._pending:
             if not self._pending:
                 return
@@ -202,6 +215,7 @@ class WsClient:
         channel.send_nowait(Reply(None, frame, None, trio.current_time()))
 
     def _fail_pending(self) -> None:
+        self._abandoned.clear()  # a new connection cannot carry their answers
         pending, self._pending = self._pending, {}
         for channel in pending.values():
             channel.send_nowait(None)

@@ -321,6 +321,26 @@ async def test_ws_answers_find_their_request_and_strays_the_oldest() -> None:
     assert client._pending == {}
 
 
+async def test_a_late_answer_to_a_timed_out_ws_request_is_dropped() -> None:
+    client = WsClient("ws://unused")
+    client._ws = FakeWs()  # type: ignore[assignment]
+    with trio.move_on_after(0):
+        await client.send(b'{"id": 5}', 5)  # never answered: given up on
+    waiting_send, waiting = trio.open_memory_channel[Reply | None](1)
+    client._pending[("int", 6)] = waiting_send
+    client._deliver(body({"jsonrpc": "2.0", "id": 5, "result": "0x1"}))  # late, for 5
+    with pytest.raises(trio.WouldBlock):
+        waiting.receive_nowait()  # not taken for a stray answer to 6
+    client._deliver(body({"jsonrpc": "2.0", "id": 5, "result": "0x1"}))  # a second one is stray
+    reply = waiting.receive_nowait()
+    assert reply is not None and json.loads(reply.body)["id"] == 5
+
+
+class FakeWs:
+    async def send_message(self, message: str) -> None:
+        pass
+
+
 async def test_ws_requests_pending_when_the_connection_drops_get_no_answer() -> None:
     client = WsClient("ws://unused")
     send, receive = trio.open_memory_channel[Reply | None](1)
