@@ -71,9 +71,11 @@ async def connect_ws(url: str) -> AsyncIterator[WebSocketConnection]:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _, rest = group.split(WS_ERRORS)
-        if rest is not None:
-            raise rest from None
-        raise WsLost(str(group.exceptions[0])) from None
+        if rest is None:
+            raise WsLost(str(group.exceptions[0])) from None
+        if len(rest.exceptions) == 1 and not isinstance(rest.exceptions[0], BaseExceptionGroup):
+            raise rest.exceptions[0] from None  # the caller's own error, as itself
+        raise rest from None
 
 
 @dataclass(frozen=True)
