@@ -1,4 +1,5 @@
-"""The raw workload's pure parts: answer classification, the method mix, arrivals, events."""
+"""The raw workload: answer classification, the method mix, arrivals, events (pure); the driver on
+a MockClock; WebSocket reconnects and timeouts on a fake loopback gateway; the log-traffic maker."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from battle.chaindata import ChainData
 from battle.clients import WS_ERRORS, Endpoint, Reply, WsClient, connect_ws, meta_url
 from battle.events import Outcome, Recorder, SubscriptionKind
 from battle.scenario import Arrival, Rate
-from battle.subscribers import notification, run_subscribers, subscribe_params
+from battle.subscribers import (
+    LOG_SENDER,
+    make_log_traffic,
+    notification,
+    run_subscribers,
+    subscribe_params,
+)
 from battle.workload import (
     REVERT_CODE,
     Call,
@@ -29,6 +36,7 @@ from battle.workload import (
     run_requests,
     to_event,
 )
+from lasso.devnet import DevnetError
 
 DATA = ChainData(
     block_hashes=tuple(f"0x{n:064x}" for n in range(8)),
@@ -572,3 +580,53 @@ async def test_connect_ws_turns_a_refused_connection_into_ws_lost() -> None:
     with pytest.raises(WS_ERRORS):
         async with connect_ws(f"ws://127.0.0.1:{port}/"):
             pass
+
+
+# --- the log-traffic maker --------------------------------------------------------------------
+
+
+class FakeDevnet:
+    """Mines a block every second of virtual time; a send fails on the blocks in ``failing``."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing = failing
+        self.height = 0
+        self.mined = trio.Event()
+        self.signed: list[dict[str, Any]] = []
+        self.sent: list[tuple[int, str]] = []
+
+    async def miner(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            self.height += 1
+            self.mined.set()
+            self.mined = trio.Event()
+
+    def statistics(self) -> Any:
+        return type("Stats", (), {"blocks_mined": self.height})()
+
+    async def sign_transfer(self, **fields: Any) -> str:
+        self.signed.append(fields)
+        return f"raw-{len(self.signed)}"
+
+    async def send_raw_transaction(self, raw: str) -> str:
+        if self.height in self.failing:
+            raise DevnetError("nodes disagreed on a transaction")
+        self.sent.append((self.height, raw))
+        return "0xhash"
+
+    async def wait_for_block(self, number: int) -> None:
+        while self.height < number:
+            await self.mined.wait()
+
+
+async def test_log_traffic_sends_one_emitter_call_per_block(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    devnet = FakeDevnet(failing={2})
+    nursery.start_soon(devnet.miner)
+    await make_log_traffic(devnet, "0xemitter", 5.5)  # type: ignore[arg-type]
+    assert trio.current_time() == pytest.approx(5.5)
+    assert [height for height, _ in devnet.sent] == [0, 1, 3, 4, 5]  # block 2's failed: skipped
+    assert all(f["to"] == "0xemitter" and f["value_wei"] == 0 for f in devnet.signed)
+    assert {f["sender"] for f in devnet.signed} == {LOG_SENDER}
