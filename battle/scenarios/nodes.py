@@ -5,7 +5,6 @@ from __future__ import annotations
 from battle.control import Chaos, Need
 from battle.scenario import Rate, Scenario
 from battle.scenarios.common import (
-    BACKFILL,
     FAILOVER,
     HEALTHY,
     SETTLE_S,
@@ -29,9 +28,10 @@ PROVIDER_KILLED = Scenario(
     summary="SIGKILL the first provider (subscriptions' upstream) at 4 s; the devnet restarts it",
     duration_s=13,
     chaos=_provider_killed,
-    thresholds=declare(
-        *HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS, *BACKFILL
-    ),
+    # No backfill threshold: the devnet restarts a killed node in ~0.2 s (measured), within
+    # one block, so by the kill's recovery nobody knows a newer head and backfill has no
+    # sample ("no data"); gaps and duplicates show whether the subscriptions moved cleanly.
+    thresholds=declare(*HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS),
     rate=Rate(20.0),
     needs=frozenset({Need.NODES, Need.WEBSOCKET}),
     quick=True,

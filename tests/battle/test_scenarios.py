@@ -342,8 +342,6 @@ def test_priority_routing_without_failover_breaches_provider_killed() -> None:
         "failover_latency_s",
         "failover_missed",
         "gaps",
-        "backfill_s",
-        "backfill_incomplete",
     }
 
 
