@@ -26,9 +26,9 @@ from battle.events import (
     SubscriptionEvent,
     SubscriptionKind,
 )
-from battle.report import fmt, series, summary_table, write_report
-from battle.report.plots import DRAW_FAILED
+from battle.report import fmt, markdown, series, summary_table, write_report
 from battle.report.mask import mask_text
+from battle.report.plots import DRAW_FAILED
 from battle.report.table import COLUMNS, row
 from battle.results import (
     BattleRun,
@@ -50,14 +50,14 @@ METHODS = ("eth_blockNumber", "eth_getBlockByNumber", "eth_call", "eth_getLogs",
 
 
 def synthetic_recording(events: int, *, seed: int = 7, duration_s: float = 300.0) -> Recording:
-    """``events`` requests over ``duration_s`` seconds from t=1000, anvil-0 killed 100..130 s
-    (its requests fail then), newHeads for two clients (one misses three blocks), head
-    observations and RSS samples."""
+    """``events`` requests over ``duration_s`` seconds from t=1000, anvil-0 killed over the
+    second third (its requests fail then), anvil-3 lagging from 80 % on, newHeads for two
+    clients (one misses three blocks), head observations and RSS samples."""
     rng = random.Random(seed)
     t0 = 1000.0
-    kill = ChaosEvent("kill", "anvil-0", t0 + 100.0, t0 + 130.0)
-    lag = ChaosEvent("lag", "anvil-3", t0 + 200.0, None)
-    missed = range(int(duration_s * 0.4), int(duration_s * 0.4) + 3)
+    kill = ChaosEvent("kill", "anvil-0", t0 + duration_s / 3, t0 + duration_s / 2)
+    lag = ChaosEvent("lag", "anvil-3", t0 + duration_s * 0.8, None)
+    missed = range(int(duration_s * 0.4), int(duration_s * 0.4) + 3)  # in the kill
     requests = []
     for n in range(events):
         sent = t0 + duration_s * n / max(events, 1)
@@ -229,6 +229,15 @@ def test_summary_row_figures():
     assert cells["p99"] == fmt.seconds(slos.latency_p99_s)
     assert cells["gaps/dups"] == "3/0"  # sub-heads-2 missed three blocks
     assert cells["peak RSS"].endswith("MiB")
+    assert cells["failover"] == fmt.seconds(slos.failover_latency_s)
+    assert slos.failover_latency_s is not None and slos.failover_latency_s < 1.0
+    assert cells["non-JSON/5xx"] == f"0/{slos.http_5xx}"
+
+
+def test_markdown_cells_and_fences_cannot_be_broken_out_of():
+    assert markdown.cell("a|b\nc <i>") == "a\\|b c &lt;i&gt;"
+    block = markdown.fenced("x\n```\nrm -rf /")
+    assert block.startswith("````\n") and block.endswith("\n````")
 
 
 @pytest.mark.slow
