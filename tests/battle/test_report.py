@@ -210,6 +210,7 @@ def test_formatters():
     assert fmt.seconds(None) == "no data"
     assert fmt.seconds(0.0123) == "12.3 ms"
     assert fmt.seconds(2.5) == "2.50 s"
+    assert fmt.seconds(0.0) == "0 s"
     assert fmt.rate(0.99996) == "99.99 %"  # rounded down: not "100.00 %"
     assert fmt.rate(1.0) == "100 %"
     assert fmt.pair(0, None) == "0/no data"
