@@ -192,6 +192,21 @@ def mixed_run() -> BattleRun:
     )
 
 
+class Written(msgspec.Struct, frozen=True):
+    run: BattleRun
+    paths: list[Path]
+
+    def text(self, name: str) -> str:
+        return next(p for p in self.paths if p.name == name).read_text()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """The mixed run, written once for the tests that read its files."""
+    run = mixed_run()
+    return Written(run, write_report(run, tmp_path_factory.mktemp("mixed") / "new" / "dir"))
+
+
 # --- formatting ---------------------------------------------------------------------------
 
 
@@ -242,8 +257,8 @@ def test_markdown_cells_and_fences_cannot_be_broken_out_of():
 
 
 @pytest.mark.slow
-def test_a_breach_shows_BREACH_and_its_message_everywhere(tmp_path: Path):
-    run = mixed_run()
+def test_a_breach_shows_BREACH_and_its_message_everywhere(mixed: Written):
+    run = mixed.run
     breached = run.scenarios[1]
     assert breached.breaches
     message = breached.breaches[0].message
@@ -251,22 +266,19 @@ def test_a_breach_shows_BREACH_and_its_message_everywhere(tmp_path: Path):
     assert "BREACH" in text.splitlines()[3]  # the second scenario's row
     assert message in text
     assert "battle FAIL" in text
-    write_report(run, tmp_path)
-    md = (tmp_path / "report.md").read_text()
+    md = mixed.text("report.md")
     assert "| BREACH |" in md
     assert message.replace("<", "&lt;").replace(">", "&gt;") in md
-    page = (tmp_path / "report.html").read_text()
+    page = mixed.text("report.html")
     assert "BREACH" in page
     assert html.escape(message) in page
 
 
 @pytest.mark.slow
-def test_a_skipped_scenario_says_why(tmp_path: Path):
-    run = mixed_run()
-    assert "skipped: needs a pruned provider" in summary_table(run)
-    write_report(run, tmp_path)
+def test_a_skipped_scenario_says_why(mixed: Written):
+    assert "skipped: needs a pruned provider" in summary_table(mixed.run)
     for name in ("report.md", "report.html"):
-        assert "skipped: needs a pruned provider" in (tmp_path / name).read_text()
+        assert "skipped: needs a pruned provider" in mixed.text(name)
 
 
 def test_the_terminal_table_is_aligned():
@@ -320,12 +332,10 @@ def test_masking_is_idempotent_so_a_masked_run_round_trips():
 
 
 @pytest.mark.slow
-def test_report_json_decodes_back_to_the_run(tmp_path: Path):
-    run = mixed_run()
-    paths = write_report(run, tmp_path / "new" / "dir")
-    assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
-    decoded = msgspec.json.decode(paths[0].read_bytes(), type=BattleRun)
-    assert decoded == run
+def test_report_json_decodes_back_to_the_run(mixed: Written):
+    assert [p.name for p in mixed.paths] == ["report.json", "report.md", "report.html"]
+    decoded = msgspec.json.decode(mixed.paths[0].read_bytes(), type=BattleRun)
+    assert decoded == mixed.run
 
 
 def _svgs(page: str) -> list[str]:
@@ -333,10 +343,9 @@ def _svgs(page: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_report_html_is_valid_self_contained_and_escaped(tmp_path: Path):
-    run = mixed_run()
-    write_report(run, tmp_path)
-    page = (tmp_path / "report.html").read_text()
+def test_report_html_is_valid_self_contained_and_escaped(mixed: Written):
+    run = mixed.run
+    page = mixed.text("report.html")
     html5lib.HTMLParser(strict=True).parse(page)  # raises on the first parse error
     assert DRAW_FAILED not in page
     for result in run.scenarios:
@@ -411,13 +420,12 @@ _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "firefox")
 
 
 @pytest.mark.slow
-def test_report_html_renders_in_a_headless_browser(tmp_path: Path):
+def test_report_html_renders_in_a_headless_browser(mixed: Written, tmp_path: Path):
     browser = next((path for b in _BROWSERS if (path := shutil.which(b))), None)
     if browser is None:
         pytest.skip(f"no headless browser on this machine (looked for {', '.join(_BROWSERS)})")
-    write_report(mixed_run(), tmp_path)
     shot = tmp_path / "shot.png"
-    url = (tmp_path / "report.html").as_uri()
+    url = next(p for p in mixed.paths if p.name == "report.html").as_uri()
     if "firefox" in browser:
         command = [browser, "--headless", "--screenshot", str(shot), url]
     else:
