@@ -288,11 +288,13 @@ def test_the_terminal_table_is_aligned():
     header, rule, *rows = lines[:6]
     assert header.split()[:2] == ["scenario", "result"]
     assert set(rule) <= {"-", " "}
-    # Every figure column ends at the same place in each row (right-aligned).
-    widths = [len(part) for part in rule.split("  ")]
-    assert len(widths) == len(COLUMNS)
+    # Every figure column ends where its rule ends, in every row (right-aligned).
+    ends = [m.end() for m in re.finditer(r"-+", rule)]
+    assert len(ends) == len(COLUMNS)
     for line in rows:
-        assert len(line) == len(rule) or line == line.rstrip()
+        assert len(line) == len(rule)
+        for end in ends[2:]:
+            assert line[end - 1] != " " and (end == len(line) or line[end] == " "), (line, end)
     long = summary_table(
         battle_run(scenario("x", None, skipped="a very long reason " * 10))
     ).splitlines()
