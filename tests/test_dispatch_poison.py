@@ -266,7 +266,7 @@ async def test_a_websocket_call_follows_the_same_rule(app: LassoASGI, fleet: Fak
     assert crashes(fleet) == [1, 1, 0]
 
 
-async def test_health_counts_them(
+async def test_health_and_metrics_count_them(
     app: LassoASGI, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     for _ in range(3):
@@ -278,3 +278,6 @@ async def test_health_counts_them(
         "refused": 2,
         "exempted": 0,
     }
+    metrics = (await asgi_request(app, "GET", "/metrics")).body.decode()
+    assert 'lasso_poisoned_requests_total{chain="testnet",outcome="stopped"} 1' in metrics
+    assert 'lasso_poisoned_requests_total{chain="testnet",outcome="refused"} 2' in metrics
