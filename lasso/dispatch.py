@@ -21,9 +21,11 @@ what happens next:
                                 after a timeout or a connection lost mid-request
                                 the provider's other channels go behind every
                                 other provider's (defer_provider)
-    connection lost mid-request at most once more: the second provider lost so
-                                stops the request, which is quarantined
-                                (RequestQuarantined; see lasso.core.poison)
+    connection lost after the   a provider failure, but at most once more:
+    request was sent            losing a second provider so stops the request
+                                (RequestQuarantined) and quarantines it; a
+                                request answered lately is spared
+                                (lasso.core.poison)
     cancelled                   re-raise; not a failure, not a latency sample
 
 A request whose fingerprint is quarantined (it lost two providers mid-request
@@ -90,7 +92,6 @@ __all__ = [
     "defer_provider",
     "dispatch",
     "providers_first",
-    "quarantined",
 ]
 
 FIRST_ATTEMPT_SHARE = 0.6
@@ -132,12 +133,13 @@ async def dispatch(
     With ``hedge_after_s`` (replay-safe reads only) attempts are raced Happy
     Eyeballs style instead of run one after another. The deadline counts from
     ``started_at`` (when the request arrived: a batch item may wait for a slot).
+    A quarantined request raises :class:`RequestQuarantined` before any attempt.
     """
     targets = Targets(chain, plan)  # before any await: see the module docstring
     now = trio.current_time()
     left_s = chain.poison.refused_for(call.method, call.params, now)
     if left_s is not None:
-        raise quarantined(call, left_s)
+        raise _quarantined(call, left_s)
     result = await _dispatch(chain, targets, call, plan, outcome, hedge_after_s, started_at)
     chain.poison.answered(call.method, call.params, trio.current_time())
     return result
@@ -260,10 +262,10 @@ def _stop_if_poisoned(chain: ChainRuntime, call: Call, lost: set[str], outcome: 
     """Raise :class:`RequestQuarantined` if the providers ``lost`` so far stop the request."""
     poison = chain.poison
     if poison.lost(call.method, call.params, len(lost), trio.current_time()):
-        raise quarantined(call, poison.quarantine_s, outcome)
+        raise _quarantined(call, poison.quarantine_s, outcome)
 
 
-def quarantined(call: Call, left_s: float, outcome: Outcome | None = None) -> RequestQuarantined:
+def _quarantined(call: Call, left_s: float, outcome: Outcome | None = None) -> RequestQuarantined:
     """The answer to a request that lost two providers mid-request, and to its repeats."""
     data: dict[str, object] = {"quarantined_ms": round(left_s * 1000)}
     if outcome is not None:
