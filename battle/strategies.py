@@ -186,8 +186,11 @@ def kills_anvil(method: str, params: Any) -> bool:
 
     ``eth_feeHistory`` with a block count of 2**64 or more: "Uint conversion error:
     Overflow(256, 0, 18446744073709551615)" at crates/anvil/src/eth/api.rs:1129. Through
-    Lasso it crashes every provider in turn, failover carrying it to the next
-    (battle/README.md, open findings).
+    Lasso it now crashes at most two providers, then is answered -32000 and quarantined
+    (lasso.core.poison; battle/README.md, open findings 1). Still never drawn: the oracle
+    sends every draw straight to a node as well, which this would kill (its answer is no
+    answer, its WebSocket is gone, and it restarts as a fresh chain), and ``judge`` has no
+    rule for a gateway error against a node that died.
     """
     if method != "eth_feeHistory" or not isinstance(params, list) or not params:
         return False

@@ -30,6 +30,7 @@ from lasso.core.channel import Channel
 from lasso.core.consistency import HeadFloor
 from lasso.core.eligibility import Eligibility, block_first, wanted_block
 from lasso.core.latency import LatencyBook, LatencyKey
+from lasso.core.poison import PoisonGuard
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
 from lasso.upstream.heads import track_heads
@@ -86,6 +87,8 @@ class ChainRuntime:
         self.state = ChainState(config.block_time_ms)
         #: The highest head answered or delivered to clients (lasso.headfloor).
         self.floor = HeadFloor()
+        #: Requests that crash nodes, refused for a while (lasso.core.poison, lasso.dispatch).
+        self.poison = PoisonGuard()
         self._head_moved = trio.Event()
         self._reconfigured = trio.Event()
         self._transports = transports

@@ -18,9 +18,22 @@ what happens next:
     rate limited                demote the provider, next provider
     provider failure            breaker failure; next provider only when the
                                 method is replay-safe or it provably never left;
-                                after a timeout the provider's other channels go
-                                behind every other provider's (defer_provider)
+                                after a timeout or a connection lost mid-request
+                                the provider's other channels go behind every
+                                other provider's (defer_provider)
+    connection lost after the   a provider failure, but at most once more:
+    request was sent            losing a second provider so stops the request
+                                (RequestQuarantined) and quarantines it; a
+                                request answered lately is spared
+                                (lasso.core.poison)
     cancelled                   re-raise; not a failure, not a latency sample
+
+A request whose fingerprint is quarantined (it lost two providers mid-request
+lately: a query of death most likely) is refused before any attempt, and every
+request answered is remembered as such (:class:`~lasso.core.poison.PoisonGuard`,
+one per chain). Hedged attempts follow the same rule: after a connection lost
+mid-request the race goes on one attempt at a time, so at most one more provider
+is exposed to it.
 
 The plan names channels by (provider id, transport). They are resolved to the
 chain's :class:`~lasso.upstream.provider.Provider` and
@@ -54,9 +67,12 @@ from lasso.core.breaker import Admission
 from lasso.core.channel import Channel
 from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
+from lasso.core.poison import lost_mid_request
 from lasso.core.router import ChannelView, RoutePlan
 from lasso.emptycheck import EmptyCheck
 from lasso.errors import (
+    LassoError,
+    RequestQuarantined,
     UpstreamError,
     UpstreamNetworkError,
     UpstreamRateLimited,
@@ -117,8 +133,27 @@ async def dispatch(
     With ``hedge_after_s`` (replay-safe reads only) attempts are raced Happy
     Eyeballs style instead of run one after another. The deadline counts from
     ``started_at`` (when the request arrived: a batch item may wait for a slot).
+    A quarantined request raises :class:`RequestQuarantined` before any attempt.
     """
     targets = Targets(chain, plan)  # before any await: see the module docstring
+    now = trio.current_time()
+    left_s = chain.poison.refused_for(call.method, call.params, now)
+    if left_s is not None:
+        raise _quarantined(call, left_s)
+    result = await _dispatch(chain, targets, call, plan, outcome, hedge_after_s, started_at)
+    chain.poison.answered(call.method, call.params, trio.current_time())
+    return result
+
+
+async def _dispatch(
+    chain: ChainRuntime,
+    targets: Targets,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    hedge_after_s: float | None,
+    started_at: float | None,
+) -> bytes:
     begun = trio.current_time() if started_at is None else started_at
     deadline = begun + plan.deadline_s - ANSWER_MARGIN_S
     check = EmptyCheck(chain, call)  # empty is not an answer from a node behind
@@ -128,6 +163,7 @@ async def dispatch(
         )
     dispatched = 0
     http_only = False  # after an unattributed WebSocket rejection: see the module docstring
+    lost: set[str] = set()  # providers whose connection was lost mid-request
     channels = list(plan.channels)
     index = 0
     while index < len(channels):
@@ -156,7 +192,11 @@ async def dispatch(
             http_only = http_only or unattributed
             if unattributed or _not_executed(exc, view):
                 dispatched -= 1  # it used no dispatch
-            if isinstance(exc, UpstreamTimeout):  # the node hangs, not one way to reach it
+            if lost_mid_request(exc):
+                lost.add(view.provider_id)
+                _stop_if_poisoned(chain, call, lost, outcome)
+            if isinstance(exc, UpstreamTimeout) or lost_mid_request(exc):
+                # The node hangs or died, not one way to reach it.
                 channels[index:] = defer_provider(channels[index:], view.provider_id)
             continue
         _record_success(target[1], call, view, admission, latency_us, outcome)
@@ -218,6 +258,26 @@ async def _settle(
     raise exhausted(call, plan, outcome)
 
 
+def _stop_if_poisoned(chain: ChainRuntime, call: Call, lost: set[str], outcome: Outcome) -> None:
+    """Raise :class:`RequestQuarantined` if the providers ``lost`` so far stop the request."""
+    poison = chain.poison
+    if poison.lost(call.method, call.params, len(lost), trio.current_time()):
+        raise _quarantined(call, poison.quarantine_s, outcome)
+
+
+def _quarantined(call: Call, left_s: float, outcome: Outcome | None = None) -> RequestQuarantined:
+    """The answer to a request that lost two providers mid-request, and to its repeats."""
+    data: dict[str, object] = {"quarantined_ms": round(left_s * 1000)}
+    if outcome is not None:
+        data["attempts"] = [msgspec.structs.asdict(a) for a in outcome.attempts]
+    return RequestQuarantined(
+        f"{call.method}: the request lost the connection to 2 providers mid-request (it may "
+        f"crash nodes), so it is not sent to another; the same request is refused for the "
+        f"next {max(1, round(left_s))} s",
+        data=data,
+    )
+
+
 def _unattributed(exc: UpstreamError) -> bool:
     return isinstance(exc, UpstreamRpcError) and exc.reason == Reason.UNATTRIBUTED
 
@@ -245,11 +305,28 @@ class _Race:
         self.scope = scope
         self.check = check
         self.result: bytes | None = None
-        self.terminal: UpstreamError | None = None
+        self.terminal: LassoError | None = None
+        self.lost: set[str] = set()  # providers whose connection was lost mid-request
+        self.running = 0
+        self._ended = trio.Event()
 
     @property
     def decided(self) -> bool:
         return self.result is not None or self.terminal is not None
+
+    def started(self) -> None:
+        self.running += 1
+
+    def ended(self) -> None:
+        self.running -= 1
+        self._ended.set()
+        self._ended = trio.Event()
+
+    async def idle(self) -> None:
+        """Until no attempt runs: after a connection lost mid-request the race goes on
+        one attempt at a time, so at most one more provider is exposed to the request."""
+        while self.running:
+            await self._ended.wait()
 
 
 async def _dispatch_hedged(
@@ -268,6 +345,8 @@ async def _dispatch_hedged(
         race = _Race(nursery.cancel_scope, check)
         started = 0
         for view in providers_first(plan.channels):  # a hedge races another provider
+            if race.lost:
+                await race.idle()
             now = trio.current_time()
             if race.decided or started >= plan.max_attempts or deadline - now < MIN_ATTEMPT_S:
                 break
@@ -282,6 +361,7 @@ async def _dispatch_hedged(
             started += 1
             failed = trio.Event()
             attempt = _RaceAttempt(target, view, admission, budget, failed)
+            race.started()
             nursery.start_soon(_race_attempt, chain, call, plan, outcome, attempt, race)
             with trio.move_on_after(min(hedge_after_s, budget)):
                 await failed.wait()
@@ -308,14 +388,36 @@ async def _race_attempt(
     attempt: _RaceAttempt,
     race: _Race,
 ) -> None:
+    try:
+        await _race_one(chain, call, plan, outcome, attempt, race)
+    finally:
+        race.ended()
+
+
+async def _race_one(
+    chain: ChainRuntime,
+    call: Call,
+    plan: RoutePlan,
+    outcome: Outcome,
+    attempt: _RaceAttempt,
+    race: _Race,
+) -> None:
     view, admission, channel = attempt.view, attempt.admission, attempt.target[1]
     try:
         result, latency_us = await _attempt(attempt.target, call, view, admission, attempt.budget)
     except UpstreamError as exc:
         outcome.failed(view, exc)
-        failover = _record_failure(chain, attempt.target, view, call, admission, exc, plan)
-        if not failover and not race.decided:
-            race.terminal = exc
+        terminal: LassoError | None = None
+        if not _record_failure(chain, attempt.target, view, call, admission, exc, plan):
+            terminal = exc
+        elif lost_mid_request(exc):
+            race.lost.add(view.provider_id)
+            try:
+                _stop_if_poisoned(chain, call, race.lost, outcome)
+            except RequestQuarantined as stop:
+                terminal = stop
+        if terminal is not None and not race.decided:
+            race.terminal = terminal
             race.scope.cancel(reason="terminal error")
         attempt.failed.set()
         return

@@ -20,6 +20,7 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
     │   ├── UpstreamRateLimited     -32005    200   yes, and the provider is demoted
     │   └── UpstreamRpcError        (theirs)  200   by category: see core.classify
     ├── NoProviderAvailable         -32000    200   the attempts are in ``data``
+    │   └── RequestQuarantined      -32000    200   not for a while: lost two providers mid-request
     ├── LocalCapacity               -32008    503   later
     ├── ServerBusy                  -32005    503   later (Retry-After): connections, bodies
     └── InternalError               -32603    500   our bug
@@ -199,6 +200,12 @@ class NoProviderAvailable(LassoError):
 
     code = -32000
     http_status = 200
+
+
+class RequestQuarantined(NoProviderAvailable):
+    """The request lost the connection to two providers mid-request, as a request that
+    crashes nodes does: it went to no other, and the same request is refused for a
+    while without reaching any provider (:mod:`lasso.core.poison`)."""
 
 
 class LocalCapacity(LassoError):

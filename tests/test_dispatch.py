@@ -140,8 +140,13 @@ async def test_all_breakers_open_gives_retry_after(
     gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
     chain = chain_of(gateway)
+    # The whole chain is down: every connection is refused. (This test used RESET, a
+    # connection lost after the request was sent: since a request may lose at most two
+    # providers that way before it stops and is quarantined (lasso.core.poison), the same
+    # request can no longer reach every provider three times. Refused connections never
+    # carried the request, so they fail over to every provider, as before.)
     for node in fleet.nodes.values():
-        node.fault = Fault.RESET
+        node.fault = Fault.REFUSED
     for _ in range(3):  # network errors open a breaker after 3
         with pytest.raises(NoProviderAvailable):
             await call(chain, BALANCE)

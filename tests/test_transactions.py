@@ -172,11 +172,30 @@ async def test_a_timeout_fails_over_after_the_first_attempts_share(
 async def test_every_provider_failing_is_the_exhausted_error(
     rig: Rig, autojump_clock: trio.testing.MockClock
 ) -> None:
+    # Not a reset from all three: a send that loses the connection mid-request to two
+    # providers stops there (the next test).
+    rig.on("p1", "eth_sendRawTransaction", reset)
+    rig.on("p2", "eth_sendRawTransaction", rpc_error(-32603, "internal error"))
+    rig.on("p3", "eth_sendRawTransaction", reset)
+    error = answer(await rig.send())["error"]
+    assert error["code"] == -32000
+    assert [a["provider"] for a in error["data"]["attempts"]] == ["p1", "p2", "p3"]
+
+
+async def test_a_send_that_loses_two_providers_mid_request_stops_there(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A signed transaction that crashes the nodes it reaches (lasso.core.poison) goes
+    # to no third provider, and the same bytes are refused for a while.
     for pid in rig.scripts:
         rig.on(pid, "eth_sendRawTransaction", reset)
     error = answer(await rig.send())["error"]
     assert error["code"] == -32000
-    assert [a["provider"] for a in error["data"]["attempts"]] == ["p1", "p2", "p3"]
+    assert "lost the connection to 2 providers" in error["message"]
+    assert [a["provider"] for a in error["data"]["attempts"]] == ["p1", "p2"]
+    again = answer(await rig.send())["error"]
+    assert again["message"] == error["message"]
+    assert rig.sends() == [1, 1, 0]
 
 
 async def test_a_pinned_provider_gets_one_attempt(

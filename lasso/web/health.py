@@ -86,6 +86,8 @@ def _chain(chain: ChainRuntime, now: float) -> dict[str, Any]:
         "block_time_ms": round(state.block_time_ms, 1),
         "block_time_measured": state.measured_block_time,
         "providers": [_provider(p, heads.get(p.id)) for p in stats.providers],
+        # requests that lost two providers mid-request, refused for a while (lasso.core.poison)
+        "poisoned_requests": msgspec.to_builtins(chain.poison.statistics(now)),
     }
 
 

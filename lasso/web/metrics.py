@@ -67,6 +67,18 @@ def render(gateway: Gateway, hub: SubscriptionHub | None) -> str:
                     continue
                 labels = _labels(chain=key, provider=upstream.id, transport=channel.transport)
                 lines.append(f"lasso_circuit_state{labels} {_CIRCUIT[channel.breaker.state]}")
+    family(
+        "lasso_poisoned_requests_total",
+        "counter",
+        "Requests that lost the connection to two providers mid-request (lasso.core.poison):"
+        " stopped and quarantined, refused while quarantined, or exempted (answered lately).",
+    )
+    for slug, runtime in gateway.chains():
+        poison = runtime.poison.statistics(now)
+        key = bus_key(slug, runtime.name)
+        for outcome in ("stopped", "refused", "exempted"):
+            labels = _labels(chain=key, outcome=outcome)
+            lines.append(f"lasso_poisoned_requests_total{labels} {getattr(poison, outcome)}")
     if gateway.filters is not None:
         _filters(gateway.filters.statistics(), family, lines)
     return "\n".join(lines) + "\n"
