@@ -16,6 +16,11 @@ Definitions (all times monotonic seconds from the events):
   started_at`` of the first successful answer (by ``answered_at``, at or after the start)
   served by a provider other than the target. A fault after which requests were sent but no
   other provider ever answered successfully is a *missed failover*. The SLO is the maximum.
+- **recovery time**: for each chaos event that ended, ``answered_at - ended_at`` of the first
+  successful answer served by a provider (routing metadata names one: answers the gateway gives
+  itself, such as ``eth_chainId``, prove nothing about providers) to a request sent at or after
+  the end. Requests sent after the end with no such answer make a *missed recovery*. The SLO is
+  the maximum: how long the worst fault kept hurting after it was undone.
 - **subscription gaps and duplicates**, see :mod:`battle.subs`.
 - **backfill completion time**, see :mod:`battle.subs`.
 - **head regressions**: per client, head observations in time order whose number is lower than
@@ -57,6 +62,8 @@ class Slos(msgspec.Struct, frozen=True):
     latency_p99_s: float | None
     failover_latency_s: float | None
     failover_missed: int | None
+    recovery_s: float | None
+    recovery_missed: int | None
     gaps: int | None
     duplicates: int | None
     backfill_s: float | None
@@ -120,6 +127,25 @@ def failover(
     if any(r.sent_at >= chaos.started_at for r in requests):
         return None, True
     return None, None
+
+
+def recovery(
+    chaos: ChaosEvent, requests: Sequence[RequestEvent]
+) -> tuple[float | None, bool | None]:
+    """(time, missed) from one fault's end; (None, None) when it never ended or had no
+    traffic after it."""
+    if chaos.ended_at is None:
+        return None, None
+    end = chaos.ended_at
+    after = [r for r in requests if r.sent_at >= end]
+    served = [
+        r.answered_at
+        for r in after
+        if r.answered_at is not None and r.provider is not None and is_success(r)
+    ]
+    if served:
+        return min(served) - end, False
+    return (None, True) if after else (None, None)
 
 
 def head_regressions(heads: Sequence[HeadObservation]) -> int | None:
@@ -186,6 +212,9 @@ def compute(recording: Recording) -> Slos:
     fails = [failover(c, reqs) for c in recording.chaos]
     fail_times = [t for t, _ in fails if t is not None]
     fail_known = [missed for _, missed in fails if missed is not None]
+    recoveries = [recovery(c, reqs) for c in recording.chaos]
+    recovery_times = [t for t, _ in recoveries if t is not None]
+    recovery_known = [missed for _, missed in recoveries if missed is not None]
     subs = subscription_stats(recording.subscriptions)
     fills = [
         b for c in recording.chaos for b in backfill(c, recording.subscriptions, recording.heads)
@@ -200,6 +229,8 @@ def compute(recording: Recording) -> Slos:
         latency_p99_s=percentile(times, 99),
         failover_latency_s=max(fail_times, default=None),
         failover_missed=sum(fail_known) if fail_known else None,
+        recovery_s=max(recovery_times, default=None),
+        recovery_missed=sum(recovery_known) if recovery_known else None,
         gaps=sum(s.gaps for s in subs) if subs else None,
         duplicates=sum(s.duplicates for s in subs) if subs else None,
         backfill_s=max(fill_times, default=None),

@@ -21,6 +21,7 @@ COLUMNS: tuple[str, ...] = (
     "p95",
     "p99",
     "failover",
+    "recovery",
     "gaps/dups",
     "backfill",
     "head regr.",
@@ -41,11 +42,11 @@ def verdict(result: ScenarioResult) -> str:
     return "BREACH" if result.breaches else "pass"
 
 
-def _failover(slos: Slos) -> str:
-    missed = slos.failover_missed
-    if slos.failover_latency_s is None:
+def _timed(seconds: float | None, missed: int | None) -> str:
+    """A time SLO with its count of misses: ``0.2 s``, ``0.2 s (1 missed)``, ``1 missed``."""
+    if seconds is None:
         return f"{missed} missed" if missed else fmt.NO_DATA
-    text = fmt.seconds(slos.failover_latency_s)
+    text = fmt.seconds(seconds)
     return f"{text} ({missed} missed)" if missed else text
 
 
@@ -72,7 +73,8 @@ def figures(slos: Slos | None) -> tuple[str, ...]:
         fmt.seconds(slos.latency_p50_s),
         fmt.seconds(slos.latency_p95_s),
         fmt.seconds(slos.latency_p99_s),
-        _failover(slos),
+        _timed(slos.failover_latency_s, slos.failover_missed),
+        _timed(slos.recovery_s, slos.recovery_missed),
         fmt.pair(slos.gaps, slos.duplicates),
         _backfill(slos),
         fmt.count(slos.head_regressions),

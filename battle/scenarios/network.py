@@ -92,8 +92,9 @@ OUTAGE_S = 4.0
 #: of a block since the outage began (no sample, "no data"); by the last restore the clients
 #: know the head again, and the subscriptions must have every block up to it.
 LAST_BACK_AFTER_S = 2.0
-#: How soon after the restore requests must succeed again: recovery mode probes every open
-#: breaker at once and then every 0.25-0.5 s (lasso.core.recovery), two successes close one.
+#: How soon after the restore requests must succeed again (``recovery_s``): recovery mode
+#: probes every open breaker at once and then every 0.25-0.5 s (lasso.core.recovery), two
+#: successes close one.
 RECOVERY_ALLOWANCE_S = 2.0
 #: Subscriptions come back with an upstream WebSocket, whose reconnect backoff (0.5 s
 #: doubling, 20% jitter) puts the first attempt after a 4 s outage up to ~5 s after the
@@ -135,6 +136,8 @@ ALL_DOWN_THEN_RECOVERY = Scenario(
         "timeouts == 0",
         "head_regressions == 0",
         "failover_missed == 0",
+        f"recovery_s <= {RECOVERY_ALLOWANCE_S:g}",
+        "recovery_missed == 0",
         *SUBSCRIPTIONS,
         f"backfill_s <= {OUTAGE_BACKFILL_S:g}",
         "backfill_incomplete == 0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from battle.events import Outcome, Recording, ResourceSample
-from battle.slo import compute, failover, head_regressions, percentile, success_rate
+from battle.slo import compute, failover, head_regressions, percentile, recovery, success_rate
 from battle.subs import backfill, subscription_stats
 from tests.battle.builders import fault, hd, log, req, seen
 
@@ -215,3 +215,38 @@ def test_bad_answers_and_id_mismatches_are_counted():
     assert (slos.non_json, slos.html, slos.http_5xx) == (1, 1, 3)
     assert slos.id_mismatches == 2
     assert slos.peak_rss_bytes == 300
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def test_recovery_is_the_first_provider_served_success_sent_after_the_fault_ended():
+    chaos = fault("p1", start=10.0, end=14.0)
+    requests = [
+        req(13.9, 0.05, provider="p2"),  # sent before the end: proves nothing about recovery
+        req(14.0, 0.01, provider=None),  # answered by the gateway itself (eth_chainId)
+        req(14.1, 0.1, Outcome.JSONRPC_ERROR, provider="p2"),  # still failing
+        req(14.5, 0.2, provider="p3"),  # answered at 14.7: recovered 0.7 s after the end
+        req(14.6, 0.05, provider="p1"),  # answered at 14.65: the first
+    ]
+    latency, missed = recovery(chaos, requests)
+    assert latency == pytest.approx(0.65)
+    assert missed is False
+    slos = compute(Recording(requests=tuple(requests), chaos=(chaos,)))
+    assert slos.recovery_s == pytest.approx(0.65)
+    assert slos.recovery_missed == 0
+
+
+def test_recovery_missed_when_nothing_succeeds_after_the_end():
+    chaos = fault("p1", start=10.0, end=14.0)
+    requests = [
+        req(15.0, 0.1, Outcome.JSONRPC_ERROR, provider="p2"),
+        req(16.0, None, Outcome.TIMEOUT),
+    ]
+    assert recovery(chaos, requests) == (None, True)
+    assert compute(Recording(requests=tuple(requests), chaos=(chaos,))).recovery_missed == 1
+
+
+def test_recovery_has_no_sample_for_a_fault_that_never_ended_or_had_no_traffic_after():
+    assert recovery(fault("p1", start=10.0), [req(11.0)]) == (None, None)
+    assert recovery(fault("p1", start=10.0, end=12.0), [req(11.0)]) == (None, None)

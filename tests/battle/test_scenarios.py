@@ -450,9 +450,16 @@ def test_a_gateway_that_recovers_passes_all_down_and_one_waiting_out_its_breaker
     # Breakers opened in the outage wait their 60 s recovery timeout: never back in this run.
     stuck = compute(all_down_run(recovers_after_s=60.0))
     breached = {b.threshold.slo for b in evaluate(stuck, thresholds)}
-    assert breached == {"success_rate", "failover_missed", "backfill_s", "backfill_incomplete"}
+    assert breached == {
+        "success_rate",
+        "failover_missed",
+        "recovery_s",
+        "recovery_missed",
+        "backfill_s",
+        "backfill_incomplete",
+    }
     # Recovering 3.5 s after the restore (2 s allowed) loses too many requests, and no client
     # knew the head again by the last restore, so backfill could not be shown either.
     slow = compute(all_down_run(recovers_after_s=3.5))
     breached = {b.threshold.slo for b in evaluate(slow, thresholds)}
-    assert breached == {"success_rate", "backfill_s", "backfill_incomplete"}
+    assert breached == {"success_rate", "recovery_s", "backfill_s", "backfill_incomplete"}
