@@ -100,10 +100,13 @@ class Chaos(Protocol):
         ...
 
     # The gateway's config file (Need.RELOAD).
-    async def reload(self, edit: Callable[[dict[str, Any]], None], *, kind: str) -> None:
+    async def reload(
+        self, edit: Callable[[dict[str, Any]], None], *, kind: str, target: str | None = None
+    ) -> None:
         """Apply ``edit`` to the gateway's settings (the parsed TOML as a dict, edited in
         place), write the file, send SIGHUP and wait until ``/health`` shows the new
-        generation applied. Recorded as ``kind`` (target: None)."""
+        generation applied. Recorded as ``kind`` with ``target`` (the provider the edit takes
+        away, so failover from it is measured; None when it names none)."""
         ...
 
     def chain_table(self, settings: dict[str, Any]) -> dict[str, Any]:

@@ -294,7 +294,9 @@ class HarnessChaos:
         table: dict[str, Any] = settings["chains"][self.config.chain]
         return table
 
-    async def reload(self, edit: Callable[[dict[str, Any]], None], *, kind: str) -> None:
+    async def reload(
+        self, edit: Callable[[dict[str, Any]], None], *, kind: str, target: str | None = None
+    ) -> None:
         started = trio.current_time()
         tree = copy.deepcopy(self.config.tree)
         edit(tree)
@@ -311,7 +313,7 @@ class HarnessChaos:
         last = section.get("last_reload") or {}
         if last.get("outcome") == "rejected":
             raise ReloadFailed(f"the gateway rejected the edited config: {last.get('problems')}")
-        self.recorder.record(ChaosEvent(kind, None, started, trio.current_time()))
+        self.recorder.record(ChaosEvent(kind, target, started, trio.current_time()))
 
     async def _config_section(self, client: httpx.AsyncClient) -> dict[str, Any]:
         report = await fetch_health(client, self.health_url)

@@ -6,7 +6,14 @@ from typing import Any
 
 from battle.control import Chaos, Need
 from battle.scenario import Rate, Scenario
-from battle.scenarios.common import HEALTHY, SUBSCRIPTIONS, Timeline, declare, serving_provider
+from battle.scenarios.common import (
+    FAILOVER,
+    HEALTHY,
+    SUBSCRIPTIONS,
+    Timeline,
+    declare,
+    serving_provider,
+)
 
 
 class _Removal:
@@ -41,9 +48,10 @@ async def _reload_removes_serving(c: Chaos) -> None:
     if len(c.providers) < 2:
         return  # removing the only provider would leave the chain empty: an invalid config
     t = Timeline()
-    removal = _Removal(c, serving_provider(c))
+    serving = serving_provider(c)
+    removal = _Removal(c, serving)
     await t.at(3)
-    await c.reload(removal.remove, kind="reload-remove")
+    await c.reload(removal.remove, kind="reload-remove", target=serving)
     await t.at(8)
     await c.reload(removal.put_back, kind="reload-add")
 
@@ -54,9 +62,9 @@ RELOAD_REMOVES_SERVING = Scenario(
     "put it back at 8 s",
     duration_s=13,
     chaos=_reload_removes_serving,
-    # A reload's event has no target provider, so failover latency has no data here; the
-    # removed provider drains and its subscriptions must move without a gap or duplicate.
-    thresholds=declare(*HEALTHY, "read_your_head_misses == 0", *SUBSCRIPTIONS),
+    # The removal names the provider it takes away, so failover from it is measured; it
+    # drains, and its subscriptions must move without a gap or duplicate.
+    thresholds=declare(*HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS),
     rate=Rate(20.0),
     needs=frozenset({Need.RELOAD, Need.WEBSOCKET}),
 )

@@ -184,15 +184,15 @@ class FakeChaos:
     def set_retry_after(self, provider: str, seconds: int) -> None:
         self._call("set_retry_after", provider)
 
-    async def reload(self, edit: Any, *, kind: str) -> None:
-        self._call("reload", None)
+    async def reload(self, edit: Any, *, kind: str, target: str | None = None) -> None:
+        self._call("reload", target)
         edit(self.settings)
         edit(self.settings)  # an edit applied twice changes nothing more
         if not self.chain_table(self.settings)["providers"]:
             self.violations.append(f"{kind} left the chain without providers")
         at = self._now()
         await trio.sleep(self.action_s)  # until /health shows the new generation
-        self.faults.append(ChaosEvent(kind, None, at, self._now()))
+        self.faults.append(ChaosEvent(kind, target, at, self._now()))
 
     def chain_table(self, settings: dict[str, Any]) -> dict[str, Any]:
         table: dict[str, Any] = settings["chains"]["devnet"]
@@ -257,14 +257,17 @@ async def test_reload_takes_the_serving_provider_out_and_puts_it_back_where_it_w
     seen_ids: list[list[str]] = []
     real_reload = chaos.reload
 
-    async def spy(edit: Any, *, kind: str) -> None:
-        await real_reload(edit, kind=kind)
+    async def spy(edit: Any, *, kind: str, target: str | None = None) -> None:
+        await real_reload(edit, kind=kind, target=target)
         seen_ids.append([p["id"] for p in chaos.chain_table(chaos.settings)["providers"]])
 
     chaos.reload = spy  # type: ignore[method-assign]
     await by_name("reload-removes-serving").chaos(chaos)
     assert seen_ids == [["p1", "p2", "p3"], list(PROVIDERS)]
-    assert [f.kind for f in chaos.faults] == ["reload-remove", "reload-add"]
+    assert [(f.kind, f.target) for f in chaos.faults] == [
+        ("reload-remove", "p0"),
+        ("reload-add", None),
+    ]
 
 
 # --- the declarations ----------------------------------------------------------------------
