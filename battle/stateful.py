@@ -55,12 +55,13 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from battle.chaindata import ChainData
 from battle.control import Chaos, Need
-from battle.fuzz import Rig, open_rig
+from battle.fuzz import Rig, open_rig, show_answer
 from battle.oracle import MAX_JSON_DEPTH, decode_json
 from battle.strategies import NO_ID, Drawn, requests
 from lasso.corpus import Answer, CorpusRequest
 
 STEP_S = 30.0  # no step may take longer
+SUBSCRIBE_S = 10.0  # a refused eth_subscribe is asked again for this long
 PROGRAM_STEPS = 10  # steps per program: a run is several programs, each settled at its end
 SETTLE_BLOCKS = 3
 MAX_SUBSCRIPTIONS = 3
@@ -89,6 +90,7 @@ class Subscription:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
     changed: trio.Event = field(default_factory=trio.Event)
+    refusals: list[str] = field(default_factory=list)
 
 
 def head_problems(heads: list[dict[str, Any]]) -> list[str]:
@@ -171,7 +173,10 @@ class World:
         if self.paused and verdict.rule in LAG_RELAXED and verdict.lasso is not None:
             found = id_problems(drawn, verdict.lasso)
         else:
-            found = [str(verdict)]
+            found = [
+                f"FAIL [{verdict.rule}] {verdict.reason}\n  node:  {show_answer(verdict.node)}"
+                f"\n  lasso: {show_answer(verdict.lasso)}"
+            ]
         self.problems += [f"{p}\n  request: {drawn.show()}" for p in found]
 
     async def open_subscription(self) -> None:
@@ -280,7 +285,10 @@ class World:
         try:
             with sub.scope:
                 async with open_websocket_url(self.target.ws_url) as ws:
-                    await _subscribe(ws)
+                    await _subscribe(ws, sub.refusals)
+                    if sub.refusals:  # got it on a retry: noted, not failed
+                        note = f"eth_subscribe refused {len(sub.refusals)}x: {sub.refusals[0]}"
+                        self.log.append(f"note: subscription {sub.number}: {note}")
                     task_status.started()
                     started = True
                     while True:
@@ -291,7 +299,10 @@ class World:
                             sub.changed.set()
         except ConnectionClosed as closed:
             sub.problems.append(f"the gateway closed the subscription: {closed.reason}")
-        except (OSError, ValueError, trio.TooSlowError) as error:
+        except trio.TooSlowError:
+            refused = f" (refused: {sub.refusals[-1]})" if sub.refusals else ""
+            sub.problems.append(f"no subscription after {SUBSCRIBE_S:.0f} s{refused}")
+        except (OSError, ValueError) as error:
             sub.problems.append(f"subscription broke: {type(error).__name__}: {error}")
         finally:
             sub.done.set()
@@ -300,13 +311,21 @@ class World:
             task_status.started()
 
 
-async def _subscribe(ws: Any) -> None:
-    request = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
-    await ws.send_message(json.dumps(request))
-    with trio.fail_after(10):
-        reply = json.loads(await ws.get_message())
-    if "result" not in reply:
-        raise ValueError(f"eth_subscribe refused: {reply}")
+async def _subscribe(ws: Any, refusals: list[str] | None = None) -> None:
+    """``eth_subscribe newHeads``, asked again (as a client would) while the gateway
+    refuses it, for up to :data:`SUBSCRIBE_S`; each refusal is added to ``refusals``."""
+    request = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
+    )
+    with trio.fail_after(SUBSCRIBE_S):
+        while True:
+            await ws.send_message(request)
+            reply = json.loads(await ws.get_message())
+            if "result" in reply:
+                return
+            if refusals is not None:
+                refusals.append(json.dumps(reply.get("error")))
+            await trio.sleep(0.25)
 
 
 # --- the machine ---------------------------------------------------------------------------
