@@ -245,7 +245,7 @@ async def test_the_state_machine_finds_nothing_wrong_with_lasso(tmp_path: Path) 
     assert kinds >= {
         "request", "open_subscription", "close_subscription", "mine", "cut_provider",
         "pause_node", "drop_provider", "settle",
-    }, log  # fmt: skip
+    }, "\n".join(log)  # fmt: skip
     assert {a.split()[0] for a in chaos.actions} >= {"cut", "pause", "reload-drop"}
 
 
