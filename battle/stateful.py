@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -68,6 +69,7 @@ from lasso.core.methods import is_replay_safe
 from lasso.corpus import Answer, CorpusRequest
 
 STEP_S = 30.0  # no step may take longer
+SLOW_STEP_S = 0.5  # a step this slow has its time in the log
 SUBSCRIBE_S = 10.0  # a refused eth_subscribe is asked again for this long
 PROGRAM_STEPS = 10  # steps per program: a run is several programs, each settled at its end
 SETTLE_BLOCKS = 3
@@ -174,6 +176,11 @@ class World:
         self._opened = 0
         self.budget = 0  # steps to take in all
         self.failures: list[str] = []  # what failed, each with the steps that led to it
+
+    def took(self, seconds: float) -> None:
+        """Note a slow step's time on its log line."""
+        if seconds >= SLOW_STEP_S:
+            self.log[-1] += f"  [{seconds:.1f} s]"
 
     def fail(self, problems: list[str]) -> None:
         """Record a failure (the problems and the steps that led to them)."""
@@ -349,9 +356,9 @@ async def open_ws(url: str) -> AsyncIterator[WebSocketConnection]:
         ws = await wrap_client_stream(nursery, stream, f"{host}:{port}", resource or "/")
         try:
             yield ws
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
+            with trio.move_on_after(2):  # the close handshake, when not cancelled
                 await ws.aclose()
+        finally:
             nursery.cancel_scope.cancel()
 
 
@@ -398,11 +405,13 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
         world.steps += 1
         shown = ", ".join(a.show() if isinstance(a, Drawn) else repr(a) for a in args)
         world.log.append(f"{fn.__name__}({shown[:200]})")
+        start = time.monotonic()
         try:
             call(_bounded, fn, *args)
         except Exception as error:  # the harness broke (or a step overran): say where
             world.fail(["".join(traceback.format_exception(error, limit=-4))])
             raise _Stop from None
+        world.took(time.monotonic() - start)
 
     def pick(among: list[str], n: int) -> str:
         return sorted(among)[n % len(among)]
@@ -469,10 +478,12 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
 
         def teardown(self) -> None:
             world.log.append("settle()")
+            start = time.monotonic()
             try:
                 found = call(_bounded, world.settle)
             except Exception as error:
                 found = ["".join(traceback.format_exception(error, limit=-4))]
+            world.took(time.monotonic() - start)
             world.fail(found)
 
     return BattleMachine

@@ -42,7 +42,7 @@ from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
 
-STEPS = 60
+STEPS = 150
 
 
 def toml(table: dict[str, Any], prefix: str = "") -> str:
