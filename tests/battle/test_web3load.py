@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -194,7 +195,7 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
 @pytest.mark.integration
 async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None:
     recorder = Recorder()
-    async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
+    async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:  # noqa: SIM117
         async with (
             open_lasso(devnet_settings(devnet)) as base,
             open_tcp_relay(urlsplit(base).port or 0) as relay,
@@ -206,8 +207,8 @@ async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None
             )
 
             async def cut_when_heads_come() -> None:
-                with trio.fail_after(5):
-                    while not any(
+                with trio.fail_after(5):  # the heads come from another thread: poll, bounded
+                    while not any(  # noqa: ASYNC110
                         s.client == "web3-ws" for s in recorder.recording().subscriptions
                     ):
                         await trio.sleep(0.05)
@@ -226,3 +227,22 @@ async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None
     assert len(after) >= 2
     stats = subscription_stats(heads)
     assert [(s.gaps, s.duplicates) for s in stats] == [(0, 0), (0, 0)]
+
+
+@pytest.mark.slow
+async def test_cancelled_from_trio_it_stops_within_a_second_and_keeps_what_it_recorded() -> None:
+    # Nothing listens on the endpoint: every call fails at once, web3 keeps retrying to connect.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    recorder = Recorder()
+    endpoint = _Endpoint(f"http://127.0.0.1:{port}/rpc/x", f"ws://127.0.0.1:{port}/ws/rpc/x", "s")
+    started = trio.current_time()
+    with trio.move_on_after(1.0) as scope:
+        await run_web3(endpoint, recorder, 60.0, rps=20, data=None, seed=3)
+    assert scope.cancelled_caught
+    assert trio.current_time() - started < 2.0
+    requests = recorder.recording().requests
+    assert requests, "events made before the cancellation were handed over"
+    assert {r.outcome for r in requests} == {Outcome.TIMEOUT}  # no answer: connection refused
+    assert all(r.answered_at is None and r.scenario == "s" for r in requests)
