@@ -11,7 +11,8 @@ measured for them as for the raw subscribers:
 - filter polling (client ``web3-filter``): a block filter (``eth_newBlockFilter``) and, with
   chain data, a log filter on the emitter (``eth_newFilter``), polled with
   ``eth_getFilterChanges`` every ``POLL_S``. Each block hash is looked up
-  (``eth_getBlockByHash``, cached) for its number and parent, so the hashes become HEADS
+  (``eth_getBlockByHash``, cached; a failed lookup is tried again at the next poll, the
+  hashes after it waiting in order) for its number and parent, so the hashes become HEADS
   events and the logs LOGS events of the filter's stream. A failed poll drops the filter and
   installs a new one (what an application does on "filter not found"): a new stream.
 """
@@ -105,6 +106,7 @@ class _Filters:
     block: str | None = None
     logs: str | None = None
     blocks: dict[str, tuple[int, str]] = field(default_factory=dict)  # hash -> number, parent
+    unlooked: list[str] = field(default_factory=list)  # block hashes whose lookup failed
 
 
 async def run_filters(w3: AsyncWeb3[Any], sink: Sink, data: ChainData | None) -> None:
@@ -169,17 +171,21 @@ async def _block(
 
 
 async def _poll_blocks(w3: AsyncWeb3[Any], sink: Sink, state: _Filters) -> None:
+    """Record the block filter's new hashes in order; a hash whose lookup fails waits, with
+    those after it, for the next poll (a failed lookup is not a missed notification)."""
     assert state.block is not None
     filter_id = state.block
     changes = await _changes(w3, sink, filter_id)
     if changes is None:
-        state.block = None
+        state.block, state.unlooked = None, []  # a new filter is a new stream
         return
-    for change in changes:
-        block_hash = hex_of(change)
+    state.unlooked += [hex_of(change) for change in changes]
+    while state.unlooked:
+        block_hash = state.unlooked[0]
         known = await _block(w3, sink, state, block_hash)
         if known is None:
-            continue
+            return
+        del state.unlooked[0]
         sink.put(
             SubscriptionEvent(
                 client="web3-filter",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,11 +27,13 @@ from web3.exceptions import (
 from yarl import URL
 
 from battle.chaindata import create_chain_data
-from battle.events import Outcome, Recorder, SubscriptionKind
+from battle.events import Outcome, Recorder, SubscriptionEvent, SubscriptionKind
 from battle.slo import compute
 from battle.subs import subscription_stats
 from battle.web3calls import Verdict, Wire, classify, failed_wire, providers_of
 from battle.web3load import run_web3, with_meta
+from battle.web3record import Clock, Sink
+from battle.web3streams import _Filters, _poll_blocks
 from lasso.chaos.tcpcut import open_tcp_relay
 from lasso.devnet import open_devnet
 from tests.support.front import devnet_settings, open_lasso
@@ -246,3 +250,35 @@ async def test_cancelled_from_trio_it_stops_within_a_second_and_keeps_what_it_re
     assert requests, "events made before the cancellation were handed over"
     assert {r.outcome for r in requests} == {Outcome.TIMEOUT}  # no answer: connection refused
     assert all(r.answered_at is None and r.scenario == "s" for r in requests)
+
+
+class _FakeEth:
+    def __init__(self, polls: list[list[bytes]], blocks: dict[str, int]) -> None:
+        self.polls, self.blocks, self.down = polls, blocks, {"0x" + "02" * 32}
+
+    async def get_filter_changes(self, filter_id: str) -> list[bytes]:
+        return self.polls.pop(0)
+
+    async def get_block(self, block_hash: str) -> dict[str, object]:
+        if block_hash in self.down:
+            self.down.clear()  # fails once
+            raise TimeoutError
+        number = self.blocks[block_hash]
+        return {"number": number, "parentHash": bytes([number - 1]) * 32}
+
+
+def test_a_failed_block_lookup_waits_for_the_next_poll_in_order() -> None:
+    hashes = [bytes([n]) * 32 for n in (1, 2, 3)]
+    eth = _FakeEth([hashes[:2], hashes[2:]], {"0x" + h.hex(): h[0] for h in hashes})
+    w3 = SimpleNamespace(eth=eth)
+    sink = Sink("s", Clock(0.0))
+    state = _Filters(block="0xf1")
+
+    async def two_polls() -> None:
+        await _poll_blocks(w3, sink, state)  # type: ignore[arg-type]
+        await _poll_blocks(w3, sink, state)  # type: ignore[arg-type]
+
+    asyncio.run(two_polls())
+    heads = [e for e in sink.events if isinstance(e, SubscriptionEvent)]
+    assert [(h.number, h.subscription) for h in heads] == [(1, "0xf1"), (2, "0xf1"), (3, "0xf1")]
+    assert subscription_stats(heads)[0].gaps == 0
