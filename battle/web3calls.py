@@ -188,8 +188,16 @@ def providers_of(meta: bytes | None) -> list[str | None]:
 
 
 def _provider_id(item: Any) -> str | None:
-    selected = item.get("selected_provider") if isinstance(item, dict) else None
+    """``selected_provider.id``; for a node's error answer (Lasso names no selected provider
+    then) the provider of the last attempt, the one whose error was passed on."""
+    if not isinstance(item, dict):
+        return None
+    selected = item.get("selected_provider")
     ident = selected.get("id") if isinstance(selected, dict) else None
+    attempts = item.get("attempts")
+    if ident is None and isinstance(attempts, list) and attempts:
+        last = attempts[-1]
+        ident = last.get("provider") if isinstance(last, dict) else None
     return ident if isinstance(ident, str) else None
 
 

@@ -140,6 +140,9 @@ def test_routing_metadata_names_the_serving_provider() -> None:
     assert providers_of(header({"selected_provider": {"id": "n1"}})) == ["n1"]
     batch = [{"selected_provider": {"id": "n0"}}, {"selected_provider": None}]
     assert providers_of(header(batch)) == ["n0", None]
+    error = {"retries": 1, "attempts": [{"provider": "n2", "message": "execution reverted"}]}
+    assert providers_of(header(error)) == ["n2"]
+    assert providers_of(header({"served_by": "lasso"})) == [None]
     assert providers_of(b"!!not base64!!") == []
     assert providers_of(None) == []
 
@@ -183,7 +186,10 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
     assert {"web3-http", "web3-ws", "web3-batch", "web3-filter"} <= clients
     assert any(r.error_expected for r in requests), "the reverter was called"
     assert all(r.received_id == r.sent_id for r in requests)
-    assert any(r.provider is not None for r in requests if r.client == "web3-http")
+    routed = ("eth_getLogs", "eth_call")  # a revert's provider is its attempt's
+    assert all(
+        r.provider is not None for r in requests if r.method in routed and r.client == "web3-http"
+    )
     heads = [s for s in recording.subscriptions if s.client == "web3-ws"]
     assert len(heads) >= 2
     assert {s.kind for s in heads} == {SubscriptionKind.HEADS}
