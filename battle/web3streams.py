@@ -20,6 +20,7 @@ measured for them as for the raw subscribers:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from battle.chaindata import ChainData
 from battle.events import SubscriptionEvent, SubscriptionKind
 from battle.web3calls import NO_ANSWER, RecordingWebSocketProvider
 from battle.web3record import Sink, timed
+
+_log = logging.getLogger(__name__)
 
 POLL_S = 0.5
 _GONE: tuple[type[BaseException], ...] = (*NO_ANSWER, TimeExhausted)
@@ -55,6 +58,7 @@ class Socket:
 
     w3: AsyncWeb3[RecordingWebSocketProvider] | None = None
     connects: int = 0
+    broken: int = 0  # sessions ended by an error other than a lost connection
 
 
 async def run_heads(url: str, sink: Sink, socket: Socket, request_timeout_s: float) -> None:
@@ -68,6 +72,9 @@ async def run_heads(url: str, sink: Sink, socket: Socket, request_timeout_s: flo
                     await _heads(w3, sink)
                 except _GONE:
                     pass  # the socket is gone: web3's loop reconnects
+                except Exception as exc:  # web3's listener died on what the gateway sent
+                    socket.broken += 1
+                    _log.warning("web3 socket broke, reconnecting: %r", exc)
                 finally:
                     socket.w3 = None
         except NO_ANSWER:
@@ -119,15 +126,26 @@ async def run_filters(w3: AsyncWeb3[Any], sink: Sink, data: ChainData | None) ->
             "topics": [data.topic],
         }
     while True:
-        if state.block is None:
-            state.block = await _install(w3, sink, "eth_newBlockFilter", "latest")
-        if state.block is not None:
-            await _poll_blocks(w3, sink, state)
-        if log_params is not None and state.logs is None:
-            state.logs = await _install(w3, sink, "eth_newFilter", log_params)
-        if state.logs is not None:
-            await _poll_logs(w3, sink, state)
+        try:
+            await _poll(w3, sink, state, log_params)
+        except Exception as exc:  # an answer web3 took but of a shape we cannot read
+            _log.warning("web3 filter poll failed, installing new filters: %r", exc)
+            state.block, state.logs, state.unlooked = None, None, []
         await asyncio.sleep(POLL_S)
+
+
+async def _poll(
+    w3: AsyncWeb3[Any], sink: Sink, state: _Filters, log_params: FilterParams | None
+) -> None:
+    """One poll of each filter, installing those not installed."""
+    if state.block is None:
+        state.block = await _install(w3, sink, "eth_newBlockFilter", "latest")
+    if state.block is not None:
+        await _poll_blocks(w3, sink, state)
+    if log_params is not None and state.logs is None:
+        state.logs = await _install(w3, sink, "eth_newFilter", log_params)
+    if state.logs is not None:
+        await _poll_logs(w3, sink, state)
 
 
 async def _install(

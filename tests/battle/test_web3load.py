@@ -242,11 +242,8 @@ async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None
 @pytest.mark.slow
 async def test_cancelled_from_trio_it_stops_within_a_second_and_keeps_what_it_recorded() -> None:
     # Nothing listens on the endpoint: every call fails at once, web3 keeps retrying to connect.
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
     recorder = Recorder()
-    endpoint = _Endpoint(f"http://127.0.0.1:{port}/rpc/x", f"ws://127.0.0.1:{port}/ws/rpc/x", "s")
+    endpoint = _refused_endpoint("s")
     started = trio.current_time()
     with trio.move_on_after(1.0) as scope:
         await run_web3(endpoint, recorder, 60.0, rps=20, data=None, seed=3)
@@ -288,3 +285,24 @@ def test_a_failed_block_lookup_waits_for_the_next_poll_in_order() -> None:
     heads = [e for e in sink.events if isinstance(e, SubscriptionEvent)]
     assert [(h.number, h.subscription) for h in heads] == [(1, "0xf1"), (2, "0xf1"), (3, "0xf1")]
     assert subscription_stats(heads)[0].gaps == 0
+
+
+def _refused_endpoint(scenario: str) -> _Endpoint:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    return _Endpoint(f"http://127.0.0.1:{port}/rpc/x", f"ws://127.0.0.1:{port}/ws/rpc/x", scenario)
+
+
+@pytest.mark.slow
+async def test_a_bug_in_the_web3_thread_is_raised_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("harness bug")
+
+    monkeypatch.setattr("battle.web3load.run_filters", broken)
+    started = trio.current_time()
+    with pytest.raises(RuntimeError, match="harness bug"):
+        await run_web3(_refused_endpoint("s"), Recorder(), 60.0, rps=1, data=None, seed=4)
+    assert trio.current_time() - started < 2.0
