@@ -169,6 +169,14 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
             data = await create_chain_data(devnet)
         async with open_lasso(devnet_settings(devnet)) as base, trio.open_nursery() as nursery:
             await nursery.start(devnet.mine_every, 1.0)
+
+            async def log_traffic() -> None:  # a call to the emitter with no calldata: a log
+                while True:
+                    raw = await devnet.sign_transfer(to=data.emitter, value_wei=0)
+                    await devnet.send_raw_transaction(raw)
+                    await trio.sleep(0.5)
+
+            nursery.start_soon(log_traffic)
             endpoint = _Endpoint(
                 f"{base}/rpc/devnet", base.replace("http", "ws", 1) + "/ws/rpc/devnet", "web3"
             )
@@ -193,8 +201,8 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
     heads = [s for s in recording.subscriptions if s.client == "web3-ws"]
     assert len(heads) >= 2
     assert {s.kind for s in heads} == {SubscriptionKind.HEADS}
-    filtered = [s for s in recording.subscriptions if s.client == "web3-filter"]
-    assert filtered, "filter changes were received"
+    filtered = {s.kind for s in recording.subscriptions if s.client == "web3-filter"}
+    assert filtered == {SubscriptionKind.HEADS, SubscriptionKind.LOGS}, "filter changes came"
     stats = subscription_stats(recording.subscriptions)
     assert [(s.gaps, s.duplicates) for s in stats] == [(0, 0)] * len(stats)
     assert recording.heads
