@@ -21,14 +21,23 @@ provider:
     METHOD_NOT_FOUND   a JSON-RPC -32601 error with the request's id (not forwarded)
     REVERT             a JSON-RPC code 3 revert with ``Error(string)`` data
 
+``method_faults`` maps a JSON-RPC method to the fault its requests meet, taking
+precedence over ``fault`` for that method (a batch meets the fault of its first
+item listed there): a provider that lacks one method, or rate-limits only
+``eth_getLogs``. ``delay_s`` (0 by default) is waited before each request is
+answered, whatever the fault: injected latency. The wait ends early when the
+client hangs up (nothing is forwarded then) or the proxy closes.
+
 ``logs_limit`` (a :class:`~lasso.chaos.logslimit.LogsLimit`, off by default)
 makes the proxy a provider with an ``eth_getLogs`` limit (see
 :mod:`lasso.chaos.logslimit`).
 
 As with ``FakeNode``, ``fault`` applies to every request and ``queued`` faults
 are used first, one per request, in arrival order (``None`` in the queue means
-one clean forward). ``calls`` counts the requests that arrived, per JSON-RPC
-method, whatever was done with them.
+one clean forward). A ``REFUSED`` from ``method_faults`` (or from ``fault``
+while ``method_faults`` is set) can only act once the request was read: the
+client still sees a reset and nothing is forwarded. ``calls`` counts the
+requests that arrived, per JSON-RPC method, whatever was done with them.
 
 The server is hand-rolled HTTP/1.1 keep-alive on trio (``Content-Length``
 bodies only, as JSON-RPC clients send), listening on 127.0.0.1. A forwarded
@@ -43,7 +52,7 @@ import re
 import socket
 import struct
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from http import HTTPStatus
@@ -87,9 +96,19 @@ class FaultProxy:
     ``url`` is set once :meth:`run` listens. Use :func:`open_fault_proxy`.
     """
 
-    def __init__(self, upstream_url: str, *, retry_after_s: int = 7) -> None:
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        retry_after_s: int = 7,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.upstream_url = upstream_url
         self.fault: Fault | None = None
+        #: Per JSON-RPC method: the fault its requests meet instead of ``fault``.
+        self.method_faults: dict[str, Fault] = {}
+        #: Seconds waited before answering each request (injected latency).
+        self.delay_s = 0.0
         self.logs_limit: LogsLimit | None = None
         #: The (fromBlock, toBlock) of every eth_getLogs it forwarded, tags resolved.
         self.logs_served: list[tuple[int, int]] = []
@@ -97,7 +116,8 @@ class FaultProxy:
         self.calls: Counter[str] = Counter()
         self.retry_after_s = retry_after_s
         self.url = ""
-        self._upstream = HttpTransport(upstream_url, {}, provider_id="fault-proxy")
+        # ``headers`` go upstream with every forward (a keyed provider's auth).
+        self._upstream = HttpTransport(upstream_url, dict(headers or {}), provider_id="fault-proxy")
         self._injected: Counter[str] = Counter()
         self._forwarded = 0
         self._open = 0
@@ -124,8 +144,35 @@ class FaultProxy:
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_GRACE_S):
                 await self._upstream.aclose()
 
-    def _next_fault(self) -> Fault | None:
-        return self.queued.popleft() if self.queued else self.fault
+    def _early_fault(self) -> tuple[bool, Fault | None]:
+        """Before a request is read: (whether the fault is already decided, that fault).
+
+        A queued fault is decided; so is ``fault`` unless ``method_faults`` may override it.
+        """
+        if self.queued:
+            return True, self.queued.popleft()
+        if not self.method_faults:
+            return True, self.fault
+        return False, None
+
+    def _method_fault(self, method: str) -> Fault | None:
+        """The fault for a read request of ``method`` (a batch's methods joined by commas)."""
+        for name in method.split(","):
+            fault = self.method_faults.get(name)
+            if fault is not None:
+                return fault
+        return self.fault
+
+    async def _delay(self, conn: _Connection) -> bool:
+        """Wait ``delay_s`` unless the client hangs up first; False when it did."""
+        if self.delay_s <= 0:
+            return True
+
+        async def wait() -> bool:
+            await trio.sleep(self.delay_s)
+            return True
+
+        return await conn.while_connected(wait) is not None
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         self._open += 1
@@ -141,7 +188,7 @@ class FaultProxy:
 
     async def _serve_requests(self, conn: _Connection) -> None:
         while await conn.fill():
-            fault = self._next_fault()
+            decided, fault = self._early_fault()
             if fault is Fault.REFUSED:
                 self._injected[fault.value] += 1
                 await conn.reset()
@@ -154,6 +201,14 @@ class FaultProxy:
                 return
             method, rid = _method_and_id(request.body)
             self.calls[method] += 1
+            if not decided:
+                fault = self._method_fault(method)
+            if not await self._delay(conn):
+                return
+            if fault is Fault.REFUSED:
+                self._injected[fault.value] += 1
+                await conn.reset()
+                return
             if fault is not None:
                 self._injected[fault.value] += 1
             elif method == "eth_getLogs" and self.logs_limit is not None:
@@ -243,10 +298,14 @@ class FaultProxy:
 
 @asynccontextmanager
 async def open_fault_proxy(
-    upstream_url: str, *, retry_after_s: int = 7
+    upstream_url: str, *, retry_after_s: int = 7, headers: Mapping[str, str] | None = None
 ) -> AsyncIterator[FaultProxy]:
-    """A :class:`FaultProxy` listening on 127.0.0.1 until the block exits."""
-    proxy = FaultProxy(upstream_url, retry_after_s=retry_after_s)
+    """A :class:`FaultProxy` listening on 127.0.0.1 until the block exits.
+
+    ``headers`` are sent upstream with every forwarded request (e.g. a provider's
+    ``authorization``), so the proxy can stand in front of a keyed provider.
+    """
+    proxy = FaultProxy(upstream_url, retry_after_s=retry_after_s, headers=headers)
     async with trio.open_nursery() as nursery:
         await nursery.start(proxy.run)
         try:
