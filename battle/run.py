@@ -174,7 +174,6 @@ async def run_battle(
     started = trio.current_time()
     started_utc = datetime.now(UTC).isoformat(timespec="seconds")
     workdir = options.out_dir() / "work"
-    workdir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         with progress.phase(f"{options.target} target ({options.chain})") as phase:
             env: EnvLike = await stack.enter_async_context(

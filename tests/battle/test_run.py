@@ -12,6 +12,9 @@ import io
 import os
 import random
 import shlex
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ import trio.lowlevel
 import battle.run as run_module
 from battle.chaindata import ChainData
 from battle.control import Need
+from battle.env import PUBLIC_SETTINGS, TargetUnavailable, check_reachable
 from battle.events import ChaosEvent, Outcome, Recorder, RequestEvent
 from battle.options import Options, parse_options
 from battle.progress import PlainProgress
@@ -34,6 +38,7 @@ from battle.run import Parts, main
 from battle.scenario import Rate, Scenario
 from battle.thresholds import thresholds
 from lasso import cli
+from lasso.config import load_settings
 
 
 class Unavailable(Exception):
@@ -464,3 +469,37 @@ def test_plain_progress_prints_a_line_per_phase_start_and_end() -> None:
 def test_options_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Options("devnet", "devnet", None, 1).seed = 2  # type: ignore[misc]
+
+
+# --- the public target, for real --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_public_target_offline_skips_saying_why_and_exits_0(tmp_path: Path) -> None:
+    """``BATTLE_TARGET=public BATTLE_CHAIN=ethereum python -m battle`` with no network: one
+    bounded connect per provider, then one line saying why, exit 0, within seconds."""
+    public = load_settings(str(PUBLIC_SETTINGS)).profiles["default"].chains["ethereum"]
+    try:
+        trio.run(check_reachable, [p.url for p in public.providers])
+    except TargetUnavailable:
+        pass
+    else:
+        pytest.skip("the public providers are reachable from here")
+    environ = {**os.environ, "BATTLE_TARGET": "public", "BATTLE_CHAIN": "ethereum"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "battle", "--no-fuzz", "--out", str(tmp_path / "r")],
+        cwd=run_module.CHECKOUT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines[0].startswith("battle: seed ")
+    assert "--target public --chain ethereum" in lines[0]
+    assert lines[-1].startswith("battle: skipped: no network: "), done.stdout
+    assert elapsed < 15
