@@ -1,0 +1,115 @@
+"""Faults of the nodes themselves (the local devnet): killed, lagging, pruned, forked."""
+
+from __future__ import annotations
+
+from battle.control import Chaos, Need
+from battle.scenario import Rate, Scenario
+from battle.scenarios.common import (
+    BACKFILL,
+    FAILOVER,
+    HEALTHY,
+    SETTLE_S,
+    SUBSCRIPTIONS,
+    Timeline,
+    declare,
+    serving_provider,
+)
+
+# --- 1. a provider killed ------------------------------------------------------------------
+
+
+async def _provider_killed(c: Chaos) -> None:
+    t = Timeline()
+    await t.at(4)
+    await c.kill(serving_provider(c))  # the devnet restarts it and catches it up by itself
+
+
+PROVIDER_KILLED = Scenario(
+    name="provider-killed",
+    summary="SIGKILL the first provider (subscriptions' upstream) at 4 s; the devnet restarts it",
+    duration_s=13,
+    chaos=_provider_killed,
+    thresholds=declare(
+        *HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS, *BACKFILL
+    ),
+    rate=Rate(20.0),
+    needs=frozenset({Need.NODES, Need.WEBSOCKET}),
+    quick=True,
+)
+
+
+# --- 5. a lagging node ---------------------------------------------------------------------
+
+LAG_BLOCKS = 8  # at the devnet's 1 s block time
+
+
+async def _lagging_node(c: Chaos) -> None:
+    t = Timeline()
+    target = serving_provider(c)
+    await t.at(3)
+    c.pause(target)
+    await t.at(3 + LAG_BLOCKS)
+    await c.resume(target)  # returns once it has replayed the blocks it missed
+
+
+LAGGING_NODE = Scenario(
+    name="lagging-node",
+    summary=f"stop mining on the first provider (subscriptions' upstream) for ~{LAG_BLOCKS} "
+    "blocks from 3 s, then catch it up",
+    duration_s=3 + LAG_BLOCKS + SETTLE_S + 1,
+    chaos=_lagging_node,
+    thresholds=declare(
+        *HEALTHY, "read_your_head_misses == 0", *SUBSCRIPTIONS, "backfill_incomplete == 0"
+    ),
+    rate=Rate(20.0),
+    needs=frozenset({Need.NODES, Need.WEBSOCKET}),
+    quick=True,
+)
+
+
+# --- 6. a pruned node asked for history ----------------------------------------------------
+
+
+async def _pruned_history(c: Chaos) -> None:
+    """Nothing to inject: the fault is the pruned node itself, which the fresh gateway does
+    not yet know is pruned and routes history reads to like any other (load-balanced)."""
+
+
+PRUNED_HISTORY = Scenario(
+    name="pruned-history",
+    summary="no injected fault: the pruned provider gets its share of the workload's history "
+    "reads (eth_getBalance at old blocks) and a fresh gateway must learn to route them away",
+    duration_s=12,
+    chaos=_pruned_history,
+    thresholds=declare(*HEALTHY),  # no fault event: no failover or backfill to measure
+    rate=Rate(25.0),
+    needs=frozenset({Need.PRUNED}),
+)
+
+
+# --- 7. a forked node ----------------------------------------------------------------------
+
+
+async def _forked_node(c: Chaos) -> None:
+    t = Timeline()
+    target = serving_provider(c)
+    await t.at(3)
+    await c.fork(target)  # it mines a block only it has at the next height, then stops
+    await t.at(9)
+    await c.heal(target)  # back on the common chain, caught up
+
+
+FORKED_NODE = Scenario(
+    name="forked-node",
+    summary="fork the first provider (subscriptions' upstream) onto a block only it has at "
+    "3 s, heal it at 9 s",
+    duration_s=14,
+    chaos=_forked_node,
+    # A forked head a subscriber got and the canonical one replacing it is a reorg, neither
+    # a gap nor a duplicate; the node's replay after healing must not come through twice.
+    thresholds=declare(
+        *HEALTHY, "read_your_head_misses == 0", *SUBSCRIPTIONS, "backfill_incomplete == 0"
+    ),
+    rate=Rate(20.0),
+    needs=frozenset({Need.NODES, Need.WEBSOCKET}),
+)
