@@ -1,0 +1,429 @@
+"""The battle report: its files, the summary table, secrets masked, and the HTML valid and
+self-contained, built from hand-made runs (events with times, SLOs from battle.slo.compute)."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import html5lib
+import msgspec
+import pytest
+
+from battle.events import (
+    ChaosEvent,
+    Dropped,
+    HeadObservation,
+    Outcome,
+    Recording,
+    RequestEvent,
+    ResourceSample,
+    SubscriptionEvent,
+    SubscriptionKind,
+)
+from battle.report import fmt, series, summary_table, write_report
+from battle.report.plots import DRAW_FAILED
+from battle.report.mask import mask_text
+from battle.report.table import COLUMNS, row
+from battle.results import (
+    BattleRun,
+    FuzzFailure,
+    FuzzResult,
+    Provenance,
+    ProviderInfo,
+    ScenarioResult,
+    mask_url,
+)
+from battle.slo import Slos, compute
+from battle.thresholds import evaluate, thresholds
+
+SECRET = "k3yS3cr3tAbCdEfGhIjKlMn0123"
+PROVIDERS = ("anvil-0", "anvil-1", "anvil-2", "anvil-3")
+METHODS = ("eth_blockNumber", "eth_getBlockByNumber", "eth_call", "eth_getLogs", "eth_chainId")
+
+# --- building runs by hand ----------------------------------------------------------------
+
+
+def synthetic_recording(events: int, *, seed: int = 7, duration_s: float = 300.0) -> Recording:
+    """``events`` requests over ``duration_s`` seconds from t=1000, anvil-0 killed 100..130 s
+    (its requests fail then), newHeads for two clients (one misses three blocks), head
+    observations and RSS samples."""
+    rng = random.Random(seed)
+    t0 = 1000.0
+    kill = ChaosEvent("kill", "anvil-0", t0 + 100.0, t0 + 130.0)
+    lag = ChaosEvent("lag", "anvil-3", t0 + 200.0, None)
+    missed = range(int(duration_s * 0.4), int(duration_s * 0.4) + 3)
+    requests = []
+    for n in range(events):
+        sent = t0 + duration_s * n / max(events, 1)
+        provider = rng.choice(PROVIDERS)
+        latency: float | None = rng.lognormvariate(-4.5, 0.6)
+        outcome = Outcome.RESULT
+        if provider == "anvil-0" and kill.started_at <= sent <= (kill.ended_at or sent):
+            outcome, latency = rng.choice(
+                [(Outcome.TIMEOUT, None), (Outcome.JSONRPC_ERROR, 2.0), (Outcome.HTTP_5XX, 0.4)]
+            )
+        requests.append(
+            RequestEvent(
+                scenario="s",
+                client=f"raw-http-{n % 3}",
+                transport="http",
+                method=rng.choice(METHODS),
+                sent_at=sent,
+                answered_at=None if latency is None else sent + latency,
+                http_status=None if outcome is Outcome.TIMEOUT else 200,
+                outcome=outcome,
+                sent_id=n,
+                received_id=None if outcome is Outcome.TIMEOUT else n,
+                error_code=-32603 if outcome is Outcome.JSONRPC_ERROR else None,
+                provider=None if outcome is Outcome.TIMEOUT else provider,
+            )
+        )
+    subs = [
+        SubscriptionEvent(
+            client=client,
+            subscription="0xsub",
+            kind=SubscriptionKind.HEADS,
+            number=number,
+            hash=f"0x{number:064x}",
+            parent_hash=f"0x{number - 1:064x}",
+            received_at=t0 + number + 0.05,
+        )
+        for client in ("sub-heads-1", "sub-heads-2")
+        for number in range(1, int(duration_s))
+        if not (client == "sub-heads-2" and number in missed)
+    ]
+    heads = [HeadObservation("raw-http-0", int(s), t0 + s + 0.1) for s in range(int(duration_s))]
+    rss = [ResourceSample(60_000_000 + 1000 * i, t0 + i * 0.25) for i in range(int(duration_s * 4))]
+    return Recording(
+        requests=tuple(requests),
+        subscriptions=tuple(subs),
+        chaos=(kill, lag),
+        heads=tuple(heads),
+        resources=tuple(rss),
+    )
+
+
+def scenario(
+    name: str,
+    recording: Recording | None,
+    *declared: str,
+    skipped: str | None = None,
+    summary: str = "a provider is killed",
+) -> ScenarioResult:
+    limits = thresholds(*declared)
+    slos = None if recording is None else compute(recording)
+    breaches = () if slos is None else tuple(evaluate(slos, limits))
+    return ScenarioResult(
+        name=name,
+        summary=summary,
+        duration_s=300.0,
+        rps=20.0,
+        arrival="poisson",
+        thresholds=limits,
+        slos=slos,
+        breaches=breaches,
+        recording=recording,
+        skipped=skipped,
+    )
+
+
+def provenance(**changes: object) -> Provenance:
+    base = Provenance(
+        lasso_version="0.1.0",
+        git_commit="6012d42",
+        target="devnet",
+        chain="devnet",
+        config_path="/tmp/battle/settings.toml",
+        config_masked='[chains.devnet]\nurl = "http://127.0.0.1:8545"\n',
+        seed=1234,
+        started_at_utc="2026-12-05T04:30:00Z",
+        python="3.11.9",
+        anvil_version="anvil 1.0.0",
+        providers=tuple(
+            ProviderInfo(p, f"http://127.0.0.1:{9000 + i}", f"ws://127.0.0.1:{9100 + i}", "full")
+            for i, p in enumerate(PROVIDERS)
+        ),
+        command="python -m battle --seed 1234",
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def battle_run(
+    *scenarios: ScenarioResult, fuzz: FuzzResult | None = None, **prov: object
+) -> BattleRun:
+    return BattleRun(
+        provenance=provenance(**prov), scenarios=scenarios, fuzz=fuzz, duration_s=321.0, quick=False
+    )
+
+
+def mixed_run() -> BattleRun:
+    """A pass, a breach, a skip, an empty scenario, and a fuzz failure planting markup."""
+    small = synthetic_recording(400, duration_s=60.0)
+    fuzz = FuzzResult(
+        seed=99,
+        examples=500,
+        methods=41,
+        failures=(
+            FuzzFailure(
+                rule="same result as the node",
+                reason="<script>alert('reason')</script> differs",
+                request='{"jsonrpc":"2.0","id":1,"method":"eth_call","params":["</pre>"]}',
+                node_answer='{"result":"0x\u0001"}',
+                lasso_answer="<html><body>502</body></html>",
+                saved_as="battle/failures/abc.json",
+                replay="python -m battle replay battle/failures/abc.json",
+            ),
+        ),
+        duration_s=42.0,
+        stateful_steps=120,
+    )
+    return battle_run(
+        scenario("provider-killed", small, "success_rate >= 0.5", "gaps <= 10"),
+        scenario("latency <b>", small, "latency_p99_s <= 0.001", "success_rate >= 0.99"),
+        scenario("pruned-history", None, "success_rate >= 0.99", skipped="needs a pruned provider"),
+        scenario("empty", Recording(), "success_rate >= 0.99"),
+        fuzz=fuzz,
+    )
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def test_none_slos_are_no_data_and_a_skipped_scenario_is_not_run():
+    empty = row(scenario("empty", Recording()))
+    assert len(empty) == len(COLUMNS)
+    assert empty[1] == "pass"  # no thresholds declared: nothing to breach
+    assert empty[2] == "0"  # requests is a count, never None
+    assert set(empty[3:]) == {fmt.NO_DATA}
+    skipped = row(scenario("pruned", None, "success_rate >= 0.9", skipped="no pruned provider"))
+    assert skipped[1] == "skipped: no pruned provider"
+    assert set(skipped[2:]) == {fmt.NOT_RUN}
+
+
+def test_formatters():
+    assert fmt.seconds(None) == "no data"
+    assert fmt.seconds(0.0123) == "12.3 ms"
+    assert fmt.seconds(2.5) == "2.50 s"
+    assert fmt.rate(0.99996) == "99.99 %"  # rounded down: not "100.00 %"
+    assert fmt.rate(1.0) == "100 %"
+    assert fmt.pair(0, None) == "0/no data"
+    assert fmt.mebibytes(64 * 2**20) == "64.0 MiB"
+    assert fmt.number(3.0) == "3"
+    assert fmt.clip("a\nb  c", 10) == "a b c"
+    assert fmt.clip("x" * 20, 5) == "xxxx…"
+
+
+def test_summary_row_figures():
+    result = scenario("killed", synthetic_recording(400, duration_s=60.0))
+    cells = dict(zip(COLUMNS, row(result), strict=True))
+    slos = result.slos
+    assert slos is not None
+    assert cells["requests"] == "400"
+    assert cells["success"] == fmt.rate(slos.success_rate)
+    assert cells["p99"] == fmt.seconds(slos.latency_p99_s)
+    assert cells["gaps/dups"] == "3/0"  # sub-heads-2 missed three blocks
+    assert cells["peak RSS"].endswith("MiB")
+
+
+@pytest.mark.slow
+def test_a_breach_shows_BREACH_and_its_message_everywhere(tmp_path: Path):
+    run = mixed_run()
+    breached = run.scenarios[1]
+    assert breached.breaches
+    message = breached.breaches[0].message
+    text = summary_table(run)
+    assert "BREACH" in text.splitlines()[3]  # the second scenario's row
+    assert message in text
+    assert "battle FAIL" in text
+    write_report(run, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| BREACH |" in md
+    assert message.replace("<", "&lt;").replace(">", "&gt;") in md
+    page = (tmp_path / "report.html").read_text()
+    assert "BREACH" in page
+    assert html.escape(message) in page
+
+
+@pytest.mark.slow
+def test_a_skipped_scenario_says_why(tmp_path: Path):
+    run = mixed_run()
+    assert "skipped: needs a pruned provider" in summary_table(run)
+    write_report(run, tmp_path)
+    for name in ("report.md", "report.html"):
+        assert "skipped: needs a pruned provider" in (tmp_path / name).read_text()
+
+
+def test_the_terminal_table_is_aligned():
+    lines = summary_table(mixed_run()).splitlines()
+    header, rule, *rows = lines[:6]
+    assert header.split()[:2] == ["scenario", "result"]
+    assert set(rule) <= {"-", " "}
+    # Every figure column ends at the same place in each row (right-aligned).
+    widths = [len(part) for part in rule.split("  ")]
+    assert len(widths) == len(COLUMNS)
+    for line in rows:
+        assert len(line) == len(rule) or line == line.rstrip()
+    long = summary_table(
+        battle_run(scenario("x", None, skipped="a very long reason " * 10))
+    ).splitlines()
+    assert len(long[2]) <= len(long[1])  # the cell is clipped; the full reason comes below
+    assert any(line.startswith("x: skipped: a very long reason") for line in long)
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_masked_urls_never_hold_the_secret(tmp_path: Path):
+    keyed = f"https://eth-mainnet.example.com/v2/{SECRET}"
+    run = battle_run(
+        scenario("s", Recording()),
+        providers=(
+            ProviderInfo("alchemy", keyed, f"wss://eth-mainnet.example.com/v2/{SECRET}", "full"),
+            ProviderInfo("query", f"https://rpc.example.com/?apikey={SECRET}", None, "full"),
+            ProviderInfo("basic", f"https://user:{SECRET}@rpc.example.com/", None, "full"),
+        ),
+        config_masked=f'url = "{keyed}"\napi_key = "{SECRET}"\n'
+        f'headers = {{ Authorization = "Bearer {SECRET}" }}\n',
+        command=f"python -m battle --config /x.toml  # {keyed}",
+    )
+    assert SECRET not in summary_table(run)
+    for path in write_report(run, tmp_path):
+        assert SECRET not in path.read_text(), path.name
+    assert "https://eth-mainnet.example.com/v2/***" in (tmp_path / "report.md").read_text()
+
+
+def test_masking_is_idempotent_so_a_masked_run_round_trips():
+    url = mask_url(f"wss://u:p@h.example:8546/ws/{SECRET}?k=1")
+    assert mask_url(url) == url
+    text = mask_text(f'url = "{url}"')
+    assert mask_text(text) == text
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_report_json_decodes_back_to_the_run(tmp_path: Path):
+    run = mixed_run()
+    paths = write_report(run, tmp_path / "new" / "dir")
+    assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
+    decoded = msgspec.json.decode(paths[0].read_bytes(), type=BattleRun)
+    assert decoded == run
+
+
+def _svgs(page: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", page, flags=re.DOTALL)
+
+
+@pytest.mark.slow
+def test_report_html_is_valid_self_contained_and_escaped(tmp_path: Path):
+    run = mixed_run()
+    write_report(run, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    html5lib.HTMLParser(strict=True).parse(page)  # raises on the first parse error
+    assert DRAW_FAILED not in page
+    for result in run.scenarios:
+        assert html.escape(result.name) in page
+    svgs = _svgs(page)
+    assert len(svgs) >= 8  # two recorded scenarios, several plots each
+    for svg in svgs:
+        ET.fromstring(svg)  # every inline SVG is well-formed XML
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "ids clash between plots"
+    # Self-contained: nothing fetched, nothing run.
+    assert "<script" not in page
+    assert "<link" not in page
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    # Planted markup comes out as text.
+    assert "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt;" in page
+    assert "&lt;html&gt;&lt;body&gt;502" in page
+    assert "\\u0001" in page  # a control character is shown, not emitted
+
+
+@pytest.mark.slow
+def test_plots_survive_empty_skipped_and_odd_scenarios(tmp_path: Path):
+    odd = Recording(
+        requests=(
+            RequestEvent("s", "c", "http", "eth_$x$_{", 5.0, None, None, Outcome.TIMEOUT),
+            RequestEvent("s", "c", "ws", "m\x00", 5.0, 5.0, 200, Outcome.RESULT, provider="$p$"),
+        ),
+        chaos=(ChaosEvent("cut\x07", None, 4.0),),
+        dropped=Dropped(request=5),
+    )
+    only_chaos = Recording(chaos=(ChaosEvent("kill", "anvil-0", 1.0, 2.0),))
+    run = battle_run(
+        scenario("odd", odd, "success_rate >= 0.99"),
+        scenario("only chaos", only_chaos),
+        scenario("no recording", None),
+        scenario("skipped", None, skipped="no WebSocket"),
+        scenario("empty", Recording()),
+    )
+    write_report(run, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    html5lib.HTMLParser(strict=True).parse(page)
+    assert DRAW_FAILED not in page
+    for svg in _svgs(page):
+        ET.fromstring(svg)
+    assert "no answered requests" in page
+    assert "5 events dropped" in page
+    assert "battle FAIL" in summary_table(run)
+
+
+def test_series_thin_keeps_outliers_and_the_limit():
+    points = [(float(i), 1.0) for i in range(10_000)] + [(5000.5, 99.0)]
+    kept = series.thin(points, 1000)
+    assert len(kept) == 1000
+    assert (5000.5, 99.0) in kept
+    assert kept == sorted(kept)
+    assert series.thin(points[:10], 1000) == points[:10]
+    assert series.label("a\x00b\nc") == "a?b?c"
+    assert series.label(None) == series.NO_PROVIDER
+
+
+@pytest.mark.slow
+def test_a_long_run_report_stays_small(tmp_path: Path):
+    """50,000 requests in one 5-minute scenario (plus subscriptions, RSS): the HTML stays
+    under 2 MB because points are thinned and rasterised."""
+    run = battle_run(scenario("long", synthetic_recording(50_000), "success_rate >= 0.9"))
+    write_report(run, tmp_path)
+    size = (tmp_path / "report.html").stat().st_size
+    assert size < 2_000_000, size
+
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "firefox")
+
+
+@pytest.mark.slow
+def test_report_html_renders_in_a_headless_browser(tmp_path: Path):
+    browser = next((path for b in _BROWSERS if (path := shutil.which(b))), None)
+    if browser is None:
+        pytest.skip(f"no headless browser on this machine (looked for {', '.join(_BROWSERS)})")
+    write_report(mixed_run(), tmp_path)
+    shot = tmp_path / "shot.png"
+    url = (tmp_path / "report.html").as_uri()
+    if "firefox" in browser:
+        command = [browser, "--headless", "--screenshot", str(shot), url]
+    else:
+        command = [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            f"--screenshot={shot}",
+            url,
+        ]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_slos_of_an_empty_recording_are_none():
+    # The report relies on this: "no data" is None, never a perfect value.
+    slos: Slos = compute(Recording())
+    assert slos.success_rate is None and slos.latency_p50_s is None
