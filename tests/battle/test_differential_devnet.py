@@ -11,6 +11,8 @@ counterexamples: ``make explore`` or ``HYPOTHESIS_PROFILE=explore .venv/bin/pyth
 tests/battle``. A failure prints the shrunk request, the verdict and a
 ``@reproduce_failure(...)`` line: paste that decorator onto ``run`` below to replay it
 (or rerun with ``--hypothesis-seed=N``, the seed Hypothesis prints for a random run).
+The battle's fuzz phase (:func:`battle.fuzz.run_fuzz`) uses the same rig, seeded, and
+saves each failure for ``python -m battle replay FILE``.
 """
 
 from __future__ import annotations
@@ -18,57 +20,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trio_websocket import WebSocketConnection, open_websocket_url
 
 from battle.chaindata import ChainData, create_chain_data
-from battle.exchange import filters_created, post, timed_post, uninstall_body
-from battle.oracle import Verdict, judge, refused
+from battle.fuzz import Rig, open_rig
+from battle.oracle import Verdict
 from battle.strategies import Drawn, all_methods, requests
-from lasso.corpus import Answer
 from lasso.devnet import open_devnet
 from tests.support.front import devnet_settings, open_lasso
 
 EXAMPLES = 300
 
 
-class Rig:
-    def __init__(
-        self, client: httpx.AsyncClient, node: str, node_ws: WebSocketConnection, lasso: str
-    ) -> None:
-        self.client, self.node, self.node_ws, self.lasso = client, node, node_ws, lasso
-
-    async def verdict(self, drawn: Drawn) -> Verdict:
-        answer, elapsed = await timed_post(self.client, self.lasso, drawn)
-        if answer is None:
-            return Verdict(False, "in time", f"no answer after {elapsed:.1f} s")
-        if created := filters_created(drawn, answer):
-            await post(self.client, self.lasso, uninstall_body(created), 5)
-        if refused(drawn):
-            return judge(drawn, answer, elapsed, None, None)
-        direct, _ = await timed_post(self.client, self.node, drawn)
-        assert direct is not None, "the node did not answer"
-        await self.node_ws.send_message(drawn.body.decode())
-        message = await self.node_ws.get_message() if direct.body else ""
-        direct_ws = Answer(None, message.encode() if isinstance(message, str) else message)
-        return judge(drawn, answer, elapsed, direct, direct_ws)
-
-
 @asynccontextmanager
 async def rig() -> AsyncIterator[tuple[Rig, ChainData]]:
+    """The fuzz phase's own rig (battle/fuzz.py) on Lasso in front of a 3-node devnet."""
     async with open_devnet(nodes=3, block_time_s=None, port_base=0) as devnet:
         with trio.fail_after(30):
             data = await create_chain_data(devnet)
+        node = devnet.nodes[0]
         async with (
             open_lasso(devnet_settings(devnet)) as base,
-            httpx.AsyncClient(trust_env=False) as client,
-            open_websocket_url(devnet.nodes[0].ws_url) as node_ws,
+            open_rig(f"{base}/rpc/devnet", node.http_url, node.ws_url) as the_rig,
         ):
-            yield Rig(client, devnet.nodes[0].http_url, node_ws, f"{base}/rpc/devnet"), data
+            yield the_rig, data
 
 
 @pytest.mark.integration
