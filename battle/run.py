@@ -23,6 +23,7 @@ ones), so the flow is tested with fakes in ``tests/battle/test_run.py``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import sys
@@ -104,19 +105,24 @@ class Parts:
     all_scenarios: Sequence[Scenario]
     quick_scenarios: Sequence[Scenario]
     endpoint: Callable[[str, str, str], Any]  # battle.workload.Endpoint
-    run_requests: Callable[..., Awaitable[None]]
-    run_subscribers: Callable[..., Awaitable[None]]
-    run_web3: Callable[..., Awaitable[None]]
-    sample_rss: Callable[..., Awaitable[None]]
+    run_requests: Callable[..., Awaitable[object]]
+    run_subscribers: Callable[..., Awaitable[object]]
+    run_web3: Callable[..., Awaitable[object]]
+    sample_rss: Callable[..., Awaitable[object]]
     run_fuzz: Callable[..., Any]
-    run_stateful: Callable[..., Any]
+    run_stateful: Callable[..., Any] | None  # None: not available, the phase says so
     write_report: Callable[[BattleRun, Path], list[Path]]
     summary_table: Callable[[BattleRun], str]
 
 
 def default_parts() -> Parts:
     """The real parts (imported here: ``lasso battle`` must start without them installed)."""
-    from battle import env, fuzz, report, rss, scenarios, stateful, web3load, workload
+    from battle import env, fuzz, report, rss, scenarios, web3load, workload
+
+    try:
+        stateful: Any = importlib.import_module("battle.stateful")
+    except ModuleNotFoundError:
+        stateful = None
 
     return Parts(
         open_env=env.open_battle_env,
@@ -129,7 +135,7 @@ def default_parts() -> Parts:
         run_web3=web3load.run_web3,
         sample_rss=rss.sample_rss,
         run_fuzz=fuzz.run_fuzz,
-        run_stateful=stateful.run_stateful,
+        run_stateful=None if stateful is None else stateful.run_stateful,
         write_report=report.write_report,
         summary_table=report.summary_table,
     )
@@ -226,9 +232,11 @@ async def _fuzz_phase(
                         budget_s=options.fuzz_budget_s,
                     )
                 )
-            steps, failures = await _maybe(
-                parts.run_stateful(env, options.seed, options.stateful_steps)
-            )
+            steps, failures = 0, []
+            if parts.run_stateful is not None:
+                steps, failures = await _maybe(
+                    parts.run_stateful(env, options.seed, options.stateful_steps)
+                )
             fuzz = msgspec.structs.replace(
                 fuzz, stateful_steps=steps, stateful_failures=tuple(failures)
             )
