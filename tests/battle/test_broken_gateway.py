@@ -2,10 +2,16 @@
 
 The real runner (:func:`battle.run.main`, every real part: the devnet target of four anvil
 nodes, a ``lasso serve`` subprocess, the raw, web3.py and subscriber workloads, the SLOs, the
-report) runs the ``provider-killed`` scenario twice with the same seed: as configured, it meets
-every threshold (exit 0); with ``--break-failover`` (``[routing] max_attempts = 1``, no hedge:
-an attempt that meets the dead node is the client's answer) it breaches (exit 1), and the
-breaches name the SLOs a missing failover hurts.
+report) runs the ``rate-limited`` scenario (HTTP 429 with Retry-After on one, then two of the
+four providers) twice with the same seed: as configured, it meets every threshold (exit 0);
+with ``--break-failover`` (``[routing] max_attempts = 1``, no hedge: an attempt that meets a
+429 is the client's answer) it breaches (exit 1) on the success rate (measured: 97.5-98.3 %
+against the 99.5 % threshold, over 3 seeds; the sound gateway: 100 %).
+
+Why not ``provider-killed``: a SIGKILLed node drops its WebSocket at once, the gateway marks it
+down before routing many requests there, and only 0-2 requests of ~400 meet it, so a gateway
+without failover measured 99.75 % there once, within its threshold: not a reliable witness.
+About 35 s.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import pytest
 from battle.results import BattleRun
 from battle.run import main
 
-SCENARIO = "provider-killed"
+SCENARIO = "rate-limited"
 
 
 def battle(out: Path, *extra: str) -> tuple[int, BattleRun]:
