@@ -113,6 +113,7 @@ class Parts:
     run_stateful: Callable[..., Any] | None  # None: not available, the phase says so
     write_report: Callable[[BattleRun, Path], list[Path]]
     summary_table: Callable[[BattleRun], str]
+    named_only: Sequence[Scenario] = ()  # run by --scenario NAME only (the baseline)
 
 
 def default_parts() -> Parts:
@@ -138,6 +139,7 @@ def default_parts() -> Parts:
         run_stateful=None if stateful is None else stateful.run_stateful,
         write_report=report.write_report,
         summary_table=report.summary_table,
+        named_only=(scenarios.BASELINE,),
     )
 
 
@@ -152,7 +154,7 @@ def select_scenarios(options: Options, parts: Parts) -> list[Scenario]:
     """``--scenario`` names (in the order given), else the quick or the full set."""
     if not options.scenarios:
         return list(parts.quick_scenarios if options.quick else parts.all_scenarios)
-    known = {s.name: s for s in parts.all_scenarios}
+    known = {s.name: s for s in (*parts.named_only, *parts.all_scenarios)}
     unknown = [name for name in options.scenarios if name not in known]
     if unknown:
         raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")

@@ -350,8 +350,23 @@ def test_a_scenario_whose_need_is_missing_is_skipped_with_the_reason(
 def test_an_unknown_scenario_is_bad_usage(
     rig: Callable[..., Rig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert rig().main("--scenario", "nope", *out(tmp_path)) == 2
-    assert "unknown scenario nope; known: good, bad, pruned-history" in capsys.readouterr().err
+    assert rig().main("--scenario", "nope", *out(tmp_path), named_only=(scenario("base"),)) == 2
+    assert (
+        "unknown scenario nope; known: base, good, bad, pruned-history" in capsys.readouterr().err
+    )
+
+
+def test_a_named_only_scenario_runs_by_name_and_not_by_default(
+    rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    r = rig()
+    base = scenario("base")
+    assert r.main("--scenario", "base", "--no-fuzz", *out(tmp_path), named_only=(base,)) == 0
+    assert r.main("--quick", "--no-fuzz", *out(tmp_path), named_only=(base,)) == 0
+    assert [[s.name for s in run.scenarios] for run in r.written] == [
+        ["base"],
+        ["good", "pruned-history"],
+    ]
 
 
 def test_a_crashing_scenario_is_a_breach_and_the_next_one_still_runs(
