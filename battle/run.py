@@ -437,6 +437,7 @@ def main(
     print(parts.summary_table(run), flush=True)
     for path in paths:
         print(f"battle: report: {path}")
-    verdict = "PASS" if run.passed else "FAIL (an SLO breach or a fuzz failure)"
-    print(f"battle: {verdict} in {run.duration_s:.0f} s; rerun with: {options.command()}")
-    return 0 if run.passed else 1
+    code = 0 if run.passed else 1
+    verdict = "passed" if run.passed else "failed (an SLO breach or a fuzz failure)"
+    print(f"battle: {verdict}, exit {code}; rerun with: {options.command()}", flush=True)
+    return code

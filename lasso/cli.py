@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -273,6 +274,12 @@ def _run_devnet_command(run: Callable[[], Awaitable[None]]) -> int:
 
 def _battle(argv: list[str]) -> int:
     """``lasso battle``: the harness's own command line, if the harness is installed here."""
+    # An editable install (make install) maps only the lasso package; the harness sits
+    # beside it in the checkout, so `.venv/bin/lasso battle` looks there too. In a
+    # production install the parent is site-packages, which has no battle package.
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "battle" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
     try:
         from battle.run import main as battle_main
         from battle.run import missing_dependencies

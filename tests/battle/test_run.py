@@ -12,6 +12,7 @@ import io
 import os
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -306,7 +307,7 @@ def test_a_passing_battle_exits_0_with_report_summary_and_provenance(
     printed = capsys.readouterr().out
     assert "| good | pass |" in printed
     assert f"battle: report: {tmp_path / 'report' / 'report.md'}" in printed
-    assert "battle: PASS" in printed
+    assert "battle: passed, exit 0; rerun with: python -m battle" in printed
 
 
 def test_a_breach_exits_1_and_names_the_slo(
@@ -518,3 +519,35 @@ def test_public_target_offline_skips_saying_why_and_exits_0(tmp_path: Path) -> N
     assert "--target public --chain ethereum" in lines[0]
     assert lines[-1].startswith("battle: skipped: no network: "), done.stdout
     assert elapsed < 15
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beside_battle", [True, False])
+def test_lasso_battle_finds_the_harness_beside_an_editable_lasso_only(
+    tmp_path: Path, beside_battle: bool
+) -> None:
+    """``.venv/bin/lasso battle`` in a checkout (an editable install maps only ``lasso``)
+    finds ``battle`` beside it; a copy of ``lasso`` alone (a production install) says how to
+    get the harness, in one line, exit 2."""
+    lasso_dir = run_module.CHECKOUT / "lasso"
+    if beside_battle:
+        (tmp_path / "lasso").symlink_to(lasso_dir)  # resolves into the checkout
+    else:
+        shutil.copytree(lasso_dir, tmp_path / "lasso")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import lasso.cli; "
+    code += "sys.exit(lasso.cli.main(['battle', '--help']))"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if beside_battle:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("usage: lasso battle")
+    else:
+        assert done.returncode == 2
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("lasso battle: the battle harness is not installed")
