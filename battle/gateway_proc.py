@@ -7,7 +7,9 @@ stops it itself) and watched by the devnet's guardian (:mod:`lasso.devnet.guardi
 so a harness killed outright does not leave it running. Its stdout and stderr go to a
 log file. It is ready when ``/health`` answers 200 and lists the battle chain with
 every expected provider and a consensus head, within a bounded wait; a process that
-exits first raises :class:`GatewayFailed` with the log's tail.
+exits first raises :class:`GatewayFailed` with the log's tail. Then, for at most
+``SETTLE_S``, it waits for every provider to have a height and its WebSocket (if any)
+connected, so a scenario's first fault meets a gateway that knows all its providers.
 
 Leaving the context stops it: SIGTERM, a bounded wait, then SIGKILL. A gateway that died
 on its own is simply reaped. Every wait here is bounded, so a dead or wedged gateway
@@ -40,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 READY_TIMEOUT_S = 45.0
 STOP_GRACE_S = 5.0
+SETTLE_S = 10.0
 _POLL_S = 0.1
 _HEALTH_TIMEOUT_S = 2.0
 _LOG_TAIL_BYTES = 4000
@@ -96,6 +99,16 @@ def chain_ready(report: dict[str, Any], chain: str, providers: Collection[str]) 
     )
 
 
+def chain_settled(report: dict[str, Any], chain: str) -> bool:
+    """Every provider of the chain has a known height and, with a WebSocket, is connected."""
+    entry = report.get("chains", {}).get(chain, {})
+    for provider in entry.get("providers", []):
+        ws = provider.get("ws")
+        if provider.get("height") is None or (isinstance(ws, dict) and not ws.get("connected")):
+            return False
+    return True
+
+
 def log_tail(path: Path) -> str:
     try:
         with path.open("rb") as log:
@@ -140,6 +153,8 @@ async def run_gateway(
     finally:
         with trio.CancelScope(shield=True):
             await stop_process(process)
+            # a killed gateway leaves its pid file behind
+            await trio.Path(pid_path).unlink(missing_ok=True)
         guardian.forget(process.pid)
 
 
@@ -164,7 +179,7 @@ async def _wait_ready(
                         )
                     last = await fetch_health(client, url)
                     if last is not None and chain_ready(last, chain, providers):
-                        return
+                        break
                     await trio.sleep(_POLL_S)
         except trio.TooSlowError:
             raise GatewayFailed(
@@ -172,6 +187,13 @@ async def _wait_ready(
                 f"{sorted(providers)}); last /health: {last!r}; the end of {log_path}:\n"
                 f"{log_tail(log_path)}"
             ) from None
+        # Ready; give every provider a moment to be seen (a height, its WebSocket up), so a
+        # scenario's faults meet a gateway that knows all its providers. A provider that is
+        # down is the target's business, not a reason to fail: the wait is bounded.
+        with trio.move_on_after(SETTLE_S):
+            while not (last is not None and chain_settled(last, chain)):
+                await trio.sleep(_POLL_S)
+                last = await fetch_health(client, url)
 
 
 async def stop_process(process: trio.Process, grace_s: float = STOP_GRACE_S) -> None:

@@ -129,6 +129,7 @@ class HarnessChaos:
     devnet: Devnet | None = None
     pruned_id: str | None = None
     needs: frozenset[Need] = frozenset()
+    alive: Callable[[], bool] = lambda: True  # the gateway process still runs
     # (slot, provider) -> (kind, started_at): faults on now, recorded when they end
     _open: dict[tuple[str, str | None], tuple[str, float]] = field(default_factory=dict)
     _paused: set[int] = field(default_factory=set)
@@ -183,14 +184,17 @@ class HarnessChaos:
         started = trio.current_time()
         devnet.kill(index)
         ended: float | None = None
-        with trio.move_on_after(KILL_DOWN_S):
-            await devnet.wait_for_health(index, NodeHealth.DEAD, NodeHealth.HUNG)
-            with trio.move_on_after(KILL_BACK_S):
-                await devnet.wait_for_health(index, NodeHealth.CATCHING_UP, NodeHealth.UP)
-                ended = trio.current_time()
-        if ended is None:
-            log.warning("%s was killed and did not answer again in time", provider)
-        self.recorder.record(ChaosEvent("kill", provider, started, ended))
+        try:
+            with trio.move_on_after(KILL_DOWN_S):
+                await devnet.wait_for_health(index, NodeHealth.DEAD, NodeHealth.HUNG)
+                with trio.move_on_after(KILL_BACK_S):
+                    await devnet.wait_for_health(index, NodeHealth.CATCHING_UP, NodeHealth.UP)
+                    ended = trio.current_time()
+            if ended is None:
+                log.warning("%s was killed and did not answer again in time", provider)
+        finally:
+            # recorded even when the scenario ends (cancels) before the node is back
+            self.recorder.record(ChaosEvent("kill", provider, started, ended))
 
     def pause(self, provider: str) -> None:
         devnet, index = self._node(provider)
@@ -298,6 +302,8 @@ class HarnessChaos:
             before = await self._config_section(client)
             self.config.write(tree)
             try:
+                if not self.alive():
+                    raise ProcessLookupError(self.pid)
                 os.kill(self.pid, signal.SIGHUP)
             except ProcessLookupError:
                 raise ReloadFailed(f"the gateway (pid {self.pid}) is gone") from None
@@ -319,6 +325,8 @@ class HarnessChaos:
         try:
             with trio.fail_after(RELOAD_TIMEOUT_S):
                 while True:
+                    if not self.alive():
+                        raise ReloadFailed(f"the gateway (pid {self.pid}) is gone")
                     section = await self._config_section(client)
                     if section and section.get("last_reload") != before.get("last_reload"):
                         return section

@@ -26,7 +26,10 @@ precedence over ``fault`` for that method (a batch meets the fault of its first
 item listed there): a provider that lacks one method, or rate-limits only
 ``eth_getLogs``. ``delay_s`` (0 by default) is waited before each request is
 answered, whatever the fault: injected latency. The wait ends early when the
-client hangs up (nothing is forwarded then) or the proxy closes.
+client hangs up (nothing is forwarded then) or the proxy closes. When the node
+cannot be reached the client gets ``502`` with a plain-text reason, or, with
+``reset_when_upstream_down``, a reset: a killed node then looks to the client as
+it would without the proxy in between.
 
 ``logs_limit`` (a :class:`~lasso.chaos.logslimit.LogsLimit`, off by default)
 makes the proxy a provider with an ``eth_getLogs`` limit (see
@@ -81,6 +84,8 @@ _HTML_500 = (
 _REVERT_REASON = b"lasso fault proxy"
 _JSON = "application/json"
 _T = TypeVar("_T")
+#: What ``_forward`` returns, with ``reset_when_upstream_down``, when the node is unreachable.
+_UPSTREAM_DOWN = HttpResponse(0, b"", None)
 
 
 class FaultProxyStatistics(msgspec.Struct, frozen=True):
@@ -109,6 +114,9 @@ class FaultProxy:
         self.method_faults: dict[str, Fault] = {}
         #: Seconds waited before answering each request (injected latency).
         self.delay_s = 0.0
+        #: When the node cannot be reached: reset the client's connection (True), as the
+        #: dead node itself would look without the proxy, or answer 502 (False).
+        self.reset_when_upstream_down = False
         self.logs_limit: LogsLimit | None = None
         #: The (fromBlock, toBlock) of every eth_getLogs it forwarded, tags resolved.
         self.logs_served: list[tuple[int, int]] = []
@@ -248,6 +256,9 @@ class FaultProxy:
             response = await conn.while_connected(partial(self._forward, request.body))
             if response is None:
                 return False  # the client hung up while we waited upstream
+            if response is _UPSTREAM_DOWN:
+                await conn.reset()
+                return False
             body = response.body
             if fault is Fault.TRUNCATED_JSON:
                 body = body[: len(body) // 2]
@@ -275,6 +286,9 @@ class FaultProxy:
         response = await conn.while_connected(partial(self._forward, request.body))
         if response is None:
             return False
+        if response is _UPSTREAM_DOWN:
+            await conn.reset()
+            return False
         if limit.refuses_answer(response.body):
             self._injected[LOGS_RESULTS_REFUSED] += 1
             await conn.send(200, refusal, _JSON)
@@ -293,6 +307,8 @@ class FaultProxy:
         try:
             return await self._upstream.post(body)
         except UpstreamError as exc:
+            if self.reset_when_upstream_down:
+                return _UPSTREAM_DOWN
             return HttpResponse(502, f"fault proxy: upstream failed: {exc}".encode(), None)
 
 

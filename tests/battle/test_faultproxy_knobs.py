@@ -134,3 +134,22 @@ async def test_headers_go_upstream() -> None:
         nursery.cancel_scope.cancel()
     assert b"authorization: Bearer sekret" in seen[0].lower().replace(b"bearer", b"Bearer")
     assert seen[0].startswith(b"POST /v2/key ")
+
+
+async def test_an_unreachable_node_is_a_502_or_a_reset() -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now: the node is down
+    async with open_fault_proxy(f"http://127.0.0.1:{port}") as proxy:
+        async with httpx.AsyncClient() as client:
+            answer = await post(client, proxy.url, "eth_call")
+            assert answer.status_code == 502
+        proxy.reset_when_upstream_down = True
+        async with httpx.AsyncClient() as client:
+            try:
+                await post(client, proxy.url, "eth_call")
+            except httpx.TransportError:
+                pass
+            else:
+                raise AssertionError("an unreachable node got an answer")
