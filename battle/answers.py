@@ -77,10 +77,12 @@ def is_empty(result: Any) -> bool:
 
 
 def provider_from_meta(header: str | bytes | None) -> str | None:
-    """``selected_provider.id`` of an ``x-lasso-meta`` header (base64url JSON, no padding).
+    """The provider an ``x-lasso-meta`` header (base64url JSON, no padding) names.
 
-    A batch's header is a list; its first entry with a provider is taken. Anything unreadable
-    is ``None`` (the harness records no provider rather than guessing one).
+    That is ``selected_provider.id``; an error answer has none, and then the provider of the
+    last failed attempt is taken (the one whose error the client got). A batch's header is a
+    list; its first entry naming a provider is taken. Anything unreadable, or an answer Lasso
+    made itself (``served_by: lasso``), is ``None``: no provider rather than a guessed one.
     """
     if not header:
         return None
@@ -90,9 +92,20 @@ def provider_from_meta(header: str | bytes | None) -> str | None:
     except (binascii.Error, ValueError, msgspec.DecodeError):
         return None
     for entry in meta if isinstance(meta, list) else [meta]:
-        selected = entry.get("selected_provider") if isinstance(entry, dict) else None
-        if isinstance(selected, dict) and isinstance(selected.get("id"), str):
-            return str(selected["id"])
+        provider = _entry_provider(entry) if isinstance(entry, dict) else None
+        if provider is not None:
+            return provider
+    return None
+
+
+def _entry_provider(entry: dict[str, Any]) -> str | None:
+    selected = entry.get("selected_provider")
+    if isinstance(selected, dict) and isinstance(selected.get("id"), str):
+        return str(selected["id"])
+    attempts = entry.get("attempts")
+    if isinstance(attempts, list) and attempts and isinstance(attempts[-1], dict):
+        last = attempts[-1].get("provider")
+        return last if isinstance(last, str) else None
     return None
 
 

@@ -10,8 +10,9 @@ before it. Deadlines are the caller's cancel scopes, as everywhere in Lasso.
 - :func:`open_ws` keeps one trio-websocket connection to the gateway, reconnecting (with a short
   capped backoff) whenever it is cut, and correlates answers to requests by id. A frame that
   matches no pending request (a wrong id, a garbage frame) is handed to the oldest pending
-  request, so a mismatch shows as such instead of hiding as a hang. Requests pending when the
-  connection drops get no answer.
+  request, so a mismatch shows as such instead of hiding as a hang; a late answer to a request
+  already given up on (past its deadline) is dropped. Requests pending when the connection
+  drops get no answer.
 """
 
 from __future__ import annotations
@@ -24,21 +25,57 @@ from typing import Any
 import httpx
 import msgspec
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-)
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from battle.answers import provider_from_meta
 from battle.events import JsonId
+from lasso.upstream.ws.dial import close_quietly, dial
 
 #: Reconnect backoff of the WebSocket clients: first delay, doubling up to the cap.
 RECONNECT_FIRST_S = 0.05
 RECONNECT_CAP_S = 1.0
 
-WS_ERRORS = (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+ABANDONED_KEPT = 10_000  # ids of timed-out WebSocket requests remembered, newest kept
+
+
+class WsLost(Exception):
+    """The WebSocket to the gateway could not be opened, or it dropped."""
+
+
+WS_ERRORS = (
+    WsLost,
+    ConnectionClosed,
+    HandshakeError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
+@asynccontextmanager
+async def connect_ws(url: str) -> AsyncIterator[WebSocketConnection]:
+    """One WebSocket connection to ``url``, its TCP stream closed on the way out however it ends.
+
+    Lasso's own dialer is used because trio-websocket's ``open_websocket_url`` leaves the
+    stream open after a peer-initiated close (a dropped gateway) or a cancelled handshake.
+    Every way the connection can fail comes out as one of :data:`WS_ERRORS`.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            ws, stream = await dial(nursery, url, [], MAX_MESSAGE_BYTES)
+            try:
+                yield ws
+            finally:
+                await close_quietly(stream)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _, rest = group.split(WS_ERRORS)
+        if rest is None:
+            raise WsLost(str(group.exceptions[0])) from None
+        if len(rest.exceptions) == 1 and not isinstance(rest.exceptions[0], BaseExceptionGroup):
+            raise rest.exceptions[0] from None  # the caller's own error, as itself
+        raise rest from None
 
 
 @dataclass(frozen=True)
@@ -83,7 +120,9 @@ class HttpClient:
 
 @asynccontextmanager
 async def open_http(url: str, max_connections: int) -> AsyncIterator[HttpClient]:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     timeout = httpx.Timeout(None)  # the caller's cancel scope is the deadline
     async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as client:
         yield HttpClient(client, url)
@@ -111,6 +150,9 @@ class WsClient:
         self._ws: WebSocketConnection | None = None
         self._connected = trio.Event()
         self._pending: dict[tuple[str, Any], trio.MemorySendChannel[Reply | None]] = {}
+        # Ids given up on (their deadline passed) on the current connection: a late answer
+        # to one is dropped, not taken for a stray frame (which would shift every answer).
+        self._abandoned: dict[tuple[str, Any], None] = {}
         self.connections = 0
 
     async def send(self, body: bytes, sent_id: JsonId) -> Reply | None:
@@ -129,6 +171,12 @@ class WsClient:
         finally:
             if self._pending.get(key) is send:
                 del self._pending[key]
+                self._abandon(key)
+
+    def _abandon(self, key: tuple[str, Any]) -> None:
+        self._abandoned[key] = None
+        if len(self._abandoned) > ABANDONED_KEPT:
+            del self._abandoned[next(iter(self._abandoned))]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, read, and reconnect when cut, until cancelled."""
@@ -136,7 +184,7 @@ class WsClient:
         task_status.started()
         while True:
             try:
-                async with open_websocket_url(self._url) as ws:
+                async with connect_ws(self._url) as ws:
                     self.connections += 1
                     delay = RECONNECT_FIRST_S
                     self._ws = ws
@@ -159,6 +207,8 @@ class WsClient:
 
     def _deliver(self, frame: bytes) -> None:
         key = _answer_key(frame)
+        if key is not None and self._abandoned.pop(key, 1) is None:
+            return  # the late answer to a request that timed out
         if key is None or key not in self._pending:
             if not self._pending:
                 return
@@ -167,6 +217,7 @@ class WsClient:
         channel.send_nowait(Reply(None, frame, None, trio.current_time()))
 
     def _fail_pending(self) -> None:
+        self._abandoned.clear()  # a new connection cannot carry their answers
         pending, self._pending = self._pending, {}
         for channel in pending.values():
             channel.send_nowait(None)

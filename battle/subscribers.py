@@ -17,11 +17,11 @@ from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import WebSocketConnection
 
 from battle.answers import hex_number
 from battle.chaindata import ChainData
-from battle.clients import RECONNECT_CAP_S, RECONNECT_FIRST_S, WS_ERRORS, Endpoint
+from battle.clients import RECONNECT_CAP_S, RECONNECT_FIRST_S, WS_ERRORS, Endpoint, connect_ws
 from battle.events import Recorder, SubscriptionEvent, SubscriptionKind
 from lasso.devnet import DEV_ACCOUNTS, Devnet, DevnetError
 
@@ -87,7 +87,7 @@ async def subscriber(
     delay = RECONNECT_FIRST_S
     while True:
         try:
-            async with open_websocket_url(endpoint.ws_url) as ws:
+            async with connect_ws(endpoint.ws_url) as ws:
                 subscription = None
                 with trio.move_on_after(SUBSCRIBE_DEADLINE_S):
                     subscription = await _subscribe(ws, params)

@@ -2,11 +2,13 @@
 
 :func:`run_requests` sends requests for ``duration_s`` on an arrival schedule (constant, or
 Poisson seeded by the caller's ``rng``), each request its own task, split between HTTP and
-one WebSocket connection (:mod:`battle.clients`). At most ``max_inflight`` are in flight: an
-arrival that finds them all busy (a hung gateway) is skipped and counted, so a hang cannot make
-the harness unbounded. A request unanswered at ``deadline_s``, or whose connection failed
-before an answer, is a ``TIMEOUT`` event. After the send window the run waits for what is in
-flight (each bounded by its deadline).
+one WebSocket connection (:mod:`battle.clients`). It stays bounded: at most ``max_inflight``
+are in flight, and an arrival that finds them all busy (a hung gateway) is skipped and
+counted, as is one the sender only reaches after ``duration_s`` (a box too busy to keep the
+rate), so neither a hang nor a slow box makes the send window outlast ``duration_s``. A
+request unanswered at ``deadline_s``, or whose connection failed before an answer, is a
+``TIMEOUT`` event. After the send window the run waits for what is in flight (each bounded
+by its deadline).
 
 The method mix (:func:`choose_call`) is pure and seeded: with :class:`~battle.chaindata.ChainData`
 it reads blocks, balances (also at an old block: history a pruned node cannot serve), calls the
@@ -39,10 +41,12 @@ from battle.subscribers import make_log_traffic, run_subscribers
 
 __all__ = [
     "Call",
+    "Drive",
     "Endpoint",
     "WorkloadStats",
     "arrivals",
     "choose_call",
+    "drive",
     "make_log_traffic",
     "run_requests",
     "run_subscribers",
@@ -253,12 +257,23 @@ class _Transport(Protocol):
 @dataclass
 class WorkloadStats:
     sent: int = 0
-    skipped: int = 0  # arrivals dropped because max_inflight requests were unanswered
+    skipped: int = 0  # arrivals dropped: max_inflight were unanswered, or sent too late
     inflight: int = 0
     heads: dict[str, int] = field(default_factory=dict)  # client -> highest head told
 
 
 _ENCODE = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How :func:`drive` sends: the knobs of :func:`run_requests`."""
+
+    scenario: str
+    client: str = "raw"
+    deadline_s: float = 10.0
+    max_inflight: int = 256
+    ws_share: float = 0.5
 
 
 async def run_requests(
@@ -275,42 +290,56 @@ async def run_requests(
     ws_share: float = 0.5,
 ) -> WorkloadStats:
     """Send the mix at ``rate`` for ``duration_s``; record every answer; return the counts."""
-    stats = WorkloadStats()
-    http_name, ws_name = f"{client}-http-1", f"{client}-ws-1"
+    how = Drive(endpoint.scenario, client, deadline_s, max_inflight, ws_share)
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(open_http(endpoint.http_url, max_inflight))
+        ws = await stack.enter_async_context(open_ws(endpoint.ws_url))
+        return await drive(how, http, ws, recorder, rate, duration_s, data, rng)
 
-    async def one(transport: _Transport, name: str, kind: str, call: Call, sent_id: JsonId) -> None:
+
+async def drive(
+    how: Drive,
+    http: _Transport,
+    ws: _Transport,
+    recorder: Recorder,
+    rate: Rate,
+    duration_s: float,
+    data: ChainData | None,
+    rng: random.Random,
+) -> WorkloadStats:
+    """:func:`run_requests` over given transports (tests pass fakes on a MockClock)."""
+    stats = WorkloadStats()
+    names = {"http": f"{how.client}-http-1", "ws": f"{how.client}-ws-1"}
+
+    async def one(transport: _Transport, kind: str, call: Call, sent_id: JsonId) -> None:
+        name = names[kind]
         body = _ENCODE.encode(
             {"jsonrpc": "2.0", "id": sent_id, "method": call.method, "params": call.params}
         )
         sent_at = trio.current_time()
         reply: Reply | None = None
         try:
-            with trio.move_on_after(deadline_s):
+            with trio.move_on_after(how.deadline_s):
                 reply = await transport.send(body, sent_id)
         finally:
             stats.inflight -= 1
-        event, head = to_event(endpoint.scenario, name, kind, call, sent_id, sent_at, reply)
+        event, head = to_event(how.scenario, name, kind, call, sent_id, sent_at, reply)
         recorder.record(event)
         if head is not None and reply is not None:
             recorder.record(HeadObservation(name, head, reply.answered_at))
             stats.heads[name] = max(head, stats.heads.get(name, head))
 
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(open_http(endpoint.http_url, max_inflight))
-        ws = await stack.enter_async_context(open_ws(endpoint.ws_url))
-        async with trio.open_nursery() as nursery:
-            start = trio.current_time()
-            for offset in arrivals(rate, duration_s, rng):
-                await trio.sleep_until(start + offset)
-                if stats.inflight >= max_inflight:
-                    stats.skipped += 1
-                    continue
-                use_ws = rng.random() < ws_share
-                transport: _Transport = ws if use_ws else http
-                name = ws_name if use_ws else http_name
-                call = choose_call(rng, data, stats.heads.get(name))
-                stats.sent += 1
-                stats.inflight += 1
-                sent_id = next_id(stats.sent, client)
-                nursery.start_soon(one, transport, name, "ws" if use_ws else "http", call, sent_id)
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        for offset in arrivals(rate, duration_s, rng):
+            await trio.sleep_until(start + offset)
+            if stats.inflight >= how.max_inflight or trio.current_time() >= start + duration_s:
+                stats.skipped += 1
+                continue
+            kind = "ws" if rng.random() < how.ws_share else "http"
+            call = choose_call(rng, data, stats.heads.get(names[kind]))
+            stats.sent += 1
+            stats.inflight += 1
+            sent_id = next_id(stats.sent, how.client)
+            nursery.start_soon(one, ws if kind == "ws" else http, kind, call, sent_id)
     return stats

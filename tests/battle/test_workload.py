@@ -1,4 +1,5 @@
-"""The raw workload's pure parts: answer classification, the method mix, arrivals, events."""
+"""The raw workload: answer classification, the method mix, arrivals, events (pure); the driver on
+a MockClock; WebSocket reconnects and timeouts on a fake loopback gateway; the log-traffic maker."""
 
 from __future__ import annotations
 
@@ -9,21 +10,33 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
+from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from battle.answers import classify, hex_number, provider_from_meta
 from battle.chaindata import ChainData
-from battle.clients import Reply, WsClient, meta_url
-from battle.events import Outcome, SubscriptionKind
+from battle.clients import WS_ERRORS, Endpoint, Reply, WsClient, connect_ws, meta_url
+from battle.events import Outcome, Recorder, SubscriptionKind
 from battle.scenario import Arrival, Rate
-from battle.subscribers import notification, subscribe_params
+from battle.subscribers import (
+    LOG_SENDER,
+    make_log_traffic,
+    notification,
+    run_subscribers,
+    subscribe_params,
+)
 from battle.workload import (
     REVERT_CODE,
     Call,
+    Drive,
     arrivals,
     choose_call,
+    drive,
     next_id,
+    run_requests,
     to_event,
 )
+from lasso.devnet import DevnetError
 
 DATA = ChainData(
     block_hashes=tuple(f"0x{n:064x}" for n in range(8)),
@@ -111,6 +124,9 @@ def test_the_provider_comes_from_the_meta_header() -> None:
     assert provider_from_meta(batch.rstrip(b"=")) == "n2"
     assert provider_from_meta(None) is None
     assert provider_from_meta("!!not base64") is None
+    failed = {"attempts": [{"provider": "n0"}, {"provider": "n1", "category": "jsonrpc"}]}
+    header = base64.urlsafe_b64encode(json.dumps(failed).encode()).rstrip(b"=").decode()
+    assert provider_from_meta(header) == "n1"
     served_locally = base64.urlsafe_b64encode(b'{"served_by":"lasso"}').rstrip(b"=")
     assert provider_from_meta(served_locally) is None
 
@@ -313,9 +329,304 @@ async def test_ws_answers_find_their_request_and_strays_the_oldest() -> None:
     assert client._pending == {}
 
 
+async def test_a_late_answer_to_a_timed_out_ws_request_is_dropped() -> None:
+    client = WsClient("ws://unused")
+    client._ws = FakeWs()  # type: ignore[assignment]
+    with trio.move_on_after(0):
+        await client.send(b'{"id": 5}', 5)  # never answered: given up on
+    waiting_send, waiting = trio.open_memory_channel[Reply | None](1)
+    client._pending[("int", 6)] = waiting_send
+    client._deliver(body({"jsonrpc": "2.0", "id": 5, "result": "0x1"}))  # late, for 5
+    with pytest.raises(trio.WouldBlock):
+        waiting.receive_nowait()  # not taken for a stray answer to 6
+    client._deliver(body({"jsonrpc": "2.0", "id": 5, "result": "0x1"}))  # a second one is stray
+    reply = waiting.receive_nowait()
+    assert reply is not None and json.loads(reply.body)["id"] == 5
+
+
+class FakeWs:
+    async def send_message(self, message: str) -> None:
+        pass
+
+
 async def test_ws_requests_pending_when_the_connection_drops_get_no_answer() -> None:
     client = WsClient("ws://unused")
     send, receive = trio.open_memory_channel[Reply | None](1)
     client._pending[("int", 4)] = send
     client._fail_pending()
     assert receive.receive_nowait() is None and client._pending == {}
+
+
+# --- reconnecting over a real loopback WebSocket ------------------------------------------------
+
+
+class FakeGateway:
+    """A WebSocket server on port 0 that answers ``eth_blockNumber`` and ``eth_subscribe``.
+
+    ``drop_after`` answers per connection, then the connection is closed; ``silent`` never
+    answers; each subscription sends two heads (numbers from ``next_head``) then holds.
+    """
+
+    def __init__(self, *, drop_after: int | None = None, silent: bool = False) -> None:
+        self.drop_after, self.silent = drop_after, silent
+        self.connections = 0
+        self.next_head = 1
+        self.url = ""
+
+    async def handler(self, request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        self.connections += 1
+        answered = 0
+        try:
+            while self.drop_after is None or answered < self.drop_after:
+                message = json.loads(await ws.get_message())
+                if self.silent:
+                    continue
+                answered += 1
+                if message["method"] == "eth_subscribe":
+                    sub = f"0xs{self.connections}"
+                    await ws.send_message(
+                        json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": sub})
+                    )
+                    for _ in range(2):
+                        n = self.next_head
+                        self.next_head += 1
+                        head = {"number": hex(n), "hash": f"0xh{n}", "parentHash": f"0xh{n - 1}"}
+                        await ws.send_message(frame(sub, head).decode())
+                else:
+                    await ws.send_message(
+                        json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": "0x10"})
+                    )
+            await ws.aclose()
+        except ConnectionClosed:
+            pass
+
+
+async def serve_fake(nursery: trio.Nursery, fake: FakeGateway) -> Endpoint:
+    server = await nursery.start(serve_websocket, fake.handler, "127.0.0.1", 0, None)
+    fake.url = f"ws://127.0.0.1:{server.port}"
+    return Endpoint("http://127.0.0.1:9/unused", fake.url, "fake")
+
+
+@pytest.mark.slow
+async def test_the_ws_client_reconnects_when_the_gateway_drops_it(nursery: trio.Nursery) -> None:
+    fake = FakeGateway(drop_after=2)
+    endpoint = await serve_fake(nursery, fake)
+    recorder = Recorder()
+    rate = Rate(20, Arrival.CONSTANT)
+    with trio.fail_after(10):
+        stats = await run_requests(
+            endpoint, recorder, rate, 0.5, None, random.Random(0), ws_share=1.0
+        )
+    events = recorder.recording().requests
+    assert stats.sent == len(events) and stats.sent + stats.skipped == 10
+    assert stats.sent >= 5  # a loaded box may drop a late arrival or two, not most
+    assert all(e.transport == "ws" and e.client == "raw-ws-1" for e in events)
+    assert fake.connections >= 2  # two answers per connection
+    answered = [e for e in events if e.outcome is Outcome.RESULT]
+    assert len(answered) > 2 and all(e.received_id == e.sent_id for e in answered)
+    lost = [e for e in events if e.outcome is not Outcome.RESULT]  # sent as the gateway hung up
+    assert all(e.outcome is Outcome.TIMEOUT and e.answered_at is None for e in lost)
+
+
+@pytest.mark.slow
+async def test_an_unanswered_request_is_a_timeout_and_inflight_is_bounded(
+    nursery: trio.Nursery,
+) -> None:
+    endpoint = await serve_fake(nursery, FakeGateway(silent=True))
+    recorder = Recorder()
+    with trio.fail_after(10):
+        stats = await run_requests(
+            endpoint,
+            recorder,
+            Rate(100, Arrival.CONSTANT),
+            0.1,
+            None,
+            random.Random(0),
+            ws_share=1.0,
+            deadline_s=0.2,
+            max_inflight=4,
+        )
+    events = recorder.recording().requests
+    assert 1 <= stats.sent <= 4 and stats.sent + stats.skipped == 10
+    assert [e.outcome for e in events] == [Outcome.TIMEOUT] * stats.sent
+    assert all(e.answered_at is None and e.received_id is None for e in events)
+
+
+async def test_a_subscriber_resubscribes_after_a_drop(nursery: trio.Nursery) -> None:
+    fake = FakeGateway(drop_after=1)  # the subscribe call, two heads, then closed
+    endpoint = await serve_fake(nursery, fake)
+    recorder = Recorder()
+    with trio.fail_after(10):
+        while len(recorder.recording().subscriptions) < 6:
+            with trio.move_on_after(0.05):
+                await run_subscribers(endpoint, recorder, 5.0, None)
+    events = recorder.recording().subscriptions
+    assert {e.client for e in events} == {"sub-heads-1"}
+    assert [e.number for e in events[:6]] == [1, 2, 3, 4, 5, 6]
+    assert len({e.subscription for e in events}) >= 3  # a new id per connection
+
+
+# --- the driver on virtual time -------------------------------------------------------------
+
+
+class FakeTransport:
+    """Answers ``eth_blockNumber`` with a rising head after ``delay_s`` virtual seconds; records
+    what was sent. ``hog_s`` jumps the clock on each send (a box too busy to keep the rate)."""
+
+    def __init__(
+        self, clock: trio.testing.MockClock, delay_s: float = 0.01, hog_s: float = 0.0
+    ) -> None:
+        self.clock, self.delay_s, self.hog_s = clock, delay_s, hog_s
+        self.sent: list[dict[str, Any]] = []
+        self.head = 100
+
+    async def send(self, body_bytes: bytes, sent_id: Any) -> Reply | None:
+        self.sent.append(json.loads(body_bytes))
+        self.clock.jump(self.hog_s)
+        await trio.sleep(self.delay_s)
+        self.head += 1
+        answer = {"jsonrpc": "2.0", "id": sent_id, "result": hex(self.head)}
+        if json.loads(body_bytes)["method"] == "eth_getBlockByNumber":
+            answer["result"] = {"number": hex(self.head), "hash": "0x"}
+        return Reply(200, body(answer), "p1", trio.current_time())
+
+
+async def test_drive_sends_on_schedule_and_records_heads(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    http, ws = FakeTransport(autojump_clock), FakeTransport(autojump_clock)
+    recorder = Recorder()
+    stats = await drive(
+        Drive("s"), http, ws, recorder, Rate(10, Arrival.CONSTANT), 1.0, None, random.Random(4)
+    )
+    events = recorder.recording().requests
+    assert (stats.sent, stats.skipped, stats.inflight) == (10, 0, 0)
+    assert [e.sent_at for e in sorted(events, key=lambda e: e.sent_at)] == pytest.approx(
+        [n / 10 for n in range(10)]
+    )
+    assert all(e.answered_at == pytest.approx(e.sent_at + 0.01) for e in events)
+    assert len(http.sent) + len(ws.sent) == 10 and http.sent and ws.sent
+    heads = recorder.recording().heads
+    assert heads and {h.client for h in heads} <= {"raw-http-1", "raw-ws-1"}
+    assert stats.heads == {
+        c: max(h.number for h in heads if h.client == c) for c in {h.client for h in heads}
+    }
+
+
+async def test_drive_times_out_a_hang_at_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hung = FakeTransport(autojump_clock, delay_s=60)
+    recorder = Recorder()
+    how = Drive("s", deadline_s=2.0, ws_share=1.0)
+    stats = await drive(
+        how, hung, hung, recorder, Rate(2, Arrival.CONSTANT), 1.0, None, random.Random(0)
+    )
+    events = recorder.recording().requests
+    assert stats.sent == 2 and [e.outcome for e in events] == [Outcome.TIMEOUT] * 2
+    assert trio.current_time() == pytest.approx(0.5 + 2.0)  # the last one's deadline
+
+
+async def test_drive_skips_arrivals_while_max_inflight_are_unanswered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hung = FakeTransport(autojump_clock, delay_s=60)
+    how = Drive("s", deadline_s=5.0, max_inflight=3)
+    stats = await drive(
+        how, hung, hung, Recorder(), Rate(10, Arrival.CONSTANT), 1.0, None, random.Random(0)
+    )
+    assert (stats.sent, stats.skipped) == (3, 7)
+
+
+class HogRandom(random.Random):
+    """Every draw costs ``cost_s`` of virtual time: a box too busy to keep the rate."""
+
+    def __init__(self, clock: trio.testing.MockClock, cost_s: float) -> None:
+        super().__init__(0)
+        self.clock, self.cost_s = clock, cost_s
+
+    def random(self) -> float:
+        self.clock.jump(self.cost_s)
+        return super().random()
+
+
+async def test_drive_never_sends_past_the_window_on_a_busy_box(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeTransport(autojump_clock)
+    rng = HogRandom(autojump_clock, 0.1)
+    recorder = Recorder()
+    stats = await drive(
+        Drive("s"), fake, fake, recorder, Rate(10, Arrival.CONSTANT), 1.0, None, rng
+    )
+    assert stats.sent + stats.skipped == 10
+    assert 0 < stats.sent < 10  # the late arrivals were dropped, not sent after the window
+    assert len(recorder.recording().requests) == stats.sent
+
+
+async def test_connect_ws_gives_the_callers_own_error_back_unwrapped(nursery: trio.Nursery) -> None:
+    endpoint = await serve_fake(nursery, FakeGateway())
+    with pytest.raises(KeyError):
+        async with connect_ws(endpoint.ws_url):
+            raise KeyError("mine")
+
+
+async def test_connect_ws_turns_a_refused_connection_into_ws_lost() -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    with pytest.raises(WS_ERRORS):
+        async with connect_ws(f"ws://127.0.0.1:{port}/"):
+            pass
+
+
+# --- the log-traffic maker --------------------------------------------------------------------
+
+
+class FakeDevnet:
+    """Mines a block every second of virtual time; a send fails on the blocks in ``failing``."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing = failing
+        self.height = 0
+        self.mined = trio.Event()
+        self.signed: list[dict[str, Any]] = []
+        self.sent: list[tuple[int, str]] = []
+
+    async def miner(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            self.height += 1
+            self.mined.set()
+            self.mined = trio.Event()
+
+    def statistics(self) -> Any:
+        return type("Stats", (), {"blocks_mined": self.height})()
+
+    async def sign_transfer(self, **fields: Any) -> str:
+        self.signed.append(fields)
+        return f"raw-{len(self.signed)}"
+
+    async def send_raw_transaction(self, raw: str) -> str:
+        if self.height in self.failing:
+            raise DevnetError("nodes disagreed on a transaction")
+        self.sent.append((self.height, raw))
+        return "0xhash"
+
+    async def wait_for_block(self, number: int) -> None:
+        while self.height < number:
+            await self.mined.wait()
+
+
+async def test_log_traffic_sends_one_emitter_call_per_block(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    devnet = FakeDevnet(failing={2})
+    nursery.start_soon(devnet.miner)
+    await make_log_traffic(devnet, "0xemitter", 5.5)  # type: ignore[arg-type]
+    assert trio.current_time() == pytest.approx(5.5)
+    assert [height for height, _ in devnet.sent] == [0, 1, 3, 4, 5]  # block 2's failed: skipped
+    assert all(f["to"] == "0xemitter" and f["value_wei"] == 0 for f in devnet.signed)
+    assert {f["sender"] for f in devnet.signed} == {LOG_SENDER}
