@@ -1,9 +1,12 @@
 """web3.py calls as battle events: what was sent, what came back, and what it means.
 
 The web3 workload (:mod:`battle.web3load`) drives the gateway through web3.py's own stack, so
-what it records is what an application would see. Two small provider subclasses note the
-JSON-RPC ids on the way (web3 forms them itself) and, over HTTP, an aiohttp trace notes the
-status and Lasso's routing metadata; everything else is web3's unchanged behaviour.
+what it records is what an application would see. Two small provider subclasses note each
+request web3 puts on the wire (a :class:`Wire`: method, id, when) and its decoded answer into
+the calling task's :class:`Exchange` (a context variable), and over HTTP an aiohttp trace
+notes the status and Lasso's routing metadata; everything else is web3's unchanged
+behaviour. One web3 call can be several requests (``eth_call`` asks ``eth_chainId`` before
+and after itself): each is a request of its own.
 
 **Ids.** ``sent_id`` is the id web3 put on the wire (from ``form_request``); ``received_id``
 is the id in the decoded answer. Over HTTP web3 never compares them (the answer is taken
@@ -185,8 +188,16 @@ def providers_of(meta: bytes | None) -> list[str | None]:
 
 
 def _provider_id(item: Any) -> str | None:
-    selected = item.get("selected_provider") if isinstance(item, dict) else None
+    """``selected_provider.id``; for a node's error answer (Lasso names no selected provider
+    then) the provider of the last attempt, the one whose error was passed on."""
+    if not isinstance(item, dict):
+        return None
+    selected = item.get("selected_provider")
     ident = selected.get("id") if isinstance(selected, dict) else None
+    attempts = item.get("attempts")
+    if ident is None and isinstance(attempts, list) and attempts:
+        last = attempts[-1]
+        ident = last.get("provider") if isinstance(last, dict) else None
     return ident if isinstance(ident, str) else None
 
 

@@ -105,13 +105,21 @@ async def run_web3(
         finally:
             stop.set()  # also when the trio side is cancelled
 
+    failed: Exception | None = None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stop_when_done)
-            await trio.to_thread.run_sync(_thread_main, plan, sink, stop, abandon_on_cancel=False)
+            try:
+                await trio.to_thread.run_sync(
+                    _thread_main, plan, sink, stop, abandon_on_cancel=False
+                )
+            except Exception as exc:  # raised below, not wrapped in the nursery's group
+                failed = exc
             nursery.cancel_scope.cancel()
     finally:
         drain()
+    if failed is not None:
+        raise failed
 
 
 @dataclass(frozen=True)
@@ -146,14 +154,19 @@ async def _main(plan: _Plan, sink: Sink, stop: threading.Event) -> None:
     ]
     try:
         # The trio side sets a threading.Event, which asyncio cannot await: poll it.
-        while not stop.is_set() and time.perf_counter() < deadline:  # noqa: ASYNC110
+        while not stop.is_set() and time.perf_counter() < deadline:
             await asyncio.sleep(_WATCH_S)
+            if any(t.done() and not t.cancelled() and t.exception() for t in tasks):
+                break  # a bug of ours: stop and raise it below
     finally:
-        tasks += list(calls.inflight)
-        for task in tasks:
+        running = [*tasks, *calls.inflight]
+        for task in running:
             task.cancel()
-        await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        await asyncio.wait(running, timeout=STOP_GRACE_S)
         await provider.disconnect()
+    for task in tasks:
+        if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+            raise exc
 
 
 class _Calls:

@@ -11,7 +11,8 @@ measured for them as for the raw subscribers:
 - filter polling (client ``web3-filter``): a block filter (``eth_newBlockFilter``) and, with
   chain data, a log filter on the emitter (``eth_newFilter``), polled with
   ``eth_getFilterChanges`` every ``POLL_S``. Each block hash is looked up
-  (``eth_getBlockByHash``, cached) for its number and parent, so the hashes become HEADS
+  (``eth_getBlockByHash``, cached; a failed lookup is tried again at the next poll, the
+  hashes after it waiting in order) for its number and parent, so the hashes become HEADS
   events and the logs LOGS events of the filter's stream. A failed poll drops the filter and
   installs a new one (what an application does on "filter not found"): a new stream.
 """
@@ -19,6 +20,7 @@ measured for them as for the raw subscribers:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,8 @@ from battle.chaindata import ChainData
 from battle.events import SubscriptionEvent, SubscriptionKind
 from battle.web3calls import NO_ANSWER, RecordingWebSocketProvider
 from battle.web3record import Sink, timed
+
+_log = logging.getLogger(__name__)
 
 POLL_S = 0.5
 _GONE: tuple[type[BaseException], ...] = (*NO_ANSWER, TimeExhausted)
@@ -54,6 +58,7 @@ class Socket:
 
     w3: AsyncWeb3[RecordingWebSocketProvider] | None = None
     connects: int = 0
+    broken: int = 0  # sessions ended by an error other than a lost connection
 
 
 async def run_heads(url: str, sink: Sink, socket: Socket, request_timeout_s: float) -> None:
@@ -67,6 +72,9 @@ async def run_heads(url: str, sink: Sink, socket: Socket, request_timeout_s: flo
                     await _heads(w3, sink)
                 except _GONE:
                     pass  # the socket is gone: web3's loop reconnects
+                except Exception as exc:  # web3's listener died on what the gateway sent
+                    socket.broken += 1
+                    _log.warning("web3 socket broke, reconnecting: %r", exc)
                 finally:
                     socket.w3 = None
         except NO_ANSWER:
@@ -105,6 +113,7 @@ class _Filters:
     block: str | None = None
     logs: str | None = None
     blocks: dict[str, tuple[int, str]] = field(default_factory=dict)  # hash -> number, parent
+    unlooked: list[str] = field(default_factory=list)  # block hashes whose lookup failed
 
 
 async def run_filters(w3: AsyncWeb3[Any], sink: Sink, data: ChainData | None) -> None:
@@ -117,15 +126,26 @@ async def run_filters(w3: AsyncWeb3[Any], sink: Sink, data: ChainData | None) ->
             "topics": [data.topic],
         }
     while True:
-        if state.block is None:
-            state.block = await _install(w3, sink, "eth_newBlockFilter", "latest")
-        if state.block is not None:
-            await _poll_blocks(w3, sink, state)
-        if log_params is not None and state.logs is None:
-            state.logs = await _install(w3, sink, "eth_newFilter", log_params)
-        if state.logs is not None:
-            await _poll_logs(w3, sink, state)
+        try:
+            await _poll(w3, sink, state, log_params)
+        except Exception as exc:  # an answer web3 took but of a shape we cannot read
+            _log.warning("web3 filter poll failed, installing new filters: %r", exc)
+            state.block, state.logs, state.unlooked = None, None, []
         await asyncio.sleep(POLL_S)
+
+
+async def _poll(
+    w3: AsyncWeb3[Any], sink: Sink, state: _Filters, log_params: FilterParams | None
+) -> None:
+    """One poll of each filter, installing those not installed."""
+    if state.block is None:
+        state.block = await _install(w3, sink, "eth_newBlockFilter", "latest")
+    if state.block is not None:
+        await _poll_blocks(w3, sink, state)
+    if log_params is not None and state.logs is None:
+        state.logs = await _install(w3, sink, "eth_newFilter", log_params)
+    if state.logs is not None:
+        await _poll_logs(w3, sink, state)
 
 
 async def _install(
@@ -169,17 +189,21 @@ async def _block(
 
 
 async def _poll_blocks(w3: AsyncWeb3[Any], sink: Sink, state: _Filters) -> None:
+    """Record the block filter's new hashes in order; a hash whose lookup fails waits, with
+    those after it, for the next poll (a failed lookup is not a missed notification)."""
     assert state.block is not None
     filter_id = state.block
     changes = await _changes(w3, sink, filter_id)
     if changes is None:
-        state.block = None
+        state.block, state.unlooked = None, []  # a new filter is a new stream
         return
-    for change in changes:
-        block_hash = hex_of(change)
+    state.unlooked += [hex_of(change) for change in changes]
+    while state.unlooked:
+        block_hash = state.unlooked[0]
         known = await _block(w3, sink, state, block_hash)
         if known is None:
-            continue
+            return
+        del state.unlooked[0]
         sink.put(
             SubscriptionEvent(
                 client="web3-filter",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import socket
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -24,11 +27,13 @@ from web3.exceptions import (
 from yarl import URL
 
 from battle.chaindata import create_chain_data
-from battle.events import Outcome, Recorder, SubscriptionKind
+from battle.events import Outcome, Recorder, SubscriptionEvent, SubscriptionKind
 from battle.slo import compute
 from battle.subs import subscription_stats
 from battle.web3calls import Verdict, Wire, classify, failed_wire, providers_of
 from battle.web3load import run_web3, with_meta
+from battle.web3record import Clock, Sink
+from battle.web3streams import _Filters, _poll_blocks
 from lasso.chaos.tcpcut import open_tcp_relay
 from lasso.devnet import open_devnet
 from tests.support.front import devnet_settings, open_lasso
@@ -135,6 +140,9 @@ def test_routing_metadata_names_the_serving_provider() -> None:
     assert providers_of(header({"selected_provider": {"id": "n1"}})) == ["n1"]
     batch = [{"selected_provider": {"id": "n0"}}, {"selected_provider": None}]
     assert providers_of(header(batch)) == ["n0", None]
+    error = {"retries": 1, "attempts": [{"provider": "n2", "message": "execution reverted"}]}
+    assert providers_of(header(error)) == ["n2"]
+    assert providers_of(header({"served_by": "lasso"})) == [None]
     assert providers_of(b"!!not base64!!") == []
     assert providers_of(None) == []
 
@@ -161,6 +169,14 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
             data = await create_chain_data(devnet)
         async with open_lasso(devnet_settings(devnet)) as base, trio.open_nursery() as nursery:
             await nursery.start(devnet.mine_every, 1.0)
+
+            async def log_traffic() -> None:  # a call to the emitter with no calldata: a log
+                while True:
+                    raw = await devnet.sign_transfer(to=data.emitter, value_wei=0)
+                    await devnet.send_raw_transaction(raw)
+                    await trio.sleep(0.5)
+
+            nursery.start_soon(log_traffic)
             endpoint = _Endpoint(
                 f"{base}/rpc/devnet", base.replace("http", "ws", 1) + "/ws/rpc/devnet", "web3"
             )
@@ -178,12 +194,15 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
     assert {"web3-http", "web3-ws", "web3-batch", "web3-filter"} <= clients
     assert any(r.error_expected for r in requests), "the reverter was called"
     assert all(r.received_id == r.sent_id for r in requests)
-    assert any(r.provider is not None for r in requests if r.client == "web3-http")
+    routed = ("eth_getLogs", "eth_call")  # a revert's provider is its attempt's
+    assert all(
+        r.provider is not None for r in requests if r.method in routed and r.client == "web3-http"
+    )
     heads = [s for s in recording.subscriptions if s.client == "web3-ws"]
     assert len(heads) >= 2
     assert {s.kind for s in heads} == {SubscriptionKind.HEADS}
-    filtered = [s for s in recording.subscriptions if s.client == "web3-filter"]
-    assert filtered, "filter changes were received"
+    filtered = {s.kind for s in recording.subscriptions if s.client == "web3-filter"}
+    assert filtered == {SubscriptionKind.HEADS, SubscriptionKind.LOGS}, "filter changes came"
     stats = subscription_stats(recording.subscriptions)
     assert [(s.gaps, s.duplicates) for s in stats] == [(0, 0)] * len(stats)
     assert recording.heads
@@ -194,7 +213,7 @@ async def test_web3_drives_lasso_on_a_devnet() -> None:
 @pytest.mark.integration
 async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None:
     recorder = Recorder()
-    async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:
+    async with open_devnet(nodes=2, block_time_s=None, port_base=0) as devnet:  # noqa: SIM117
         async with (
             open_lasso(devnet_settings(devnet)) as base,
             open_tcp_relay(urlsplit(base).port or 0) as relay,
@@ -206,8 +225,8 @@ async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None
             )
 
             async def cut_when_heads_come() -> None:
-                with trio.fail_after(5):
-                    while not any(
+                with trio.fail_after(5):  # the heads come from another thread: poll, bounded
+                    while not any(  # noqa: ASYNC110
                         s.client == "web3-ws" for s in recorder.recording().subscriptions
                     ):
                         await trio.sleep(0.05)
@@ -226,3 +245,72 @@ async def test_web3_reconnects_and_resubscribes_when_its_socket_is_cut() -> None
     assert len(after) >= 2
     stats = subscription_stats(heads)
     assert [(s.gaps, s.duplicates) for s in stats] == [(0, 0), (0, 0)]
+
+
+@pytest.mark.slow
+async def test_cancelled_from_trio_it_stops_within_a_second_and_keeps_what_it_recorded() -> None:
+    # Nothing listens on the endpoint: every call fails at once, web3 keeps retrying to connect.
+    recorder = Recorder()
+    endpoint = _refused_endpoint("s")
+    started = trio.current_time()
+    with trio.move_on_after(1.0) as scope:
+        await run_web3(endpoint, recorder, 60.0, rps=20, data=None, seed=3)
+    assert scope.cancelled_caught
+    assert trio.current_time() - started < 2.0
+    requests = recorder.recording().requests
+    assert requests, "events made before the cancellation were handed over"
+    assert {r.outcome for r in requests} == {Outcome.TIMEOUT}  # no answer: connection refused
+    assert all(r.answered_at is None and r.scenario == "s" for r in requests)
+
+
+class _FakeEth:
+    def __init__(self, polls: list[list[bytes]], blocks: dict[str, int]) -> None:
+        self.polls, self.blocks, self.down = polls, blocks, {"0x" + "02" * 32}
+
+    async def get_filter_changes(self, filter_id: str) -> list[bytes]:
+        return self.polls.pop(0)
+
+    async def get_block(self, block_hash: str) -> dict[str, object]:
+        if block_hash in self.down:
+            self.down.clear()  # fails once
+            raise TimeoutError
+        number = self.blocks[block_hash]
+        return {"number": number, "parentHash": bytes([number - 1]) * 32}
+
+
+def test_a_failed_block_lookup_waits_for_the_next_poll_in_order() -> None:
+    hashes = [bytes([n]) * 32 for n in (1, 2, 3)]
+    eth = _FakeEth([hashes[:2], hashes[2:]], {"0x" + h.hex(): h[0] for h in hashes})
+    w3 = SimpleNamespace(eth=eth)
+    sink = Sink("s", Clock(0.0))
+    state = _Filters(block="0xf1")
+
+    async def two_polls() -> None:
+        await _poll_blocks(w3, sink, state)  # type: ignore[arg-type]
+        await _poll_blocks(w3, sink, state)  # type: ignore[arg-type]
+
+    asyncio.run(two_polls())
+    heads = [e for e in sink.events if isinstance(e, SubscriptionEvent)]
+    assert [(h.number, h.subscription) for h in heads] == [(1, "0xf1"), (2, "0xf1"), (3, "0xf1")]
+    assert subscription_stats(heads)[0].gaps == 0
+
+
+def _refused_endpoint(scenario: str) -> _Endpoint:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    return _Endpoint(f"http://127.0.0.1:{port}/rpc/x", f"ws://127.0.0.1:{port}/ws/rpc/x", scenario)
+
+
+@pytest.mark.slow
+async def test_a_bug_in_the_web3_thread_is_raised_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("harness bug")
+
+    monkeypatch.setattr("battle.web3load.run_filters", broken)
+    started = trio.current_time()
+    with pytest.raises(RuntimeError, match="harness bug"):
+        await run_web3(_refused_endpoint("s"), Recorder(), 60.0, rps=1, data=None, seed=4)
+    assert trio.current_time() - started < 2.0
