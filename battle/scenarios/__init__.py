@@ -8,11 +8,11 @@ provider down), ``proxy`` (latency, 429, eth_getLogs limits, unsupported methods
 ``common`` has the timeline and the threshold sets.
 
 Each scenario's ``chaos`` coroutine acts only through :class:`battle.control.Chaos`, on a
-timeline measured from its own start (:class:`~battle.scenarios.common.Timeline`: absolute offsets, so a slow action
-such as ``resume`` catching a node up never pushes the rest late), ends every fault it starts
-and returns by ``duration_s``, leaving at least :data:`SETTLE_S` after the last recovery so
-the workload and the subscribers show that the gateway recovered (a fault ended just before
-the recording stops would make backfill unmeasurable).
+timeline measured from its own start (:class:`~battle.scenarios.common.Timeline`: absolute
+offsets, so a slow action such as ``resume`` catching a node up never pushes the rest late),
+ends every fault it starts and returns by ``duration_s``, leaving at least :data:`SETTLE_S`
+after the last recovery so the workload and the subscribers show that the gateway recovered
+(a fault ended just before the recording stops would make backfill unmeasurable).
 
 Thresholds, read against :mod:`battle.slo`'s definitions:
 

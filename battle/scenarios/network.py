@@ -86,11 +86,18 @@ WS_CUTS = Scenario(
 
 OUTAGE_AT_S = 4.0
 OUTAGE_S = 4.0
+#: The first provider comes back this long after the others. Besides being how outages end,
+#: it is what lets backfill be measured: a fault's backfill target is the head known to any
+#: client at its recovery, and when every provider comes back at once nobody has been told
+#: of a block since the outage began (no sample, "no data"); by the last restore the clients
+#: know the head again, and the subscriptions must have every block up to it.
+LAST_BACK_AFTER_S = 2.0
 #: How soon after the restore requests must succeed again: recovery mode probes every open
 #: breaker at once and then every 0.25-0.5 s (lasso.core.recovery), two successes close one.
 RECOVERY_ALLOWANCE_S = 2.0
-#: Subscriptions come back with the upstream WebSocket, whose reconnect backoff (0.5 s
-#: doubling, 20% jitter) puts the first attempt after a 4 s outage up to ~5 s late.
+#: Subscriptions come back with an upstream WebSocket, whose reconnect backoff (0.5 s
+#: doubling, 20% jitter) puts the first attempt after a 4 s outage up to ~5 s after the
+#: restore, ~3 s after the last one.
 OUTAGE_BACKFILL_S = 6.0
 ALL_DOWN_DURATION_S = 17.0
 #: A constant rate sends the same share of requests into every second, so this is the share
@@ -102,23 +109,27 @@ ALL_DOWN_SUCCESS = (
 
 async def _all_down(c: Chaos) -> None:
     t = Timeline()
+    last = serving_provider(c)
     await t.at(OUTAGE_AT_S)
     for provider in c.providers:
         c.cut(provider)
     await t.at(OUTAGE_AT_S + OUTAGE_S)
     for provider in c.providers:
-        c.restore(provider)
+        if provider != last:
+            c.restore(provider)
+    await t.at(OUTAGE_AT_S + OUTAGE_S + LAST_BACK_AFTER_S)
+    c.restore(last)
 
 
 ALL_DOWN_THEN_RECOVERY = Scenario(
     name="all-down-then-recovery",
     summary=f"cut every provider (HTTP and WS) at {OUTAGE_AT_S:g} s for {OUTAGE_S:g} s, then "
-    "restore them all",
+    f"restore them, the first {LAST_BACK_AFTER_S:g} s after the others",
     duration_s=ALL_DOWN_DURATION_S,
     chaos=_all_down,
     # During the outage every request gets a clean JSON-RPC error, at once (no hang); after
     # it the gateway recovers within the allowance (success rate), every provider serves
-    # again (no missed failover) and the subscriptions resume without a gap.
+    # again (no missed failover) and the subscriptions resume without a gap, backfilled.
     thresholds=declare(
         f"success_rate >= {ALL_DOWN_SUCCESS}",
         "timeouts == 0",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from battle.control import Chaos, Need
 from battle.scenario import Rate, Scenario
 from battle.scenarios.common import (
-    BACKFILL,
     FAILOVER,
     HEALTHY,
     SETTLE_S,
     SUBSCRIPTIONS,
     Timeline,
     declare,
+    full_providers,
     serving_provider,
 )
 
@@ -19,19 +19,30 @@ from battle.scenarios.common import (
 
 
 async def _provider_killed(c: Chaos) -> None:
+    """Kill the subscriptions' upstream, then the provider they moved to (the next by
+    priority). Two kills, because the devnet restarts a node in ~0.2 s: one costs a gateway
+    without failover only the ~3 requests that meet it before its breaker opens (measured:
+    success 0.9926 over 404 requests), too close to the threshold to be caught every time."""
     t = Timeline()
+    first = serving_provider(c)
+    then = next((p for p in full_providers(c) if p != first), None)
     await t.at(4)
-    await c.kill(serving_provider(c))  # the devnet restarts it and catches it up by itself
+    await c.kill(first)  # the devnet restarts it and catches it up by itself
+    if then is not None:
+        await t.at(8)
+        await c.kill(then)
 
 
 PROVIDER_KILLED = Scenario(
     name="provider-killed",
-    summary="SIGKILL the first provider (subscriptions' upstream) at 4 s; the devnet restarts it",
+    summary="SIGKILL the first provider (subscriptions' upstream) at 4 s and the next full one "
+    "(where they moved) at 8 s; the devnet restarts each",
     duration_s=13,
     chaos=_provider_killed,
-    thresholds=declare(
-        *HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS, *BACKFILL
-    ),
+    # No backfill threshold: the devnet restarts a killed node in ~0.2 s (measured), within
+    # one block, so by the kill's recovery nobody knows a newer head and backfill has no
+    # sample ("no data"); gaps and duplicates show whether the subscriptions moved cleanly.
+    thresholds=declare(*HEALTHY, "read_your_head_misses == 0", *FAILOVER, *SUBSCRIPTIONS),
     rate=Rate(20.0),
     needs=frozenset({Need.NODES, Need.WEBSOCKET}),
     quick=True,
