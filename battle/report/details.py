@@ -12,6 +12,9 @@ from battle.slo import Slos
 Rows = list[tuple[str, ...]]
 
 
+PROVENANCE_HEADER = ("what", "value")
+
+
 def provenance(run: BattleRun) -> Rows:
     p = run.provenance
     return [

@@ -16,6 +16,8 @@ def seconds(value: float | None) -> str:
     """A duration: milliseconds below one second, else seconds."""
     if value is None:
         return NO_DATA
+    if value == 0:
+        return "0 s"
     if abs(value) < 1.0:
         return f"{value * 1000:.1f} ms"
     return f"{value:.2f} s"

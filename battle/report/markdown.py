@@ -115,7 +115,7 @@ def render(run: BattleRun) -> str:
         "",
         "## Provenance",
         "",
-        grid(("", ""), details.provenance(run)),
+        grid(details.PROVENANCE_HEADER, details.provenance(run)),
         "",
         "Providers:",
         "",

@@ -159,7 +159,7 @@ def render(run: BattleRun) -> str:
         f"started {esc(p.started_at_utc)}.</p>",
         "<nav>" + " ".join(nav) + "</nav>",
         '<h2 id="provenance">Provenance</h2>',
-        grid(("", ""), details.provenance(run)),
+        grid(details.PROVENANCE_HEADER, details.provenance(run)),
         grid(details.PROVIDER_HEADER, details.providers(run)),
         '<h2 id="summary">Summary</h2>',
         _summary(run),

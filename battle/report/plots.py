@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from battle.events import Recording, RequestEvent
 from battle.report import series, svg
@@ -29,6 +31,35 @@ _WIDTH_IN = 7.5
 _CHAOS_COLOR = "tab:orange"
 #: The start of a plot's note when drawing it raised.
 DRAW_FAILED = "could not draw this plot"
+
+
+def _figure(height_in: float, *, left_in: float = 0.75) -> Figure:
+    """A figure with fixed margins in inches (cheaper than a layout engine's second draw)."""
+    figure = Figure(figsize=(_WIDTH_IN, height_in))
+    figure.subplots_adjust(
+        left=left_in / _WIDTH_IN,
+        right=1 - 0.15 / _WIDTH_IN,
+        bottom=0.5 / height_in,
+        top=1 - 0.3 / height_in,
+        hspace=0.12 / max(1.0, height_in / 3),
+    )
+    return figure
+
+
+def _xy(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _latency_tick(value: float, _pos: float | None) -> str:
+    return f"{value * 1000:g} ms" if value < 1 else f"{value:g} s"
+
+
+def _latency_axis(axis: Axis, log: bool) -> None:
+    """Latency ticks in ms/s, plain text (mathtext is off, so no 10^x labels)."""
+    if log:
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(_latency_tick))
 
 
 @dataclass(frozen=True)
@@ -93,7 +124,7 @@ def _histogram(
     groups = series.top_groups(answered, key, MAX_GROUPS)
     samples = [r.answered_at - r.sent_at for r in answered if r.answered_at is not None]
     edges, log = _bins(samples)
-    figure = Figure(figsize=(_WIDTH_IN, 2.4), layout="constrained")
+    figure = _figure(2.4)
     ax = figure.add_subplot()
     for name, events in groups:
         values = [r.answered_at - r.sent_at for r in events if r.answered_at is not None]
@@ -102,7 +133,8 @@ def _histogram(
         )
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel("latency (s)")
+    _latency_axis(ax.xaxis, log)
+    ax.set_xlabel("latency")
     ax.set_ylabel("requests")
     ax.set_title(title)
     ax.legend(loc="upper right", ncols=2)
@@ -140,10 +172,19 @@ def _chaos_lane(ax: Axes, recording: Recording, t0: float, t_end: float) -> None
             (lane - 0.4, 0.8),
             color=_CHAOS_COLOR,
         )
-    ax.set_yticks(range(len(lanes)), lanes)
+    ax.set_yticks(range(len(lanes)), [series.label(lane, 26) for lane in lanes], fontsize=7)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     ax.set_title("Latency over time per provider (chaos events shaded)")
     ax.grid(False, axis="y")
+
+
+def _latency_limits(latencies: Sequence[float], log: bool) -> tuple[float, float]:
+    if not latencies:
+        return 0.0, 1.0
+    high = max(max(latencies), 0.001)
+    if log:
+        return min(latencies) / 1.5, high * 2.0  # headroom for the "no answer" marks
+    return 0.0, high * 1.15
 
 
 def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
@@ -155,13 +196,14 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
     lanes = len(series.chaos_lanes(recording))
     lane_h = 0.22 * lanes + 0.5 if lanes else 0
     heights = ([lane_h] if lanes else []) + [1.3] * len(groups)
-    figure = Figure(figsize=(_WIDTH_IN, sum(heights) + 0.6), layout="constrained")
+    figure = _figure(sum(heights) + 0.8 + 0.12 * len(heights), left_in=1.6)
     axes = figure.subplots(len(heights), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
     if lanes:
         _chaos_lane(axes[0], recording, t0, t_end)
         axes = axes[1:]
     latencies = [r.answered_at - r.sent_at for r in recording.requests if r.answered_at is not None]
     log = bool(latencies) and min(latencies) > 0 and max(latencies) / min(latencies) > 20
+    ylim = _latency_limits(latencies, log)
     thinned = 0
     for ax, (name, events) in zip(axes, groups, strict=True):
         line = series.Timeline(events, t0)
@@ -171,7 +213,7 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
         _mark_chaos(ax, recording, t0, t_end, None if name == series.NO_PROVIDER else name)
         if ok:
             ax.scatter(
-                *zip(*ok, strict=True),
+                *_xy(ok),
                 s=3,
                 linewidths=0,
                 color="tab:blue",
@@ -180,7 +222,7 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
             )
         if bad:
             ax.scatter(
-                *zip(*bad, strict=True),
+                *_xy(bad),
                 s=12,
                 marker="x",
                 linewidths=0.8,
@@ -201,9 +243,9 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
             )
         if log:
             ax.set_yscale("log")
-        elif latencies:
-            ax.set_ylim(0, max(max(latencies) * 1.1, 0.001))
-        ax.set_ylabel(f"{name}\n(s)")
+        ax.set_ylim(*ylim)  # one scale for every provider, so panels compare
+        _latency_axis(ax.yaxis, log)
+        ax.set_ylabel(name)
         ax.legend(loc="upper left", fontsize=6, markerscale=1.5)
     axes[-1].set_xlabel("seconds since the scenario started")
     axes[-1].set_xlim(0, max(t_end - t0, 1.0))
@@ -213,17 +255,18 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
 
 def _heads(recording: Recording, t0: float, prefix: str) -> Plot:
     title = "newHeads received per client"
-    streams = series.head_streams(recording, t0)
-    if not streams:
+    streams = series.HeadStreams(recording, t0)
+    if not streams.clients:
         return Plot(title, None, "no newHeads received")
     t_end = series.end(recording) or t0
-    figure = Figure(figsize=(_WIDTH_IN, 2.4), layout="constrained")
+    figure = _figure(2.4)
     ax = figure.add_subplot()
     _mark_chaos(ax, recording, t0, t_end, None)
-    for client, points in streams:
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    for client, points in streams.clients:
         shown = series.thin(points, MAX_POINTS)
         ax.plot(
-            *zip(*shown, strict=True),
+            *_xy(shown),
             marker=".",
             markersize=2.5,
             linewidth=0.6,
@@ -231,6 +274,13 @@ def _heads(recording: Recording, t0: float, prefix: str) -> Plot:
             label=client,
             rasterized=len(shown) > 500,
         )
+    for points, marker, color, name in (
+        (streams.gaps, "x", "tab:red", "gap"),
+        (streams.duplicates, "D", "tab:purple", "duplicate"),
+    ):
+        if points:
+            shown = series.thin(points, MAX_POINTS // 4)
+            ax.scatter(*_xy(shown), marker=marker, s=22, color=color, label=name)
     ax.set_xlabel("seconds since the scenario started")
     ax.set_ylabel("block number")
     ax.set_xlim(0, max(t_end - t0, 1.0))
@@ -247,13 +297,13 @@ def _rss(recording: Recording, t0: float, prefix: str) -> Plot:
     points = series.thin(
         sorted((r.at - t0, r.rss_bytes / 2**20) for r in recording.resources), MAX_POINTS
     )
-    figure = Figure(figsize=(_WIDTH_IN, 1.8), layout="constrained")
+    figure = _figure(1.8)
     ax = figure.add_subplot()
     _mark_chaos(ax, recording, t0, t_end, None)
-    ax.plot(*zip(*points, strict=True), linewidth=1.0, color="tab:green")
+    ax.plot(*_xy(points), linewidth=1.0, color="tab:green")
     ax.set_xlabel("seconds since the scenario started")
     ax.set_ylabel("RSS (MiB)")
     ax.set_xlim(0, max(t_end - t0, 1.0))
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(r.rss_bytes for r in recording.resources) / 2**20 * 1.15)
     ax.set_title(f"{title} (peak {max(r.rss_bytes for r in recording.resources) / 2**20:.1f} MiB)")
     return Plot(title, svg.fragment(figure, prefix))

@@ -9,7 +9,13 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from battle.events import Outcome, Recording, RequestEvent, SubscriptionKind
+from battle.events import (
+    Outcome,
+    Recording,
+    RequestEvent,
+    SubscriptionEvent,
+    SubscriptionKind,
+)
 from battle.slo import is_success
 
 #: The label of requests answered without routing metadata (no provider known).
@@ -102,17 +108,38 @@ class Timeline:
             (self.ok if is_success(r) else self.failed).append(point)
 
 
-def head_streams(recording: Recording, t0: float) -> list[tuple[str, list[tuple[float, float]]]]:
-    """Per client, the ``newHeads`` numbers it received as (seconds since start, number);
-    a client's reconnections (new subscription ids) stay one series."""
-    heads = [
-        s for s in recording.subscriptions if s.kind is SubscriptionKind.HEADS and not s.removed
-    ]
-    groups = top_groups(heads, lambda s: label(s.client), limit=8)
-    return [
-        (client, sorted((s.received_at - t0, float(s.number)) for s in events))
-        for client, events in groups
-    ]
+class HeadStreams:
+    """Per client, the ``newHeads`` numbers it received as (seconds since start, number), a
+    client's reconnections (new subscription ids) kept as one series; and where, within one
+    subscription, a number was skipped (``gaps``) or a hash came twice (``duplicates``)."""
+
+    def __init__(self, recording: Recording, t0: float) -> None:
+        heads = [
+            s for s in recording.subscriptions if s.kind is SubscriptionKind.HEADS and not s.removed
+        ]
+        self.clients = [
+            (client, sorted((s.received_at - t0, float(s.number)) for s in events))
+            for client, events in top_groups(heads, lambda s: label(s.client), limit=8)
+        ]
+        self.gaps: list[tuple[float, float]] = []
+        self.duplicates: list[tuple[float, float]] = []
+        streams: dict[tuple[str, str], list[SubscriptionEvent]] = {}
+        for event in sorted(heads, key=lambda e: e.received_at):
+            streams.setdefault((event.client, event.subscription), []).append(event)
+        for stream in streams.values():
+            self._marks(stream, t0)
+
+    def _marks(self, stream: Sequence[SubscriptionEvent], t0: float) -> None:
+        seen: set[str] = set()
+        top: int | None = None
+        for event in stream:
+            point = (event.received_at - t0, float(event.number))
+            if event.hash in seen:
+                self.duplicates.append(point)
+            elif top is not None and event.number > top + 1:
+                self.gaps.append(point)
+            seen.add(event.hash)
+            top = event.number if top is None else max(top, event.number)
 
 
 def chaos_lanes(recording: Recording) -> list[str]:

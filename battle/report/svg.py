@@ -5,7 +5,8 @@ no global figure state). Text stays text (``svg.fonttype = none``, small), matht
 ``$`` in a provider or method name is drawn as is), and dense point clouds are rasterised into
 an inline PNG by the caller (``rasterized=True``) so the size does not grow with the points.
 
-The fragment drops the XML prolog, DOCTYPE and the metadata block, and prefixes every ``id``
+The fragment drops the XML prolog, DOCTYPE and the metadata block, writes path data to 1/100
+of a point, and prefixes every ``id``
 (and every reference to one) so many plots can share one page without clashing ids.
 """
 
@@ -40,6 +41,8 @@ RASTER_DPI = 110
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _ID = re.compile(r'\bid="([^"]+)"')
 _REF = re.compile(r'(url\(#|href="#)([^")]+)')
+_PATH_DATA = re.compile(r'\bd="([^"]*)"')
+_DECIMALS = re.compile(r"(\.\d\d)\d+")
 
 
 @contextmanager
@@ -57,5 +60,11 @@ def fragment(figure: Figure, prefix: str) -> str:
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
     text = _METADATA.sub("", text, count=1)
+    text = _PATH_DATA.sub(lambda m: f'd="{_compact(m.group(1))}"', text)
     text = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', text)
     return _REF.sub(lambda m: f"{m.group(1)}{prefix}{m.group(2)}", text).strip()
+
+
+def _compact(path: str) -> str:
+    """Path data on one line, to 1/100 of a point (a third of what matplotlib writes)."""
+    return " ".join(_DECIMALS.sub(r"\1", path).split())

@@ -112,11 +112,15 @@ def fuzz_line(fuzz: FuzzResult | None) -> str:
         return f"fuzz: skipped: {fuzz.skipped}"
     text = (
         f"fuzz: {fuzz.examples} examples over {fuzz.methods} methods (seed {fuzz.seed}), "
-        f"{len(fuzz.failures)} failures"
+        f"{_failures(len(fuzz.failures))}"
     )
     if fuzz.stateful_steps or fuzz.stateful_failures:
-        text += f"; stateful: {fuzz.stateful_steps} steps, {len(fuzz.stateful_failures)} failures"
+        text += f"; stateful: {fuzz.stateful_steps} steps, {_failures(len(fuzz.stateful_failures))}"
     return text
+
+
+def _failures(n: int) -> str:
+    return "1 failure" if n == 1 else f"{n} failures"
 
 
 def run_verdict(run: BattleRun) -> str:

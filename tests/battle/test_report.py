@@ -26,9 +26,9 @@ from battle.events import (
     SubscriptionEvent,
     SubscriptionKind,
 )
-from battle.report import fmt, series, summary_table, write_report
-from battle.report.plots import DRAW_FAILED
+from battle.report import fmt, markdown, series, summary_table, write_report
 from battle.report.mask import mask_text
+from battle.report.plots import DRAW_FAILED
 from battle.report.table import COLUMNS, row
 from battle.results import (
     BattleRun,
@@ -50,14 +50,14 @@ METHODS = ("eth_blockNumber", "eth_getBlockByNumber", "eth_call", "eth_getLogs",
 
 
 def synthetic_recording(events: int, *, seed: int = 7, duration_s: float = 300.0) -> Recording:
-    """``events`` requests over ``duration_s`` seconds from t=1000, anvil-0 killed 100..130 s
-    (its requests fail then), newHeads for two clients (one misses three blocks), head
-    observations and RSS samples."""
+    """``events`` requests over ``duration_s`` seconds from t=1000, anvil-0 killed over the
+    second third (its requests fail then), anvil-3 lagging from 80 % on, newHeads for two
+    clients (one misses three blocks), head observations and RSS samples."""
     rng = random.Random(seed)
     t0 = 1000.0
-    kill = ChaosEvent("kill", "anvil-0", t0 + 100.0, t0 + 130.0)
-    lag = ChaosEvent("lag", "anvil-3", t0 + 200.0, None)
-    missed = range(int(duration_s * 0.4), int(duration_s * 0.4) + 3)
+    kill = ChaosEvent("kill", "anvil-0", t0 + duration_s / 3, t0 + duration_s / 2)
+    lag = ChaosEvent("lag", "anvil-3", t0 + duration_s * 0.8, None)
+    missed = range(int(duration_s * 0.4), int(duration_s * 0.4) + 3)  # in the kill
     requests = []
     for n in range(events):
         sent = t0 + duration_s * n / max(events, 1)
@@ -192,6 +192,21 @@ def mixed_run() -> BattleRun:
     )
 
 
+class Written(msgspec.Struct, frozen=True):
+    run: BattleRun
+    paths: list[Path]
+
+    def text(self, name: str) -> str:
+        return next(p for p in self.paths if p.name == name).read_text()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """The mixed run, written once for the tests that read its files."""
+    run = mixed_run()
+    return Written(run, write_report(run, tmp_path_factory.mktemp("mixed") / "new" / "dir"))
+
+
 # --- formatting ---------------------------------------------------------------------------
 
 
@@ -210,6 +225,7 @@ def test_formatters():
     assert fmt.seconds(None) == "no data"
     assert fmt.seconds(0.0123) == "12.3 ms"
     assert fmt.seconds(2.5) == "2.50 s"
+    assert fmt.seconds(0.0) == "0 s"
     assert fmt.rate(0.99996) == "99.99 %"  # rounded down: not "100.00 %"
     assert fmt.rate(1.0) == "100 %"
     assert fmt.pair(0, None) == "0/no data"
@@ -229,11 +245,20 @@ def test_summary_row_figures():
     assert cells["p99"] == fmt.seconds(slos.latency_p99_s)
     assert cells["gaps/dups"] == "3/0"  # sub-heads-2 missed three blocks
     assert cells["peak RSS"].endswith("MiB")
+    assert cells["failover"] == fmt.seconds(slos.failover_latency_s)
+    assert slos.failover_latency_s is not None and slos.failover_latency_s < 1.0
+    assert cells["non-JSON/5xx"] == f"0/{slos.http_5xx}"
+
+
+def test_markdown_cells_and_fences_cannot_be_broken_out_of():
+    assert markdown.cell("a|b\nc <i>") == "a\\|b c &lt;i&gt;"
+    block = markdown.fenced("x\n```\nrm -rf /")
+    assert block.startswith("````\n") and block.endswith("\n````")
 
 
 @pytest.mark.slow
-def test_a_breach_shows_BREACH_and_its_message_everywhere(tmp_path: Path):
-    run = mixed_run()
+def test_a_breach_shows_BREACH_and_its_message_everywhere(mixed: Written):
+    run = mixed.run
     breached = run.scenarios[1]
     assert breached.breaches
     message = breached.breaches[0].message
@@ -241,22 +266,19 @@ def test_a_breach_shows_BREACH_and_its_message_everywhere(tmp_path: Path):
     assert "BREACH" in text.splitlines()[3]  # the second scenario's row
     assert message in text
     assert "battle FAIL" in text
-    write_report(run, tmp_path)
-    md = (tmp_path / "report.md").read_text()
+    md = mixed.text("report.md")
     assert "| BREACH |" in md
     assert message.replace("<", "&lt;").replace(">", "&gt;") in md
-    page = (tmp_path / "report.html").read_text()
+    page = mixed.text("report.html")
     assert "BREACH" in page
     assert html.escape(message) in page
 
 
 @pytest.mark.slow
-def test_a_skipped_scenario_says_why(tmp_path: Path):
-    run = mixed_run()
-    assert "skipped: needs a pruned provider" in summary_table(run)
-    write_report(run, tmp_path)
+def test_a_skipped_scenario_says_why(mixed: Written):
+    assert "skipped: needs a pruned provider" in summary_table(mixed.run)
     for name in ("report.md", "report.html"):
-        assert "skipped: needs a pruned provider" in (tmp_path / name).read_text()
+        assert "skipped: needs a pruned provider" in mixed.text(name)
 
 
 def test_the_terminal_table_is_aligned():
@@ -310,12 +332,10 @@ def test_masking_is_idempotent_so_a_masked_run_round_trips():
 
 
 @pytest.mark.slow
-def test_report_json_decodes_back_to_the_run(tmp_path: Path):
-    run = mixed_run()
-    paths = write_report(run, tmp_path / "new" / "dir")
-    assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
-    decoded = msgspec.json.decode(paths[0].read_bytes(), type=BattleRun)
-    assert decoded == run
+def test_report_json_decodes_back_to_the_run(mixed: Written):
+    assert [p.name for p in mixed.paths] == ["report.json", "report.md", "report.html"]
+    decoded = msgspec.json.decode(mixed.paths[0].read_bytes(), type=BattleRun)
+    assert decoded == mixed.run
 
 
 def _svgs(page: str) -> list[str]:
@@ -323,10 +343,9 @@ def _svgs(page: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_report_html_is_valid_self_contained_and_escaped(tmp_path: Path):
-    run = mixed_run()
-    write_report(run, tmp_path)
-    page = (tmp_path / "report.html").read_text()
+def test_report_html_is_valid_self_contained_and_escaped(mixed: Written):
+    run = mixed.run
+    page = mixed.text("report.html")
     html5lib.HTMLParser(strict=True).parse(page)  # raises on the first parse error
     assert DRAW_FAILED not in page
     for result in run.scenarios:
@@ -401,13 +420,12 @@ _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "firefox")
 
 
 @pytest.mark.slow
-def test_report_html_renders_in_a_headless_browser(tmp_path: Path):
+def test_report_html_renders_in_a_headless_browser(mixed: Written, tmp_path: Path):
     browser = next((path for b in _BROWSERS if (path := shutil.which(b))), None)
     if browser is None:
         pytest.skip(f"no headless browser on this machine (looked for {', '.join(_BROWSERS)})")
-    write_report(mixed_run(), tmp_path)
     shot = tmp_path / "shot.png"
-    url = (tmp_path / "report.html").as_uri()
+    url = next(p for p in mixed.paths if p.name == "report.html").as_uri()
     if "firefox" in browser:
         command = [browser, "--headless", "--screenshot", str(shot), url]
     else:
