@@ -119,7 +119,7 @@ async def test_a_stricter_gateway_fails_the_phase_and_its_failures_replay(
                 url = f"{base}/rpc/devnet"
                 result = await run_fuzz(
                     url, node.http_url, node.ws_url, data,
-                    seed=11, max_examples=200, outdir=tmp_path, budget_s=30,
+                    seed=11, max_examples=120, outdir=tmp_path, budget_s=12,
                 )  # fmt: skip
                 again = await run_fuzz(
                     url, node.http_url, node.ws_url, data,

@@ -118,3 +118,15 @@ def test_drawn_bodies_are_json_and_bounded(drawn: Drawn) -> None:
 
 def test_big_sizes_reach_a_megabyte() -> None:
     assert Sizes.big().max_string == 1_000_000
+
+
+def test_a_volatile_method_may_answer_as_the_node_does_over_websocket() -> None:
+    # Found by the fuzz phase (seed 29635): anvil answers net_peerCount [2**70] with
+    # -32601 over HTTP but -32602 over WebSocket; Lasso forwarded it over WebSocket.
+    drawn = single("net_peerCount", "[1180591620717411303424]", rid="0")
+    http = Answer(200, reply('"error":{"code":-32601,"message":"Method not found"}', rid="0"))
+    ws_error = '"error":{"code":-32602,"message":"invalid type: integer as u128"}'
+    ws = Answer(None, reply(ws_error, rid="0"))
+    lasso = Answer(200, reply(ws_error, rid="0"))
+    assert judge(drawn, lasso, 0.01, http, ws).ok
+    assert not judge(drawn, lasso, 0.01, http, None).ok
