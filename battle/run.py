@@ -23,7 +23,6 @@ ones), so the flow is tested with fakes in ``tests/battle/test_run.py``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import sys
@@ -38,13 +37,13 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
-import lasso
 from battle.chaindata import ChainData
 from battle.control import Chaos, Need
 from battle.events import Recorder
 from battle.options import Options, parse_options
 from battle.progress import PlainProgress, Progress, for_stdout
-from battle.results import BattleRun, FuzzFailure, FuzzResult, Provenance, ScenarioResult
+from battle.provenance import describe
+from battle.results import BattleRun, FuzzFailure, FuzzResult, ScenarioResult
 from battle.scenario import Scenario
 from battle.slo import compute
 from battle.thresholds import Breach, Threshold, evaluate
@@ -58,8 +57,6 @@ GATEWAY_S = 60.0
 FUZZ_BOUND = 3.0
 #: The modules the harness needs beyond Lasso's own (the ``battle`` and ``dev`` extras).
 REQUIRED_MODULES = ("rich", "web3", "matplotlib", "html5lib", "hypothesis")
-#: The checkout the harness runs from (for the commit in the provenance).
-CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 class GatewayLike(Protocol):
@@ -91,7 +88,7 @@ class EnvLike(Protocol):
     def providers(self) -> Any: ...
     def config_masked(self) -> str: ...
     def has(self, need: Need) -> bool: ...
-    def anvil_version(self) -> Any: ...
+    def anvil_version(self) -> str | None: ...
     def gateway(self, recorder: Recorder) -> AbstractAsyncContextManager[Any]: ...
     async def log_traffic(self, duration_s: float) -> object: ...
 
@@ -118,12 +115,7 @@ class Parts:
 
 def default_parts() -> Parts:
     """The real parts (imported here: ``lasso battle`` must start without them installed)."""
-    from battle import env, fuzz, report, rss, scenarios, web3load, workload
-
-    try:
-        stateful: Any = importlib.import_module("battle.stateful")
-    except ModuleNotFoundError:
-        stateful = None
+    from battle import env, fuzz, report, rss, scenarios, stateful, web3load, workload
 
     return Parts(
         open_env=env.open_battle_env,
@@ -136,7 +128,7 @@ def default_parts() -> Parts:
         run_web3=web3load.run_web3,
         sample_rss=rss.sample_rss,
         run_fuzz=fuzz.run_fuzz,
-        run_stateful=None if stateful is None else stateful.run_stateful,
+        run_stateful=stateful.run_stateful,
         write_report=report.write_report,
         summary_table=report.summary_table,
         named_only=(scenarios.BASELINE,),
@@ -195,7 +187,7 @@ async def run_battle(
                 )
             )
             phase.outcome = "ready"
-        provenance = await _provenance(options, env, started_utc)
+        provenance = await describe(options, env, started_utc)
         fuzz = await _fuzz_phase(options, env, parts, progress)
         results = [await _scenario(s, options, env, parts, progress) for s in chosen]
     return BattleRun(
@@ -366,40 +358,6 @@ def _only(exc: BaseException, kind: type[Exception]) -> Exception | None:
         found = [_only(e, kind) for e in exc.exceptions]
         if found and all(f is not None for f in found):
             return found[0]
-    return None
-
-
-async def _provenance(options: Options, env: EnvLike, started_utc: str) -> Provenance:
-    return Provenance(
-        lasso_version=lasso.__version__,
-        git_commit=await _git_commit(),
-        target=options.target,
-        chain=options.chain,
-        config_path=str(env.config_path),
-        config_masked=env.config_masked(),
-        seed=options.seed,
-        started_at_utc=started_utc,
-        python=sys.version.split()[0],
-        anvil_version=await _maybe(env.anvil_version()),
-        providers=tuple(env.providers()),
-        command=options.command(),
-    )
-
-
-async def _git_commit() -> str | None:
-    """``git rev-parse HEAD`` of the checkout the harness runs from, if it is one."""
-    try:
-        with trio.move_on_after(5):
-            done = await trio.run_process(
-                ["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"],
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
-            if done.returncode == 0:
-                return done.stdout.decode().strip() or None
-    except OSError:
-        pass
     return None
 
 

@@ -30,13 +30,15 @@ import trio.lowlevel
 import battle.run as run_module
 from battle.chaindata import ChainData
 from battle.control import Need
-from battle.env import PUBLIC_SETTINGS, TargetUnavailable, check_reachable
+from battle.env import TargetUnavailable
 from battle.events import ChaosEvent, Outcome, Recorder, RequestEvent
 from battle.options import Options, parse_options
 from battle.progress import PlainProgress
+from battle.provenance import CHECKOUT
 from battle.results import BattleRun, FuzzFailure, FuzzResult, ProviderInfo
 from battle.run import Parts, main
 from battle.scenario import Rate, Scenario
+from battle.targets import PUBLIC_SETTINGS, check_reachable
 from battle.thresholds import thresholds
 from lasso import cli
 from lasso.config import load_settings
@@ -505,7 +507,7 @@ def test_public_target_offline_skips_saying_why_and_exits_0(tmp_path: Path) -> N
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "battle", "--no-fuzz", "--out", str(tmp_path / "r")],
-        cwd=run_module.CHECKOUT,
+        cwd=CHECKOUT,
         env=environ,
         capture_output=True,
         text=True,
@@ -529,7 +531,7 @@ def test_lasso_battle_finds_the_harness_beside_an_editable_lasso_only(
     """``.venv/bin/lasso battle`` in a checkout (an editable install maps only ``lasso``)
     finds ``battle`` beside it; a copy of ``lasso`` alone (a production install) says how to
     get the harness, in one line, exit 2."""
-    lasso_dir = run_module.CHECKOUT / "lasso"
+    lasso_dir = CHECKOUT / "lasso"
     if beside_battle:
         (tmp_path / "lasso").symlink_to(lasso_dir)  # resolves into the checkout
     else:
