@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,15 @@ from web3.exceptions import (
 from web3.types import RPCEndpoint, RPCRequest, RPCResponse
 
 from battle.events import JsonId, Outcome
+
+# py_ecc, which importing web3 imports (web3 -> eth_account -> py_ecc), raises the whole
+# process's recursion limit to 100,000 as it loads. With that limit a deep recursion overflows
+# the C stack (a crash) before it raises RecursionError, and code that relies on
+# RecursionError changes behaviour (tomllib's nesting limit, in the config tests). Every
+# battle module that uses web3 imports this one: put Python's default back.
+_PY_ECC_RECURSION_LIMIT = 100_000
+if sys.getrecursionlimit() == _PY_ECC_RECURSION_LIMIT:
+    sys.setrecursionlimit(1000)
 
 #: Errors that mean "no answer came": the connection was lost or never made.
 NO_ANSWER: tuple[type[BaseException], ...] = (

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import socket
+import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -314,3 +315,8 @@ async def test_a_bug_in_the_web3_thread_is_raised_not_swallowed(
     with pytest.raises(RuntimeError, match="harness bug"):
         await run_web3(_refused_endpoint("s"), Recorder(), 60.0, rps=1, data=None, seed=4)
     assert trio.current_time() - started < 2.0
+
+
+def test_importing_the_web3_workload_leaves_the_recursion_limit_alone() -> None:
+    # web3's py_ecc sets it to 100,000 on import; battle.web3calls puts the default back
+    assert sys.getrecursionlimit() == 1000
