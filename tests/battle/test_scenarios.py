@@ -237,7 +237,8 @@ async def test_the_scenarios_attack_what_the_issue_names(
     async def calls(name: str) -> list[tuple[float, str, str | None]]:
         return (await run_chaos(by_name(name), 0.0)).calls
 
-    assert await calls("provider-killed") == [(4.0, "kill", "p0"), (8.0, "kill", "p1")]
+    killed = [(3.0, "kill", "p0"), (6.0, "kill", "p1"), (9.0, "kill", "p2")]
+    assert await calls("provider-killed") == killed
     flaps = [c for c in await calls("provider-flapping") if c[1] == "cut"]
     assert [t for t, _, _ in flaps] == [2.0, 5.0, 8.0, 11.0]
     lag = await calls("lagging-node")
