@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from battle.report import details, plots, table
 from battle.results import BattleRun, FuzzResult, ScenarioResult
 
+# Controls HTML forbids, lone surrogates, and the 66 noncharacters (U+FDD0..U+FDEF and the
+# last two code points of every plane).
 _FORBIDDEN = re.compile(
-    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-    "\U0001fffe\U0001ffff\U0010fffe\U0010ffff]"
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
+    + "]"
 )
 _SLUG = re.compile(r"[^a-z0-9]+")
 

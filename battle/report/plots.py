@@ -10,6 +10,7 @@ rasterised, so a long run costs the same few hundred kilobytes as a short one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -99,7 +100,10 @@ def _draw(title: str, draw: Callable[[], Plot]) -> Plot:
     """One plot; a plotting error costs that plot (with a note), never the report at the end
     of a long run."""
     try:
-        with svg.style():
+        with svg.style(), warnings.catch_warnings():
+            # Text is written as text (svg.fonttype none): the reader's browser picks the font
+            # for a name's characters, so DejaVu lacking a glyph is no matter here.
+            warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
             return draw()
     except Exception as exc:
         return Plot(title, None, f"{DRAW_FAILED}: {type(exc).__name__}: {exc}")
@@ -249,8 +253,11 @@ def _timeline(recording: Recording, t0: float, prefix: str) -> Plot:
         ax.legend(loc="upper left", fontsize=6, markerscale=1.5)
     axes[-1].set_xlabel("seconds since the scenario started")
     axes[-1].set_xlim(0, max(t_end - t0, 1.0))
-    note = f"{thinned} points thinned out (outliers kept)" if thinned else ""
-    return Plot(title, svg.fragment(figure, prefix), note)
+    notes = [f"{thinned} points thinned out (outliers kept)"] if thinned else []
+    providers = len({series.provider_of(r) for r in recording.requests})
+    if providers > len(groups):
+        notes.append(f"the {len(groups)} busiest of {providers} providers")
+    return Plot(title, svg.fragment(figure, prefix), "; ".join(notes))
 
 
 def _heads(recording: Recording, t0: float, prefix: str) -> Plot:
@@ -304,6 +311,6 @@ def _rss(recording: Recording, t0: float, prefix: str) -> Plot:
     ax.set_xlabel("seconds since the scenario started")
     ax.set_ylabel("RSS (MiB)")
     ax.set_xlim(0, max(t_end - t0, 1.0))
-    ax.set_ylim(0, max(r.rss_bytes for r in recording.resources) / 2**20 * 1.15)
+    ax.set_ylim(0, max(max(r.rss_bytes for r in recording.resources) / 2**20 * 1.15, 1.0))
     ax.set_title(f"{title} (peak {max(r.rss_bytes for r in recording.resources) / 2**20:.1f} MiB)")
     return Plot(title, svg.fragment(figure, prefix))

@@ -14,6 +14,7 @@ from pathlib import Path
 import html5lib
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from battle.events import (
     ChaosEvent,
@@ -26,7 +27,7 @@ from battle.events import (
     SubscriptionEvent,
     SubscriptionKind,
 )
-from battle.report import fmt, markdown, series, summary_table, write_report
+from battle.report import fmt, markdown, page, series, summary_table, write_report
 from battle.report.mask import mask_text
 from battle.report.plots import DRAW_FAILED
 from battle.report.table import COLUMNS, row
@@ -41,6 +42,7 @@ from battle.results import (
 )
 from battle.slo import Slos, compute
 from battle.thresholds import evaluate, thresholds
+from tests.battle import strategies as event_strategies
 
 SECRET = "k3yS3cr3tAbCdEfGhIjKlMn0123"
 PROVIDERS = ("anvil-0", "anvil-1", "anvil-2", "anvil-3")
@@ -395,6 +397,34 @@ def test_plots_survive_empty_skipped_and_odd_scenarios(tmp_path: Path):
     assert "battle FAIL" in summary_table(run)
 
 
+def test_html_escape_shows_code_points_html_forbids():
+    text = "a\x01\ufffe\U0005ffff\ud800<b>&"
+    assert page.esc(text) == "a\\u0001\\ufffe\\u5ffff\\ud800&lt;b&gt;&amp;"
+    doc = f"<!DOCTYPE html><html lang=en><title>t</title><p>{page.esc(text)}</p></html>"
+    html5lib.HTMLParser(strict=True).parse(doc)
+
+
+def test_head_streams_mark_gaps_and_duplicates_per_subscription():
+    def head(number: int, at: float, client: str = "c", sub: str = "s") -> SubscriptionEvent:
+        return SubscriptionEvent(
+            client, sub, SubscriptionKind.HEADS, number, f"h{number}", f"h{number - 1}", at
+        )
+
+    recording = Recording(
+        subscriptions=(
+            head(1, 11.0),
+            head(2, 12.0),
+            head(5, 15.0),  # a gap of two
+            head(5, 15.5),  # a duplicate
+            head(3, 16.0, sub="s2"),  # a reconnection: a new stream, not a gap
+        )
+    )
+    streams = series.HeadStreams(recording, t0=10.0)
+    assert streams.clients == [("c", [(1.0, 1.0), (2.0, 2.0), (5.0, 5.0), (5.5, 5.0), (6.0, 3.0)])]
+    assert streams.gaps == [(5.0, 5.0)]
+    assert streams.duplicates == [(5.5, 5.0)]
+
+
 def test_series_thin_keeps_outliers_and_the_limit():
     points = [(float(i), 1.0) for i in range(10_000)] + [(5000.5, 99.0)]
     kept = series.thin(points, 1000)
@@ -445,3 +475,17 @@ def test_slos_of_an_empty_recording_are_none():
     # The report relies on this: "no data" is None, never a perfect value.
     slos: Slos = compute(Recording())
     assert slos.success_rate is None and slos.latency_p50_s is None
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recording=event_strategies.recordings, name=event_strategies.names)
+def test_any_recording_gives_a_valid_page_and_every_plot(recording: Recording, name: str):
+    """Whatever was recorded (any names, times in any order, answers before questions), the
+    page parses strictly and no plot fails to draw."""
+    run = battle_run(scenario(name, recording, "success_rate >= 0.9"))
+    text = page.render(run)
+    html5lib.HTMLParser(strict=True).parse(text)
+    assert DRAW_FAILED not in text
+    for svg in _svgs(text):
+        ET.fromstring(svg)
