@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import trio
 from hypothesis import HealthCheck, Phase, Verbosity, settings
@@ -51,7 +52,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
 
 from battle.chaindata import ChainData
 from battle.control import Chaos, Need
@@ -284,7 +285,7 @@ class World:
         started = False
         try:
             with sub.scope:
-                async with open_websocket_url(self.target.ws_url) as ws:
+                async with open_ws(self.target.ws_url) as ws:
                     await _subscribe(ws, sub.refusals)
                     if sub.refusals:  # got it on a retry: noted, not failed
                         note = f"eth_subscribe refused {len(sub.refusals)}x: {sub.refusals[0]}"
@@ -297,18 +298,39 @@ class World:
                         if isinstance(head, dict):
                             sub.heads.append(head)
                             sub.changed.set()
-        except ConnectionClosed as closed:
-            sub.problems.append(f"the gateway closed the subscription: {closed.reason}")
-        except trio.TooSlowError:
+        except* ConnectionClosed as group:  # (raised inside open_ws's nursery)
+            reason = getattr(group.exceptions[0], "reason", None)
+            sub.problems.append(f"the gateway closed the subscription: {reason}")
+        except* trio.TooSlowError:
             refused = f" (refused: {sub.refusals[-1]})" if sub.refusals else ""
             sub.problems.append(f"no subscription after {SUBSCRIBE_S:.0f} s{refused}")
-        except (OSError, ValueError) as error:
+        except* (OSError, ValueError) as group:
+            error = group.exceptions[0]
             sub.problems.append(f"subscription broke: {type(error).__name__}: {error}")
         finally:
             sub.done.set()
             sub.changed.set()
         if not started:
             task_status.started()
+
+
+@asynccontextmanager
+async def open_ws(url: str) -> AsyncIterator[WebSocketConnection]:
+    """A WebSocket client connection whose socket is always closed: trio-websocket's own
+    ``open_websocket_url`` leaves it open when the peer resets the connection (its abort
+    path never closes the stream; a cut does exactly that), so the stream is owned here."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream, trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(nursery, stream, f"{host}:{port}", resource or "/")
+        try:
+            yield ws
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def _subscribe(ws: Any, refusals: list[str] | None = None) -> None:
@@ -509,7 +531,7 @@ async def run_target(
 async def wait_for_next_block(node_ws_url: str) -> None:
     """For a chain that makes its own blocks: return once the node announces the next."""
     with trio.fail_after(15):
-        async with open_websocket_url(node_ws_url) as ws:
+        async with open_ws(node_ws_url) as ws:
             await _subscribe(ws)
             while "params" not in json.loads(await ws.get_message()):
                 pass

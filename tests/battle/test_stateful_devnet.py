@@ -10,6 +10,7 @@ program every run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,7 +24,7 @@ import trio
 
 from battle.chaindata import create_chain_data
 from battle.control import Need
-from battle.stateful import Target, head_problems, run_target
+from battle.stateful import Target, head_problems, open_world, run_target
 from lasso.chaos.faults import Fault
 from lasso.chaos.logslimit import LogsLimit
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
@@ -237,3 +238,22 @@ async def test_the_state_machine_finds_nothing_wrong_with_lasso(tmp_path: Path) 
         "pause_node", "drop_provider", "settle",
     }, log  # fmt: skip
     assert {a.split()[0] for a in chaos.actions} >= {"cut", "pause", "reload-drop"}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_a_subscription_without_failover_fails_the_invariants(tmp_path: Path) -> None:
+    """The machine's checks catch what a gateway without failover does: its subscription,
+    here straight to node 1's relay, dies when the machine cuts node 1."""
+    with trio.fail_after(60):
+        async with local_target(tmp_path) as (target, chaos):
+            relay = chaos.relays[1]
+            direct = dataclasses.replace(target, ws_url=f"ws://127.0.0.1:{relay.port}")
+            async with open_world(direct) as world:
+                await world.open_subscription()
+                await world.mine()
+                await world.cut_provider("n1")
+                await world.mine()
+                found = await world.settle()
+    assert found and "subscription 1:" in found[0], found
+    assert any("closed" in f or "broke" in f or "stuck" in f for f in found), found
