@@ -202,53 +202,62 @@ async def run_battle(
 async def _fuzz_phase(
     options: Options, env: EnvLike, parts: Parts, progress: Progress
 ) -> FuzzResult:
+    """Differential fuzzing, then the stateful machine; bounded, a hang or crash a failure."""
     if not options.fuzz:
         return _fuzz_skipped(options, "--no-fuzz")
-    data, node_url, node_ws = env.chain_data, env.oracle_http_url, env.oracle_ws_url
-    if data is None or node_url is None:
+    if env.chain_data is None or env.oracle_http_url is None:
         return _fuzz_skipped(
             options, f"no seeded chain data on the {options.target} target to draw requests from"
         )
     limit = options.fuzz_budget_s * FUZZ_BOUND
     with progress.phase("fuzz", options.fuzz_budget_s) as phase:
         started = trio.current_time()
-        with trio.move_on_after(limit) as scope:
-            async with env.gateway(Recorder()) as gateway:
-                fuzz: FuzzResult = await _maybe(
-                    parts.run_fuzz(
-                        gateway.http_url,
-                        node_url,
-                        node_ws,
-                        data,
-                        seed=options.seed,
-                        max_examples=options.examples,
-                        outdir=options.out_dir() / "fuzz",
-                        budget_s=options.fuzz_budget_s,
-                    )
-                )
-            steps, failures = 0, []
-            if parts.run_stateful is not None:
-                steps, failures = await _maybe(
-                    parts.run_stateful(env, options.seed, options.stateful_steps)
-                )
-            fuzz = msgspec.structs.replace(
-                fuzz, stateful_steps=steps, stateful_failures=tuple(failures)
-            )
-        if scope.cancelled_caught:
-            fuzz = _fuzz_hung(options, limit, trio.current_time() - started)
+        fuzz: FuzzResult | None = None
+        with trio.move_on_after(limit):
+            try:
+                fuzz = await _fuzz_and_stateful(options, env, parts)
+            except Exception as exc:  # the gateway would not start, ...: the phase failed
+                traceback.print_exception(exc, file=sys.stderr)
+                fuzz = _fuzz_failed(options, _describe(exc), trio.current_time() - started)
+        if fuzz is None:
+            reason = f"the fuzz phase did not finish within {limit:.0f} s (a hang)"
+            fuzz = _fuzz_failed(options, reason, trio.current_time() - started)
         failed = len(fuzz.failures) + len(fuzz.stateful_failures)
         phase.outcome = f"{fuzz.examples} examples, {failed} failures"
     return fuzz
+
+
+async def _fuzz_and_stateful(options: Options, env: EnvLike, parts: Parts) -> FuzzResult:
+    async with env.gateway(Recorder()) as gateway:
+        fuzz: FuzzResult = await _maybe(
+            parts.run_fuzz(
+                gateway.http_url,
+                env.oracle_http_url,
+                env.oracle_ws_url,
+                env.chain_data,
+                seed=options.seed,
+                max_examples=options.examples,
+                outdir=options.out_dir() / "fuzz",
+                budget_s=options.fuzz_budget_s,
+            )
+        )
+    steps, failures = 0, ()
+    if parts.run_stateful is not None:
+        steps, failures = await _maybe(
+            parts.run_stateful(env, options.seed, options.stateful_steps)
+        )
+    return msgspec.structs.replace(fuzz, stateful_steps=steps, stateful_failures=tuple(failures))
 
 
 def _fuzz_skipped(options: Options, reason: str) -> FuzzResult:
     return FuzzResult(options.seed, 0, 0, (), 0.0, skipped=reason)
 
 
-def _fuzz_hung(options: Options, limit: float, elapsed: float) -> FuzzResult:
+def _fuzz_failed(options: Options, reason: str, elapsed: float) -> FuzzResult:
+    """The phase itself failed (a hang or a crash): one failure saying so."""
     failure = FuzzFailure(
-        rule="in time",
-        reason=f"the fuzz phase did not finish within {limit:.0f} s (a hang)",
+        rule="fuzz phase",
+        reason=reason,
         request="",
         node_answer="",
         lasso_answer="",

@@ -27,6 +27,7 @@ import pytest
 import trio
 import trio.lowlevel
 
+import battle.options
 import battle.run as run_module
 from battle.chaindata import ChainData
 from battle.control import Need
@@ -416,6 +417,42 @@ def test_the_fuzz_phase_runs_with_chain_data_and_its_failures_fail_the_battle(
     fuzz = r.written[0].fuzz
     assert fuzz is not None and fuzz.stateful_steps > 0 and len(fuzz.failures) == 1
     assert r.written[0].scenarios[0].passed and not r.written[0].passed
+
+
+def fuzzing_env() -> FakeEnv:
+    data = ChainData(("0x00",), (), (), "0xe", "0xr", "0xt", 0, (), ())
+    return FakeEnv(chain_data=data, oracle_http_url="http://node", oracle_ws_url="ws://node")
+
+
+def test_a_crashing_fuzz_phase_is_a_failure_and_the_scenarios_still_run(
+    rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    async def crash(*args: Any, **kw: Any) -> FuzzResult:
+        raise RuntimeError("the gateway exited at start")
+
+    r = rig(env=fuzzing_env())
+    assert r.main("--scenario", "good", *out(tmp_path), run_fuzz=crash) == 1
+    (run,) = r.written
+    assert run.fuzz is not None
+    assert [(f.rule, f.reason) for f in run.fuzz.failures] == [
+        ("fuzz phase", "RuntimeError: the gateway exited at start")
+    ]
+    assert run.scenarios[0].passed
+
+
+def test_a_hanging_fuzz_phase_is_stopped_at_its_bound_as_a_failure(
+    rig: Callable[..., Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(battle.options.FUZZ_BUDGET_S, True, 0.02)
+
+    async def hang(*args: Any, **kw: Any) -> FuzzResult:
+        await trio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    r = rig(env=fuzzing_env())
+    assert r.main("--scenario", "good", "--quick", *out(tmp_path), run_fuzz=hang) == 1
+    fuzz = r.written[0].fuzz
+    assert fuzz is not None and "did not finish within 0 s (a hang)" in fuzz.failures[0].reason
 
 
 def test_without_chain_data_the_fuzz_phase_is_skipped_saying_why(
