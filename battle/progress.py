@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Task
 
 
@@ -73,7 +74,7 @@ class PlainProgress:
 class RichProgress:
     """One rich bar per phase, filled by the time spent against the phase's budget."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.progress import Progress as Bars
         from rich.progress import TextColumn, TimeElapsedColumn
 
@@ -84,6 +85,7 @@ class RichProgress:
             TextColumn("{task.fields[budget]}"),
             TextColumn("{task.fields[outcome]}"),
             refresh_per_second=4,
+            console=console,
         )
 
     def line(self, text: str) -> None:

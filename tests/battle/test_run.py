@@ -34,7 +34,7 @@ from battle.control import Need
 from battle.env import TargetUnavailable
 from battle.events import ChaosEvent, Outcome, Recorder, RequestEvent
 from battle.options import Options, parse_options
-from battle.progress import PlainProgress
+from battle.progress import PlainProgress, RichProgress
 from battle.provenance import CHECKOUT
 from battle.results import BattleRun, FuzzFailure, FuzzResult, ProviderInfo
 from battle.run import Parts, main
@@ -590,3 +590,20 @@ def test_lasso_battle_finds_the_harness_beside_an_editable_lasso_only(
         assert done.returncode == 2
         (line,) = done.stderr.splitlines()
         assert line.startswith("lasso battle: the battle harness is not installed")
+
+
+def test_rich_progress_shows_each_phase_with_its_budget_and_outcome() -> None:
+    from rich.console import Console
+
+    sink = io.StringIO()
+    progress = RichProgress(Console(file=sink, force_terminal=True, width=120))
+    with progress.shown():
+        with progress.phase("devnet target (devnet)") as env:
+            env.outcome = "ready"
+        with progress.phase("provider-killed", 13) as phase:
+            progress.line("battle: a line above the bars")
+            phase.outcome = "BREACH (1)"
+    shown = sink.getvalue()
+    for text in ("devnet target (devnet)", "ready", "provider-killed", "/ 13 s", "BREACH (1)"):
+        assert text in shown
+    assert "battle: a line above the bars" in shown
