@@ -42,7 +42,7 @@ def _figure(height_in: float, *, left_in: float = 0.75) -> Figure:
         right=1 - 0.15 / _WIDTH_IN,
         bottom=0.5 / height_in,
         top=1 - 0.3 / height_in,
-        hspace=0.12 / max(1.0, height_in / 3),
+        hspace=0.12,
     )
     return figure
 

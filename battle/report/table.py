@@ -146,4 +146,5 @@ def summary_table(run: BattleRun) -> str:
             f"  {f.rule}: {fmt.clip(f.reason, 200)}; {f.replay}" for f in run.fuzz.failures
         )
     lines.append(f"battle {run_verdict(run)} in {run.duration_s:.0f} s")
-    return "\n".join(lines)
+    # Printable whatever a fuzzed answer held (a lone surrogate cannot reach a UTF-8 terminal).
+    return "\n".join(lines).encode("utf-8", "backslashreplace").decode("utf-8")

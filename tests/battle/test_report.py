@@ -288,11 +288,13 @@ def test_the_terminal_table_is_aligned():
     header, rule, *rows = lines[:6]
     assert header.split()[:2] == ["scenario", "result"]
     assert set(rule) <= {"-", " "}
-    # Every figure column ends at the same place in each row (right-aligned).
-    widths = [len(part) for part in rule.split("  ")]
-    assert len(widths) == len(COLUMNS)
+    # Every figure column ends where its rule ends, in every row (right-aligned).
+    ends = [m.end() for m in re.finditer(r"-+", rule)]
+    assert len(ends) == len(COLUMNS)
     for line in rows:
-        assert len(line) == len(rule) or line == line.rstrip()
+        assert len(line) == len(rule)
+        for end in ends[2:]:
+            assert line[end - 1] != " " and (end == len(line) or line[end] == " "), (line, end)
     long = summary_table(
         battle_run(scenario("x", None, skipped="a very long reason " * 10))
     ).splitlines()
@@ -328,6 +330,23 @@ def test_masking_is_idempotent_so_a_masked_run_round_trips():
     assert mask_url(url) == url
     text = mask_text(f'url = "{url}"')
     assert mask_text(text) == text
+
+
+def test_a_body_that_is_not_utf8_does_not_stop_the_report(tmp_path: Path):
+    """The fuzz phase keeps such a body as surrogateescape text; JSON cannot hold it."""
+    raw = b"\xff\xfe{}".decode("utf-8", "surrogateescape")
+    failure = FuzzFailure("rule", f"got {raw}", raw, "ok", f"HTTP 200 {raw}", "f.json", "replay")
+    fuzz = FuzzResult(seed=1, examples=1, methods=1, failures=(failure,), duration_s=1.0)
+    lone = RequestEvent("s", "c", "http", "m\ud800", 1.0, 1.1, 200, Outcome.RESULT)
+    run = battle_run(scenario("s", Recording(requests=(lone,))), fuzz=fuzz)
+    summary_table(run).encode("utf-8")  # printable
+    paths = write_report(run, tmp_path)
+    decoded = msgspec.json.decode(paths[0].read_bytes(), type=BattleRun)
+    assert decoded.fuzz is not None
+    assert decoded.fuzz.failures[0].request == "\\xff\\xfe{}"
+    recording = decoded.scenarios[0].recording
+    assert recording is not None and recording.requests[0].method == "m\\ud800"
+    assert "\\xff\\xfe{}" in paths[2].read_text()
 
 
 # --- files --------------------------------------------------------------------------------
