@@ -341,11 +341,14 @@ async def run_fuzz(
     outdir: Path,
     budget_s: float,
     sizes: p.Sizes = p.SMALL,
+    database: Path | None = None,
 ) -> FuzzResult:
     """The differential fuzz phase against ``gateway_url`` (its JSON-RPC URL,
     ``http://HOST:PORT/rpc/<chain>``), judged against the node at ``node_url`` /
     ``node_ws_url``. Stops after ``max_examples`` judged requests or ``budget_s`` seconds,
-    whichever comes first (plus the shrinking of what failed, within the same budget)."""
+    whichever comes first (plus the shrinking of what failed, within the same budget).
+    The example database is ``database`` (default ``outdir / "hypothesis"``): give every
+    run the same one so failing examples found by one run are tried first by the next."""
     print(f"fuzz seed: {seed}", flush=True)
     start = trio.current_time()
     await trio.Path(outdir).mkdir(parents=True, exist_ok=True)
@@ -360,7 +363,7 @@ async def run_fuzz(
             lambda: session.run(
                 seed=seed,
                 max_examples=max_examples,
-                database=outdir / "hypothesis",
+                database=database or outdir / "hypothesis",
                 budget_s=budget_s,
             )
         )

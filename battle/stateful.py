@@ -3,9 +3,12 @@
 The machine interleaves, in an order Hypothesis draws:
 
 * **requests** drawn from :func:`battle.strategies.requests`, judged by
-  :func:`battle.oracle.judge` against a node (while a node is paused, a lagging node may
-  rightly make results differ, so then only the answer's soundness and ids are judged);
-* opening and closing ``newHeads`` **subscriptions** over the gateway's WebSocket;
+  :func:`battle.oracle.judge` against a node. While a node is paused, a lagging node may
+  rightly make results differ, and while a provider is cut, a method that is not
+  replay-safe may rightly end in -32004 (sent, then the connection lost: the gateway
+  cannot know whether the node got it); then only the answer's soundness and ids are judged;
+* opening and closing ``newHeads`` **subscriptions** over the gateway's WebSocket (each
+  program opens one first, so every program's chaos has a subscriber);
 * **mining** a block (:attr:`Target.mine`: the devnet's ``mine``, or waiting for the next
   block where the chain makes its own);
 * **config reloads** that drop a provider and put it back (:meth:`Chaos.reload`);
@@ -25,8 +28,9 @@ test_stateful_devnet.py) and from the battle runner (:func:`run_stateful`, a gat
 subprocess); both hand it a :class:`Target`. A run of ``steps`` steps is several short
 programs (:data:`PROGRAM_STEPS` each), each settled and judged at its end: Hypothesis
 draws its first programs in extreme ways (the first rule over and over, then the last),
-so one long program would test little. Once ``steps`` are taken, the programs Hypothesis
-still asks for are dry runs that act on nothing. Shrinking is off: each run of the machine
+so one long program would test little. The run stops (:class:`_Stop`) once ``steps`` are
+taken or at the first failure, which is reported with the steps that led to it. Shrinking
+is off: each run of the machine
 costs seconds of real chain time, so a failure is reported as the program that found it.
 """
 
@@ -34,9 +38,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -47,6 +52,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -59,9 +65,11 @@ from battle.control import Chaos, Need
 from battle.fuzz import Rig, open_rig, show_answer
 from battle.oracle import MAX_JSON_DEPTH, decode_json
 from battle.strategies import NO_ID, Drawn, requests
+from lasso.core.methods import is_replay_safe
 from lasso.corpus import Answer, CorpusRequest
 
 STEP_S = 30.0  # no step may take longer
+SLOW_STEP_S = 0.5  # a step this slow has its time in the log
 SUBSCRIBE_S = 10.0  # a refused eth_subscribe is asked again for this long
 PROGRAM_STEPS = 10  # steps per program: a run is several programs, each settled at its end
 SETTLE_BLOCKS = 3
@@ -118,6 +126,15 @@ def id_problems(drawn: Drawn, answer: Answer) -> list[str]:
     return [f"id {w!r} did not come back" for w in wanted if json.dumps(w) not in got]
 
 
+def _indeterminate(drawn: Drawn, lasso: Answer | None) -> bool:
+    """A method that is not replay-safe, answered -32004 (its connection was lost after
+    it was sent): while a provider is cut the gateway cannot know whether the node got
+    it, so it rightly does not send it again."""
+    if lasso is None or b"-32004" not in lasso.body:
+        return False
+    return any(not is_replay_safe(r.method) for r in drawn.requests)
+
+
 def _number(sub: Subscription) -> int:
     return int(sub.heads[-1]["number"], 16) if sub.heads else -1
 
@@ -157,8 +174,19 @@ class World:
         self.steps = 0
         self.log: list[str] = []  # the steps taken, for the failure report
         self._opened = 0
-        self.budget = 0  # steps to take in all; once taken, further programs are dry runs
-        self.acted = False  # the current program took a step (so its teardown settles)
+        self.budget = 0  # steps to take in all
+        self.failures: list[str] = []  # what failed, each with the steps that led to it
+
+    def took(self, seconds: float) -> None:
+        """Note a slow step's time on its log line."""
+        if seconds >= SLOW_STEP_S:
+            self.log[-1] += f"  [{seconds:.1f} s]"
+
+    def fail(self, problems: list[str]) -> None:
+        """Record a failure (the problems and the steps that led to them)."""
+        if problems and not self.failures:
+            self.failures.append("\n".join(problems) + "\n" + _program(self))
+        self.problems.clear()
 
     # --- what the machine asks for ------------------------------------------------------
 
@@ -171,7 +199,8 @@ class World:
         verdict = judged.verdict
         if verdict.ok:
             return
-        if self.paused and verdict.rule in LAG_RELAXED and verdict.lasso is not None:
+        relaxed = self.paused or (self.cut and _indeterminate(drawn, verdict.lasso))
+        if relaxed and verdict.rule in LAG_RELAXED and verdict.lasso is not None:
             found = id_problems(drawn, verdict.lasso)
         else:
             found = [
@@ -327,9 +356,9 @@ async def open_ws(url: str) -> AsyncIterator[WebSocketConnection]:
         ws = await wrap_client_stream(nursery, stream, f"{host}:{port}", resource or "/")
         try:
             yield ws
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
+            with trio.move_on_after(2):  # the close handshake, when not cancelled
                 await ws.aclose()
+        finally:
             nursery.cancel_scope.cancel()
 
 
@@ -371,18 +400,28 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
     picks = st.integers(0, 99)
 
     def step(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        if world.steps >= world.budget:
-            return
+        if world.steps >= world.budget or world.failures:
+            raise _Stop
         world.steps += 1
-        world.acted = True
         shown = ", ".join(a.show() if isinstance(a, Drawn) else repr(a) for a in args)
         world.log.append(f"{fn.__name__}({shown[:200]})")
-        call(_bounded, fn, *args)
+        start = time.monotonic()
+        try:
+            call(_bounded, fn, *args)
+        except Exception as error:  # the harness broke (or a step overran): say where
+            world.fail(["".join(traceback.format_exception(error, limit=-4))])
+            raise _Stop from None
+        world.took(time.monotonic() - start)
 
     def pick(among: list[str], n: int) -> str:
         return sorted(among)[n % len(among)]
 
     class BattleMachine(RuleBasedStateMachine):
+        @initialize()
+        def subscribe(self) -> None:
+            """Every program has a subscriber through all its chaos."""
+            step(world.open_subscription)
+
         @rule(drawn=drawn_requests)
         def request(self, drawn: Drawn) -> None:
             step(world.request, drawn)
@@ -433,15 +472,19 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
 
         @invariant()
         def nothing_wrong(self) -> None:
-            assert not world.problems, "\n".join(world.problems)
+            if world.problems:
+                world.fail(world.problems)
+                raise _Stop
 
         def teardown(self) -> None:
-            if not world.acted:
-                return
-            world.acted = False
             world.log.append("settle()")
-            found = call(_bounded, world.settle)
-            assert not found, "\n".join(found)
+            start = time.monotonic()
+            try:
+                found = call(_bounded, world.settle)
+            except Exception as error:
+                found = ["".join(traceback.format_exception(error, limit=-4))]
+            world.took(time.monotonic() - start)
+            world.fail(found)
 
     return BattleMachine
 
@@ -468,7 +511,7 @@ def run_machine(
     if seed is not None:
         factory = hypothesis_seed(seed)(factory)
     options = settings(
-        max_examples=-(-steps // PROGRAM_STEPS) + 1,
+        max_examples=steps + 1,  # the step budget (_Stop) ends the run, not this
         stateful_step_count=PROGRAM_STEPS,
         deadline=None,
         derandomize=seed is None,
@@ -478,15 +521,28 @@ def run_machine(
         verbosity=Verbosity.quiet,
         print_blob=False,
     )
-    try:
-        run_state_machine_as_test(
-            cast("type[RuleBasedStateMachine]", factory), settings=options, _min_steps=PROGRAM_STEPS
-        )
-    except AssertionError as error:  # an invariant: the message says it all
-        return (f"{error}\n{_program(world)}",)
-    except Exception as error:  # the harness broke: say where
-        return ("".join(traceback.format_exception(error, limit=-4)) + _program(world),)
-    return ()
+    with suppress(_Stop):
+        try:
+            run_state_machine_as_test(
+                cast("type[RuleBasedStateMachine]", factory),
+                settings=options,
+                _min_steps=PROGRAM_STEPS,
+            )
+        except Exception as error:  # Hypothesis itself gave up: say why
+            world.fail(["".join(traceback.format_exception(error, limit=-4))])
+    return tuple(world.failures)
+
+
+class _Stop(KeyboardInterrupt):
+    """Ends the run: the step budget is spent, or something failed.
+
+    Findings never reach Hypothesis as test failures: it would replay the program to
+    report it (each replay costs real chain time, and timing-dependent findings would be
+    reported as flaky), and a program that ends early at a choice it drew further on
+    before is reported as flaky data generation. Hypothesis passes ``KeyboardInterrupt``
+    straight up without recording the example, after running the machine's teardown
+    (which settles and judges the program that was cut short), so the stop is one.
+    """
 
 
 def _program(world: World) -> str:

@@ -21,7 +21,7 @@ from battle.chaindata import ChainData, create_chain_data
 from battle.fuzz import Judged, Session, load_drawn, run_fuzz, save_failure
 from battle.oracle import Verdict
 from battle.params import SMALL
-from battle.replay import devnet_settings, replay, serve_lasso
+from battle.replay import devnet_settings, main_replay, replay, serve_lasso
 from battle.strategies import NO_ID, Drawn
 from lasso.corpus import Answer, CorpusRequest
 from lasso.devnet import open_devnet
@@ -139,3 +139,9 @@ async def test_a_stricter_gateway_fails_the_phase_and_its_failures_replay(
         assert await replay(planted(tmp_path / "planted.json")) == 1
     out = capsys.readouterr().out
     assert "fixed" in out and "still fails" in out and "[refused by design]" in out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_replay_command_exits_1_while_the_failure_stands(tmp_path: Path) -> None:
+    assert main_replay([str(planted(tmp_path / "planted.json"))]) == 1

@@ -24,16 +24,25 @@ import trio
 
 from battle.chaindata import create_chain_data
 from battle.control import Need
-from battle.stateful import Target, head_problems, open_world, run_target
+from battle.stateful import (
+    Target,
+    _indeterminate,
+    head_problems,
+    id_problems,
+    open_world,
+    run_target,
+)
+from battle.strategies import Drawn
 from lasso.chaos.faults import Fault
 from lasso.chaos.logslimit import LogsLimit
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import load_settings
+from lasso.corpus import Answer, CorpusRequest
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
 
-STEPS = 60
+STEPS = 150
 
 
 def toml(table: dict[str, Any], prefix: str = "") -> str:
@@ -236,7 +245,7 @@ async def test_the_state_machine_finds_nothing_wrong_with_lasso(tmp_path: Path) 
     assert kinds >= {
         "request", "open_subscription", "close_subscription", "mine", "cut_provider",
         "pause_node", "drop_provider", "settle",
-    }, log  # fmt: skip
+    }, "\n".join(log)  # fmt: skip
     assert {a.split()[0] for a in chaos.actions} >= {"cut", "pause", "reload-drop"}
 
 
@@ -257,3 +266,16 @@ async def test_a_subscription_without_failover_fails_the_invariants(tmp_path: Pa
                 found = await world.settle()
     assert found and "subscription 1:" in found[0], found
     assert any("closed" in f or "broke" in f or "stuck" in f for f in found), found
+
+
+def test_ids_must_come_back_and_a_lost_raw_transaction_is_indeterminate() -> None:
+    body = b'{"jsonrpc":"2.0","id":"a","method":"eth_sendRawTransaction","params":["0x"]}'
+    drawn = Drawn((CorpusRequest("s", "eth_sendRawTransaction", body, "a"),), body, False)
+    lost = Answer(200, b'{"jsonrpc":"2.0","id":"a","error":{"code":-32004,"message":"x"}}')
+    assert id_problems(drawn, lost) == []
+    assert id_problems(drawn, Answer(200, b'{"jsonrpc":"2.0","id":null}')) == [
+        "id 'a' did not come back"
+    ]
+    assert _indeterminate(drawn, lost)
+    read = dataclasses.replace(drawn.requests[0], method="eth_getBalance")
+    assert not _indeterminate(Drawn((read,), body, False), lost)
