@@ -114,6 +114,8 @@ class Rig:
         return Judged(judge(drawn, answer, elapsed, direct, direct_ws), direct_ws)
 
     async def _ask_ws(self, drawn: Drawn, *, expect_answer: bool) -> Answer | None:
+        if not self.node_ws_url:  # a node without WebSocket: judged on HTTP alone
+            return None
         if self._ws is None or self._ws.closed is not None:
             self._ws = await connect_websocket_url(self._nursery, self.node_ws_url)
         await self._ws.send_message(drawn.body.decode("utf-8", "surrogateescape"))

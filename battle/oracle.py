@@ -22,7 +22,9 @@ The rules, first failure wins (:func:`judge`):
 5. **The node's answer.** Otherwise the answer must be the node's, byte for byte, as the
    transparency corpus judges it (:func:`lasso.corpus.difference`: status, id, result,
    error code, message and data; anvil's WebSocket wording counts as the node's, since
-   the gateway may forward over either). For batches, item by item, then the framing.
+   the gateway may forward over either). For batches, item by item, then the framing
+   (a batch anvil refuses whole over HTTP, past its body limit, is judged against its
+   item-by-item WebSocket answer).
 6. **Non-deterministic methods** (:data:`VOLATILE`: fee estimates, the mempool, client
    and sync status, gateway-served filters whose ids are the gateway's own, anything at
    the ``pending`` block) must keep the client's id and the answer's JSON shape, and when
@@ -137,6 +139,7 @@ def _judge(
     requests = tuple(_marked(r) for r in drawn.requests)
     if drawn.batch:
         answered = [r for r in requests if r.request_id is not _NO_ID]
+        node = _items_over_ws(node, node_ws)
         node_items = decode_json(node.body)
         if isinstance(node_items, list) and len(node_items) != len(answered):
             # The node answered a "notification" it could not read: align by its answers.
@@ -168,6 +171,17 @@ def _judge(
             return Verdict(True, "non-deterministic: as the node answers over WebSocket")
         return verdict
     return OK
+
+
+def _items_over_ws(node: Answer, node_ws: Answer | None) -> Answer:
+    """The node's batch answer item by item: anvil refuses a body past its HTTP limit
+    (about 2 MB) whole (one -32600, id null) but answers it item by item over WebSocket,
+    as the gateway (whose own limit is larger) may forward it."""
+    if node_ws is None or isinstance(decode_json(node.body), list):
+        return node
+    return (
+        Answer(node.status, node_ws.body) if isinstance(decode_json(node_ws.body), list) else node
+    )
 
 
 def _judge_refusal(drawn: Drawn, body: Any) -> Verdict:

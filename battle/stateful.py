@@ -601,13 +601,16 @@ async def run_stateful(env: Any, seed: int, steps: int) -> tuple[int, tuple[str,
     async with env.gateway(Recorder()) as gateway:
 
         async def mine() -> None:
-            await wait_for_next_block(env.oracle_ws_url)
+            if env.oracle_ws_url:
+                await wait_for_next_block(env.oracle_ws_url)
+            else:  # no WebSocket to hear the next block on: wait about one
+                await trio.sleep(1.0)
 
         target = Target(
             http_url=gateway.http_url,
             ws_url=gateway.ws_url,
             node_url=env.oracle_http_url,
-            node_ws_url=env.oracle_ws_url,
+            node_ws_url=env.oracle_ws_url or "",
             chaos=gateway.chaos,
             data=env.chain_data,
             mine=mine,

@@ -130,3 +130,17 @@ def test_a_volatile_method_may_answer_as_the_node_does_over_websocket() -> None:
     lasso = Answer(200, reply(ws_error, rid="0"))
     assert judge(drawn, lasso, 0.01, http, ws).ok
     assert not judge(drawn, lasso, 0.01, http, None).ok
+
+
+def test_a_batch_past_the_nodes_http_limit_is_judged_against_its_websocket_answer() -> None:
+    # Found by the fuzz phase with 1 MB strings (seed 4242): anvil refuses a ~2 MB body
+    # whole over HTTP (one -32600, id null) and answers it item by item over WebSocket.
+    items = tuple(
+        CorpusRequest("eth_chainId", "eth_chainId", b'{"method":"eth_chainId"}', i) for i in (1, 2)
+    )
+    drawn = Drawn(items, b"[" + b",".join(r.body for r in items) + b"]", batch=True)
+    whole = Answer(200, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"x"}}')
+    each = b'[{"jsonrpc":"2.0","id":1,"result":"0x7"},{"jsonrpc":"2.0","id":2,"result":"0x7"}]'
+    assert judge(drawn, Answer(200, each), 0.01, whole, Answer(None, each)).ok
+    wrong = each.replace(b'"0x7"}]', b'"0x8"}]')
+    assert not judge(drawn, Answer(200, wrong), 0.01, whole, Answer(None, each)).ok

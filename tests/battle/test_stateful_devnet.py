@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -30,6 +31,7 @@ from battle.stateful import (
     head_problems,
     id_problems,
     open_world,
+    run_stateful,
     run_target,
 )
 from battle.strategies import Drawn
@@ -279,3 +281,31 @@ def test_ids_must_come_back_and_a_lost_raw_transaction_is_indeterminate() -> Non
     assert _indeterminate(drawn, lost)
     read = dataclasses.replace(drawn.requests[0], method="eth_getBalance")
     assert not _indeterminate(Drawn((read,), body, False), lost)
+
+
+class FakeEnv:
+    """The runner's view (battle.env.BattleEnv) of the local target: what run_stateful uses."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.oracle_http_url, self.oracle_ws_url = target.node_url, target.node_ws_url
+        self.chain_data = target.data
+
+    @asynccontextmanager
+    async def gateway(self, recorder: object) -> AsyncIterator[Any]:
+        t = self.target
+        yield types.SimpleNamespace(http_url=t.http_url, ws_url=t.ws_url, chaos=t.chaos)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_the_runner_entry_point_runs_the_machine_on_a_chain_that_mines_itself(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(60):
+        async with local_target(tmp_path) as (target, chaos), trio.open_nursery() as nursery:
+            assert isinstance(chaos.devnet, Devnet)
+            await nursery.start(chaos.devnet.mine_every, 0.2)
+            steps, failures = await run_stateful(FakeEnv(target), seed=5, steps=30)
+            nursery.cancel_scope.cancel()
+    assert steps == 30 and not failures, "\n".join(failures)
