@@ -8,8 +8,12 @@ PYTEST_ARGS ?=
 # blocks (anvil --prune-history), like a non-archive provider; `make probe` then shows it.
 PRUNE_HISTORY ?=
 CHAIN ?= devnet
+# `make battle BATTLE_ARGS="--seed 42 --scenario provider-killed"`: options for the battle
+# harness (python -m battle --help). BATTLE_TARGET / BATTLE_CHAIN in the environment pick
+# the target: devnet (default), public (BATTLE_CHAIN=ethereum), config (--config PATH).
+BATTLE_ARGS ?=
 
-.PHONY: install run probe test test-fast explore lint format bench battle clean
+.PHONY: install run probe test test-fast explore lint format bench battle battle-quick battle-replay clean
 
 install: $(VENV)/.installed $(ANVIL)
 
@@ -58,6 +62,21 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The battle harness (battle/README.md): fuzzing, then every chaos scenario, each judged by
+# SLOs measured from what happened; exit 1 on any breach. About 5 minutes on the devnet.
+# The report lands in battle/reports/<UTC timestamp>/ (report.md, report.html, report.json).
+battle: install
+	$(BIN)/python -m battle $(BATTLE_ARGS)
+
+# The quick subset (under 3 minutes): what CI runs.
+battle-quick: install
+	$(BIN)/python -m battle --quick $(BATTLE_ARGS)
+
+# Replay one saved fuzz failure: make battle-replay FILE=battle/reports/<stamp>/fuzz/failures/1-....json
+battle-replay: install
+	@test -n "$(FILE)" || { echo "usage: make battle-replay FILE=path/to/failure.json"; exit 2; }
+	$(BIN)/python -m battle replay $(FILE)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,6 +6,7 @@ lasso check-config PATH
 lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545] [--prune-history N [--pruned-node I]]
 lasso up [--config PATH] [... lasso devnet's options]
 lasso probe CHAIN [--config PATH] [--profile SLUG] [--write]
+lasso battle [--config PATH --chain NAME] [--seed N] [--quick] [...]  (from a checkout)
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
 import trio
 
 from lasso.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+#: ``lasso battle``: the harness or its extra dependencies are not installed.
+EXIT_NO_BATTLE = 2
+#: The harness's install hint: it is not in the production package (``pip install .``).
+BATTLE_HINT = (
+    "it runs from a Lasso source checkout: `make install` there (pip install -e '.[dev]', "
+    "which brings the [battle] extra), then `make battle` or `.venv/bin/python -m lasso battle`"
+)
 #: ``lasso reload``: the process could not be signalled (none, not lasso, not permitted).
 EXIT_NOT_SIGNALLED = 1
 #: ``lasso reload``: no usable pid (bad pid file, none given).
@@ -139,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_process_id,
         default=100_000,
         help="widest eth_getLogs range tried, in blocks (default 100000)",
+    )
+    commands.add_parser(
+        "battle",
+        add_help=False,  # its own options and --help are the harness's (python -m battle)
+        help="battle-test Lasso and your providers: fuzzing, chaos, SLOs (from a checkout; "
+        "lasso battle --help)",
     )
     return parser
 
@@ -257,9 +272,41 @@ def _run_devnet_command(run: Callable[[], Awaitable[None]]) -> int:
     return 0
 
 
+def _battle(argv: list[str]) -> int:
+    """``lasso battle``: the harness's own command line, if the harness is installed here."""
+    # An editable install (make install) maps only the lasso package; the harness sits
+    # beside it in the checkout, so `.venv/bin/lasso battle` looks there too. In a
+    # production install the parent is site-packages, which has no battle package.
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "battle" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from battle.run import main as battle_main
+        from battle.run import missing_dependencies
+    except ModuleNotFoundError as exc:
+        print(
+            f"lasso battle: the battle harness is not installed ({exc}); {BATTLE_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_BATTLE
+    missing = missing_dependencies()
+    if missing:
+        names = ", ".join(missing)
+        print(
+            f"lasso battle: the battle harness needs {names}, not installed; {BATTLE_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_BATTLE
+    return battle_main(argv, prog="lasso battle")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "battle":
+        return _battle(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command in ("up", "devnet") and args.prune_history is not None:
         index = args.pruned_node
         if index is not None and not 0 <= index < args.nodes:
