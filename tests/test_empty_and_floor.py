@@ -116,6 +116,38 @@ async def test_the_hedged_path_holds_an_empty_answer_too(
     assert trio.current_time() - start == 0.05  # the held answer started p2 at once
 
 
+async def test_a_null_for_an_existing_block_from_a_restarted_provider_is_retried(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # p1 (first in line) last reported 100, then restarted from genesis: its record is
+    # stale, and its "no such block" for 100 is not an answer (the block exists).
+    chain = chain_of(gateway)
+    heads(chain, fleet, p1=100, p2=100, p3=100)
+    fleet.nodes["p1"].head = 0
+    start = trio.current_time()
+    result, outcome = await call(chain, "eth_getBlockByNumber", b'["0x64",false]')
+    assert b'"number":"0x64"' in result
+    assert (outcome.provider, behind(outcome)) == ("p2", ["p1"])
+    assert trio.current_time() == start  # no wait: p2 is at the block
+    assert len(fleet.nodes["p1"].calls) == 1  # stale for the dispatch: never asked again
+    reply = await answer(gateway, "eth_getBlockByNumber", b'["0x63",false]')
+    assert b'"number":"0x63"' in reply  # through the gateway too, below the head
+
+
+async def test_a_null_from_every_provider_for_a_block_below_the_floor_is_held_then_returned(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    chain = chain_of(gateway)
+    heads(chain, fleet, p1=100, p2=100, p3=100)
+    for node in fleet.nodes.values():
+        node.head = 0  # a chain reset nobody has reported yet
+    start = trio.current_time()
+    result, outcome = await call(chain, "eth_getBlockByNumber", b'["0x64",false]')
+    assert result == b"null"
+    assert trio.current_time() - start == 1.99  # each asked once, then the deadline
+    assert sorted(behind(outcome)) == ["p1", "p2", "p3"]
+
+
 async def test_a_genuine_null_is_returned_unchanged_byte_for_byte(
     gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:
