@@ -16,7 +16,9 @@ floor, see :func:`~lasso.core.consistency.needed_block`): a provider recorded at
 or above it that says "no such block" has lost it since its last report (a
 restarted node replaying from genesis), so it is *stale* for the rest of the
 dispatch, never asked again, and the block is asked of the others. At the
-deadline the held answer, a node's own, is returned as it is.
+deadline, or at once when every planned provider is stale (a route pinned to
+one, or a chain every node of which lost the block), the held answer, a node's
+own, is returned as it is.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class EmptyCheck:
                     if (v.provider_id, v.transport) not in tried and self._reached(v)
                 ]
                 if not ready:
+                    if all(v.provider_id in self._stale for v in channels):
+                        break  # every planned provider lost the block: no report will help
                     await self._chain.head_changed()
                     continue
                 view = ready[0]
