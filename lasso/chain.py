@@ -233,6 +233,12 @@ class ChainRuntime:
         moved, self._head_moved = self._head_moved, trio.Event()
         moved.set()
 
+    def head_lost(self, provider_id: str) -> None:
+        """``provider_id``'s connection was lost: its height is unknown until it reports
+        again (a restarted node starts from genesis; its old height would say it has
+        blocks it no longer has)."""
+        self.state.forget(provider_id)
+
     async def head_changed(self) -> None:
         """Return at the next head report of any provider (wait in a deadline scope)."""
         await self._head_moved.wait()

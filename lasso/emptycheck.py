@@ -11,7 +11,14 @@ below the block (:meth:`EmptyCheck.defers`). When the plan runs out,
 :meth:`EmptyCheck.settle` waits for head reports (``chain.head_changed()``)
 until the dispatch deadline, trying each planned channel as soon as its
 provider reaches the block. A provider at the block answers for good, even with
-``null``; at the deadline the held answer, a node's own, is returned as it is.
+``null``, except for a block that exists (at or below the consensus head or the
+floor, see :func:`~lasso.core.consistency.needed_block`): a provider recorded at
+or above it that says "no such block" has lost it since its last report (a
+restarted node replaying from genesis), so it is *stale* for the rest of the
+dispatch, never asked again, and the block is asked of the others. At the
+deadline, or at once when every planned provider is stale (a route pinned to
+one, or a chain every node of which lost the block), the held answer, a node's
+own, is returned as it is.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ Retry = Callable[[ChannelView], Awaitable[bytes | None]]
 class EmptyCheck:
     """One dispatch's empty-answer check; see the module docstring."""
 
-    __slots__ = ("_call", "_chain", "_target", "held", "need")
+    __slots__ = ("_call", "_chain", "_stale", "_target", "held", "need")
 
     def __init__(self, chain: ChainRuntime, call: Call) -> None:
         self._chain = chain
@@ -46,6 +53,7 @@ class EmptyCheck:
         self._target: BlockTarget | None = None
         self.held: bytes | None = None  # the first empty answer from a provider behind
         self.need: int | None = None  # the block a provider must have reached
+        self._stale: set[str] = set()  # providers at the block by their record, yet without it
 
     def accepts(self, view: ChannelView, result: bytes, outcome: Outcome) -> bool:
         """Whether ``result`` is the answer; False holds it and notes the attempt."""
@@ -56,10 +64,11 @@ class EmptyCheck:
             self._target = block_target(method, self._call.params)
         state, now = self._chain.state, trio.current_time()
         heights = [state.height(pid) for pid in self._chain.providers]
+        height = state.height(view.provider_id)
         need = needed_block(
             method,
             self._target,
-            height=state.height(view.provider_id),
+            height=height,
             consensus_head=state.consensus_head(now),
             floor=self._chain.floor.value,
             highest_known=max((h for h in heights if h is not None), default=None),
@@ -70,6 +79,9 @@ class EmptyCheck:
             self.held = result
         self.need = need if self.need is None else max(self.need, need)
         message = f"empty answer from a provider below block {need}"
+        if height is not None and height >= need:
+            self._stale.add(view.provider_id)
+            message = f"no block {need} from a provider last reported at {height}: stale"
         outcome.attempts.append(attempt_record(view, BEHIND, message))
         return False
 
@@ -78,8 +90,10 @@ class EmptyCheck:
         return self.need is not None and not self._reached(view)
 
     def _reached(self, view: ChannelView) -> bool:
+        if self.need is None:
+            return True
         height = self._chain.state.height(view.provider_id)
-        return self.need is None or (height is not None and height >= self.need)
+        return height is not None and height >= self.need and view.provider_id not in self._stale
 
     async def settle(
         self, channels: Sequence[ChannelView], retry: Retry, outcome: Outcome, deadline: float
@@ -99,6 +113,8 @@ class EmptyCheck:
                     if (v.provider_id, v.transport) not in tried and self._reached(v)
                 ]
                 if not ready:
+                    if all(v.provider_id in self._stale for v in channels):
+                        break  # every planned provider lost the block: no report will help
                     await self._chain.head_changed()
                     continue
                 view = ready[0]

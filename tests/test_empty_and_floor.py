@@ -116,6 +116,51 @@ async def test_the_hedged_path_holds_an_empty_answer_too(
     assert trio.current_time() - start == 0.05  # the held answer started p2 at once
 
 
+async def test_a_null_for_an_existing_block_from_a_restarted_provider_is_retried(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # p1 (first in line) last reported 100, then restarted from genesis: its record is
+    # stale, and its "no such block" for 100 is not an answer (the block exists).
+    chain = chain_of(gateway)
+    heads(chain, fleet, p1=100, p2=100, p3=100)
+    fleet.nodes["p1"].head = 0
+    start = trio.current_time()
+    result, outcome = await call(chain, "eth_getBlockByNumber", b'["0x64",false]')
+    assert b'"number":"0x64"' in result
+    assert (outcome.provider, behind(outcome)) == ("p2", ["p1"])
+    assert trio.current_time() == start  # no wait: p2 is at the block
+    assert len(fleet.nodes["p1"].calls) == 1  # stale for the dispatch: never asked again
+    reply = await answer(gateway, "eth_getBlockByNumber", b'["0x63",false]')
+    assert b'"number":"0x63"' in reply  # through the gateway too, below the head
+
+
+async def test_a_null_from_every_provider_for_an_existing_block_is_returned_once_all_said_so(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    chain = chain_of(gateway)
+    heads(chain, fleet, p1=100, p2=100, p3=100)
+    for node in fleet.nodes.values():
+        node.head = 0  # a chain reset nobody has reported yet
+    start = trio.current_time()
+    result, outcome = await call(chain, "eth_getBlockByNumber", b'["0x64",false]')
+    assert result == b"null"
+    assert trio.current_time() == start  # each asked once; no head report can help
+    assert sorted(behind(outcome)) == ["p1", "p2", "p3"]
+    assert [len(fleet.nodes[p].calls) for p in ("p1", "p2", "p3")] == [1, 1, 1]
+
+
+async def test_a_route_pinned_to_a_provider_that_lost_a_block_gets_its_null_at_once(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    chain = chain_of(gateway)
+    heads(chain, fleet, p1=100, p2=100, p3=100)
+    fleet.nodes["p2"].head = 0
+    start = trio.current_time()
+    reply = await answer(gateway, "eth_getBlockByNumber", b'["0x64",false]', provider="p2")
+    assert reply == b'{"jsonrpc":"2.0","id":1,"result":null}'  # its own view, not waited on
+    assert trio.current_time() == start
+
+
 async def test_a_genuine_null_is_returned_unchanged_byte_for_byte(
     gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -20,6 +20,12 @@ that: a block is never invented). The consensus head itself may go down (see
 for the answer to stand, or ``None`` when it stands as it is:
 
     no chain state (no consensus head)          stands: nothing to judge by
+    a block by number at or below the           needs that block, whatever the
+    consensus head or the floor ("no such       provider's recorded height: the block
+    block" methods only)                        exists (someone announced it), so a
+                                                node saying it does not is not at it
+                                                (a restarted node replaying from
+                                                genesis still recorded at its old head)
     by number / range, provider at the block    stands (a genuine null)
     by number / range, the block past every     stands: nobody is known to have it
     known head and the floor                    (a block not mined yet)
@@ -28,7 +34,11 @@ for the answer to stand, or ``None`` when it stands as it is:
     provider at the consensus head and floor
     by hash, provider behind them               needs max(consensus head, floor)
 
-A provider never seen (``height is None``) is not known to have any block. Only
+A provider never seen (``height is None``) is not known to have any block. The
+"no such block" methods are those whose ``null`` can only mean the block is
+unknown (a block, a header, its receipts, a count): an index past the end
+(``eth_getTransactionByBlockNumberAndIndex``) or a range without logs is a
+genuine empty answer from a node at the block. Only
 the highest *numbered* end of a range counts: a tag is the answering node's own
 head, which it has by definition.
 """
@@ -68,6 +78,16 @@ _NULL_MEANS_UNKNOWN = frozenset(
         "eth_getUncleByBlockHashAndIndex",
         "eth_getTransactionByHash",
         "eth_getTransactionReceipt",
+    }
+)
+#: By-number methods whose ``null`` can only mean "no such block" (never "nothing in it").
+_NULL_MEANS_NO_BLOCK = frozenset(
+    {
+        "eth_getBlockByNumber",
+        "eth_getBlockReceipts",
+        "eth_getHeaderByNumber",
+        "eth_getBlockTransactionCountByNumber",
+        "eth_getUncleCountByBlockNumber",
     }
 )
 #: Lookups by transaction hash: the block is unknown from the request.
@@ -134,7 +154,11 @@ def needed_block(
             return None
         need = max(numbers)
         known = max(consensus_head, floor or 0, highest_known or 0)
-        if need > known or (height is not None and height >= need):
+        if need > known:
+            return None
+        if method in _NULL_MEANS_NO_BLOCK and need <= max(consensus_head, floor or 0):
+            return need  # the block exists: "no such block" is never genuine
+        if height is not None and height >= need:
             return None
         return need
     if target.kind is TargetKind.HASH or method in _BY_TX_HASH:

@@ -15,8 +15,11 @@ Theory of operation. Each turn of its loop reads the chain's live config:
                   setting ``subscriptions = false`` unsubscribes and polls). After
                   ``quiet_check_s`` without one, one HTTP head poll (a paused node
                   stays live with its true height). The subscription dies with its
-                  link: the tracker notices the connection changed within a tick and
-                  goes back to polling until the socket is up again
+                  link: the tracker notices the connection changed within a tick,
+                  forgets the provider's height (a node that dropped its socket may
+                  have restarted from genesis: its old height is not known any more,
+                  see lasso.emptycheck) and goes back to polling until the socket is
+                  up again; the first poll that answers reports the height again
     polling       ``eth_getBlockByNumber(["latest", false])`` over HTTP every
                   :func:`~lasso.core.headpoll.poll_interval_s`; a WebSocket that comes
                   up meanwhile cuts the wait short
@@ -152,9 +155,13 @@ class _Tracker:
             raw, _ = await self.provider.request(HEAD_POLL_METHOD, HEAD_POLL_PARAMS)
         self._report(parse_head(raw))
 
+    def _ours(self) -> bool:
+        """This very provider object is still the chain's (not a removed or replaced one)."""
+        return self.chain.providers.get(self.provider.id) is self.provider
+
     def _report(self, head: Head | None) -> None:
         chain, provider = self.chain, self.provider
-        if head is None or chain.providers.get(provider.id) is not provider:
+        if head is None or not self._ours():
             return
         chain.observe_head(
             provider.id, head.number, head.hash, head.parent_hash, trio.current_time()
@@ -175,6 +182,8 @@ class _Tracker:
             try:
                 await self.poll()  # newHeads pushes only new blocks: learn the height now
                 await self._consume(ws, connection, upstream_id, events)
+                if ws.connection_id != connection and self._ours():  # the link was lost
+                    self.chain.head_lost(self.provider.id)
             finally:
                 if ws.connection_id == connection:  # else it died with its link
                     with (

@@ -69,8 +69,23 @@ def test_by_number_a_provider_below_the_block_must_reach_it() -> None:
 
 
 def test_by_number_a_provider_at_the_block_gives_a_genuine_null() -> None:
-    assert need("eth_getBlockByNumber", b'["0x64",false]', height=100) is None
-    assert need("eth_getBlockByNumber", b'["0x64",false]', height=120) is None
+    # "nothing in the block" (an index past the end, no uncle) from a node at it stands
+    by_index = b'["0x64","0x5"]'
+    assert need("eth_getTransactionByBlockNumberAndIndex", by_index, height=100) is None
+    assert need("eth_getUncleByBlockNumberAndIndex", by_index, height=120) is None
+    # "no such block" stands only for a block past the consensus head and the floor,
+    # known to exist only from one provider's report (it may be on its own fork)
+    assert need("eth_getBlockByNumber", b'["0x65",false]', height=101, highest=101) is None
+
+
+def test_no_such_block_for_a_block_that_exists_is_never_genuine() -> None:
+    # The block is at or below the consensus head or the floor: a node recorded at it
+    # (or above) that says it does not exist lost it (a restart from genesis).
+    assert need("eth_getBlockByNumber", b'["0x64",false]', height=100) == 100
+    assert need("eth_getBlockByNumber", b'["0x64",false]', height=120) == 100
+    assert need("eth_getHeaderByNumber", b'["0x10"]', height=100) == 16
+    assert need("eth_getBlockReceipts", b'["0x65"]', height=101, floor=101) == 101
+    assert need("eth_getBlockTransactionCountByNumber", b'["0x1"]', height=100) == 1
 
 
 def test_a_block_nobody_has_is_not_mined_yet() -> None:

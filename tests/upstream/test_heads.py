@@ -250,6 +250,26 @@ async def test_while_the_websocket_is_down_the_head_is_polled(
         assert len(rig.http.head_polls()) == settled
 
 
+async def test_a_lost_link_forgets_the_height_until_the_provider_reports_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The node behind the socket may have restarted from genesis: the height it had is
+    # not known any more (a read routed on it would trust blocks it no longer has).
+    async with open_subscribed_rig() as rig:
+        assert rig.height() == 100
+        rig.node.fault = Fault.HTML_500  # the node is down: polls fail
+        rig.ws.refuse = True
+        rig.ws.drop()
+        dropped_at = trio.current_time()
+        with trio.fail_after(2):  # noticed within a tick (forgetting reports no head)
+            while rig.height() is not None:  # noqa: ASYNC110  # no event for a forgotten head
+                await trio.sleep(0.01)
+        assert trio.current_time() - dropped_at <= heads.TICK_S + 0.01
+        rig.node.fault = None
+        rig.node.head = 3  # back from genesis, replaying
+        await rig.wait_height(3)
+
+
 async def test_subscriptions_false_is_polled_not_subscribed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

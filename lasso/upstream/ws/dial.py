@@ -6,6 +6,15 @@ with the byte stream under it. Returning the stream lets the owner close the
 transport itself: trio-websocket's ``aclose()`` waits for a close handshake a
 dead peer never completes, and after a peer-initiated close it does not close
 the stream at all.
+
+The handshake is watched for the end of the stream: trio-websocket 0.12's
+reader task, when the stream is reset or closed before the server's upgrade
+reply, ends without waking the handshake wait (it only records an abnormal
+close), so ``wrap_client_stream`` would hang until the caller's connect
+deadline, 10 s for a node that answered with a RST in a millisecond. We work
+around it here: :class:`_HandshakeWatch` sees the reader's failed read (or
+EOF, or failed send) and cancels the wait, and the dial fails with a
+``ConnectionError`` at once.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ssl
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -69,19 +79,73 @@ async def dial(
         )
     else:
         stream = await trio.open_tcp_stream(parts.hostname, port)
+    watched = _HandshakeWatch(stream)
     try:
-        ws = await wrap_client_stream(
-            nursery,
-            stream,
-            host_header,
-            resource,
-            extra_headers=headers,
-            max_message_size=max_message_bytes,
-        )
+        with trio.CancelScope() as handshake:
+            watched.on_end = handshake.cancel
+            ws = await wrap_client_stream(
+                nursery,
+                watched,  # type: ignore[arg-type]  # any trio Stream works; the hint is narrow
+                host_header,
+                resource,
+                extra_headers=headers,
+                max_message_size=max_message_bytes,
+            )
+        watched.on_end = None
+        if handshake.cancelled_caught:
+            raise ConnectionError(
+                f"connection closed during the WebSocket handshake ({watched.ended_by})"
+            )
     except BaseException:
         await close_quietly(stream)
         raise
     return Dialed(ws, stream)
+
+
+class _HandshakeWatch(trio.abc.Stream):
+    """The dialled stream, telling ``on_end`` when a read or write finds it ended.
+
+    Only the handshake listens (``on_end`` is cleared after it); afterwards the
+    connection's own reader notices a dead stream as before.
+    """
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.on_end: Callable[[], None] | None = None
+        self.ended_by = ""
+
+    def _ended(self, how: str) -> None:
+        if self.on_end is not None:
+            self.ended_by = how
+            self.on_end()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            data = await self.inner.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._ended(_reason(exc, "reset"))
+            raise
+        if not data:
+            self._ended("EOF")
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.inner.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._ended(_reason(exc, "send failed"))
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _reason(exc: BaseException, default: str) -> str:
+    cause = exc.__cause__
+    return str(cause) if isinstance(cause, OSError) and str(cause) else default
 
 
 async def close_quietly(resource: trio.abc.AsyncResource) -> None:
