@@ -89,6 +89,9 @@ class Target:
     chaos: Chaos
     data: ChainData | None
     mine: Callable[[], Awaitable[None]]  # make (or wait for) the next block
+    #: The provider id of the oracle's node: never paused, since ``mine`` waits for its
+    #: next block (a paused oracle would make every later ``mine`` wait forever).
+    oracle_provider: str | None = None
 
 
 @dataclass
@@ -193,6 +196,9 @@ class World:
     def healthy(self) -> list[str]:
         gone = self.cut | self.paused | set(self.dropped)
         return [p for p in self.chaos.providers if p not in gone]
+
+    def pausable(self) -> list[str]:
+        return [p for p in self.healthy() if p != self.target.oracle_provider]
 
     async def request(self, drawn: Drawn) -> None:
         judged = await self.rig.judge(drawn)
@@ -450,10 +456,12 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
         def restore(self, n: int) -> None:
             step(world.restore_provider, pick(list(world.cut), n))
 
-        @precondition(lambda self: chaos.has(Need.NODES) and len(world.healthy()) >= 2)
+        @precondition(
+            lambda self: chaos.has(Need.NODES) and len(world.healthy()) >= 2 and world.pausable()
+        )
         @rule(n=picks)
         def pause(self, n: int) -> None:
-            step(world.pause_node, pick(world.healthy(), n))
+            step(world.pause_node, pick(world.pausable(), n))
 
         @precondition(lambda self: bool(world.paused))
         @rule(n=picks)
@@ -614,5 +622,7 @@ async def run_stateful(env: Any, seed: int, steps: int) -> tuple[int, tuple[str,
             chaos=gateway.chaos,
             data=env.chain_data,
             mine=mine,
+            # The devnet's oracle is node 0, its first provider (battle.targets).
+            oracle_provider=gateway.chaos.providers[0] if env.has(Need.NODES) else None,
         )
         return await run_target(target, seed=seed, steps=steps)

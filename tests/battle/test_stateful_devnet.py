@@ -138,7 +138,9 @@ class LocalChaos:
     def set_retry_after(self, provider: str, seconds: int) -> None:
         raise NotImplementedError
 
-    async def reload(self, edit: Callable[[dict[str, Any]], None], *, kind: str) -> None:
+    async def reload(
+        self, edit: Callable[[dict[str, Any]], None], *, kind: str, target: str | None = None
+    ) -> None:
         """Edit the settings, write the file, "SIGHUP", wait for the new generation."""
         self.actions.append(kind)
         edit(self.settings)
