@@ -457,7 +457,9 @@ def machine_for(world: World, call: Callable[..., Any]) -> type[RuleBasedStateMa
             step(world.restore_provider, pick(list(world.cut), n))
 
         @precondition(
-            lambda self: chaos.has(Need.NODES) and len(world.healthy()) >= 2 and world.pausable()
+            lambda self: (
+                chaos.has(Need.NODES) and len(world.healthy()) >= 2 and bool(world.pausable())
+            )
         )
         @rule(n=picks)
         def pause(self, n: int) -> None:
@@ -623,6 +625,6 @@ async def run_stateful(env: Any, seed: int, steps: int) -> tuple[int, tuple[str,
             data=env.chain_data,
             mine=mine,
             # The devnet's oracle is node 0, its first provider (battle.targets).
-            oracle_provider=gateway.chaos.providers[0] if env.has(Need.NODES) else None,
+            oracle_provider=gateway.chaos.providers[0] if gateway.chaos.has(Need.NODES) else None,
         )
         return await run_target(target, seed=seed, steps=steps)
