@@ -13,8 +13,9 @@ Targets:
     and then mined every second. The devnet is opened with ``block_time_s=None`` and its
     timer (``Devnet.mine_every(1.0)``) started only after seeding: the seed mines its own
     blocks and describes them by number, which a timer mining in between would shift.
-    Providers ``devnet-1`` .. ``devnet-4``; ``devnet-4`` is written ``archival = false``
-    as an operator would after ``lasso probe --write``. The oracle is node 0, direct.
+    Providers ``devnet-1`` .. ``devnet-4``; ``devnet-4`` is deliberately not written
+    ``archival = false``: the gateway must learn it is pruned from its refusals, as it must
+    for an operator who never ran ``lasso probe --write``. The oracle is node 0, direct.
 ``config``
     The operator's file (``config_path``), kept whole, except that each provider of the
     battle chain goes through the harness's links: ``url`` becomes the relay in front of

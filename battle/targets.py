@@ -127,8 +127,8 @@ async def open_devnet_target(
             "ws_url": link.gateway_ws_url,
             "priority": len(providers) + 1,
         }
-        if link.node == PRUNED_NODE:
-            entry["archival"] = False
+        # The pruned node is NOT written `archival = false`: the gateway must learn it from
+        # the node's own refusals (the pruned-history scenario's point).
         providers.append(entry)
     tree: dict[str, Any] = {
         "server": {},
