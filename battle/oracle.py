@@ -109,7 +109,7 @@ def refused(drawn: Drawn) -> bool:
         return True
     if single and disposition(single.method, b"[]") is Disposition.WS_ONLY:
         return True
-    return _depth(json.loads(drawn.body)) > MAX_JSON_DEPTH
+    return json_depth(json.loads(drawn.body)) > MAX_JSON_DEPTH
 
 
 def deadline_s(drawn: Drawn) -> float:
@@ -196,7 +196,7 @@ def _judge_refusal(drawn: Drawn, body: Any) -> Verdict:
     if not drawn.batch:
         want = drawn.requests[0].request_id
         got = body.get("id")
-        if _depth(json.loads(drawn.body)) <= MAX_JSON_DEPTH and not _same_id(want, got):
+        if json_depth(json.loads(drawn.body)) <= MAX_JSON_DEPTH and not _same_id(want, got):
             return Verdict(False, rule, f"id {want!r} came back as {got!r}")
     return Verdict(True, rule)
 
@@ -292,9 +292,9 @@ def decode_json(body: bytes) -> Any:
         return _BAD
 
 
-def _depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
+        return 1 + max((json_depth(v) for v in value), default=0)
     if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
     return 0

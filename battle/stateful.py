@@ -63,7 +63,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 from battle.chaindata import ChainData
 from battle.control import Chaos, Need
 from battle.fuzz import Rig, open_rig, show_answer
-from battle.oracle import MAX_JSON_DEPTH, decode_json
+from battle.oracle import MAX_JSON_DEPTH, decode_json, json_depth
 from battle.strategies import NO_ID, Drawn, requests
 from lasso.core.methods import is_replay_safe
 from lasso.corpus import Answer, CorpusRequest
@@ -151,16 +151,8 @@ def _well_formed(request: CorpusRequest) -> bool:
         isinstance(envelope, dict)
         and envelope.get("jsonrpc") == "2.0"
         and isinstance(envelope.get("method"), str)
-        and _depth(envelope) <= MAX_JSON_DEPTH
+        and json_depth(envelope) <= MAX_JSON_DEPTH
     )
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    return 0
 
 
 class World:

@@ -7,29 +7,13 @@ subscription hub) and stops it the same way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
-
-import trio
-
+from battle.replay import serve_lasso
 from lasso.config import Settings, parse_settings
-from lasso.daemon import serve
 from lasso.devnet import Devnet
 
-
-@asynccontextmanager
-async def open_lasso(settings: Settings) -> AsyncIterator[str]:
-    """Serve ``settings`` until the block exits; yield the base URL (``http://127.0.0.1:N``)."""
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            partial(serve, settings, host="127.0.0.1", port=0, shutdown=shutdown)
-        )
-        try:
-            yield str(binds[0])
-        finally:
-            shutdown.set()
+#: Serve ``settings`` until the block exits; yield the base URL (``http://127.0.0.1:N``).
+#: The battle harness's replay serves Lasso the same way (battle may not import tests/).
+open_lasso = serve_lasso
 
 
 def devnet_settings(devnet: Devnet) -> Settings:
