@@ -182,31 +182,18 @@ def test_up_with_a_busy_gateway_port_is_one_clear_line_and_no_anvil_left(
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_up_whose_gateway_port_is_taken_while_the_devnet_starts_stops_the_devnet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_up_whose_gateway_port_a_devnet_node_takes_stops_the_devnet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The up-front check passes, then the port is taken before the gateway binds: the
-    gateway's failure is still one line, and the devnet's nodes are stopped."""
-    import lasso.daemon
-
-    checks: list[int] = []
-    real_check = lasso.daemon.check_listen
-
-    def taken_later(host: str, port: int) -> None:
-        checks.append(port)
-        if len(checks) > 1:
-            raise lasso.daemon.ListenError(host, port, "address already in use")
-        real_check(host, port)
-
-    monkeypatch.setattr(lasso.daemon, "check_listen", taken_later)
+    """The port is free when checked, then node 0 takes it (--port = --port-base): the
+    gateway's failure is still one line, and every node is stopped on the way out."""
     config = tmp_path / "minimal.toml"
     config.write_text(MINIMAL)
-    devnet_port, gateway_port = _free_port(), _free_port()
-    argv = ["up", "--config", str(config), "--nodes", "1", "--port-base", str(devnet_port)]
-    assert main([*argv, "--port", str(gateway_port), "--log-level", "warning"]) == 1
+    port = _free_port()
+    argv = ["up", "--config", str(config), "--nodes", "2", "--port-base", str(port)]
+    assert main([*argv, "--port", str(port), "--log-level", "warning"]) == 1
     out, err = capsys.readouterr()
-    assert f"node 0  http://127.0.0.1:{devnet_port}" in out  # the devnet did start
-    assert (
-        err.strip() == f"lasso: cannot listen on 127.0.0.1:{gateway_port}: address already in use"
-    )
-    assert _anvils_on(devnet_port) == ""
+    assert f"node 0  http://127.0.0.1:{port}" in out  # the devnet did start
+    assert err.strip() == f"lasso: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert _anvils_on(port) == ""
+    assert _anvils_on(port + 1) == ""
