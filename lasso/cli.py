@@ -1,4 +1,4 @@
-"""``lasso``: the command line.
+"""The ``lasso`` command line.
 
 lasso serve [--config PATH] [--host H] [--port P] [--pid-file PATH]
 lasso reload [--pid-file PATH | --pid N]
@@ -7,6 +7,8 @@ lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545] [--prune-history N 
 lasso up [--config PATH] [... lasso devnet's options]
 lasso probe CHAIN [--config PATH] [--profile SLUG] [--write]
 lasso battle [--config PATH --chain NAME] [--seed N] [--quick] [...]  (from a checkout)
+
+Every command takes ``--log-level`` before or after its name; ``lasso --version``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import trio
 
+import lasso
 from lasso.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -37,6 +40,22 @@ EXIT_NOT_SIGNALLED = 1
 #: ``lasso reload``: no usable pid (bad pid file, none given).
 EXIT_NO_PID = 2
 
+DESCRIPTION = (
+    "Lasso: one fast, resilient Ethereum JSON-RPC endpoint in front of many providers. "
+    "Run `lasso COMMAND --help` for a command's options."
+)
+EPILOG = """\
+environment:
+  LASSO_CONFIG     settings file of serve, up, probe (default ./settings.toml)
+  LASSO_LOG_LEVEL  default for --log-level (default info)
+  LASSO_PID_FILE   default for lasso reload --pid-file
+"""
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL_HELP = (
+    "log verbosity: debug, info, warning, error or critical "
+    "(default: $LASSO_LOG_LEVEL or info); accepted before or after the command"
+)
+
 SIGNALS_HELP = """\
 signals:
   SIGHUP           reload the settings file (systemctl reload lasso, lasso reload,
@@ -51,21 +70,59 @@ signals:
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps one-paragraph descriptions and epilogs to the terminal; keeps laid-out
+    (multi-line) text such as the signals table as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
 def _default_config() -> str:
     return os.environ.get("LASSO_CONFIG", "settings.toml")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lasso", description=__doc__.split("\n")[0])
-    parser.add_argument("--log-level", default=os.environ.get("LASSO_LOG_LEVEL", "INFO"))
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="lasso",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lasso {lasso.__version__}",
+        help="print lasso's version and exit",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LASSO_LOG_LEVEL", "info"),
+        metavar="LEVEL",
+        help=LOG_LEVEL_HELP,
+    )
+    # The same option after the command; SUPPRESS keeps the one given before it
+    # (or the default) when it is not repeated there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, metavar="LEVEL", help=LOG_LEVEL_HELP
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        title="commands",
+        help="one of these (lasso COMMAND --help for its options):",
+    )
+    add = partial(commands.add_parser, parents=[common], formatter_class=_Formatter)
 
-    serve = commands.add_parser(
+    serve = add(
         "serve",
         help="run the gateway",
         description="Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the settings.",
         epilog=SIGNALS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
         "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
@@ -76,21 +133,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     _pid_file_option(serve)
 
-    up = commands.add_parser(
+    up = add(
         "up",
         help="run the lockstep devnet and the gateway together",
+        description=(
+            "Start the lockstep devnet of anvil nodes, then the gateway (as lasso serve) "
+            "in front of it, until SIGINT or SIGTERM; SIGHUP reloads the gateway's "
+            "settings and keeps the devnet running. What make run runs."
+        ),
         epilog=SIGNALS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument(
         "--config", default=None, help="settings file (default: $LASSO_CONFIG or ./settings.toml)"
     )
-    up.add_argument("--host", default=None)
-    up.add_argument("--port", type=int, default=None)
+    up.add_argument("--host", default=None, help="gateway listen address (default: server.host)")
+    up.add_argument(
+        "--port", type=int, default=None, help="gateway listen port (default: server.port, 4000)"
+    )
     _pid_file_option(up)
     _devnet_options(up)
 
-    reload = commands.add_parser(
+    reload = add(
         "reload",
         help="make a running lasso serve reload its settings file (sends SIGHUP)",
         description=(
@@ -111,13 +174,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--pid", type=_process_id, default=None, help="the daemon's process id")
 
-    check = commands.add_parser("check-config", help="validate a settings file")
-    check.add_argument("path")
+    check = add(
+        "check-config",
+        help="validate a settings file",
+        description=(
+            "Validate a settings file: every problem is listed with its path "
+            "(e.g. chains.devnet.providers[0].url)."
+        ),
+        epilog="exit status: 0 valid; 2 not readable or not valid",
+    )
+    check.add_argument("path", help="the settings file (TOML)")
 
-    devnet = commands.add_parser("devnet", help="run N lockstep anvil nodes")
+    devnet = add(
+        "devnet",
+        help="run N lockstep anvil nodes",
+        description=(
+            "Run N real anvil nodes of one chain, mined in lockstep (identical blocks and "
+            "hashes, like N providers of one chain), until SIGINT, SIGTERM or SIGHUP."
+        ),
+    )
     _devnet_options(devnet)
 
-    probe = commands.add_parser(
+    probe = add(
         "probe",
         help="measure each provider of a chain: methods, archival depth, limits",
         description=(
@@ -159,9 +237,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _devnet_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--nodes", type=int, default=3)
-    command.add_argument("--block-time", type=float, default=1.0)
-    command.add_argument("--port-base", type=int, default=8545)
+    command.add_argument(
+        "--nodes", type=int, default=3, metavar="N", help="devnet anvil nodes (default 3)"
+    )
+    command.add_argument(
+        "--block-time",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="a block every SECONDS (default 1)",
+    )
+    command.add_argument(
+        "--port-base",
+        type=int,
+        default=8545,
+        metavar="PORT",
+        help="node i listens on PORT + i (default 8545; 0 picks free ports)",
+    )
     command.add_argument(
         "--prune-history",
         type=_process_id,
@@ -246,11 +338,6 @@ def _with_pid_file(path: str | None, run: Callable[[], int]) -> int:
         return 1
 
 
-def _trio_run(run: Callable[[], Awaitable[None]]) -> int:
-    trio.run(run)
-    return 0
-
-
 def _load(path: str) -> Settings | None:
     try:
         return load_settings(path)
@@ -259,17 +346,32 @@ def _load(path: str) -> Settings | None:
         return None
 
 
-def _run_devnet_command(run: Callable[[], Awaitable[None]]) -> int:
-    """Run a command that starts the devnet; its failures are one clear line, not a trace."""
+def _run_foreground(run: Callable[[], Awaitable[None]]) -> int:
+    """Run a command that starts the devnet or listens (devnet, up, serve); a start-up
+    failure (a busy port, no anvil) is one clear line, not a nursery's trace."""
+    from lasso.daemon import ListenError
     from lasso.devnet import DevnetError
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             trio.run(run)
-    except DevnetError as exc:
-        print(f"lasso: the devnet could not start: {exc}", file=sys.stderr)
+    except (DevnetError, ListenError, BaseExceptionGroup) as raised:
+        exc = _sole(raised)
+        if isinstance(exc, ListenError):
+            print(f"lasso: {exc}", file=sys.stderr)
+        elif isinstance(exc, DevnetError):
+            print(f"lasso: the devnet could not start: {exc}", file=sys.stderr)
+        else:
+            raise
         return 1
     return 0
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside nested groups of one (trio's nurseries wrap each error)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _battle(argv: list[str]) -> int:
@@ -311,8 +413,15 @@ def main(argv: list[str] | None = None) -> int:
         index = args.pruned_node
         if index is not None and not 0 <= index < args.nodes:
             parser.error(f"--pruned-node {index}: nodes are 0..{args.nodes - 1}")
+    level = str(args.log_level).lower()
+    if level not in LOG_LEVELS:
+        print(
+            f"lasso: --log-level {args.log_level}: not a level; use one of {', '.join(LOG_LEVELS)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "check-config":
@@ -334,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         serve = partial(
             run_until_signalled, settings, host=args.host, port=args.port, config_path=path
         )
-        return _with_pid_file(args.pid_file, partial(_trio_run, serve))
+        return _with_pid_file(args.pid_file, lambda: _run_foreground(serve))
     if args.command == "up":
         path = args.config or _default_config()
         settings = _load(path)
@@ -353,11 +462,11 @@ def main(argv: list[str] | None = None) -> int:
             prune_history=_prune_history(args),
             config_path=path,
         )
-        return _with_pid_file(args.pid_file, lambda: _run_devnet_command(run))
+        return _with_pid_file(args.pid_file, lambda: _run_foreground(run))
     if args.command == "devnet":
         from lasso.devnet import run_devnet_cli
 
-        return _run_devnet_command(
+        return _run_foreground(
             partial(
                 run_devnet_cli,
                 args.nodes,

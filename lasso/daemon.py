@@ -39,6 +39,7 @@ import logging
 import random
 import resource
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -63,6 +64,37 @@ from lasso.web.asgi import LassoASGI
 from lasso.web.server import FrontLimits, FrontServer
 
 log = logging.getLogger("lasso.daemon")
+
+
+class ListenError(Exception):
+    """The gateway cannot listen on its address (port busy, not permitted, no such host).
+
+    Raised before any provider or devnet node starts, so ``lasso serve`` and ``lasso up``
+    report it as one line (``lasso.cli``) instead of a nursery's exception-group trace.
+    """
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
+        self.host = host
+        self.port = port
+
+
+def check_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` as hypercorn will (SO_REUSEADDR, so TIME_WAIT leftovers do not
+    count) and let go at once; raise :class:`ListenError` if that fails. Port 0 always
+    binds. Hypercorn's own bind failure surfaces inside the front end's nurseries and
+    leaks its socket, hence this check up front (the real bind still follows)."""
+    bare = host.strip("[]")
+    try:
+        with socket.socket(
+            socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM
+        ) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((bare, port))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ListenError(bare, port, reason[:1].lower() + reason[1:]) from None
 
 
 @asynccontextmanager
@@ -122,7 +154,9 @@ async def serve(
     if shutdown is None:
         shutdown = trio.Event()
     server = settings.server
-    config = hypercorn_config(host or server.host, server.port if port is None else port, server)
+    host, port = host or server.host, server.port if port is None else port
+    check_listen(host, port)
+    config = hypercorn_config(host, port, server)
     state = reload_state or ReloadState(settings, source=config_path or "(settings in memory)")
     async with (
         open_gateway(settings) as gateway,
@@ -210,7 +244,8 @@ async def run_until_signalled(
     settings: Settings, *, host: str | None, port: int | None, config_path: str | None = None
 ) -> None:
     """``lasso serve``: serve until SIGINT, SIGTERM or SIGQUIT, then drain and exit;
-    each SIGHUP reloads ``config_path``."""
+    each SIGHUP reloads ``config_path``. A busy port raises :class:`ListenError` at once."""
+    check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
     async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
         await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
@@ -229,10 +264,13 @@ async def run_with_devnet(
 ) -> None:
     """``lasso up`` (what ``make run`` runs): the lockstep devnet, then the gateway.
     SIGHUP reloads the gateway's ``config_path`` and keeps the devnet running.
-    ``prune_history`` runs nodes pruned, as :func:`lasso.devnet.open_devnet` says."""
+    ``prune_history`` runs nodes pruned, as :func:`lasso.devnet.open_devnet` says.
+    A busy gateway port raises :class:`ListenError` before any node starts; one that
+    is taken while the nodes start fails the gateway, and the nodes stop on the way out."""
     from lasso.devnet import open_devnet
     from lasso.devnet.cli import node_line
 
+    check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
     async with (
         _reload_signals() as reloads,
