@@ -21,7 +21,7 @@ from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
 from lasso.reload import ReloadState
 from lasso.subscriptions.hub import SubscriptionHub
-from lasso.web.health import chain_list, chain_metrics, health
+from lasso.web.health import chain_list, chain_metrics, health, readiness
 from lasso.web.metrics import render
 
 log = logging.getLogger("lasso.web")
@@ -42,7 +42,21 @@ def create_app(
     @app.get("/health")
     @app.get("/api/health")
     async def get_health() -> Response:
+        if "ready" in request.args:  # /health?ready: readiness, as /health/ready
+            return _ready()
         return _json(health(gateway, reloads))
+
+    @app.get("/health/ready")
+    @app.get("/api/health/ready")
+    async def get_ready() -> Response:
+        return _ready()
+
+    def _ready() -> Response:
+        """Readiness for a load balancer: 503 when a chain has no provider able to serve."""
+        status, body = readiness(gateway)
+        response = _json(body, status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/metrics")
     async def get_metrics_text() -> Response:
@@ -63,7 +77,9 @@ def create_app(
 
     @app.get("/")
     async def index() -> Response:
-        return _json({"name": "lasso", "rpc": "/rpc/{chain}", "health": "/health"})
+        return _json(
+            {"name": "lasso", "rpc": "/rpc/{chain}", "health": "/health", "ready": "/health/ready"}
+        )
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

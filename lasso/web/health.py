@@ -1,4 +1,9 @@
-"""What ``GET /health`` and ``GET /api/chains`` report, built from statistics().
+"""What ``GET /health``, ``GET /health/ready`` and ``GET /api/chains`` report, built
+from statistics().
+
+``/health`` is liveness plus the full state (HTTP 200 while the process answers);
+``/health/ready`` (or ``/health?ready``) is readiness for a load balancer: the
+channel states gathered here, the verdict from :func:`lasso.core.readiness.decide`.
 
 Provider URLs are always masked: credentials, key-like path segments and
 query values never leave the process.
@@ -16,10 +21,11 @@ import lasso
 from lasso.chain import ChainRuntime
 from lasso.config import DEFAULT_PROFILE
 from lasso.core.chainstate import ProviderHeadStatistics
-from lasso.core.channel import ChannelStatistics
+from lasso.core.channel import Channel, ChannelStatistics
+from lasso.core.readiness import ChainState, ChannelState, ProviderState, Readiness, decide
 from lasso.gateway import Gateway
 from lasso.reload import ReloadState
-from lasso.upstream.provider import ProviderStatistics
+from lasso.upstream.provider import WS, Provider, ProviderStatistics
 
 
 def health(gateway: Gateway, reloads: ReloadState | None = None) -> dict[str, Any]:
@@ -43,6 +49,72 @@ def health(gateway: Gateway, reloads: ReloadState | None = None) -> dict[str, An
     if reloads is not None:
         report["config"] = config_section(reloads)
     return report
+
+
+def readiness(gateway: Gateway) -> tuple[int, dict[str, Any]]:
+    """``GET /health/ready``: 200 when every chain of every profile has a provider able
+    to serve now, else 503 naming each chain that cannot and why."""
+    now = trio.current_time()
+    verdict = decide(
+        [
+            ChainState(slug, name, tuple(_provider_state(p, now) for p in chain.providers.values()))
+            for slug, chains in gateway.profiles.items()
+            for name, chain in chains.items()
+        ],
+        now,
+    )
+    return (200 if verdict.ready else 503), _readiness_body(verdict)
+
+
+def _readiness_body(verdict: Readiness) -> dict[str, Any]:
+    if verdict.ready:
+        return {"status": "ready", "chains": len(verdict.chains)}
+    return {
+        "status": "not_ready",
+        "chains": len(verdict.chains),
+        "unavailable": [
+            {
+                "profile": c.profile,
+                "chain": c.chain,
+                "reason": "no provider able to serve" if c.unavailable else "no providers",
+                "providers": {pid: list(reasons) for pid, reasons in c.unavailable.items()},
+            }
+            for c in verdict.not_ready
+        ],
+    }
+
+
+def _provider_state(provider: Provider, now: float) -> ProviderState:
+    routed = provider.transports  # WS only while connected and used for requests
+    ws = provider.ws
+    return ProviderState(
+        provider.id,
+        tuple(
+            _channel_state(
+                c,
+                now,
+                connected=c.transport != WS or (ws is not None and ws.connected),
+                routed=c.transport in routed or c.transport != WS,
+                ws_state=None if c.transport != WS or ws is None else ws.state.value,
+            )
+            for c in provider.channels.values()
+        ),
+    )
+
+
+def _channel_state(
+    channel: Channel, now: float, *, connected: bool, routed: bool, ws_state: str | None
+) -> ChannelState:
+    breaker = channel.breaker.statistics(now)
+    return ChannelState(
+        transport=channel.transport,
+        circuit=breaker.state,
+        quarantined=channel.quarantined(now),
+        recovery_deadline=breaker.recovery_deadline,
+        connected=connected,
+        routed=routed,
+        ws_state=ws_state,
+    )
 
 
 def config_section(reloads: ReloadState) -> dict[str, Any]:
