@@ -341,10 +341,14 @@ async def _shutdown_on_signal() -> AsyncIterator[trio.Event]:
 def _banner(settings: Settings, binds: list[str], *, reloadable: bool = False) -> str:
     base = binds[0] if binds else "?"
     lines = [f"lasso {lasso.__version__} listening on {', '.join(binds)}"]
+    ws_base = "ws" + base.removeprefix("http") if base.startswith("http") else base
     for slug, profile in settings.profiles.items():
         prefix = "" if slug == DEFAULT_PROFILE else f"/profile/{slug}"
-        lines += [f"  JSON-RPC  {base}/rpc{prefix}/{name}" for name in profile.chains]
-    lines.append(f"  health    {base}/health")
+        for name in profile.chains:
+            lines.append(f"  JSON-RPC   {base}/rpc{prefix}/{name}")
+            lines.append(f"  WebSocket  {ws_base}/ws/rpc{prefix}/{name}")
+    lines.append(f"  health     {base}/health  (readiness: {base}/health/ready)")
+    lines.append(f"  metrics    {base}/metrics")
     lines.append("Ctrl-C or SIGTERM drains in-flight requests and stops.")
     if reloadable:
         lines.append("SIGHUP (lasso reload) re-reads the config file and applies it.")
