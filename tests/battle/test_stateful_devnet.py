@@ -43,6 +43,7 @@ from lasso.corpus import Answer, CorpusRequest
 from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
+from tests.support.front import sighup_applied
 
 STEPS = 150
 
@@ -145,14 +146,7 @@ class LocalChaos:
         self.actions.append(kind)
         edit(self.settings)
         await trio.Path(self.path).write_text(toml(self.settings))
-        generation = self.state.generation
-        await self._send.send("SIGHUP")
-        with trio.fail_after(10):  # polled: the reload runs in the daemon's own task
-            while True:
-                if self.state.generation != generation:
-                    break
-                await trio.sleep(0.01)
-        assert self.state.last is not None and self.state.last.outcome == "applied"
+        await sighup_applied(self.state, self._send)
 
     def chain_table(self, settings: dict[str, Any]) -> dict[str, Any]:
         table: dict[str, Any] = settings["chains"]["devnet"]

@@ -15,6 +15,7 @@ from battle.replay import serve_lasso
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import parse_settings
 from lasso.devnet import open_devnet
+from tests.support.front import relayed_providers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,11 +26,7 @@ async def stack() -> AsyncIterator[tuple[str, list[TcpRelay]]]:
         await devnet.mine()
         ports = [int(n.http_url.rsplit(":", 1)[1]) for n in devnet.nodes]
         async with open_tcp_relay(ports[0]) as r0, open_tcp_relay(ports[1]) as r1:
-            providers = ",\n".join(
-                f'{{ id = "n{i}", url = "http://127.0.0.1:{r.port}", '
-                f'ws_url = "ws://127.0.0.1:{r.port}", priority = {i} }}'
-                for i, r in enumerate((r0, r1))
-            )
+            providers = relayed_providers([r.port for r in (r0, r1)])
             settings = parse_settings(
                 f"[chains.devnet]\nchain_id = 31337\nproviders = [\n{providers}\n]\n", env={}
             )

@@ -20,7 +20,7 @@ import trio
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import parse_settings
 from lasso.devnet import open_devnet
-from tests.support.front import open_lasso
+from tests.support.front import open_lasso, relayed_providers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,11 +35,7 @@ async def relayed() -> AsyncIterator[tuple[list[TcpRelay], str]]:
     ):
         await devnet.mine()
         relays = [await stack.enter_async_context(open_tcp_relay(n.port)) for n in devnet.nodes]
-        providers = ",\n".join(
-            f'{{ id = "n{i}", url = "http://127.0.0.1:{r.port}", '
-            f'ws_url = "ws://127.0.0.1:{r.port}", priority = {i} }}'
-            for i, r in enumerate(relays)
-        )
+        providers = relayed_providers([r.port for r in relays])
         settings = parse_settings(
             f"[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n{providers}\n]\n",
             env={},

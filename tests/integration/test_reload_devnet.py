@@ -25,6 +25,7 @@ from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
 from tests.integration.test_subscriptions_devnet import heads, subscribe
 from tests.support.emitter import TOPIC, deploy_emitter, emit
+from tests.support.front import sighup_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,14 +64,7 @@ class Rig:
     async def reload(self, text: str) -> None:
         """Write the file, "SIGHUP", and wait until the new generation is applied."""
         self.path.write_text(text)
-        generation = self.state.generation
-        await self._send.send("SIGHUP")
-        with trio.fail_after(10):  # polled: the reload runs in the daemon's own task
-            while True:
-                if self.state.generation != generation:
-                    break
-                await trio.sleep(0.01)
-        assert self.state.last is not None and self.state.last.outcome == "applied"
+        await sighup_applied(self.state, self._send)
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ from trio_websocket import open_websocket_url
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
 from lasso.config import parse_settings
 from lasso.devnet import Devnet, open_devnet
-from tests.support.front import open_lasso
+from tests.support.front import open_lasso, relayed_providers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,11 +49,7 @@ async def relayed() -> AsyncIterator[tuple[Devnet, list[TcpRelay], str]]:
     ):
         await devnet.mine()
         relays = [await stack.enter_async_context(open_tcp_relay(n.port)) for n in devnet.nodes]
-        providers = ",\n".join(
-            f'{{ id = "n{i}", url = "http://127.0.0.1:{r.port}", '
-            f'ws_url = "ws://127.0.0.1:{r.port}", priority = {i} }}'
-            for i, r in enumerate(relays)
-        )
+        providers = relayed_providers([r.port for r in relays])
         async with open_lasso(parse_settings(SETTINGS.format(providers=providers), env={})) as base:
             yield devnet, relays, base.replace("http://", "ws://")
 

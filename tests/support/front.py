@@ -7,9 +7,14 @@ subscription hub) and stops it the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import trio
+
 from battle.replay import serve_lasso
 from lasso.config import Settings, parse_settings
 from lasso.devnet import Devnet
+from lasso.reload import ReloadState
 
 #: Serve ``settings`` until the block exits; yield the base URL (``http://127.0.0.1:N``).
 #: The battle harness's replay serves Lasso the same way (battle may not import tests/).
@@ -26,3 +31,26 @@ def devnet_settings(devnet: Devnet) -> Settings:
         f"[chains.devnet]\nchain_id = 31337\nblock_time_ms = 1000\nproviders = [\n{providers}\n]\n",
         env={},
     )
+
+
+def relayed_providers(ports: Sequence[int]) -> str:
+    """The inline provider tables for nodes reached through TCP relays on ``ports``: HTTP and
+    WS both through relay ``i``, id ``n<i>``, priority ``i``."""
+    return ",\n".join(
+        f'{{ id = "n{i}", url = "http://127.0.0.1:{port}", '
+        f'ws_url = "ws://127.0.0.1:{port}", priority = {i} }}'
+        for i, port in enumerate(ports)
+    )
+
+
+async def sighup_applied(state: ReloadState, send: trio.MemorySendChannel[object]) -> None:
+    """Send a "SIGHUP" into the daemon's reload channel and wait until the new generation
+    is applied (polled: the reload runs in the daemon's own task)."""
+    generation = state.generation
+    await send.send("SIGHUP")
+    with trio.fail_after(10):
+        while True:
+            if state.generation != generation:
+                break
+            await trio.sleep(0.01)
+    assert state.last is not None and state.last.outcome == "applied"
