@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import lasso
-from lasso.cli import _parser, main
+from lasso.cli import main
+from lasso.cli_grammar import build_parser as _parser
 
 REPO = Path(__file__).resolve().parent.parent
 #: Subcommands whose options are lasso's own (battle's are the harness's).

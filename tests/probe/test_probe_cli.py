@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lasso.cli import _parser, _prune_history, main
+from lasso.cli import _prune_history, main
+from lasso.cli_grammar import build_parser as _parser
 
 
 def closed_port() -> int:
