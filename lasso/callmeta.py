@@ -25,11 +25,35 @@ if TYPE_CHECKING:
 class CallMeta:
     """Collects one call's routing facts as it runs. Cheap when nobody asks."""
 
-    __slots__ = ("_ended", "_outcome", "_plan", "_started", "chain", "method")
+    __slots__ = (
+        "_ended",
+        "_outcome",
+        "_plan",
+        "_started",
+        "chain",
+        "code",
+        "method",
+        "profile",
+        "request_id",
+        "result",
+        "transport",
+    )
 
-    def __init__(self, chain: str, method: str, started: float) -> None:
+    def __init__(
+        self, chain: str, method: str, started: float, *, profile: str = "", transport: str = "http"
+    ) -> None:
         self.chain = chain
         self.method = method
+        self.profile = profile
+        #: The client's transport: ``http`` or ``ws``.
+        self.transport = transport
+        #: The request id the front end assigned (``X-Request-Id``), if any.
+        self.request_id: str | None = None
+        #: How the call ended (set by the gateway): ``ok``, ``node_error`` (the node's own
+        #: JSON-RPC error, passed through), ``error`` (Lasso's error) or ``internal``.
+        self.result = "ok"
+        #: The JSON-RPC error code the client got, for ``node_error`` and ``error``.
+        self.code: int | None = None
         self._started = started
         self._ended: float | None = None
         self._plan: RoutePlan | None = None
@@ -39,9 +63,28 @@ class CallMeta:
     def started(self) -> float:
         return self._started
 
+    @property
+    def ended(self) -> float | None:
+        return self._ended
+
+    @property
+    def plan(self) -> RoutePlan | None:
+        return self._plan
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The dispatch record: provider, transport, upstream latency, failed attempts."""
+        return self._outcome
+
     @classmethod
-    def start(cls, target: Target, method: str) -> CallMeta:
-        return cls(target.chain.name, method, trio.current_time())
+    def start(cls, target: Target, method: str, transport: str = "http") -> CallMeta:
+        return cls(
+            target.chain.name,
+            method,
+            trio.current_time(),
+            profile=target.profile,
+            transport=transport,
+        )
 
     def planned(self, plan: RoutePlan, outcome: Outcome) -> None:
         self._plan, self._outcome = plan, outcome

@@ -33,6 +33,7 @@ from lasso.core.latency import LatencyBook, LatencyKey
 from lasso.core.poison import PoisonGuard
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
+from lasso.opsevents import OpsEvents
 from lasso.upstream.heads import track_heads
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider, ProviderStatistics, breaker_policy
@@ -75,8 +76,13 @@ class ChainRuntime:
         route_ws: bool = True,
         recovery: RecoveryPolicy | None = None,
         label: str | None = None,
+        profile: str = "",
+        events: OpsEvents | None = None,
     ) -> None:
         self.name = name
+        self.profile = profile
+        #: Where this chain's operator events go (breaker, provider up/down, failover...).
+        self.events = events if events is not None else OpsEvents()
         self.config = config
         self.routing = routing
         self.rng = rng

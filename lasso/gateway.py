@@ -42,6 +42,7 @@ from lasso.dispatch import Outcome, dispatch
 from lasso.errors import InternalError, LassoError, UnknownTarget, UpstreamRpcError
 from lasso.headfloor import keep_head
 from lasso.logs import Route, get_logs
+from lasso.opsevents import OpsEvents
 from lasso.pubsub import EventBus
 from lasso.transactions import SEND_RAW, send_raw_transaction
 from lasso.upstream.provider import request_headers
@@ -145,6 +146,8 @@ class Gateway:
         self.rng = rng or random.Random()
         self.started_monotonic = time.monotonic()
         self.bus = EventBus()
+        #: Operator events and request observers (logs, metrics, dashboard).
+        self.events = OpsEvents()
         self._ws_policy = ws_policy(settings.websocket)
         self._connector = connector
         self._transports = transports
@@ -196,6 +199,8 @@ class Gateway:
             websockets=partial(self._websocket, bus_key(slug, name)),
             route_ws=settings.websocket.route_unary,
             label=f"{slug}/{name}",
+            profile=slug,
+            events=self.events,
         )
 
     def _websocket(self, key: str, _name: str, config: ProviderConfig) -> WsConnection:
@@ -267,16 +272,17 @@ class Gateway:
         self, target: Target, parsed: Call | list[Item], session: Session | None = None
     ) -> Answer:
         """Answer a parsed single call or batch; ``session`` serves subscriptions (WS only)."""
+        transport = "http" if session is None else "ws"
         if isinstance(parsed, Call):
-            meta = CallMeta.start(target, parsed.method)
+            meta = CallMeta.start(target, parsed.method, transport)
             answer = await self.answer_call(target, parsed, meta, session)
             if parsed.id is None:
                 return Answer(204, [], [])
             return Answer(200, [answer], [meta])
-        return await self._answer_batch(target, parsed, session)
+        return await self._answer_batch(target, parsed, session, transport)
 
     async def _answer_batch(
-        self, target: Target, items: list[Item], session: Session | None
+        self, target: Target, items: list[Item], session: Session | None, transport: str
     ) -> Answer:
         answers: list[bytes | None] = [None] * len(items)
         metas: list[CallMeta | None] = [None] * len(items)
@@ -293,7 +299,7 @@ class Gateway:
                 if isinstance(item, BadItem):
                     answers[index] = jsonrpc.lasso_error_body(item.id, item.error)
                     continue
-                metas[index] = meta = CallMeta.start(target, item.method)
+                metas[index] = meta = CallMeta.start(target, item.method, transport)
                 nursery.start_soon(run, index, item, meta)
         kept = [(a, m) for a, m in zip(answers, metas, strict=True) if a is not None]
         if not kept:
@@ -308,14 +314,18 @@ class Gateway:
         try:
             result = await self._call(target, call, meta, session)
         except UpstreamRpcError as exc:
+            meta.result, meta.code = "node_error", exc.rpc_code
             return jsonrpc.raw_error_body(client_id, exc.raw_error)
         except LassoError as exc:
+            meta.result, meta.code = "error", exc.code
             return jsonrpc.lasso_error_body(client_id, exc)
         except Exception:
             log.exception("internal error answering %s", call.method)
+            meta.result, meta.code = "internal", InternalError.code
             return jsonrpc.lasso_error_body(client_id, InternalError("Internal error"))
         finally:
             meta.finish()
+            self.events.observe(meta)
         return jsonrpc.result_body(client_id, result)
 
     async def _call(

@@ -33,14 +33,19 @@ import msgspec
 
 from lasso.config.model import ChainConfig, Profile, Settings
 from lasso.config.schema import (
+    AuthConfig,
     ChainSpec,
     CircuitBreakerConfig,
     CircuitBreakerOverride,
+    CorsConfig,
     FilterConfig,
     HedgeConfig,
+    LoggingConfig,
     MethodRules,
+    MetricsConfig,
     ProfileSpec,
     ProviderConfig,
+    RateLimitConfig,
     RoutingConfig,
     ServerConfig,
     SettingsFile,
@@ -144,6 +149,21 @@ _FILTERS: Final[Mapping[str, Rule]] = {
     "max_buffered_changes": _live("checked as changes arrive for each filter"),
 }
 
+# [logging]: the logs helper's keys.
+_LOGGING: Final[Mapping[str, Rule]] = {}
+
+# [auth]: client API keys.
+_AUTH: Final[Mapping[str, Rule]] = {}
+
+# [rate_limit]: the inbound token buckets.
+_RATE_LIMIT: Final[Mapping[str, Rule]] = {}
+
+# [cors]: browser origins.
+_CORS: Final[Mapping[str, Rule]] = {}
+
+# [metrics]: the Prometheus exposition.
+_METRICS: Final[Mapping[str, Rule]] = {}
+
 _METHODS: Final[Mapping[str, Rule]] = dict.fromkeys(("allow", "deny", "providers"), _PER_REQUEST)
 
 _HEDGE: Final[Mapping[str, Rule]] = dict.fromkeys(("after_ms", "adaptive", "methods"), _PER_REQUEST)
@@ -213,6 +233,11 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "websocket": _NESTED,
         "subscriptions": _NESTED,
         "filters": _NESTED,
+        "logging": _NESTED,
+        "auth": _NESTED,
+        "rate_limit": _NESTED,
+        "cors": _NESTED,
+        "metrics": _NESTED,
         "methods": _NESTED,
         "chains": Rule(Kind.ITEMS, "the default profile's chains, matched by name"),
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
@@ -228,6 +253,11 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
     ChainSpec: _CHAIN_COMMON,
     ProfileSpec: {"chains": Rule(Kind.ITEMS, "chains are matched by name"), "methods": _NESTED},
     FilterConfig: _FILTERS,
+    LoggingConfig: _LOGGING,
+    AuthConfig: _AUTH,
+    RateLimitConfig: _RATE_LIMIT,
+    CorsConfig: _CORS,
+    MetricsConfig: _METRICS,
     MethodRules: _METHODS,
     # The resolved view the gateway reads (model.py); the diff walks these.
     Settings: {
@@ -237,6 +267,11 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "websocket": _NESTED,
         "subscriptions": _NESTED,
         "filters": _NESTED,
+        "logging": _NESTED,
+        "auth": _NESTED,
+        "rate_limit": _NESTED,
+        "cors": _NESTED,
+        "metrics": _NESTED,
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
     },
     Profile: {

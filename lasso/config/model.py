@@ -19,12 +19,17 @@ from typing import Final
 import msgspec
 
 from lasso.config.schema import (
+    AuthConfig,
     ChainSpec,
     CircuitBreakerConfig,
+    CorsConfig,
     FilterConfig,
     HedgeConfig,
+    LoggingConfig,
     MethodRules,
+    MetricsConfig,
     ProviderConfig,
+    RateLimitConfig,
     RoutingConfig,
     ServerConfig,
     SettingsFile,
@@ -105,6 +110,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     websocket: WebSocketConfig
     subscriptions: SubscriptionConfig
     filters: FilterConfig
+    logging: LoggingConfig
+    auth: AuthConfig
+    rate_limit: RateLimitConfig
+    cors: CorsConfig
+    metrics: MetricsConfig
     profiles: Mapping[str, Profile]
 
     @property
@@ -136,6 +146,11 @@ def build_settings(file: SettingsFile) -> Settings:
         websocket=file.websocket,
         subscriptions=file.subscriptions,
         filters=file.filters,
+        logging=file.logging,
+        auth=file.auth,
+        rate_limit=file.rate_limit,
+        cors=file.cors,
+        metrics=file.metrics,
         profiles=profiles,
     )
 

@@ -217,6 +217,26 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_buffered_changes: Positive = 10_000
 
 
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[logging]``: the log format, the access log and operator-event lines."""
+
+
+class AuthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[auth]``: optional client API keys for ``/rpc``, ``/ws/rpc`` and observability."""
+
+
+class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[rate_limit]``: the inbound token bucket per client key (API key, else client IP)."""
+
+
+class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cors]``: browser origins allowed to call the gateway directly."""
+
+
+class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[metrics]``: the Prometheus exposition at ``/metrics``."""
+
+
 class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[methods]`` / ``[profiles.<slug>.methods]`` / ``[chains.<name>.methods]``.
 
@@ -297,6 +317,11 @@ class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
     subscriptions: SubscriptionConfig = msgspec.field(default_factory=SubscriptionConfig)
     filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     methods: MethodRules | None = None
     chains: Chains
     profiles: dict[Slug, ProfileSpec] = {}
