@@ -45,14 +45,17 @@ __all__ = [
 MASK = "***"
 #: Known values shorter than this are not replaced in free text: a 2-character
 #: "secret" would shred every log line. Such values are still masked by shape in URLs.
-MIN_SECRET_CHARS = 4
+MIN_SECRET_CHARS = 6
 _SHORT_SEGMENT_CHARS = 3
 _LONG_KEY_CHARS = 20
 _READABLE = re.compile(r"[a-z]+(?:[-_.][a-z]+)*(?:[-_.]?v?[0-9]{1,2})?")
 #: Query parameters whose value is a credential whatever it looks like.
 _SECRET_PARAM = re.compile(r"key|token|secret|auth|pass|sig|cred", re.IGNORECASE)
-#: A URL inside free text: scheme, then anything up to whitespace or a quote/bracket.
-_URL_IN_TEXT = re.compile(r"\b(?:https?|wss?)://[^\s\"'<>`\\]+", re.IGNORECASE)
+#: A URL inside free text: scheme, then anything up to whitespace or a quote/bracket,
+#: not ending in punctuation (``at http://h/x: refused`` keeps its colon).
+_URL_IN_TEXT = re.compile(
+    r"\b(?:https?|wss?)://[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]", re.IGNORECASE
+)
 
 
 def mask_url(url: str) -> str:
