@@ -16,7 +16,8 @@ What goes through it:
   (:func:`scrub`, at the adapter edge and in :meth:`lasso.outcome.Outcome.failed`,
   so ``attempts`` in routing metadata and ``error.data`` are clean);
 - every error answer (:func:`scrub_error`), including a node's own error object
-  passed through, which is changed only if it quotes one of our secrets.
+  passed through, which is changed only if it quotes one of our secrets;
+- an uncaught exception's traceback (:func:`scrubbing_excepthook`).
 
 Lasso masks URLs by shape (:func:`lasso.core.mask.mask_url`) as well, so a URL it
 was never configured with (a redirect target, a peer's) is masked in those places too.
@@ -25,6 +26,9 @@ was never configured with (a redirect target, a peer's) is masked in those place
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lasso.config.secrets import secret_values
@@ -34,7 +38,15 @@ from lasso.errors import LassoError, UpstreamRpcError
 if TYPE_CHECKING:
     from lasso.config import Settings
 
-__all__ = ["SecretScrubber", "current", "install", "scrub", "scrub_error", "update"]
+__all__ = [
+    "SecretScrubber",
+    "current",
+    "install",
+    "scrub",
+    "scrub_error",
+    "scrubbing_excepthook",
+    "update",
+]
 
 _redactor = Redactor()
 
@@ -54,12 +66,24 @@ def update(settings: Settings) -> Redactor:
 def install(settings: Settings | None = None, logger: logging.Logger | None = None) -> None:
     """Learn ``settings``' secrets and put a :class:`SecretScrubber` on every handler of
     ``logger`` (the root logger by default) that has none yet. Idempotent; call it again
-    after adding handlers."""
+    after adding handlers. For the root logger, an uncaught exception's traceback (which
+    Python prints itself, outside logging) is scrubbed too, unless someone else already
+    replaced ``sys.excepthook``."""
     if settings is not None:
         update(settings)
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, SecretScrubber) for f in handler.filters):
             handler.addFilter(SecretScrubber())
+    if logger is None and sys.excepthook is sys.__excepthook__:
+        sys.excepthook = scrubbing_excepthook
+
+
+def scrubbing_excepthook(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    """``sys.excepthook`` printing the traceback as Python would, scrubbed."""
+    text = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(_redactor.scrub(text))
 
 
 def scrub(text: str) -> str:

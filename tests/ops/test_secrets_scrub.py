@@ -113,6 +113,20 @@ def test_a_reload_adds_secrets_and_keeps_the_old_ones(
     assert text.getvalue().strip() == "WARNING tests.secrets: old *** new ***"
 
 
+def test_an_uncaught_traceback_is_printed_scrubbed(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redact.update(settings)
+    try:
+        raise ConnectionError(f"ws://keyed.invalid/ws/{WS_KEY} reset (Bearer {HEADER_KEY})")
+    except ConnectionError as exc:
+        redact.scrubbing_excepthook(type(exc), exc, exc.__traceback__)
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ConnectionError: ws://keyed.invalid/ws/*** reset (***)" in err
+    assert_clean(err)
+
+
 # --- error answers and routing metadata -------------------------------------------------------
 
 
