@@ -9,7 +9,7 @@ upstreams are real sockets:
   relay to the same node that the test cuts mid-run (a provider that drops);
 - ``echo``: a provider whose 404 page quotes the request line and its
   ``Authorization`` header, as misconfigured providers do, and whose WebSocket
-  rejects the handshake quoting its path;
+  refuses the key quoting its path (a rejected handshake, or a close reason);
 - ``down``: nothing listens.
 
 Traffic: successes, failures on each provider (error bodies, ``?include_meta=body``
@@ -191,8 +191,20 @@ class WsRelay:
         self.connections.clear()
 
 
-async def _reject_quoting_path(request: WebSocketRequest) -> None:
-    await request.reject(401, body=f"bad key in {request.path}".encode())
+class QuotingWs:
+    """A WebSocket endpoint that refuses our key, quoting the path it came in: the
+    handshake rejected with 401 on odd connections, accepted then closed (4001) on even."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def serve(self, request: WebSocketRequest) -> None:
+        self.connections += 1
+        if self.connections % 2:
+            await request.reject(401, body=f"bad key in {request.path}".encode())
+            return
+        ws = await request.accept()
+        await ws.aclose(code=4001, reason=f"bad key in {request.path}")
 
 
 @asynccontextmanager
@@ -206,9 +218,7 @@ async def open_upstreams() -> AsyncIterator[dict[str, Any]]:
         relay = WsRelay(devnet.nodes[0].ws_url)
         echo = await nursery.start(partial(trio.serve_tcp, _echo_404, 0, host=HOST))
         relay_server = await nursery.start(partial(serve_websocket, relay.serve, HOST, 0, None))
-        rejecter = await nursery.start(
-            partial(serve_websocket, _reject_quoting_path, HOST, 0, None)
-        )
+        rejecter = await nursery.start(partial(serve_websocket, QuotingWs().serve, HOST, 0, None))
         closed = trio.socket.socket()
         await closed.bind((HOST, 0))  # bound, never listening: connection refused
         yield {
