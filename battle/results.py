@@ -1,19 +1,18 @@
 """What one battle run produced, as the report (:mod:`battle.report`) reads it.
 
 All frozen msgspec Structs, so ``report.json`` is ``msgspec.json.encode(BattleRun)`` and
-round-trips. URLs in here are already masked (:func:`battle.results.mask_url`).
+round-trips. URLs in here are already masked (:func:`battle.results.mask_url`, which is
+:func:`lasso.core.mask.mask_url`: the report hides exactly what the gateway hides).
 """
 
 from __future__ import annotations
-
-import re
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from battle.events import Recording
 from battle.slo import Slos
 from battle.thresholds import Breach, Threshold
+from lasso.core.mask import mask_url as mask_url  # re-exported: one implementation for both
 
 
 class ProviderInfo(msgspec.Struct, frozen=True):
@@ -87,18 +86,3 @@ class BattleRun(msgspec.Struct, frozen=True):
     def passed(self) -> bool:
         fuzz_ok = self.fuzz is None or not (self.fuzz.failures or self.fuzz.stateful_failures)
         return fuzz_ok and all(s.passed for s in self.scenarios)
-
-
-_PATH_SECRET = re.compile(r"/[A-Za-z0-9_\-]{16,}")
-
-
-def mask_url(url: str) -> str:
-    """The URL with credentials, long path tokens (API keys) and the query masked."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    if parts.username is not None or parts.password is not None:
-        host = f"***@{host}"
-    path = _PATH_SECRET.sub("/***", parts.path)
-    return urlunsplit((parts.scheme, host, path, "***" if parts.query else "", ""))

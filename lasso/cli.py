@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from lasso import redact
 from lasso.cli_grammar import LOG_LEVELS, build_parser, default_config
 from lasso.config import ConfigError, Settings, load_settings
 
@@ -85,10 +86,12 @@ def _with_pid_file(path: str | None, run: Callable[[], int]) -> int:
 
 def _load(path: str) -> Settings | None:
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return None
+    redact.update(settings)
+    return settings
 
 
 def _run_foreground(run: Callable[[], Awaitable[None]]) -> int:
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    redact.install()  # secrets masked in every log line (lasso.redact); _load adds the config's
     if args.command == "check-config":
         settings = _load(args.path)
         if settings is None:

@@ -50,6 +50,7 @@ from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 
 import lasso
+from lasso import redact
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.filters.service import open_filters
@@ -106,6 +107,7 @@ async def open_gateway(
     connector: Connector | None = None,
 ) -> AsyncIterator[Gateway]:
     """A gateway whose providers run, supervised, until the block exits."""
+    redact.update(settings)  # secrets: masked in logs and error answers from the first line
     gateway = Gateway(settings, rng=rng, transports=transports, connector=connector)
     async with trio.open_nursery() as nursery:
         gateway.services = nursery  # chains a reload adds run here too

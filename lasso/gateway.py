@@ -22,6 +22,7 @@ from typing import Protocol
 import msgspec
 import trio
 
+from lasso import redact
 from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import (
@@ -106,6 +107,7 @@ class Answer(msgspec.Struct, frozen=True):
 
     @classmethod
     def error(cls, exc: LassoError) -> Answer:
+        exc = redact.scrub_error(exc)  # may quote the request's path: a client key
         return cls(exc.status(), [jsonrpc.lasso_error_body(exc.reply_id, exc)], [None])
 
     def body(self) -> bytes:
@@ -315,10 +317,10 @@ class Gateway:
             result = await self._call(target, call, meta, session)
         except UpstreamRpcError as exc:
             meta.result, meta.code = "node_error", exc.rpc_code
-            return jsonrpc.raw_error_body(client_id, exc.raw_error)
+            return jsonrpc.raw_error_body(client_id, redact.current().scrub_known(exc.raw_error))
         except LassoError as exc:
             meta.result, meta.code = "error", exc.code
-            return jsonrpc.lasso_error_body(client_id, exc)
+            return jsonrpc.lasso_error_body(client_id, redact.scrub_error(exc))
         except Exception:
             log.exception("internal error answering %s", call.method)
             meta.result, meta.code = "internal", InternalError.code

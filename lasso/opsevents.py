@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
+from lasso import redact
+
 if TYPE_CHECKING:
     from lasso.callmeta import CallMeta
 
@@ -125,6 +127,19 @@ class Reloaded(OpsEvent, frozen=True, kw_only=True, tag="reload"):
     summary: str = ""
 
 
+#: Free-text fields, scrubbed of secrets on publish (:mod:`lasso.redact`).
+_TEXT_FIELDS = ("reason", "summary")
+
+
+def _scrubbed(event: OpsEvent) -> OpsEvent:
+    changes = {}
+    for name in _TEXT_FIELDS:
+        text = getattr(event, name, "")
+        if text and (clean := redact.scrub(text)) != text:
+            changes[name] = clean
+    return msgspec.structs.replace(event, **changes) if changes else event
+
+
 RequestObserver = Callable[["CallMeta"], None]
 Listener = Callable[[OpsEvent], None]
 
@@ -150,6 +165,7 @@ class OpsEvents:
         return lambda: self._listeners.remove(listener)
 
     def publish(self, event: OpsEvent) -> None:
+        event = _scrubbed(event)  # a reason may quote an upstream error: no secret in it
         self.recent.append(event)
         for listener in self._listeners:
             try:

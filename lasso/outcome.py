@@ -12,6 +12,7 @@ from typing import cast
 
 import msgspec
 
+from lasso import redact
 from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import Call
 from lasso.core.router import ChannelView, RoutePlan
@@ -48,7 +49,8 @@ class Outcome(msgspec.Struct):
     failures: list[tuple[str, UpstreamError]] = msgspec.field(default_factory=list)
 
     def failed(self, channel: ChannelView, exc: UpstreamError) -> None:
-        self.attempts.append(attempt_record(channel, _category(exc), exc.message))
+        # The message may quote an upstream's exception or page: no secret goes further.
+        self.attempts.append(attempt_record(channel, _category(exc), redact.scrub(exc.message)))
         self.failures.append((channel.transport, exc))
 
 

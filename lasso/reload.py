@@ -38,6 +38,7 @@ from typing import Literal
 import msgspec
 import trio
 
+from lasso import redact
 from lasso.config import ConfigError, ConfigProblem, Settings, load_settings
 from lasso.config.classify import restart_only_keys
 from lasso.config.diff import SettingsDiff, diff_settings, keep_running
@@ -184,6 +185,7 @@ def attempt_reload(
         new = load_settings(source, env=env)
     except ConfigError as error:
         return _rejected(source, state, now, tuple(error.problems))
+    redact.update(new)  # its secrets are masked before anything about it is logged
     diff = diff_settings(state.settings, new)
     state.needs_restart = diff.restart_only
     _log_needs_restart(diff.restart_only)
@@ -255,7 +257,7 @@ async def reload_once(
         await apply(outcome)
     except Exception as exc:  # never Cancelled: a shutdown mid-apply is not a failed reload
         log.exception("applying generation %d failed", outcome.generation)
-        state.apply_failed(outcome, f"{type(exc).__name__}: {exc}")
+        state.apply_failed(outcome, redact.scrub(f"{type(exc).__name__}: {exc}"))
     else:
         state.applied(outcome)
     return outcome

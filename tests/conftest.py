@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from lasso import redact
 from lasso.config import ProviderConfig, Settings, parse_settings
+from lasso.core.mask import Redactor
 from lasso.daemon import open_gateway
 from lasso.gateway import Gateway
 from lasso.web.app import create_app
@@ -58,6 +60,13 @@ class FakeFleet:
             provider.id, FakeNode(chain_id=31337 if chain == "testnet" else 5)
         )
         return FakeHttpTransport(node, provider.id)
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_carried_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts knowing no secrets: :mod:`lasso.redact` is process-wide, and every
+    gateway a test opens teaches it its config's (a value masked in a later test's text)."""
+    monkeypatch.setattr(redact, "_redactor", Redactor())
 
 
 @pytest.fixture

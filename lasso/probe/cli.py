@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import trio
 
+from lasso import redact
 from lasso.config import ChainConfig, ConfigError, load_settings
 from lasso.probe.report import ProviderReport, render_table, render_toml
 from lasso.probe.run import ProbeOptions, probe_chain
@@ -32,6 +33,7 @@ def run_probe_cli(
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
+    redact.update(settings)  # the output quotes providers' errors: no secret in it
     profile = settings.profile(profile_slug)
     if profile is None:
         known = ", ".join(sorted(settings.profiles))
@@ -50,12 +52,13 @@ def run_probe_cli(
         )
         return EXIT_CONFIG
     reports, elapsed_s = trio.run(_timed_probe, chain, options)
-    table = render_table(chain.name, profile.slug, reports, elapsed_s)
+    table = redact.scrub(render_table(chain.name, profile.slug, reports, elapsed_s))
     try:
         if write:
             print(table, file=sys.stderr)
             measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            print(render_toml(chain.name, profile.slug, reports, measured_at), end="", flush=True)
+            toml = render_toml(chain.name, profile.slug, reports, measured_at)
+            print(redact.scrub(toml), end="", flush=True)
         else:
             print(table, flush=True)
     except BrokenPipeError:  # `lasso probe ... | head`: the reader has what it wanted

@@ -29,6 +29,7 @@ import msgspec
 import trio
 from httpcore._backends.trio import TrioBackend
 
+from lasso.core.mask import mask_url
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -80,7 +81,7 @@ class HttpTransport:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
         self._provider_id = provider_id
         self._host = parts.hostname
         self._port = parts.port or _DEFAULT_PORTS[parts.scheme]

@@ -27,6 +27,7 @@ import time
 import msgspec
 import trio
 
+from lasso import redact
 from lasso.config import CircuitBreakerConfig, ProviderConfig, mask_url
 from lasso.config.secrets import with_url_credentials
 from lasso.core.backoff import Backoff, RestartTracker
@@ -233,8 +234,9 @@ class Provider:
         ws_channel = self.channels.get(WS)
         return ProviderStatistics(
             id=self.id,
-            url=mask_url(config.url),
-            ws_url=None if config.ws_url is None else mask_url(config.ws_url),
+            # by shape and by value: a short key in a path does not look like one
+            url=redact.scrub(mask_url(config.url)),
+            ws_url=None if config.ws_url is None else redact.scrub(mask_url(config.ws_url)),
             priority=config.priority,
             archival=config.archival,
             capabilities=self.capabilities.statistics(now),

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import trio
 
+from lasso import redact
 from lasso.core.backoff import Backoff, RestartTracker
 
 log = logging.getLogger("lasso.supervisor")
@@ -91,7 +92,7 @@ class Supervisor:
 
     def _count(self, reason: str) -> None:
         self._restarts += 1
-        self._last_error = reason
+        self._last_error = redact.scrub(reason)  # /health shows it
         self._tracker.record_restart(trio.current_time())
 
     def statistics(self) -> SupervisorStatistics:

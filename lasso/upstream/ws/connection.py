@@ -57,6 +57,7 @@ import trio
 from trio import MemoryReceiveChannel
 from trio_websocket import ConnectionRejected
 
+from lasso import redact
 from lasso.config.secrets import with_url_credentials
 from lasso.core.backoff import Backoff
 from lasso.core.jsonrpc import encode_json
@@ -353,7 +354,7 @@ def _describe(group: BaseExceptionGroup[Exception]) -> str:
             texts.append(f"connect failed: {exc}")
         else:
             texts.append(f"{type(exc).__name__}: {exc}")
-    return "; ".join(texts)
+    return redact.scrub("; ".join(texts))  # an exception may quote the URL
 
 
 def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:

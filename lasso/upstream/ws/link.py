@@ -31,6 +31,7 @@ import msgspec
 import trio
 from trio_websocket import CloseReason, ConnectionClosed
 
+from lasso import redact
 from lasso.core.classify import ErrorCategory, Reason
 from lasso.core.jsonrpc import UNREADABLE_REQUEST_CODES, encode_upstream
 from lasso.core.methods import is_replay_safe
@@ -244,6 +245,7 @@ def ending_for(provider_id: str, reason: CloseReason | None) -> Ending:
 
 
 def describe_ending(event: Ending) -> str:
+    """One line for how a link ended; a provider's close reason may quote our key."""
     if isinstance(event, WsClosed):
-        return f"closed {event.code} ({event.reason})"
-    return event.reason
+        return redact.scrub(f"closed {event.code} ({event.reason})")
+    return redact.scrub(event.reason)
