@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import trio
 
+from lasso import logsetup
 from lasso.cli_grammar import LOG_LEVELS, build_parser, default_config
 from lasso.config import ConfigError, Settings, load_settings
 
@@ -158,17 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         index = args.pruned_node
         if index is not None and not 0 <= index < args.nodes:
             parser.error(f"--pruned-node {index}: nodes are 0..{args.nodes - 1}")
-    level = str(args.log_level).lower()
-    if level not in LOG_LEVELS:
+    level = None if args.log_level is None else str(args.log_level).lower()
+    if level is not None and level not in LOG_LEVELS:
         print(
             f"lasso: --log-level {args.log_level}: not a level; use one of {', '.join(LOG_LEVELS)}",
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Text lines at --log-level (given) or info; serve and up then apply [logging]
+    # (lasso.logsetup: its format, and its level unless --log-level was given).
+    logsetup.setup(level)
     if args.command == "check-config":
         settings = _load(args.path)
         if settings is None:
@@ -183,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
+        logsetup.apply(settings.logging.format, settings.logging.level)  # [logging]
         from lasso.daemon import run_until_signalled
 
         serve = partial(
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
+        logsetup.apply(settings.logging.format, settings.logging.level)  # [logging]
         from lasso.daemon import run_with_devnet
 
         run = partial(
