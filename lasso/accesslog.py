@@ -35,6 +35,7 @@ from lasso.opsevents import OpsEvents
 __all__ = ["AccessLogSwitch", "access_line"]
 
 log = logging.getLogger("lasso.access")
+_switch_log = logging.getLogger("lasso.logging")
 
 
 def access_line(meta: CallMeta) -> tuple[str, dict[str, Any]]:
@@ -90,7 +91,7 @@ class AccessLogSwitch:
     def set(self, on: bool) -> None:
         if on and not self.on:
             self._events.request_observers.append(_observe)
-            log.info("access log on")
+            _switch_log.info("access log on")
         elif not on and self.on:
             self._events.request_observers.remove(_observe)
-            log.info("access log off")
+            _switch_log.info("access log off")
