@@ -26,12 +26,22 @@ from __future__ import annotations
 import contextvars
 import itertools
 import os
-import re
 
-__all__ = ["MAX_LENGTH", "RequestRef", "begin", "current", "end", "new_id", "peek", "ref", "valid"]
+__all__ = [
+    "MAX_LENGTH",
+    "RequestRef",
+    "begin",
+    "current",
+    "end",
+    "honour",
+    "new_id",
+    "peek",
+    "ref",
+    "valid",
+]
 
 MAX_LENGTH = 128
-_VALID = re.compile(rb"[!-~]{1,%d}" % MAX_LENGTH)
+_ALLOWED = bytes(range(0x21, 0x7F))  # printable ASCII, no space
 _PREFIX = os.urandom(3).hex()
 _counter = itertools.count(1)
 
@@ -64,14 +74,24 @@ def new_id() -> str:
 
 def valid(raw: bytes | None) -> str | None:
     """The client's ``X-Request-Id`` if it may be used as is, else None."""
-    if raw is None or _VALID.fullmatch(raw) is None:
-        return None
+    if raw is None or not 0 < len(raw) <= MAX_LENGTH or raw.translate(None, _ALLOWED):
+        return None  # something is left once every allowed byte is deleted: refused
     return raw.decode("ascii")
 
 
-def begin(raw: bytes | None) -> Token:
-    """Open a request's id from its ``X-Request-Id`` header (None: none sent)."""
+def begin(raw: bytes | None = None) -> Token:
+    """Open a request's id from its ``X-Request-Id`` header (None: none sent, or not
+    read yet: see :func:`honour`)."""
     return _current.set(RequestRef(valid(raw)))
+
+
+def honour(raw: bytes | None) -> None:
+    """The current request's ``X-Request-Id``, read later than :func:`begin` (the HTTP
+    fast path reads its headers once, into a dict); ignored if not valid or if an id
+    was already made."""
+    holder = _current.get()
+    if raw is not None and holder is not None and holder.value is None:
+        holder.value = valid(raw)
 
 
 def end(token: Token) -> None:

@@ -99,7 +99,7 @@ class LassoASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
             guarded = _Guarded(send)
-            token = reqid.begin(_request_id(scope))  # every line about it carries the id
+            token = reqid.begin()  # every line about it carries the id (X-Request-Id: _rpc)
             try:
                 await self._rpc(scope, receive, guarded.send)
             except Exception as exc:
@@ -120,6 +120,7 @@ class LassoASGI:
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        reqid.honour(headers.get(b"x-request-id"))
         budget = self.gateway.settings.server.max_inflight_body_bytes
         if budget != self._budget_setting:  # a reload resized it; bodies held stay counted
             self.bodies.limit = self._budget_setting = budget

@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from lasso import logsetup
 from lasso.config import load_settings
@@ -226,3 +227,21 @@ async def test_access_log_off_installs_no_observer(tmp_path: Path) -> None:
     assert len(events.request_observers) == 1
     switch.set(False)
     assert events.request_observers == []
+
+
+async def test_a_websockets_handshake_id_names_every_call_on_it(
+    tmp_path: Path, output: io.StringIO
+) -> None:
+    async with open_front(tmp_path, 'format = "json"\naccess_log = true') as front:
+        url = f"ws://127.0.0.1:{front.port}/ws/rpc/devnet"
+        headers = [("X-Request-Id", "ws-conn-9")]
+        async with open_websocket_url(url, extra_headers=headers) as ws:
+            for _ in range(2):
+                await ws.send_message(BODY.decode())
+                assert json.loads(await ws.get_message())["id"] == 1
+            assert dict(ws.handshake_headers)[b"x-request-id"] == b"ws-conn-9"
+    access = json_lines(output, "lasso.access")
+    assert [(line["request_id"], line["transport"]) for line in access] == [
+        ("ws-conn-9", "ws"),
+        ("ws-conn-9", "ws"),
+    ]
