@@ -98,7 +98,11 @@ def describe(event: OpsEvent) -> tuple[int, str]:
 
 
 def _fields(event: OpsEvent) -> dict[str, Any]:
-    fields = {k: v for k, v in msgspec.structs.asdict(event).items() if k not in _SKIP}
+    fields = {
+        k: v
+        for k, v in msgspec.structs.asdict(event).items()
+        if k not in _SKIP and v != ""  # a reload names no chain: no empty fields
+    }
     fields["event"] = type(event).__struct_config__.tag
     return fields
 
