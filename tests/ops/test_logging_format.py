@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from lasso import logsetup, reqid
+from lasso.config import ConfigError, parse_settings
+from lasso.config.schema import LoggingConfig
 from lasso.logsetup import FIELDS
 
 log = logging.getLogger("lasso.test")
@@ -178,3 +180,31 @@ def test_made_ids_are_a_process_prefix_and_a_counter() -> None:
     prefix, _, number = first.partition("-")
     assert len(prefix) == 6 and second.startswith(prefix + "-")
     assert int(second.partition("-")[2], 16) == int(number, 16) + 1
+
+
+CHAIN = '[chains.a]\nchain_id = 1\nproviders = [ { id = "p", url = "http://p.invalid" } ]\n'
+
+
+def test_the_logging_table_and_its_defaults() -> None:
+    assert parse_settings(CHAIN, env={}).logging == LoggingConfig(
+        format="text", level=None, access_log=False
+    )
+    table = '[logging]\nformat = "json"\nlevel = "debug"\naccess_log = true\n'
+    assert parse_settings(table + CHAIN, env={}).logging == LoggingConfig(
+        format="json", level="debug", access_log=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('format = "xml"', 'logging.format: must be one of "json", "text"; got "xml"'),
+        ('level = "loud"', "logging.level"),
+        ('access_log = "yes"', "logging.access_log"),
+        ("colour = true", "colour"),
+    ],
+)
+def test_a_bad_logging_key_is_named(table: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(f"[logging]\n{table}\n" + CHAIN, env={})
+    assert problem in str(info.value)
