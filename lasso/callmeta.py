@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from lasso import reqid
+
 if TYPE_CHECKING:
     from lasso.core.router import RoutePlan
     from lasso.dispatch import Outcome
@@ -29,12 +31,12 @@ class CallMeta:
         "_ended",
         "_outcome",
         "_plan",
+        "_request",
         "_started",
         "chain",
         "code",
         "method",
         "profile",
-        "request_id",
         "result",
         "transport",
     )
@@ -47,8 +49,8 @@ class CallMeta:
         self.profile = profile
         #: The client's transport: ``http`` or ``ws``.
         self.transport = transport
-        #: The request id the front end assigned (``X-Request-Id``), if any.
-        self.request_id: str | None = None
+        # The request id of the client request this call came in (``lasso.reqid``).
+        self._request = reqid.ref()
         #: How the call ended (set by the gateway): ``ok``, ``node_error`` (the node's own
         #: JSON-RPC error, passed through), ``error`` (Lasso's error) or ``internal``.
         self.result = "ok"
@@ -58,6 +60,15 @@ class CallMeta:
         self._ended: float | None = None
         self._plan: RoutePlan | None = None
         self._outcome: Outcome | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The id of the client request (``X-Request-Id``, or made now); None outside one."""
+        return None if self._request is None else self._request.get()
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request = None if value is None else reqid.RequestRef(value)
 
     @property
     def started(self) -> float:

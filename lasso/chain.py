@@ -34,6 +34,7 @@ from lasso.core.poison import PoisonGuard
 from lasso.core.recovery import RecoveryPolicy
 from lasso.core.router import ChannelView, RoutePlan, RouterState, Strategy, plan
 from lasso.opsevents import OpsEvents
+from lasso.opspublish import watch_channel, watch_websocket
 from lasso.upstream.heads import track_heads
 from lasso.upstream.http import PostTransport
 from lasso.upstream.provider import Provider, ProviderStatistics, breaker_policy
@@ -110,7 +111,7 @@ class ChainRuntime:
         self.chain_id_hex = b'"0x%x"' % config.chain_id
 
     def _build(self, p: ProviderConfig, order: int) -> Provider:
-        return Provider(
+        provider = Provider(
             p,
             order=order,
             breaker=self.config.circuit_breaker,
@@ -125,6 +126,11 @@ class ChainRuntime:
             latency=self.latency,
             label=f"{self._label}/{p.id}",
         )
+        for channel in provider.channels.values():  # operator events: lasso.opspublish
+            watch_channel(self, channel)
+        if provider.ws is not None:
+            provider.ws.on_link = watch_websocket(self, p.id)
+        return provider
 
     # -- the providers as scoped services ----------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from lasso import redact
+from lasso import logsetup, redact
 from lasso.cli_grammar import LOG_LEVELS, build_parser, default_config
 from lasso.config import ConfigError, Settings, load_settings
 
@@ -161,17 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         index = args.pruned_node
         if index is not None and not 0 <= index < args.nodes:
             parser.error(f"--pruned-node {index}: nodes are 0..{args.nodes - 1}")
-    level = str(args.log_level).lower()
-    if level not in LOG_LEVELS:
+    level = None if args.log_level is None else str(args.log_level).lower()
+    if level is not None and level not in LOG_LEVELS:
         print(
             f"lasso: --log-level {args.log_level}: not a level; use one of {', '.join(LOG_LEVELS)}",
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Text lines at --log-level (given) or info; serve and up then apply [logging]
+    # (lasso.logsetup: its format, and its level unless --log-level was given).
+    logsetup.setup(level)
     redact.install()  # secrets masked in every log line (lasso.redact); _load adds the config's
     if args.command == "check-config":
         settings = _load(args.path)
@@ -187,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
+        logsetup.apply(settings.logging.format, settings.logging.level)  # [logging]
         from lasso.daemon import run_until_signalled
 
         serve = partial(
@@ -198,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load(path)
         if settings is None:
             return EXIT_CONFIG
+        logsetup.apply(settings.logging.format, settings.logging.level)  # [logging]
         from lasso.daemon import run_with_devnet
 
         run = partial(

@@ -24,7 +24,8 @@ environment:
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_LEVEL_HELP = (
     "log verbosity: debug, info, warning, error or critical "
-    "(default: $LASSO_LOG_LEVEL or info); accepted before or after the command"
+    "(default: $LASSO_LOG_LEVEL, else the settings' [logging] level, else info); "
+    "accepted before or after the command"
 )
 
 SIGNALS_HELP = """\
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("LASSO_LOG_LEVEL", "info"),
+        # None when neither is given: then [logging] level applies, else info.
+        default=os.environ.get("LASSO_LOG_LEVEL") or None,
         metavar="LEVEL",
         help=LOG_LEVEL_HELP,
     )

@@ -50,11 +50,14 @@ from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 
 import lasso
-from lasso import redact
+from lasso import logsetup, redact
+from lasso.accesslog import AccessLogSwitch
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
+from lasso.eventlog import EventLog
 from lasso.filters.service import open_filters
 from lasso.gateway import Gateway
+from lasso.opspublish import reloaded
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
 from lasso.subscriptions.hub import open_subscription_hub
@@ -109,8 +112,11 @@ async def open_gateway(
     """A gateway whose providers run, supervised, until the block exits."""
     redact.update(settings)  # secrets: masked in logs and error answers from the first line
     gateway = Gateway(settings, rng=rng, transports=transports, connector=connector)
+    event_log = EventLog()  # one line per operator event, from the first (lasso.eventlog)
+    gateway.events.listen(event_log)
     async with trio.open_nursery() as nursery:
         gateway.services = nursery  # chains a reload adds run here too
+        nursery.start_soon(event_log.run)
         for _slug, chain in gateway.chains():
             await chain.start(nursery)  # one cancel scope per provider (lasso.chain)
         try:
@@ -167,8 +173,11 @@ async def serve(
         trio.open_nursery() as nursery,
     ):
         limits = front_limits(server)
+        access = AccessLogSwitch(gateway.events)  # [logging] access_log: lasso.accesslog
+        access.set(settings.logging.access_log)
+        state.on_record = partial(reloaded, gateway.events)  # a Reloaded operator event
         if reloads is not None and config_path is not None:
-            retune = partial(_retune_front, limits, config)
+            retune = partial(_retune, limits, config, access)
             registry = Registry(gateway, hub, state, published=retune)
             nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
         sessions = partial(ClientSession, hub)
@@ -185,6 +194,15 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
     )
+
+
+def _retune(
+    limits: FrontLimits, config: HypercornConfig, access: AccessLogSwitch, settings: Settings
+) -> None:
+    """A reload's new front-end limits and ``[logging]`` (format, level, access log)."""
+    _retune_front(limits, config, settings)
+    logsetup.apply(settings.logging.format, settings.logging.level)
+    access.set(settings.logging.access_log)
 
 
 def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settings) -> None:

@@ -80,6 +80,7 @@ from lasso.errors import (
     UpstreamTimeout,
 )
 from lasso.learning import learn
+from lasso.opspublish import failover, quarantined, rate_limited
 from lasso.outcome import AttemptRecord, Outcome, agreed_error, attempt_record, exhausted
 from lasso.upstream.probe import failure_kind
 from lasso.upstream.provider import WS, Provider
@@ -140,8 +141,11 @@ async def dispatch(
     left_s = chain.poison.refused_for(call.method, call.params, now)
     if left_s is not None:
         raise _quarantined(call, left_s)
+    first_attempt = len(outcome.attempts)
     result = await _dispatch(chain, targets, call, plan, outcome, hedge_after_s, started_at)
     chain.poison.answered(call.method, call.params, trio.current_time())
+    if len(outcome.attempts) > first_attempt:  # something failed before this answer
+        failover(chain, call.method, outcome, first_attempt)  # an operator event
     return result
 
 
@@ -262,6 +266,7 @@ def _stop_if_poisoned(chain: ChainRuntime, call: Call, lost: set[str], outcome: 
     """Raise :class:`RequestQuarantined` if the providers ``lost`` so far stop the request."""
     poison = chain.poison
     if poison.lost(call.method, call.params, len(lost), trio.current_time()):
+        quarantined(chain, call.method, sorted(lost), poison.quarantine_s)  # operator event
         raise _quarantined(call, poison.quarantine_s, outcome)
 
 
@@ -294,7 +299,7 @@ def _admit(
     if not admission.admitted:
         outcome.attempts.append(attempt_record(view, "skipped", "circuit breaker not admitting"))
         return None
-    outcome.breaker_state = channel.breaker.state(now).value
+    outcome.breaker_state = channel.circuit(now).value
     return target, admission
 
 
@@ -481,7 +486,8 @@ def _record_failure(
         learn(chain, target[0], view.transport, call, exc, now)  # lasso.learning
         return plan.failover
     if isinstance(exc, UpstreamRateLimited):
-        channel.mark_limited(now, admission, exc.retry_after_ms)
+        if channel.mark_limited(now, admission, exc.retry_after_ms):  # a limited period starts
+            rate_limited(chain, view.provider_id, view.transport, exc.retry_after_ms)
         return plan.failover
     channel.record_failure(now, admission, failure_kind(exc), method=call.method)
     never_sent = isinstance(exc, UpstreamNetworkError) and exc.never_sent

@@ -74,6 +74,9 @@ class BreakerChanged(OpsEvent, frozen=True, kw_only=True, tag="breaker"):
     old: str
     new: str
     reason: str = ""
+    #: An expedited recovery probe's move (open -> half_open, or back to open with the
+    #: same deadline) while the whole chain is down: routine, logged at DEBUG.
+    recovery_probe: bool = False
 
 
 class ProviderUp(OpsEvent, frozen=True, kw_only=True, tag="provider_up"):

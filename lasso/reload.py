@@ -118,6 +118,9 @@ class ReloadState:
         self.generation = 1
         self.last: ReloadRecord | None = None
         self.needs_restart: tuple[str, ...] = ()
+        #: Told each attempt's end: ``(generation running, result, summary)``; the
+        #: daemon publishes it as a ``Reloaded`` operator event (lasso.opspublish).
+        self.on_record: Callable[[int, Result, str], None] | None = None
 
     def applied(self, outcome: ReloadOutcome) -> None:
         """The caller applied ``outcome.to_apply``: it is now the last-known-good."""
@@ -165,6 +168,10 @@ class ReloadState:
             problems=problems,
             summary=summary,
         )
+        if self.on_record is not None:
+            count = len(problems)
+            told = summary or (f"{count} problem{'' if count == 1 else 's'}" if count else "")
+            self.on_record(self.generation, result, told)
 
 
 def attempt_reload(

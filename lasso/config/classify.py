@@ -150,7 +150,11 @@ _FILTERS: Final[Mapping[str, Rule]] = {
 }
 
 # [logging]: the logs helper's keys.
-_LOGGING: Final[Mapping[str, Rule]] = {}
+_LOGGING: Final[Mapping[str, Rule]] = {
+    "format": _live("the log handler's formatter is swapped; the next line uses it"),
+    "level": _live("the root level is set again (unless --log-level was given)"),
+    "access_log": _live("the access-log request observer is added or removed"),
+}
 
 # [auth]: client API keys.
 _AUTH: Final[Mapping[str, Rule]] = {}

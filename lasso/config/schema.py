@@ -217,8 +217,19 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_buffered_changes: Positive = 10_000
 
 
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[logging]``: the log format, the access log and operator-event lines."""
+
+    #: ``text`` (human lines) or ``json`` (one JSON object per line); see docs/logging.md.
+    format: LogFormat = "text"
+    #: The level when neither ``--log-level`` nor ``$LASSO_LOG_LEVEL`` is given.
+    level: LogLevel | None = None
+    #: One ``lasso.access`` line per call (chain, method, provider, result, latencies).
+    access_log: bool = False
 
 
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import deque
 from typing import Final
 
 import msgspec
@@ -32,6 +33,7 @@ __all__ = [
     "BreakerError",
     "BreakerPolicy",
     "BreakerStatistics",
+    "BreakerTransition",
     "CircuitBreaker",
     "CircuitState",
     "FailureKind",
@@ -89,6 +91,12 @@ class _Event(enum.Enum):
 # Each transition starts a new epoch, and every admission carries the epoch it was issued
 # in, so the late outcome of an attempt admitted before a transition is recognised and
 # ignored instead of being mistaken for the probe's.
+#
+# Each transition is also kept as a BreakerTransition in a small bounded list until the
+# owner drains it (``drain_transitions``): the channel hands them to the shell, which
+# publishes one operator event per transition (lasso.opspublish). A transition made
+# lazily by a question (state, admit, statistics at or after the deadline) is kept the
+# same way, with the ``now`` it was asked at.
 _TRANSITIONS: Final[dict[tuple[CircuitState, _Event], CircuitState]] = {
     (CircuitState.CLOSED, _Event.TRIP): CircuitState.OPEN,
     (CircuitState.CLOSED, _Event.FORCE_OPEN): CircuitState.OPEN,
@@ -99,6 +107,30 @@ _TRANSITIONS: Final[dict[tuple[CircuitState, _Event], CircuitState]] = {
     (CircuitState.HALF_OPEN, _Event.PROBE_FAILED): CircuitState.OPEN,
     (CircuitState.HALF_OPEN, _Event.FORCE_OPEN): CircuitState.OPEN,
 }
+
+
+#: Transitions kept until drained; the oldest go first if nobody drains (a bare breaker).
+PENDING_TRANSITIONS: Final = 64
+
+_REASONS: Final[dict[_Event, str]] = {
+    _Event.RECOVERY_DUE: "recovery deadline reached: one probe may go",
+    _Event.EXPEDITE: "no provider of the chain available: probing now",
+}
+
+
+class BreakerTransition(msgspec.Struct, frozen=True):
+    """One state change, for the operator event. ``at`` is the ``now`` it happened at.
+
+    ``recovery_probe`` marks the moves of an expedited probe (open -> half_open and,
+    when it fails, back to open with the same deadline): routine during an outage, so
+    the log shows them only at DEBUG.
+    """
+
+    at: float
+    old: CircuitState
+    new: CircuitState
+    reason: str
+    recovery_probe: bool = False
 
 
 class BreakerError(RuntimeError):
@@ -206,6 +238,14 @@ class CircuitBreaker:
         self._last_failure_kind: FailureKind | None = None
         self._forced = False
         self._expedited = False  # half-open ahead of the deadline (see EXPEDITE)
+        #: Transitions not yet drained (see ``drain_transitions``); truthy when any.
+        self.pending: deque[BreakerTransition] = deque(maxlen=PENDING_TRANSITIONS)
+
+    def drain_transitions(self) -> list[BreakerTransition]:
+        """The transitions since the last drain, oldest first; each is returned once."""
+        drained = list(self.pending)
+        self.pending.clear()
+        return drained
 
     # -- questions -------------------------------------------------------------------
 
@@ -274,7 +314,7 @@ class CircuitBreaker:
         self._lease = 0
         self._half_open_successes += 1
         if self._half_open_successes >= self._close_after:
-            self._close()
+            self._close(now)
 
     def record_failure(self, now: float, admission: Admission, kind: FailureKind) -> None:
         if not self._is_current(admission):
@@ -284,12 +324,14 @@ class CircuitBreaker:
             self._count_failure(now, kind)
             return
         if self._expedited:
-            self._transition(_Event.PROBE_FAILED)  # back to open, deadline unchanged
+            # back to open, deadline unchanged
+            self._transition(_Event.PROBE_FAILED, now, f"recovery probe failed ({kind.value})")
             self._expedited = False
             self._close_after = self._policy.success_threshold
             return
         self._reopen_count += 1
-        self._open(now, _Event.PROBE_FAILED, self._policy.reopen_timeout_ms(self._reopen_count))
+        timeout_ms = self._policy.reopen_timeout_ms(self._reopen_count)
+        self._open(now, _Event.PROBE_FAILED, timeout_ms, f"probe failed ({kind.value})")
 
     def record_cancelled(self, now: float, admission: Admission) -> None:
         """The attempt was abandoned: not a failure. A probe's lease is freed."""
@@ -315,7 +357,7 @@ class CircuitBreaker:
         """
         if self.state(now) is not CircuitState.OPEN or self._forced:
             return False
-        self._transition(_Event.EXPEDITE)
+        self._transition(_Event.EXPEDITE, now)
         self._half_open_successes = 0
         self._expedited = True
         self._close_after = 1
@@ -324,7 +366,8 @@ class CircuitBreaker:
     def force_open(self, now: float, retry_after_ms: int) -> None:
         """Open now for ``retry_after_ms`` (capped, jittered); one probe success closes it."""
         capped = min(max(retry_after_ms, 0), self._policy.max_recovery_timeout_ms)
-        self._open(now, _Event.FORCE_OPEN, capped, forced=True)
+        reason = f"told to stay away for {capped} ms"
+        self._open(now, _Event.FORCE_OPEN, capped, reason, forced=True)
 
     # -- transitions -----------------------------------------------------------------
 
@@ -340,7 +383,8 @@ class CircuitBreaker:
     def _count_failure(self, now: float, kind: FailureKind) -> None:
         self._consecutive_failures += 1
         if self._consecutive_failures >= self._policy.threshold_for(kind):
-            self._open(now, _Event.TRIP, self._policy.recovery_timeout_ms)
+            reason = f"{self._consecutive_failures} consecutive failures (last: {kind.value})"
+            self._open(now, _Event.TRIP, self._policy.recovery_timeout_ms, reason)
 
     def _maybe_recover(self, now: float) -> None:
         if (
@@ -348,13 +392,15 @@ class CircuitBreaker:
             and self._recovery_deadline is not None
             and now >= self._recovery_deadline
         ):
-            self._transition(_Event.RECOVERY_DUE)
+            self._transition(_Event.RECOVERY_DUE, now)
             self._half_open_successes = 0
 
-    def _open(self, now: float, event: _Event, timeout_ms: int, *, forced: bool = False) -> None:
+    def _open(
+        self, now: float, event: _Event, timeout_ms: int, reason: str, *, forced: bool = False
+    ) -> None:
         was_open = self._state is CircuitState.OPEN
         self._expedited = False  # forced open during a recovery probe: a new opening
-        self._transition(event)
+        self._transition(event, now, reason)
         delay_ms = timeout_ms * (1 + self._policy.jitter_ratio * self._rng.random())
         deadline = now + min(delay_ms, self._policy.max_recovery_timeout_ms) / 1000
         if was_open:
@@ -371,8 +417,10 @@ class CircuitBreaker:
         self._forced = forced
         self._close_after = 1 if forced else self._policy.success_threshold
 
-    def _close(self) -> None:
-        self._transition(_Event.RECOVERED)
+    def _close(self, now: float) -> None:
+        successes = self._half_open_successes
+        reason = f"{successes} probe{'' if successes == 1 else 's'} succeeded"
+        self._transition(_Event.RECOVERED, now, reason)
         self._consecutive_failures = 0
         self._half_open_successes = 0
         self._reopen_count = 0
@@ -383,10 +431,15 @@ class CircuitBreaker:
         self._expedited = False
         self._close_after = self._policy.success_threshold
 
-    def _transition(self, event: _Event) -> None:
-        new_state = _TRANSITIONS.get((self._state, event))
+    def _transition(self, event: _Event, now: float, reason: str = "") -> None:
+        old_state = self._state
+        new_state = _TRANSITIONS.get((old_state, event))
         if new_state is None:
             raise BreakerError(f"illegal breaker transition: {event.name} in {self._state.name}")
+        if new_state is not old_state:  # a forced open of an open breaker moves nothing
+            probe = event is _Event.EXPEDITE or (event is _Event.PROBE_FAILED and self._expedited)
+            reason = reason or _REASONS.get(event, event.name.lower())
+            self.pending.append(BreakerTransition(now, old_state, new_state, reason, probe))
         self._state = new_state
         self._epoch += 1
         self._lease = 0

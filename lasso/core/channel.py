@@ -18,12 +18,19 @@ Nobody else holds those parts. The router decides on :meth:`Channel.view`; the
 dispatcher asks :meth:`Channel.admit` and reports each attempt's outcome with
 ``record_success`` / ``record_failure`` / ``record_cancelled`` / ``mark_limited``;
 ``/health``, ``/metrics`` and the dashboard render :meth:`Channel.statistics`.
-Everything here is synchronous and pure: time is an argument. A channel is a
+Everything here is synchronous and pure: time is an argument. Each breaker
+transition is handed, once, to the channel's ``observer`` (the shell's: it
+publishes the operator event, see :mod:`lasso.opspublish`) right after the
+channel call that made it; a transition a bare ``breaker`` question made lazily
+(open -> half_open at the deadline) goes out with the channel's next call (the
+prober asks every second). A channel is a
 plain object with no tasks, so it is created with its provider and dropped with
 it; a request that planned with it keeps it alive until the request is done.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 
@@ -31,6 +38,7 @@ from lasso.core.backoff import RestartStatistics, RestartTracker
 from lasso.core.breaker import (
     Admission,
     BreakerStatistics,
+    BreakerTransition,
     CircuitBreaker,
     CircuitState,
     FailureKind,
@@ -39,7 +47,7 @@ from lasso.core.latency import LatencyBook, LatencyKey, LatencyStats
 from lasso.core.ratelimit import RateLimitState, RateLimitStatistics
 from lasso.core.router import ChannelView, Tier
 
-__all__ = ["STALE_AFTER_S", "Channel", "ChannelStatistics"]
+__all__ = ["STALE_AFTER_S", "Channel", "ChannelStatistics", "TransitionObserver"]
 
 #: Latency evidence older than this is ignored by routing (the provider is re-measured).
 STALE_AFTER_S = 600.0
@@ -65,6 +73,7 @@ class Channel:
     __slots__ = (
         "_latency",
         "breaker",
+        "observer",
         "order",
         "priority",
         "provider_id",
@@ -93,6 +102,21 @@ class Channel:
         self.rate_limit = rate_limit or RateLimitState()
         self.restarts = restarts
         self._latency = latency
+        #: Told each breaker transition once, after the call that made it (None: dropped).
+        self.observer: TransitionObserver | None = None
+
+    def _flush(self) -> None:
+        if self.breaker.pending:
+            transitions = self.breaker.drain_transitions()
+            if self.observer is not None:
+                for transition in transitions:
+                    self.observer(self, transition)
+
+    def circuit(self, now: float) -> CircuitState:
+        """The breaker's state at ``now`` (a lazy half-open is reported here)."""
+        state = self.breaker.state(now)
+        self._flush()
+        return state
 
     # -- routing -----------------------------------------------------------------
 
@@ -101,7 +125,7 @@ class Channel:
         return self.restarts.exceeded(now)
 
     def tier(self, now: float) -> Tier:
-        state = self.breaker.state(now)
+        state = self.circuit(now)
         if state is CircuitState.OPEN or self.restarts.exceeded(now):
             return Tier.OPEN
         if self.rate_limit.is_limited(now):
@@ -144,7 +168,9 @@ class Channel:
     # -- outcomes (the dispatcher's and the prober's) ----------------------------
 
     def admit(self, now: float) -> Admission:
-        return self.breaker.admit(now)
+        admission = self.breaker.admit(now)
+        self._flush()
+        return admission
 
     def record_success(
         self,
@@ -156,6 +182,7 @@ class Channel:
     ) -> None:
         """The provider worked; a latency sample only with ``method`` and ``latency_us``."""
         self.breaker.record_success(now, admission)
+        self._flush()
         if method is not None and latency_us is not None:
             self._latency.record_success(self._key(method), now, latency_us)
 
@@ -164,6 +191,7 @@ class Channel:
     ) -> None:
         """The provider failed; with ``method`` the failure counts in its latency record."""
         self.breaker.record_failure(now, admission, kind)
+        self._flush()
         if method is not None:
             self._latency.record_failure(self._key(method), now)
 
@@ -171,14 +199,22 @@ class Channel:
         """Not the provider's doing (the client left, or a capability miss)."""
         self.breaker.record_cancelled(now, admission)
 
-    def mark_limited(self, now: float, admission: Admission, retry_after_ms: int | None) -> None:
-        """It said "slow down": demote it until Retry-After; not a breaker failure."""
+    def mark_limited(self, now: float, admission: Admission, retry_after_ms: int | None) -> bool:
+        """It said "slow down": demote it until Retry-After; not a breaker failure.
+
+        True when this starts a limited period (it was not limited before): the
+        transition an operator event reports, once, however many 429s follow.
+        """
         self.breaker.record_cancelled(now, admission)
+        started = not self.rate_limit.is_limited(now)
         self.rate_limit.mark_limited(now, retry_after_ms)
+        return started
 
     def expedite(self, now: float) -> bool:
         """The chain is recovering: half-open now rather than at the breaker's deadline."""
-        return self.breaker.expedite(now)
+        expedited = self.breaker.expedite(now)
+        self._flush()
+        return expedited
 
     # -- observability -------------------------------------------------------------
 
@@ -187,7 +223,7 @@ class Channel:
             provider_id=self.provider_id,
             transport=self.transport,
             tier=self.tier(now).name.lower(),
-            circuit=self.breaker.state(now).value,
+            circuit=self.circuit(now).value,
             breaker=self.breaker.statistics(now),
             rate_limited=self.rate_limit.is_limited(now),
             rate_limit=self.rate_limit.statistics(now),
@@ -197,3 +233,7 @@ class Channel:
 
     def _key(self, method: str) -> LatencyKey:
         return LatencyKey(self.provider_id, method, self.transport)
+
+
+#: The shell's hook for breaker transitions: (the channel, the transition).
+TransitionObserver = Callable[[Channel, BreakerTransition], None]

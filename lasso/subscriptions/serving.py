@@ -69,7 +69,7 @@ class Serving:
         """Why this record no longer serves (None: it still does)."""
         if chain.providers.get(self.provider.id) is not self.provider:
             return "provider removed from the chain"
-        if self.channel.breaker.state(now) is CircuitState.OPEN:
+        if self.channel.circuit(now) is CircuitState.OPEN:
             return "circuit breaker open"
         return None
 

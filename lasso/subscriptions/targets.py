@@ -71,7 +71,7 @@ def candidates(
         if p.ws is not None
         and p.capabilities.subscriptions  # ``subscriptions = false``: never eth_subscribe
         and p.ws.connected
-        and p.channel(WS).breaker.state(now) is not CircuitState.OPEN
+        and p.channel(WS).circuit(now) is not CircuitState.OPEN
     ]
     preferred = [p for p in usable if p.id not in exclude]
     return preferred + [p for p in usable if p.id in exclude]

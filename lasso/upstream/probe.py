@@ -60,7 +60,7 @@ async def _probe_round(provider: Provider, now: float) -> None:
     for channel in list(provider.channels.values()):
         if recovering and channel in routable:
             channel.expedite(now)
-        if channel.breaker.state(now) is CircuitState.HALF_OPEN:
+        if channel.circuit(now) is CircuitState.HALF_OPEN:
             await probe(provider, channel)
 
 

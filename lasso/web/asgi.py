@@ -30,6 +30,7 @@ from typing import Any
 
 import trio
 
+from lasso import reqid
 from lasso.core import jsonrpc
 from lasso.errors import (
     BodyTimeout,
@@ -98,20 +99,28 @@ class LassoASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/rpc/"):
             guarded = _Guarded(send)
+            token = reqid.begin()  # every line about it carries the id (X-Request-Id: _rpc)
             try:
                 await self._rpc(scope, receive, guarded.send)
             except Exception as exc:
                 log_internal(log, f"on {scope['path']}", exc)
                 await guarded.last_resort()
+            finally:
+                reqid.end(token)
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/rpc/"):
-            await serve_websocket(
-                self.gateway, scope, receive, send, self.sessions, draining=self.draining
-            )
+            token = reqid.begin(_request_id(scope))  # the handshake's id: the connection's
+            try:
+                await serve_websocket(
+                    self.gateway, scope, receive, send, self.sessions, draining=self.draining
+                )
+            finally:
+                reqid.end(token)
         else:
             await self.fallback(scope, receive, send)
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        reqid.honour(headers.get(b"x-request-id"))
         budget = self.gateway.settings.server.max_inflight_body_bytes
         if budget != self._budget_setting:  # a reload resized it; bodies held stay counted
             self.bodies.limit = self._budget_setting = budget
@@ -155,7 +164,7 @@ class LassoASGI:
         if mode is None or not answer.parts:
             await _respond(send, answer.status, answer.body(), [])
             return
-        request_id = new_request_id()
+        request_id = reqid.current() or new_request_id()  # the X-Request-Id, or one made now
         metas = [None if m is None else m.to_dict(request_id) for m in answer.metas]
         extra = [(b"x-lasso-request-id", request_id.encode())]
         if mode == "body":
@@ -170,6 +179,14 @@ class LassoASGI:
             if encoded and len(encoded) <= self.max_meta_header:
                 extra.append((b"x-lasso-meta", encoded))
         await _respond(send, answer.status, answer.body(), extra)
+
+
+def _request_id(scope: Scope) -> bytes | None:
+    """The request's ``X-Request-Id`` header, unchecked (``lasso.reqid`` checks it)."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return bytes(value)
+    return None
 
 
 def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
@@ -212,6 +229,9 @@ async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes
     # RFC 9110: a 204 carries no Content-Length.
     length = [] if status == 204 else [_JSON, (b"content-length", b"%d" % len(body))]
     headers = [*length, *extra]
+    request_id = reqid.peek()  # the client's, or one made for a line about the request
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -9,16 +9,18 @@ record itself is the shell's :class:`lasso.callmeta.CallMeta`.
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
+from lasso import reqid
 from lasso.core.jsonrpc import encode_json
 
 META_MODES = frozenset({"headers", "body"})
 
 
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    """An id for metadata made outside a request's context (inside one, the request's
+    own id is used: :func:`lasso.reqid.current`)."""
+    return reqid.new_id()
 
 
 def encode_header(meta: dict[str, Any] | list[dict[str, Any]]) -> bytes:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import trio
 
+from lasso import reqid
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
@@ -263,7 +264,9 @@ async def serve_websocket(
     except LassoError as exc:
         await _reject(scope, send, exc)
         return
-    await send({"type": "websocket.accept"})
+    request_id = reqid.peek()  # the client's X-Request-Id names the connection's lines
+    accept = [] if request_id is None else [(b"x-request-id", request_id.encode())]
+    await send({"type": "websocket.accept", "headers": accept})
     socket = ClientSocket(gateway, target, gateway.settings.server, draining)
     try:
         if sessions is not None:

@@ -400,7 +400,7 @@ def test_illegal_transitions_raise(state: CircuitState, event: _Event) -> None:
     b = make()
     b._state = state
     with pytest.raises(BreakerError, match="illegal breaker transition"):
-        b._transition(event)
+        b._transition(event, 0.0)
     assert b._state is state
 
 

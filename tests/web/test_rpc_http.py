@@ -178,7 +178,9 @@ async def test_meta_in_headers(app: LassoASGI) -> None:
     response = await post(
         app, "/rpc/priority/testnet", rpc("eth_blockNumber"), query="include_meta=headers"
     )
-    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-lasso-request-id"])
+    # the request id (lasso.reqid): process prefix and counter, the X-Request-Id echoed
+    assert re.fullmatch(r"[0-9a-f]{6}-[0-9a-f]+", response.headers["x-lasso-request-id"])
+    assert response.headers["x-request-id"] == response.headers["x-lasso-request-id"]
     encoded = response.headers["x-lasso-meta"]
     meta = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
     assert meta["request_id"] == response.headers["x-lasso-request-id"]

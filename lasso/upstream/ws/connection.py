@@ -176,6 +176,10 @@ class WsConnection:
         self._last_error: str | None = None
         #: Told, with the reason, each time a link is lost before it became stable.
         self.on_flap: Callable[[str], None] | None = None
+        #: Told ``(up, reason)`` once per change: a link came up, or was lost (or the
+        #: first dial failed); a provider that stays down is told nothing more.
+        self.on_link: Callable[[bool, str], None] | None = None
+        self._reported_up: bool | None = None
 
     @property
     def connected(self) -> bool:
@@ -294,8 +298,16 @@ class WsConnection:
             log.log(level, "WebSocket to %s: %s", self.provider_id, failure)
             self._last_error = failure
             self._publish(WsError(self.provider_id, failure))
+            self._report(up=False, reason=failure)
             return _Ended.NEVER_UP
+        self._report(up=False, reason=self._last_error or failure)
         return _Ended.STABLE if self._state is WsState.STABLE else _Ended.FLAPPED
+
+    def _report(self, *, up: bool, reason: str) -> None:
+        if self._reported_up is not up:
+            self._reported_up = up
+            if self.on_link is not None:
+                self.on_link(up, reason)
 
     async def _open_link(self, nursery: trio.Nursery) -> Link:
         timeout_s = self.policy.connect_timeout_s
@@ -322,6 +334,7 @@ class WsConnection:
         self._set_state(WsState.CONNECTED)
         self._up.set()
         self._publish(WsConnected(self.provider_id, link.connection_id))
+        self._report(up=True, reason="")
         return link
 
     def _link_ended(self, link: Link, event: Ending) -> None:
