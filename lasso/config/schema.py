@@ -236,7 +236,7 @@ Sha256Hex = Annotated[
     str,
     Meta(
         pattern=r"^[0-9a-fA-F]{64}\Z",
-        extra={"hint": "must be the 64 hex digits of a SHA-256 digest"},
+        extra={"hint": "must be the 64 hex digits of a SHA-256 digest", "secret": True},
     ),
 ]
 Rate = Annotated[float, Meta(ge=0.001)]
