@@ -27,8 +27,7 @@ refusal is counted in :meth:`Gate.statistics`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -44,7 +43,7 @@ from lasso.core.tokenbucket import BucketTable, default_burst
 from lasso.errors import ClientRateLimited, LassoError, Unauthorized, UnknownTarget
 from lasso.gateway import Gateway, Target
 from lasso.opsevents import ClientLimited, now_stamps
-from lasso.web.identity import client_address, ip_key, presented_key, trusted_proxies
+from lasso.web.identity import client_ip_key, presented_key
 
 __all__ = ["Gate", "GateStatistics", "Identity", "is_observability", "refusal_body"]
 
@@ -198,8 +197,7 @@ class Gate:
         return None
 
     def _ip_key(self, scope: Mapping[str, Any]) -> str:
-        trusted = trusted_proxies(self.gateway.settings.server.trusted_proxies)
-        return ip_key(client_address(scope, trusted))
+        return client_ip_key(scope, self.gateway.settings.server.trusted_proxies)
 
     # -- rate limits ----------------------------------------------------------
 
@@ -244,55 +242,32 @@ class Gate:
 
     # -- concurrency caps -----------------------------------------------------
 
-    @contextmanager
-    def http_slot(self, who: Identity, target: Target) -> Iterator[None]:
-        """Hold one of the client's in-flight slots; raises :class:`ClientRateLimited`."""
+    def http_slot(self, who: Identity, target: Target) -> _Slot:
+        """Hold one of the client's in-flight slots (a context manager); entering raises
+        :class:`ClientRateLimited` when the client is at ``max_inflight_per_client``."""
         cap = self.gateway.settings.rate_limit.max_inflight_per_client
-        with self._slot(who, target, cap, self._inflight, self._limited_inflight, "inflight"):
-            yield
+        return _Slot(self, who, target, cap, "inflight")
 
-    @contextmanager
-    def ws_slot(self, who: Identity, target: Target) -> Iterator[None]:
-        """Hold one of the client's WebSocket slots; raises :class:`ClientRateLimited`."""
+    def ws_slot(self, who: Identity, target: Target) -> _Slot:
+        """One of the client's WebSocket slots, as :meth:`http_slot` (``max_ws_per_client``)."""
         cap = self.gateway.settings.rate_limit.max_ws_per_client
-        with self._slot(who, target, cap, self._ws, self._limited_ws, "ws"):
-            yield
+        return _Slot(self, who, target, cap, "ws")
 
-    @contextmanager
-    def _slot(
-        self,
-        who: Identity,
-        target: Target,
-        cap: int | None,
-        held: dict[str, int],
-        limited: set[str],
-        kind: str,
-    ) -> Iterator[None]:
-        client = who.client
-        count = held.get(client, 0)
-        if cap is not None and count >= cap:
-            if kind == "ws":
-                self.refused_ws += 1
-            else:
-                self.refused_inflight += 1
-            if client not in limited:
-                limited.add(client)
-                self._publish(who, target, kind)
-            what = "WebSocket connections open" if kind == "ws" else "requests in flight"
-            raise ClientRateLimited(
-                f"Rate limit exceeded: too many {what} for this client (at most {cap})",
-                retry_after_ms=CAP_RETRY_MS,
-            )
-        held[client] = count + 1
-        limited.discard(client)
-        try:
-            yield
-        finally:
-            left = held[client] - 1
-            if left:
-                held[client] = left
-            else:
-                del held[client]
+    def _refuse_slot(self, slot: _Slot) -> ClientRateLimited:
+        client = slot.who.client
+        limited = self._limited_ws if slot.kind == "ws" else self._limited_inflight
+        if slot.kind == "ws":
+            self.refused_ws += 1
+        else:
+            self.refused_inflight += 1
+        if client not in limited:
+            limited.add(client)
+            self._publish(slot.who, slot.target, slot.kind)
+        what = "WebSocket connections open" if slot.kind == "ws" else "requests in flight"
+        return ClientRateLimited(
+            f"Rate limit exceeded: too many {what} for this client (at most {slot.cap})",
+            retry_after_ms=CAP_RETRY_MS,
+        )
 
     # -- reporting ------------------------------------------------------------
 
@@ -329,6 +304,35 @@ class Gate:
             inflight_clients=len(self._inflight),
             ws_clients=len(self._ws),
         )
+
+
+class _Slot:
+    """One held concurrency slot of one client: counted on enter, given back on exit."""
+
+    __slots__ = ("cap", "gate", "held", "kind", "limited", "target", "who")
+
+    def __init__(self, gate: Gate, who: Identity, target: Target, cap: int | None, kind: str):
+        self.gate, self.who, self.target, self.cap, self.kind = gate, who, target, cap, kind
+        ws = kind == "ws"
+        self.held = gate._ws if ws else gate._inflight
+        self.limited = gate._limited_ws if ws else gate._limited_inflight
+
+    def __enter__(self) -> None:
+        client = self.who.client
+        count = self.held.get(client, 0)
+        if self.cap is not None and count >= self.cap:
+            raise self.gate._refuse_slot(self)
+        self.held[client] = count + 1
+        if self.limited:
+            self.limited.discard(client)
+
+    def __exit__(self, *exc_info: object) -> None:
+        client = self.who.client
+        left = self.held[client] - 1
+        if left:
+            self.held[client] = left
+        else:
+            del self.held[client]
 
 
 def _entries(auth: AuthConfig) -> list[KeyEntry]:

@@ -34,6 +34,7 @@ __all__ = [
     "API_KEY_HEADER",
     "TrustedProxies",
     "client_address",
+    "client_ip_key",
     "ip_key",
     "presented_key",
     "trusted_proxies",
@@ -118,6 +119,27 @@ def ip_key(address: Address | None) -> str:
         network = ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
         return f"ip:{network.compressed}"
     return f"ip:{address.compressed}"
+
+
+@lru_cache(maxsize=4096)
+def _peer_key(host: str) -> str:
+    return ip_key(_parse(host))
+
+
+@lru_cache(maxsize=4096)
+def _trusts(cidrs: tuple[str, ...], host: str) -> bool:
+    address = _parse(host)
+    return address is not None and address in trusted_proxies(cidrs)
+
+
+def client_ip_key(scope: Mapping[str, Any], cidrs: tuple[str, ...]) -> str:
+    """``ip_key(client_address(...))``, with the common cases (no proxy configured, a
+    peer that is not a proxy) answered from small caches: this runs for every request."""
+    client = scope.get("client")
+    host = str(client[0]) if isinstance(client, list | tuple) and client else ""
+    if not cidrs or not _trusts(cidrs, host):
+        return _peer_key(host)
+    return ip_key(client_address(scope, trusted_proxies(cidrs)))
 
 
 def presented_key(

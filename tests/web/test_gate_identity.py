@@ -9,6 +9,7 @@ import pytest
 from lasso.web.identity import (
     TrustedProxies,
     client_address,
+    client_ip_key,
     ip_key,
     presented_key,
 )
@@ -72,3 +73,21 @@ def test_the_key_is_read_from_the_header_then_the_query_then_the_path() -> None:
     assert presented_key([], b"x=1&api_key=from%2Fquery", "from-path") == "from/query"
     assert presented_key([], b"", "from-path") == "from-path"
     assert presented_key([], b"", None) is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "cidrs"),
+    [
+        ("203.0.113.7", ["10.0.0.1"], ()),
+        ("203.0.113.7", ["10.0.0.1"], ("127.0.0.0/8",)),
+        ("127.0.0.1", ["6.6.6.6, 198.51.100.1"], ("127.0.0.0/8",)),
+        ("127.0.0.1", [], ("127.0.0.0/8",)),
+        ("2001:db8::1", [], ()),
+        ("nonsense", [], ()),
+    ],
+)
+def test_the_cached_fast_path_agrees_with_the_full_walk(
+    peer: str, xff: list[str], cidrs: tuple[str, ...]
+) -> None:
+    full = ip_key(client_address(scope(peer, *xff), TrustedProxies(cidrs)))
+    assert client_ip_key(scope(peer, *xff), cidrs) == full
