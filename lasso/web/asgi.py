@@ -113,7 +113,7 @@ class LassoASGI:
             try:
                 await self._rpc(scope, receive, guarded.send)
             except Exception as exc:
-                log_internal(log, f"on {scope['path']}", exc)
+                log_internal(log, f"on {self.gate.shown_path(scope['path'], '/rpc/')}", exc)
                 await guarded.last_resort()
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/rpc/"):
             await serve_websocket(

@@ -151,15 +151,15 @@ class Gate:
             self._auth = auth
         return self._ring
 
-    def _check_key(self, presented: str | None) -> KeyEntry:
-        if presented is None:
-            self.denied_auth += 1
-            raise Unauthorized("Unauthorized: an API key is required")
-        entry = self.ring.match(presented)
-        if entry is None:
-            self.denied_auth += 1
-            raise Unauthorized("Unauthorized: invalid API key")
-        return entry
+    def _check_key(self, presented: str | None, scope: Mapping[str, Any]) -> KeyEntry:
+        entry = None if presented is None else self.ring.match(presented)
+        if entry is not None:
+            return entry
+        self.denied_auth += 1
+        reason = "an API key is required" if presented is None else "invalid API key"
+        if log.isEnabledFor(logging.DEBUG):  # never the key: who, and why
+            log.debug("auth: %s denied (%s)", self._ip_key(scope), reason)
+        raise Unauthorized(f"Unauthorized: {reason}")
 
     def identify(self, scope: Mapping[str, Any], prefix: str) -> Identity:
         """Route, API key and client key of a request or handshake.
@@ -178,11 +178,16 @@ class Gate:
             return Identity(self._ip_key(scope), route, path)
         split = split_path_key(path, prefix)
         path_key = None if split is None else split[2]
-        entry = self._check_key(presented_key(headers, query, path_key))
+        entry = self._check_key(presented_key(headers, query, path_key), scope)
         if split is None:
             raise UnknownTarget(f"No such route: {path}", http_status=404)
         route, route_path, _ = split
         return Identity(f"key:{entry.name}", route, route_path, entry)
+
+    def shown_path(self, path: str, prefix: str) -> str:
+        """``path`` fit for a log line: a key in its last segment replaced by ``***``."""
+        split = split_path_key(path, prefix) if self.ring.enabled else None
+        return path if split is None or split[2] is None else f"{split[1]}/***"
 
     def allow_observability(self, scope: Mapping[str, Any]) -> Unauthorized | None:
         """None if ``scope`` may see ``/metrics``, ``/api/*`` or ``/dashboard``; else the 401."""
@@ -190,7 +195,7 @@ class Gate:
             return None
         query = scope.get("query_string", b"")
         try:
-            self._check_key(presented_key(scope.get("headers", ()), query, None))
+            self._check_key(presented_key(scope.get("headers", ()), query, None), scope)
         except Unauthorized as exc:
             self.denied_observability += 1
             return exc

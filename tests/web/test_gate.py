@@ -398,3 +398,21 @@ async def test_a_reload_applies_new_limits_and_keys_and_buckets_survive(
         # The limit is lifted: admitted at once.
         await reload(KEYS)
         assert (await post(app, headers=a)).status == 200
+
+
+async def test_a_key_in_the_path_never_reaches_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise KeyError("boom")
+
+    async with gate_app(KEYS) as app:
+        caplog.set_level("DEBUG", logger="lasso")
+        await post(app, path="/rpc/testnet/not-the-key")
+        monkeypatch.setattr("lasso.web.asgi.resolve_route", broken)
+        answer = await post(app, path=f"/rpc/testnet/{KEY_A}")
+        assert answer.status == 500
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("lasso")]
+    assert "internal error on /rpc/testnet/***: KeyError: 'boom'" in lines
+    assert "auth: ip:127.0.0.1 denied (invalid API key)" in lines
+    assert not any(KEY_A in line or "not-the-key" in line for line in lines)
