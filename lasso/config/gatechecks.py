@@ -18,7 +18,13 @@ Report = Callable[[Path, str], None]
 
 
 def check_gate(tree: Mapping[str, Any], report: Report) -> None:
-    _check_api_keys(_list(_table(tree.get("auth")).get("api_keys")), report)
+    auth = _table(tree.get("auth"))
+    _check_api_keys(_list(auth.get("api_keys")), report)
+    if auth.get("protect_observability") is True and not _list(auth.get("api_keys")):
+        report(
+            ("auth", "protect_observability"),
+            "needs at least one key in auth.api_keys (no one could see /metrics otherwise)",
+        )
     _check_burst(_table(tree.get("rate_limit")), ("rate_limit",), report)
     for index, cidr in enumerate(_list(_table(tree.get("server")).get("trusted_proxies"))):
         if isinstance(cidr, str) and cidr:

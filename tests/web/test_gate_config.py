@@ -104,6 +104,13 @@ trusted_proxies = ["10.0.0.0/33", "proxy.example"]
     assert not any("first-key" in p or "has space" in p for p in found)
 
 
+def test_protecting_observability_without_any_key_is_an_error() -> None:
+    assert problems("[auth]\nprotect_observability = true\n") == [
+        "auth.protect_observability: needs at least one key in auth.api_keys "
+        "(no one could see /metrics otherwise)"
+    ]
+
+
 def test_burst_without_rps_is_an_error() -> None:
     assert problems("[rate_limit]\nburst = 5\n") == [
         "rate_limit.burst: burst needs rps (the refill rate) beside it"
