@@ -416,3 +416,15 @@ async def test_a_key_in_the_path_never_reaches_a_log_line(
     assert "internal error on /rpc/testnet/***: KeyError: 'boom'" in lines
     assert "auth: ip:127.0.0.1 denied (invalid API key)" in lines
     assert not any(KEY_A in line or "not-the-key" in line for line in lines)
+
+
+async def test_protect_observability_refuses_a_dashboard_websocket_without_a_key() -> None:
+    async with (
+        gate_app(KEYS + "protect_observability = true\n") as app,
+        open_asgi_websocket(app, "/dashboard/feed") as ws,
+    ):
+        with trio.fail_after(5), pytest.raises(EOFError):
+            await ws.receive_text()
+    assert not ws.accepted.is_set()
+    assert ws.rejection is not None and ws.rejection["status"] == 401
+    assert json.loads(ws.rejection["body"])["error"]["code"] == -32001
