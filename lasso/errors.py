@@ -12,7 +12,9 @@ The tree is split by whose fault it is and whether a retry elsewhere can help::
     │   ├── InvalidParams           -32602    200
     │   ├── FilterError             -32000    200   (filter not found, as geth says it)
     │   ├── FilterLimit             -32005    200   (too many filters for a client / in all)
-    │   └── UnknownTarget           -32602    400   (chain or provider; 404 for a profile)
+    │   ├── UnknownTarget           -32602    400   (chain or provider; 404 for a profile)
+    │   ├── Unauthorized            -32001    401   (API key missing or wrong)
+    │   └── ClientRateLimited       -32005    429   (over the client's limit; Retry-After)
     ├── UpstreamError                                the provider failed or refused
     │   ├── UpstreamTimeout         -32007    200   yes (replay-safe methods)
     │   ├── UpstreamNetworkError    -32004    200   yes; always when never_sent
@@ -116,6 +118,30 @@ class UnknownTarget(ClientError):
 
     def status(self) -> int:
         return self._status
+
+
+class Unauthorized(ClientError):
+    """``[auth]`` is on and the request carries no valid API key (:mod:`lasso.web.gate`)."""
+
+    code = -32001
+    http_status = 401
+
+
+class ClientRateLimited(ClientError):
+    """The client key is over its ``[rate_limit]``: its token bucket is empty, or it has
+    too many requests in flight. ``data`` carries ``retry_after_ms``; over HTTP the
+    answer is 429 with ``Retry-After`` (whole seconds, rounded up)."""
+
+    code = -32005
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message, data={"retry_after_ms": retry_after_ms})
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def retry_after_s(self) -> int:
+        return max(1, -(-self.retry_after_ms // 1000))
 
 
 # --- the provider's fault ---------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lasso.config.gatechecks import check_gate
 from lasso.config.model import DEFAULT_PROFILE
 from lasso.config.problems import Path, quote, render_path
 from lasso.config.schema import RESERVED_CHAIN_IDENTS, CircuitBreakerConfig
@@ -32,6 +33,7 @@ def cross_check(tree: Mapping[str, Any], report: Report) -> None:
             report(("profiles", slug), 'the slug "default" is reserved for the top-level chains')
         chains = _table(_table(profile).get("chains"))
         _check_profile(chains, ("profiles", slug, "chains"), top_breaker, report)
+    check_gate(tree, report)  # [auth], [rate_limit], [server] trusted_proxies
 
 
 def _check_profile(

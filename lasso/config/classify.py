@@ -33,6 +33,7 @@ import msgspec
 
 from lasso.config.model import ChainConfig, Profile, Settings
 from lasso.config.schema import (
+    ApiKeySpec,
     AuthConfig,
     ChainSpec,
     CircuitBreakerConfig,
@@ -46,6 +47,7 @@ from lasso.config.schema import (
     ProfileSpec,
     ProviderConfig,
     RateLimitConfig,
+    RateOverride,
     RoutingConfig,
     ServerConfig,
     SettingsFile,
@@ -128,6 +130,7 @@ _SERVER: Final[Mapping[str, Rule]] = {
     "max_filter_addresses": _PER_REQUEST,
     "max_filter_topics": _PER_REQUEST,
     "allow_methods": _live("the allowlist is rebuilt; it decides each call"),
+    "trusted_proxies": _live("read for each request and WebSocket handshake (client identity)"),
 }
 
 _ROUTING: Final[Mapping[str, Rule]] = {
@@ -156,11 +159,34 @@ _LOGGING: Final[Mapping[str, Rule]] = {
     "access_log": _live("the access-log request observer is added or removed"),
 }
 
-# [auth]: client API keys.
-_AUTH: Final[Mapping[str, Rule]] = {}
+# [auth]: client API keys (lasso.web.gate reads them for each request and handshake).
+_GATE = _live(
+    "read for each request and WebSocket handshake; open WebSockets keep the "
+    "identity they were accepted with"
+)
+_AUTH: Final[Mapping[str, Rule]] = {
+    "api_keys": Rule(
+        Kind.ITEMS,
+        "keys are matched by name; a change rebuilds the key ring that checks each request "
+        "and handshake; the buckets of keys still configured are kept",
+    ),
+    "protect_observability": _GATE,
+}
+_API_KEY: Final[Mapping[str, Rule]] = {
+    "name": Rule(Kind.KEY, "names the key: the client identity its buckets are kept by"),
+    **dict.fromkeys(("key", "sha256", "rps", "burst"), _GATE),
+}
 
 # [rate_limit]: the inbound token buckets.
-_RATE_LIMIT: Final[Mapping[str, Rule]] = {}
+_BUCKETS = _live("each bucket takes the new rate and burst at its next use; tokens carry over")
+_RATE_LIMIT: Final[Mapping[str, Rule]] = {
+    "rps": _BUCKETS,
+    "burst": _BUCKETS,
+    "max_ws_per_client": _live("checked at each WebSocket handshake; open sockets stay"),
+    "max_inflight_per_client": _live("checked at each request; requests in flight finish"),
+    "max_clients": _live("the bucket table is resized; the least recently used go first"),
+}
+_RATE_OVERRIDE: Final[Mapping[str, Rule]] = dict.fromkeys(RateOverride.__struct_fields__, _BUCKETS)
 
 # [cors]: browser origins.
 _CORS: Final[Mapping[str, Rule]] = {}
@@ -255,11 +281,17 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
     SubscriptionConfig: _SUBSCRIPTION,
     ProviderConfig: _PROVIDER,
     ChainSpec: _CHAIN_COMMON,
-    ProfileSpec: {"chains": Rule(Kind.ITEMS, "chains are matched by name"), "methods": _NESTED},
+    ProfileSpec: {
+        "chains": Rule(Kind.ITEMS, "chains are matched by name"),
+        "methods": _NESTED,
+        "rate_limit": _NESTED,
+    },
     FilterConfig: _FILTERS,
     LoggingConfig: _LOGGING,
     AuthConfig: _AUTH,
+    ApiKeySpec: _API_KEY,
     RateLimitConfig: _RATE_LIMIT,
+    RateOverride: _RATE_OVERRIDE,
     CorsConfig: _CORS,
     MetricsConfig: _METRICS,
     MethodRules: _METHODS,
@@ -281,6 +313,7 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
     Profile: {
         "slug": Rule(Kind.KEY, "names the profile"),
         "chains": Rule(Kind.ITEMS, "chains are matched by name"),
+        "rate_limit": _NESTED,
     },
     ChainConfig: {"name": Rule(Kind.KEY, "names the chain within its profile"), **_CHAIN_COMMON},
 }

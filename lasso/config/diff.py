@@ -213,7 +213,17 @@ def diff_settings(old: Settings, new: Settings) -> SettingsDiff:
     """What differs between the running ``old`` and the newly loaded ``new``."""
     top = _Changes()
     _compare(old, new, "", top)
+    for section, struct in section_types().items():  # collections in a top-level table
+        for name in struct.__struct_fields__:  # ([auth] api_keys) change as a whole
+            before, after = getattr(old, section), getattr(new, section)
+            if rule(struct, name).kind is Kind.ITEMS and getattr(before, name) != getattr(
+                after, name
+            ):
+                top.live.append(f"{section}.{name}")
     added, removed, replaced, changed = [], [], [], []
+    for slug in sorted(old.profiles.keys() & new.profiles.keys()):
+        # A profile's own keys (its rate_limit); its chains are compared below.
+        _compare(old.profiles[slug], new.profiles[slug], f"profiles.{slug}.", top)
     for slug in sorted(old.profiles.keys() | new.profiles.keys()):
         before = old.profiles[slug].chains if slug in old.profiles else {}
         after = new.profiles[slug].chains if slug in new.profiles else {}

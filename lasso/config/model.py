@@ -30,6 +30,7 @@ from lasso.config.schema import (
     MetricsConfig,
     ProviderConfig,
     RateLimitConfig,
+    RateOverride,
     RoutingConfig,
     ServerConfig,
     SettingsFile,
@@ -82,6 +83,7 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
     slug: str
     chains: Mapping[str, ChainConfig]
+    rate_limit: RateOverride | None = None  # its own inbound limit; else [rate_limit]
 
     def __post_init__(self) -> None:
         _ = self._chains_by_ident  # build the lookup now, at load, not on a request
@@ -128,16 +130,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
 def build_settings(file: SettingsFile) -> Settings:
     """Resolve a validated file into ``Settings``."""
-    specs = {DEFAULT_PROFILE: (file.chains, file.methods)} | {
-        slug: (profile.chains, profile.methods or file.methods)
+    specs = {DEFAULT_PROFILE: (file.chains, file.methods, None)} | {
+        slug: (profile.chains, profile.methods or file.methods, profile.rate_limit)
         for slug, profile in file.profiles.items()
     }
     profiles = {
         slug: Profile(
             slug=slug,
             chains={name: _chain(name, spec, file, rules) for name, spec in chains.items()},
+            rate_limit=rate_limit,
         )
-        for slug, (chains, rules) in specs.items()
+        for slug, (chains, rules, rate_limit) in specs.items()
     }
     return Settings(
         server=file.server,

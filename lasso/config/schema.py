@@ -26,6 +26,7 @@ from lasso.config.secrets import mask_url
 __all__ = [
     "RESERVED_CHAIN_IDENTS",
     "STRATEGY_NAMES",
+    "ApiKeySpec",
     "ChainSpec",
     "CircuitBreakerConfig",
     "CircuitBreakerOverride",
@@ -34,6 +35,7 @@ __all__ = [
     "MethodRules",
     "ProfileSpec",
     "ProviderConfig",
+    "RateOverride",
     "RoutingConfig",
     "ServerConfig",
     "SettingsFile",
@@ -118,6 +120,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_filter_addresses: Positive = 1_000
     max_filter_topics: Positive = 256
     allow_methods: tuple[MethodPattern, ...] = ()
+    trusted_proxies: tuple[NonEmptyStr, ...] = ()
 
 
 class HedgeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -232,12 +235,73 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     access_log: bool = False
 
 
+ClientKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        pattern=r"^[!-~]+\Z",
+        extra={"hint": "must be printable ASCII without spaces", "secret": True},
+    ),
+]
+Sha256Hex = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9a-fA-F]{64}\Z",
+        extra={"hint": "must be the 64 hex digits of a SHA-256 digest", "secret": True},
+    ),
+]
+Rate = Annotated[float, Meta(ge=0.001)]
+
+
+class ApiKeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[auth.api_keys]]``: one client key, given in the clear (``key``, ``${VAR}``
+    allowed) or as the SHA-256 of the key in hex (``sha256``); exactly one of them.
+    ``name`` is the client's identity (rate limits, logs, filters); ``rps`` and
+    ``burst`` override ``[rate_limit]`` for this key."""
+
+    name: ProviderId
+    key: ClientKey | None = None
+    sha256: Sha256Hex | None = None
+    rps: Rate | None = None
+    burst: Positive | None = None
+
+    def __repr__(self) -> str:
+        key = None if self.key is None else "***"
+        return (
+            f"ApiKeySpec(name={self.name!r}, key={key!r}, sha256={self.sha256!r}, "
+            f"rps={self.rps!r}, burst={self.burst!r})"
+        )
+
+
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[auth]``: optional client API keys for ``/rpc``, ``/ws/rpc`` and observability."""
+    """``[auth]``: optional client API keys for ``/rpc``, ``/ws/rpc`` and observability.
+
+    Keys are required on ``/rpc`` and ``/ws/rpc`` as soon as ``api_keys`` has one.
+    """
+
+    api_keys: tuple[ApiKeySpec, ...] = ()
+    protect_observability: bool = False
+
+
+class RateOverride(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[profiles.<slug>.rate_limit]``: that profile's own token bucket per client."""
+
+    rps: Rate
+    burst: Positive | None = None
 
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[rate_limit]``: the inbound token bucket per client key (API key, else client IP)."""
+    """``[rate_limit]``: the inbound token bucket per client key (API key, else client IP).
+
+    Off unless ``rps`` is set (here, on a profile or on an API key). ``burst``
+    defaults to one second's worth. The concurrency caps are off unless set.
+    """
+
+    rps: Rate | None = None
+    burst: Positive | None = None
+    max_ws_per_client: Positive | None = None
+    max_inflight_per_client: Positive | None = None
+    max_clients: Positive = 50_000
 
 
 class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -317,6 +381,7 @@ class ProfileSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     chains: Chains
     methods: MethodRules | None = None
+    rate_limit: RateOverride | None = None
 
 
 class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -7,6 +7,14 @@
 
 and the same under ``/ws/rpc``. ``{chain}`` is a chain name, an alias or a
 decimal chain id; resolving it is the gateway's job, not the parser's.
+
+With ``[auth]`` on, a client that can only take a URL may append its API key
+as one more segment: ``/rpc/{chain}/{key}``, ``/rpc/fastest/{chain}/{key}``,
+``/rpc/provider/{id}/{chain}/{key}``, ``/rpc/profile/{slug}/.../{key}``
+(:func:`split_path_key`). This is unambiguous: a path that is a route as it
+stands never has its last segment taken as a key, and a route plus one segment
+is never itself a route, because no chain may be named like a route word
+(``fastest``, ``provider``, ``profile``...).
 """
 
 from __future__ import annotations
@@ -40,3 +48,22 @@ def parse_rpc_path(path: str, prefix: str = "/rpc/") -> RouteSpec | None:
     if len(parts) == 3 and parts[0] == "provider":
         return RouteSpec(chain=parts[2], profile=profile, provider=parts[1])
     return None
+
+
+def split_path_key(path: str, prefix: str = "/rpc/") -> tuple[RouteSpec, str, str | None] | None:
+    """The route, the route's own path and the API key in its last segment, if any.
+
+    A path that parses as a route has no key: ``(route, path, None)``. Otherwise,
+    if the path without its last segment is a route, that segment is the key.
+    None when neither is a route.
+    """
+    route = parse_rpc_path(path, prefix)
+    if route is not None:
+        return route, path, None
+    stem, slash, key = path.rstrip("/").rpartition("/")
+    if not slash or not key or len(stem) < len(prefix.rstrip("/")):
+        return None
+    route = parse_rpc_path(stem, prefix)
+    if route is None:
+        return None
+    return route, stem, key

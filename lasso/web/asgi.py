@@ -14,6 +14,12 @@ bodies buffered at once by ``max_inflight_body_bytes`` (503 -32005 with
 ``Retry-After``, see :mod:`lasso.web.budget`), and the time to receive one by
 ``body_timeout_ms`` (408 -32600).
 
+Before the body is read, the gate (:mod:`lasso.web.gate`) checks the API key
+(401), the route and the client's in-flight cap (429); once the body is
+parsed, its calls are charged to the client's token bucket (429 with
+``Retry-After`` and -32005 for each call, ids kept). With ``[auth]
+protect_observability``, ``/metrics``, ``/api/*`` and ``/dashboard`` need a key too.
+
 Nothing a request does can reach the client as a traceback or HTML: any
 exception out of the handling of an ``/rpc`` or ``/ws/rpc`` request is one log
 line (the traceback only at DEBUG) and a JSON-RPC -32603 answer, or for a
@@ -32,9 +38,11 @@ import trio
 
 from lasso import reqid
 from lasso.core import jsonrpc
+from lasso.core.jsonrpc import Call, Item
 from lasso.errors import (
     BodyTimeout,
     BodyTooLarge,
+    ClientRateLimited,
     InternalError,
     InvalidRequest,
     LassoError,
@@ -43,9 +51,10 @@ from lasso.errors import (
 from lasso.gateway import Answer, Gateway, Target
 from lasso.web.budget import BodyBudget, Hold
 from lasso.web.failures import log_internal
+from lasso.web.gate import Gate, Identity, calls_in, is_observability, refusal_body
 from lasso.web.meta import META_MODES, encode_header, new_request_id
-from lasso.web.params import query_value, resolve_scope
-from lasso.web.ws import SessionFactory, serve_websocket
+from lasso.web.params import query_value, resolve_route
+from lasso.web.ws import SessionFactory, reject_handshake, serve_websocket
 
 log = logging.getLogger("lasso.web")
 
@@ -73,9 +82,12 @@ class LassoASGI:
         sessions: SessionFactory | None = None,
         *,
         draining: trio.Event | None = None,
+        gate: Gate | None = None,
     ) -> None:
         server = gateway.settings.server
         self.gateway = gateway
+        #: API keys, rate limits and per-client caps; ``gate.statistics()`` for metrics.
+        self.gate = gate or Gate(gateway)
         self.fallback = fallback
         self.sessions = sessions
         self.draining = draining
@@ -103,7 +115,7 @@ class LassoASGI:
             try:
                 await self._rpc(scope, receive, guarded.send)
             except Exception as exc:
-                log_internal(log, f"on {scope['path']}", exc)
+                log_internal(log, f"on {self.gate.shown_path(scope['path'], '/rpc/')}", exc)
                 await guarded.last_resort()
             finally:
                 reqid.end(token)
@@ -111,10 +123,20 @@ class LassoASGI:
             token = reqid.begin(_request_id(scope))  # the handshake's id: the connection's
             try:
                 await serve_websocket(
-                    self.gateway, scope, receive, send, self.sessions, draining=self.draining
+                    self.gateway,
+                    scope,
+                    receive,
+                    send,
+                    self.sessions,
+                    draining=self.draining,
+                    gate=self.gate,
                 )
             finally:
                 reqid.end(token)
+        elif is_observability(scope.get("path", "")) and (
+            denied := self.gate.allow_observability(scope)
+        ):
+            await _deny(scope, receive, send, denied)
         else:
             await self.fallback(scope, receive, send)
 
@@ -128,22 +150,44 @@ class LassoASGI:
             try:
                 if scope["method"] != "POST":
                     raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
-                target = resolve_scope(self.gateway, scope, headers, "/rpc/")
-                body = await self._read_body(receive, headers, held)
+                who = self.gate.identify(scope, "/rpc/")
+                target = resolve_route(self.gateway, scope, headers, who)
+                with self.gate.http_slot(who, target):
+                    await self._admitted(scope, receive, send, headers, held, who, target)
             except LassoError as exc:
-                extra = [_RETRY_AFTER] if isinstance(exc, ServerBusy) else []
-                await _respond(send, exc.status(), Answer.error(exc).body(), extra)
-                return
-            if body is None:
-                return  # the client left while sending
-            answer: Answer | None = None
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-                answer = await self._answer(target, body)
-                nursery.cancel_scope.cancel()
-            if answer is not None:
-                mode = _meta_mode(scope, headers)
-                await self._send_answer(send, answer, mode)
+                await _respond(send, exc.status(), Answer.error(exc).body(), _retry_after(exc))
+
+    async def _admitted(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        held: Hold,
+        who: Identity,
+        target: Target,
+    ) -> None:
+        """A request past the key and the in-flight cap; raises ``LassoError`` before any send."""
+        body = await self._read_body(receive, headers, held)
+        if body is None:
+            return  # the client left while sending
+        try:
+            parsed: Call | list[Item] = self.gateway.parse(body)
+        except LassoError as exc:
+            await _respond(send, exc.status(), Answer.error(exc).body(), [])
+            return
+        refused = self.gate.rate_refusal(who, target, calls_in(parsed))
+        if refused is not None:
+            await _respond(send, 429, refusal_body(parsed, refused), _retry_after(refused))
+            return
+        answer: Answer | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            answer = await self._answer(target, parsed)
+            nursery.cancel_scope.cancel()
+        if answer is not None:
+            mode = _meta_mode(scope, headers)
+            await self._send_answer(send, answer, mode)
 
     async def _read_body(
         self, receive: Receive, headers: dict[bytes, bytes], held: Hold
@@ -153,9 +197,9 @@ class LassoASGI:
         ms = round(self.body_timeout_s * 1000)
         raise BodyTimeout(f"Invalid Request: request body not received within {ms} ms")
 
-    async def _answer(self, target: Target, body: bytes) -> Answer:
+    async def _answer(self, target: Target, parsed: Call | list[Item]) -> Answer:
         try:
-            return await self.gateway.answer_body(target, body)
+            return await self.gateway.answer_parsed(target, parsed)
         except Exception as exc:
             log_internal(log, f"on {target.path}", exc)
             return Answer.error(InternalError("Internal error"))
@@ -187,6 +231,23 @@ def _request_id(scope: Scope) -> bytes | None:
         if name == b"x-request-id":
             return bytes(value)
     return None
+
+
+def _retry_after(exc: LassoError) -> list[tuple[bytes, bytes]]:
+    """``Retry-After`` for the refusals that say when to come back."""
+    if isinstance(exc, ClientRateLimited):
+        return [(b"retry-after", b"%d" % exc.retry_after_s)]
+    return [_RETRY_AFTER] if isinstance(exc, ServerBusy) else []
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, exc: LassoError) -> None:
+    """401 for ``/metrics``, ``/api/*`` or ``/dashboard`` without a key (HTTP or WebSocket)."""
+    if scope["type"] == "websocket":
+        if (await receive())["type"] == "websocket.connect":
+            await reject_handshake(scope, send, exc)
+        return
+    if scope["type"] == "http":
+        await _respond(send, exc.status(), Answer.error(exc).body(), [])
 
 
 def _meta_mode(scope: Scope, headers: dict[bytes, bytes]) -> str | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lasso.core.routes import parse_rpc_path
-from lasso.errors import UnknownTarget
 from lasso.gateway import Gateway, Target
+
+if TYPE_CHECKING:
+    from lasso.web.gate import Identity
 
 
 def query_value(query: bytes, key: bytes) -> str | None:
@@ -29,21 +30,13 @@ def overrides(headers: dict[bytes, bytes], query: bytes) -> tuple[str | None, st
     return provider, None if transport is None else transport.lower()
 
 
-def resolve_scope(
-    gateway: Gateway, scope: Mapping[str, Any], headers: dict[bytes, bytes], prefix: str
+def resolve_route(
+    gateway: Gateway, scope: Mapping[str, Any], headers: dict[bytes, bytes], who: Identity
 ) -> Target:
-    """The target a request's path and overrides name; raises ``UnknownTarget``."""
-    path: str = scope["path"]
-    route = parse_rpc_path(path, prefix)
-    if route is None:
-        raise UnknownTarget(f"No such route: {path}", http_status=404)
+    """The target of a request the gate identified; raises ``UnknownTarget``.
+
+    The target's ``client`` is the gate's client key (API key name, else address),
+    so the per-client filter bounds count against the same identity as the limits.
+    """
     query = scope.get("query_string", b"")
-    return gateway.resolve(route, path, *overrides(headers, query), client=remote_address(scope))
-
-
-def remote_address(scope: Mapping[str, Any]) -> str | None:
-    """The client's host as the server saw it (ASGI ``client``), or None if unknown."""
-    client = scope.get("client")
-    if isinstance(client, list | tuple) and client:
-        return str(client[0])
-    return None
+    return gateway.resolve(who.route, who.path, *overrides(headers, query), client=who.client)

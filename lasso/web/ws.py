@@ -20,6 +20,12 @@ finishes those in flight and closes (1001). An exception in answering one
 frame answers that frame -32603 with one log line; the socket stays open. The
 server sends keepalive pings (hypercorn's ``websocket_ping_interval``). On
 disconnect the connection releases every subscription it held.
+
+The gate (:mod:`lasso.web.gate`) runs at the handshake: a missing or wrong API
+key is refused 401, a client key at its ``max_ws_per_client`` 429, both before
+the socket is accepted. Once open, each frame's calls are charged to the same
+token bucket as the client's HTTP calls; a frame over the limit is answered
+-32005 (``data.retry_after_ms``, each call's own id) and the socket stays open.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from lasso import reqid
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.errors import InternalError, InvalidRequest, LassoError, LocalCapacity
+from lasso.errors import ClientRateLimited, InternalError, InvalidRequest, LassoError, LocalCapacity
 from lasso.gateway import Answer, Gateway, Session, Target
 from lasso.web.failures import log_internal
-from lasso.web.params import resolve_scope
+from lasso.web.gate import Gate, Identity, calls_in, ws_refusal
+from lasso.web.params import resolve_route
 
 log = logging.getLogger("lasso.ws")
 
@@ -74,8 +81,10 @@ class ClientSocket:
         target: Target,
         limits: ServerConfig,
         draining: trio.Event | None = None,
+        gate: tuple[Gate, Identity] | None = None,
     ) -> None:
         self.gateway = gateway
+        self.gate = gate
         self.draining = draining
         self.target = target
         self.limits = limits
@@ -169,6 +178,14 @@ class ClientSocket:
         except LassoError as exc:
             self._queue(Answer.error(exc).body())
             return
+        if self.gate is not None:
+            gate, who = self.gate
+            refused = gate.rate_refusal(who, self.target, calls_in(parsed))
+            if refused is not None:
+                refusal = ws_refusal(parsed, refused)
+                if refusal is not None:
+                    self._queue(refusal)
+                return
         if self._in_flight >= self.limits.ws_max_in_flight:
             refusal = _refuse_all(parsed, LocalCapacity("Local request capacity unavailable"))
             if refusal is not None:
@@ -254,20 +271,35 @@ async def serve_websocket(
     sessions: SessionFactory | None,
     *,
     draining: trio.Event | None = None,
+    gate: Gate | None = None,
 ) -> None:
     """Handle one ``/ws/rpc/...`` connection from handshake to close."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
+    gate = gate or Gate(gateway)
     try:
-        target = resolve_scope(gateway, scope, dict(scope["headers"]), "/ws/rpc/")
-    except LassoError as exc:
-        await _reject(scope, send, exc)
-        return
+        who = gate.identify(scope, "/ws/rpc/")
+        target = resolve_route(gateway, scope, dict(scope["headers"]), who)
+        with gate.ws_slot(who, target):
+            await _serve_accepted(gateway, target, send, receive, sessions, draining, (gate, who))
+    except LassoError as exc:  # raised only before the socket is accepted
+        await reject_handshake(scope, send, exc)
+
+
+async def _serve_accepted(
+    gateway: Gateway,
+    target: Target,
+    send: Send,
+    receive: Receive,
+    sessions: SessionFactory | None,
+    draining: trio.Event | None,
+    gate: tuple[Gate, Identity],
+) -> None:
     request_id = reqid.peek()  # the client's X-Request-Id names the connection's lines
     accept = [] if request_id is None else [(b"x-request-id", request_id.encode())]
     await send({"type": "websocket.accept", "headers": accept})
-    socket = ClientSocket(gateway, target, gateway.settings.server, draining)
+    socket = ClientSocket(gateway, target, gateway.settings.server, draining, gate)
     try:
         if sessions is not None:
             socket.session = sessions(target, socket)
@@ -283,11 +315,13 @@ async def serve_websocket(
                 log.debug("could not close the WebSocket politely: %r", inner)
 
 
-async def _reject(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:
+async def reject_handshake(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:
     """Refuse the handshake: with a JSON-RPC error body where the server allows it."""
     if "websocket.http.response" in scope.get("extensions", {}):
         body = Answer.error(exc).body()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if isinstance(exc, ClientRateLimited):
+            headers.append((b"retry-after", b"%d" % exc.retry_after_s))
         await send(
             {"type": "websocket.http.response.start", "status": exc.status(), "headers": headers}
         )

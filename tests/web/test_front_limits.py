@@ -94,7 +94,7 @@ async def test_a_bug_is_one_log_line_and_a_jsonrpc_error(
     async def broken(*args: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(app.gateway, "answer_body", broken)
+    monkeypatch.setattr(app.gateway, "answer_parsed", broken)
     response = await asgi_request(app, "POST", "/rpc/testnet", rpc("eth_blockNumber"))
     assert response.status == 500
     assert response.json()["error"] == {"code": -32603, "message": "Internal error"}
@@ -111,7 +111,7 @@ async def test_a_bug_before_the_answer_still_gets_json_not_a_traceback(
     def broken(*args: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr("lasso.web.asgi.resolve_scope", broken)
+    monkeypatch.setattr("lasso.web.asgi.resolve_route", broken)
     response = await asgi_request(app, "POST", "/rpc/testnet", rpc("eth_blockNumber"))
     assert response.status == 500
     assert response.headers["content-type"] == "application/json"
@@ -127,7 +127,7 @@ async def test_the_traceback_is_kept_for_debug_logging(
     async def broken(*args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(app.gateway, "answer_body", broken)
+    monkeypatch.setattr(app.gateway, "answer_parsed", broken)
     await asgi_request(app, "POST", "/rpc/testnet", rpc("eth_blockNumber"))
     assert [r.exc_info is not None for r in caplog.records if r.name == "lasso.web"] == [True]
 
