@@ -265,6 +265,7 @@ async def serve_websocket(
         return
     await send({"type": "websocket.accept"})
     socket = ClientSocket(gateway, target, gateway.settings.server, draining)
+    gateway.activity.websockets += 1  # open until the finally below (lasso.activity)
     try:
         if sessions is not None:
             socket.session = sessions(target, socket)
@@ -278,6 +279,8 @@ async def serve_websocket(
                 await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             except Exception as inner:
                 log.debug("could not close the WebSocket politely: %r", inner)
+    finally:
+        gateway.activity.websockets -= 1
 
 
 async def _reject(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:
