@@ -21,13 +21,8 @@ values are bounded (:mod:`lasso.metrics.labels`).
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from lasso.gateway import Gateway
 from lasso.metrics.collector import GatewayCollector
@@ -37,8 +32,10 @@ from lasso.subscriptions.hub import SubscriptionHub
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
-#: ``text/plain; version=0.0.4; charset=utf-8``
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: ``text/plain; version=0.0.4; charset=utf-8``: every Prometheus reads it, and every
+#: name and label here is a classic one (prometheus-client's "latest", 1.0.0, is for
+#: UTF-8 names, which Lasso does not use).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 class Metrics:

@@ -199,6 +199,9 @@ async def test_failover_backfills_without_gaps_or_duplicates(
         stats = stack.hub.statistics()
         assert stats.failovers == 1
         assert stats.upstream == {("testnet", "p2", "newHeads"): 1}
+        assert stats.backfilled == {("testnet", "newHeads"): 2}  # 14 and 15, from p2
+        metrics = Metrics(stack.app.gateway, stack.hub).render().decode()
+        assert 'lasso_backfilled_blocks_total{chain="testnet",kind="newHeads"} 2.0' in metrics
     numbers = [int(h["number"], 16) for h in received]
     assert numbers == list(range(11, 17))
     assert len({h["hash"] for h in received}) == 6
