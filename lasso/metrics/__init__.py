@@ -21,7 +21,12 @@ values are bounded (:mod:`lasso.metrics.labels`).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from lasso.gateway import Gateway
@@ -43,6 +48,10 @@ class Metrics:
 
     def __init__(self, gateway: Gateway, hub: SubscriptionHub | None = None) -> None:
         config = gateway.settings.metrics
+        # No ``*_created`` series next to every counter and histogram: they would double
+        # the exposition and Lasso's dashboards never read them. (A process-wide switch in
+        # prometheus-client; Lasso is its only user in the process.)
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.requests = RequestMetrics(
             self.registry,

@@ -50,7 +50,9 @@ class GatewayCollector(Collector):
             "Seconds since the process started.",
             value=time.monotonic() - lasso.STARTED_MONOTONIC,
         )
-        info = GaugeMetricFamily("lasso_build", "Lasso's version (always 1).", labels=["version"])
+        info = GaugeMetricFamily(
+            "lasso_build_info", "Lasso's version (always 1).", labels=["version"]
+        )
         info.add_metric([lasso.__version__], 1)
         yield info
         yield GaugeMetricFamily(
