@@ -51,13 +51,12 @@ class Metrics:
         # No ``*_created`` series next to every counter and histogram: they would double
         # the exposition and Lasso's dashboards never read them. (A process-wide switch in
         # prometheus-client; Lasso is its only user in the process.)
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.requests = RequestMetrics(
-            self.registry,
-            buckets_ms=sorted(set(config.latency_buckets_ms)),
-            extra_methods=config.extra_methods,
+            buckets_ms=config.latency_buckets_ms, extra_methods=config.extra_methods
         )
+        self.registry.register(self.requests)
         self.events = EventMetrics(self.registry, gateway)
         self.collector = GatewayCollector(gateway, hub)
         self.registry.register(self.collector)

@@ -187,7 +187,7 @@ async def test_ten_thousand_unknown_methods_make_one_label_value_and_one_cache_e
         scraped = parse(metrics.render())
         assert scraped.label_values("lasso_requests_total", "method") == {OTHER}
         assert scraped.total("lasso_requests_total") == 10_000
-        assert len(metrics.requests._children) == 1
+        assert len(metrics.requests.cache) == 1
     finally:
         metrics.close()
     assert metrics.requests.observe not in app.gateway.events.request_observers
