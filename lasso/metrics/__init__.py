@@ -79,4 +79,4 @@ class Metrics:
         observers = self._gateway.events.request_observers
         if self.requests.observe in observers:
             observers.remove(self.requests.observe)
-        self._unlisten()
+            self._unlisten()
