@@ -5,13 +5,14 @@ served exactly as ``lasso serve`` serves it (``lasso.daemon.serve``: Lasso's
 own accept loop, ``lasso.web.server.FrontServer``, with its deadlines, body
 budget and connection limit), bound to 127.0.0.1 on a kernel-chosen port.
 
-    python -m bench.gateway_target UPSTREAM_URL [quart]    (prints ``ready PORT``)
+    python -m bench.gateway_target UPSTREAM_URL [quart|nometrics]    (prints ``ready PORT``)
 
 With ``quart`` the same gateway answers ``POST /rpc/...`` from an ordinary Quart
 route instead of the raw ASGI fast path, behind the same front end
 (``FrontServer`` with the daemon's ``hypercorn_config`` and ``front_limits``;
 the body budget is the fast path's own): the comparison that justifies the
-fast path.
+fast path. With ``nometrics`` it is the fast path with ``[metrics] enabled = false``
+(no request observer), for the ``metrics`` section's on/off comparison.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ providers = [ {{ id = "up", url = "{url}" }} ]
 
 
 async def main(upstream_url: str, frontend: str) -> None:
-    settings = parse_settings(SETTINGS.format(url=upstream_url), env={})
+    toml = SETTINGS.format(url=upstream_url)
+    if frontend == "nometrics":
+        toml += "\n[metrics]\nenabled = false\n"
+    settings = parse_settings(toml, env={})
     async with trio.open_nursery() as nursery:
         if frontend == "quart":
             binds = await nursery.start(serve_via_quart_route, settings)

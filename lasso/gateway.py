@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from lasso import redact
+from lasso.activity import Activity
 from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import (
@@ -150,6 +151,8 @@ class Gateway:
         self.bus = EventBus()
         #: Operator events and request observers (logs, metrics, dashboard).
         self.events = OpsEvents()
+        #: Calls in flight and client WebSockets open (``/metrics``).
+        self.activity = Activity()
         self._ws_policy = ws_policy(settings.websocket)
         self._connector = connector
         self._transports = transports
@@ -313,6 +316,7 @@ class Gateway:
     ) -> bytes:
         """Answer one call; the bytes are a complete JSON-RPC response object."""
         client_id = call.id or b"null"
+        self.activity.calls += 1  # in flight until the finally below (lasso.activity)
         try:
             result = await self._call(target, call, meta, session)
         except UpstreamRpcError as exc:
@@ -326,6 +330,7 @@ class Gateway:
             meta.result, meta.code = "internal", InternalError.code
             return jsonrpc.lasso_error_body(client_id, InternalError("Internal error"))
         finally:
+            self.activity.calls -= 1
             meta.finish()
             self.events.observe(meta)
         return jsonrpc.result_body(client_id, result)

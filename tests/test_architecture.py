@@ -273,7 +273,7 @@ def test_the_rings_hold_across_the_package() -> None:
     ("module", "source", "bad"),
     [
         ("lasso.gateway", "from lasso.web.meta import encode_header", "lasso.web.meta"),
-        ("lasso.subscriptions.hub", "from lasso.web import metrics", "lasso.web.metrics"),
+        ("lasso.subscriptions.hub", "from lasso.web import health", "lasso.web.health"),
         ("lasso.upstream.ws.connection", "import lasso.web.health", "lasso.web.health"),
         ("lasso.chaos.faultproxy", "import pytest", "pytest"),
         ("lasso.devnet.network", "from hypothesis import given", "hypothesis"),

@@ -192,7 +192,11 @@ _RATE_OVERRIDE: Final[Mapping[str, Rule]] = dict.fromkeys(RateOverride.__struct_
 _CORS: Final[Mapping[str, Rule]] = {}
 
 # [metrics]: the Prometheus exposition.
-_METRICS: Final[Mapping[str, Rule]] = {}
+_METRICS: Final[Mapping[str, Rule]] = {
+    "enabled": _restart("the request observers and /metrics are set up once, at start"),
+    "latency_buckets_ms": _restart("a histogram's buckets are fixed when it is created"),
+    "extra_methods": _restart("the method labels are fixed when the metrics are created"),
+}
 
 _METHODS: Final[Mapping[str, Rule]] = dict.fromkeys(("allow", "deny", "providers"), _PER_REQUEST)
 

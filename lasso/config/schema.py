@@ -308,8 +308,32 @@ class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """``[cors]``: browser origins allowed to call the gateway directly."""
 
 
+LatencyBucketMs = Annotated[float, Meta(ge=0.001, le=3_600_000)]
+
+
 class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[metrics]``: the Prometheus exposition at ``/metrics``."""
+    """``[metrics]``: the Prometheus exposition at ``/metrics`` (``lasso.metrics``)."""
+
+    enabled: bool = True
+    latency_buckets_ms: Annotated[
+        tuple[LatencyBucketMs, ...], Meta(min_length=1, max_length=40)
+    ] = (
+        1,
+        2.5,
+        5,
+        10,
+        25,
+        50,
+        100,
+        250,
+        500,
+        1_000,
+        2_500,
+        5_000,
+        10_000,
+        30_000,
+    )
+    extra_methods: Annotated[tuple[MethodName, ...], Meta(max_length=1_000)] = ()
 
 
 class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

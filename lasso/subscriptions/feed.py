@@ -70,6 +70,7 @@ class Feed:
         liveness: Liveness,
         orphaned: Callable[[tuple[str, ...], int | None], None],
         heads_seen: Callable[[str | None, list[Any]], None] = lambda provider_id, blocks: None,
+        backfilled: Callable[[int], None] = lambda blocks: None,
     ) -> None:
         self.request = request
         self.policy = policy
@@ -78,6 +79,7 @@ class Feed:
         self._liveness = liveness
         self._orphaned = orphaned
         self._heads_seen = heads_seen  # told before clients are sent heads (read-your-head)
+        self._backfilled = backfilled  # told how many blocks each gap fill fetched (/metrics)
         self.heads = HeadStream(max_backfill=policy.max_backfill_blocks)
         self.logs = (
             LogStream(request.log_filter, max_backfill=policy.max_backfill_blocks)
@@ -134,6 +136,7 @@ class Feed:
             if decision.fetch is None or decision.verdict is HeadVerdict.STALE:
                 return
             blocks = await self.reads.blocks(decision.fetch, prefer)
+            self._backfilled(len(decision.fetch))
             decision = self.heads.offer_backfill(blocks)
 
     def orphan(self, hashes: tuple[str, ...], fork_point: int | None) -> None:
@@ -188,6 +191,7 @@ class Feed:
                 self.heads.reset()
             elif wanted:
                 blocks = await self.reads.blocks(wanted, prefer)
+                self._backfilled(len(wanted))
                 await self._apply_heads(self.heads.offer_backfill(blocks), prefer)
 
     async def _backfill_logs(self, wanted: range | TooFar, prefer: str | None) -> None:
@@ -200,6 +204,7 @@ class Feed:
         if not wanted:
             return
         logs = await self.reads.logs(self.request.log_filter, wanted, prefer)
+        self._backfilled(len(wanted))
         self.send(self.logs.accept_backfill(wanted, logs).deliver)
 
     async def keep_logs_complete(self, prefer: str) -> None:

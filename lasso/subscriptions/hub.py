@@ -54,6 +54,8 @@ class HubStatistics(msgspec.Struct, frozen=True):
     clients: dict[tuple[str, str], int]
     failovers: int
     budgets: dict[str, BudgetStatistics] = {}
+    #: Blocks fetched to fill gaps, per (chain, kind), since the hub started.
+    backfilled: dict[tuple[str, str], int] = {}
 
 
 class SubscriptionHub:
@@ -67,6 +69,7 @@ class SubscriptionHub:
         self._chains: dict[ChainRuntime, str] = {}
         self._consumers: dict[str, trio.CancelScope] = {}  # bus key -> its consumers' scope
         self._budgets: dict[str, UpstreamBudget[Stream]] = {}
+        self._backfilled: dict[tuple[str, str], int] = {}  # (chain, kind) -> blocks
 
     # -- streams ---------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class SubscriptionHub:
             orphaned=self._orphaned,
             emptied=self._emptied,
             spawn=self._nursery.start_soon,
+            backfilled=self._count_backfill,
         )
         try:
             evicted = self._budget(chain).admit(stream)
@@ -157,6 +161,10 @@ class SubscriptionHub:
     def _emptied(self, stream: Stream, client: object | None) -> None:
         """``stream``'s last subscriber left: it idles, within the chain's budget."""
         self._expire(self._budget(self._chains[stream.chain]).idle(stream, client))
+
+    def _count_backfill(self, stream: Stream, blocks: int) -> None:
+        key = (self._chains.get(stream.chain, stream.chain.name), stream.kind.value)
+        self._backfilled[key] = self._backfilled.get(key, 0) + blocks
 
     def _expire(self, streams: list[Stream]) -> None:
         for stream in streams:
@@ -256,7 +264,7 @@ class SubscriptionHub:
                 upstream[label] = upstream.get(label, 0) + 1
             clients[(chain, kind)] = clients.get((chain, kind), 0) + len(stream.subscribers)
         budgets = {chain: budget.statistics() for chain, budget in self._budgets.items()}
-        return HubStatistics(upstream, clients, failovers, budgets)
+        return HubStatistics(upstream, clients, failovers, budgets, dict(self._backfilled))
 
 
 def _serves_elsewhere(stream: Stream, chain: ChainRuntime, provider_id: str) -> bool:

@@ -87,6 +87,7 @@ class Stream:
         orphaned: Callable[[Stream, tuple[str, ...], int | None], None],
         emptied: Callable[[Stream, object | None], None] = lambda stream, client: None,
         spawn: Spawn | None = None,
+        backfilled: Callable[[Stream, int], None] = lambda stream, blocks: None,
     ) -> None:
         self.chain = chain
         self.request = request
@@ -110,6 +111,7 @@ class Stream:
             self._health,
             orphaned=lambda hashes, fork_point: orphaned(self, hashes, fork_point),
             heads_seen=lambda provider_id, blocks: report_heads(chain, provider_id, blocks),
+            backfilled=lambda blocks: backfilled(self, blocks),
         )
         self._behind = False  # a catch-up could not finish; retried on every tick
         self._deferred: deque[Live] = deque()  # live events held while behind

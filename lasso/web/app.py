@@ -19,10 +19,10 @@ from lasso.core.jsonrpc import encode_json, error_body
 from lasso.core.routes import RouteSpec
 from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
+from lasso.metrics import CONTENT_TYPE, Metrics
 from lasso.reload import ReloadState
 from lasso.subscriptions.hub import SubscriptionHub
 from lasso.web.health import chain_list, chain_metrics, health, readiness
-from lasso.web.metrics import render
 
 log = logging.getLogger("lasso.web")
 
@@ -32,10 +32,18 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def create_app(
-    gateway: Gateway, hub: SubscriptionHub | None = None, reloads: ReloadState | None = None
+    gateway: Gateway,
+    hub: SubscriptionHub | None = None,
+    reloads: ReloadState | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> QuartTrio:
-    """``reloads``: the config's generation and last reload, for ``/health``'s ``config``."""
+    """``reloads``: the config's generation and last reload, for ``/health``'s ``config``.
+    ``metrics``: what ``/metrics`` serves; by default one made here for ``gateway`` (none
+    with ``[metrics] enabled = false``: ``/metrics`` is then 404)."""
     app = QuartTrio("lasso")
+    if metrics is None and gateway.settings.metrics.enabled:
+        metrics = Metrics(gateway, hub)
     # No background tasks live in app.nursery; do not wait for any at shutdown.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
 
@@ -60,7 +68,10 @@ def create_app(
 
     @app.get("/metrics")
     async def get_metrics_text() -> Response:
-        return Response(render(gateway, hub), content_type="text/plain; version=0.0.4")
+        if metrics is None:
+            body = error_body(None, -32600, "Not Found: metrics are disabled ([metrics] enabled)")
+            return Response(body, status=404, content_type="application/json")
+        return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     @app.get("/api/chains")
     async def get_chains() -> Response:

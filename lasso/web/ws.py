@@ -300,6 +300,7 @@ async def _serve_accepted(
     accept = [] if request_id is None else [(b"x-request-id", request_id.encode())]
     await send({"type": "websocket.accept", "headers": accept})
     socket = ClientSocket(gateway, target, gateway.settings.server, draining, gate)
+    gateway.activity.websockets += 1  # open until the finally below (lasso.activity)
     try:
         if sessions is not None:
             socket.session = sessions(target, socket)
@@ -313,6 +314,8 @@ async def _serve_accepted(
                 await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             except Exception as inner:
                 log.debug("could not close the WebSocket politely: %r", inner)
+    finally:
+        gateway.activity.websockets -= 1
 
 
 async def reject_handshake(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:

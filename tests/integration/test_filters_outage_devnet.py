@@ -152,5 +152,5 @@ def _stream_fed_filters(metrics: str) -> int:
     """The hub's newHeads clients (the stream-fed filters' one feed subscriber)."""
     for line in metrics.splitlines():
         if line.startswith("lasso_client_subscriptions{") and 'kind="newHeads"' in line:
-            return int(line.rsplit(" ", 1)[1])
+            return int(float(line.rsplit(" ", 1)[1]))
     return 0

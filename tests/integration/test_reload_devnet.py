@@ -101,7 +101,7 @@ async def upstream_serving(rig: Rig) -> set[str]:
     return {
         line.split('provider="')[1].split('"')[0]
         for line in text.splitlines()
-        if line.startswith("lasso_upstream_subscriptions{") and not line.endswith(" 0")
+        if line.startswith("lasso_upstream_subscriptions{") and float(line.rsplit(" ", 1)[1])
     }
 
 

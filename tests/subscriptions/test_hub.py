@@ -18,12 +18,12 @@ from lasso.chaos.faults import Fault
 from lasso.config import ProviderConfig, parse_settings
 from lasso.daemon import open_gateway
 from lasso.errors import UpstreamNetworkError
+from lasso.metrics import Metrics
 from lasso.subscriptions.hub import SubscriptionHub, open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.http import HttpResponse
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
-from lasso.web.metrics import render
 from tests.support.asgi import AsgiWebSocket, open_asgi_websocket
 from tests.support.fake_ws import (
     FakeWsNode,
@@ -165,9 +165,9 @@ async def test_a_hundred_clients_share_one_upstream_subscription(
             nursery.start_soon(client)
         await all_subscribed.wait()
         assert stack.ws["p1"].subscriptions + stack.ws["p2"].subscriptions == 1
-        metrics = render(stack.app.gateway, stack.hub)
+        metrics = Metrics(stack.app.gateway, stack.hub).render().decode()
         assert (
-            'lasso_upstream_subscriptions{chain="testnet",provider="p1",kind="newHeads"} 1'
+            'lasso_upstream_subscriptions{chain="testnet",kind="newHeads",provider="p1"} 1'
             in metrics
         )
         assert 'lasso_client_subscriptions{chain="testnet",kind="newHeads"} 100' in metrics
@@ -178,7 +178,9 @@ async def test_a_hundred_clients_share_one_upstream_subscription(
     # Every client left: after the grace period the upstream subscription goes.
     await trio.sleep(6)
     assert stack.ws["p1"].subscriptions == 0
-    assert "lasso_client_subscriptions{" not in render(stack.app.gateway, stack.hub)
+    assert (
+        "lasso_client_subscriptions{" not in Metrics(stack.app.gateway, stack.hub).render().decode()
+    )
 
 
 async def test_failover_backfills_without_gaps_or_duplicates(
@@ -197,6 +199,9 @@ async def test_failover_backfills_without_gaps_or_duplicates(
         stats = stack.hub.statistics()
         assert stats.failovers == 1
         assert stats.upstream == {("testnet", "p2", "newHeads"): 1}
+        assert stats.backfilled == {("testnet", "newHeads"): 2}  # 14 and 15, from p2
+        metrics = Metrics(stack.app.gateway, stack.hub).render().decode()
+        assert 'lasso_backfilled_blocks_total{chain="testnet",kind="newHeads"} 2.0' in metrics
     numbers = [int(h["number"], 16) for h in received]
     assert numbers == list(range(11, 17))
     assert len({h["hash"] for h in received}) == 6

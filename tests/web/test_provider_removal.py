@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.metrics import Metrics
 from lasso.web.asgi import LassoASGI
-from lasso.web.metrics import render
 from tests.conftest import FakeFleet
 from tests.support.asgi import AsgiResponse, asgi_request
 
@@ -66,7 +66,7 @@ async def test_health_renders_channel_statistics(app: LassoASGI) -> None:
 async def test_metrics_render_each_channels_circuit(app: LassoASGI) -> None:
     chain = app.gateway.profiles["default"]["testnet"]
     chain.providers["p2"].channel("http").breaker.force_open(trio.current_time(), 60_000)
-    text = render(app.gateway, None)
+    text = Metrics(app.gateway).render().decode()
     assert 'lasso_circuit_state{chain="testnet",provider="p1",transport="http"} 0' in text
     assert 'lasso_circuit_state{chain="testnet",provider="p2",transport="http"} 2' in text
     assert 'lasso_circuit_state{chain="team/teamnet",provider="t1",transport="http"} 0' in text
