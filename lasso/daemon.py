@@ -57,6 +57,7 @@ from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
 from lasso.eventlog import EventLog
 from lasso.filters.service import open_filters
 from lasso.gateway import Gateway
+from lasso.metrics import Metrics
 from lasso.opspublish import reloaded
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
@@ -65,6 +66,7 @@ from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.gate import Gate
 from lasso.web.server import FrontLimits, FrontServer
 
 log = logging.getLogger("lasso.daemon")
@@ -181,7 +183,10 @@ async def serve(
             registry = Registry(gateway, hub, state, published=retune)
             nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
         sessions = partial(ClientSession, hub)
-        app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
+        gate = Gate(gateway)  # API keys and inbound limits; its counters feed /metrics
+        metrics = Metrics(gateway, hub, gate) if settings.metrics.enabled else None
+        quart = create_app(gateway, hub, state, metrics=metrics)
+        app = LassoASGI(gateway, quart, sessions, draining=shutdown, gate=gate)
         front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
         await front.serve(shutdown.wait, task_status=task_status)
         nursery.cancel_scope.cancel(reason="stopped")

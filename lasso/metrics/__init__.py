@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from lasso.gateway import Gateway
-from lasso.metrics.collector import GatewayCollector
+from lasso.metrics.collector import Gate, GatewayCollector
 from lasso.metrics.events import EventMetrics
 from lasso.metrics.requests import RequestMetrics
 from lasso.subscriptions.hub import SubscriptionHub
@@ -46,7 +46,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 class Metrics:
     """One gateway's metrics: its registry, its observers and the scrape."""
 
-    def __init__(self, gateway: Gateway, hub: SubscriptionHub | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, hub: SubscriptionHub | None = None, gate: Gate | None = None
+    ) -> None:
         config = gateway.settings.metrics
         # No ``*_created`` series next to every counter and histogram: they would double
         # the exposition and Lasso's dashboards never read them. (A process-wide switch in
@@ -58,7 +60,7 @@ class Metrics:
         )
         self.registry.register(self.requests)
         self.events = EventMetrics(self.registry, gateway)
-        self.collector = GatewayCollector(gateway, hub)
+        self.collector = GatewayCollector(gateway, hub, gate)
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 import trio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +26,25 @@ from lasso.core.filter_table import FilterTableStatistics
 from lasso.gateway import Gateway, bus_key
 from lasso.subscriptions.hub import SubscriptionHub
 
+
+class GateCounts(Protocol):
+    """The refusal counters of ``lasso.web.gate.GateStatistics`` this module reads (the web
+    ring sits outside the metrics one, so the type is named by shape)."""
+
+    @property
+    def denied_auth(self) -> int: ...
+    @property
+    def refused_rate(self) -> int: ...
+    @property
+    def refused_inflight(self) -> int: ...
+    @property
+    def refused_ws(self) -> int: ...
+
+
+class Gate(Protocol):
+    def statistics(self) -> GateCounts: ...
+
+
 __all__ = ["CIRCUIT_VALUES", "GatewayCollector"]
 
 #: ``lasso_circuit_state``'s values.
@@ -36,9 +56,13 @@ _CHANNEL = ["chain", "provider", "transport"]
 class GatewayCollector(Collector):
     """One gateway's (and its hub's) state, as metric families, at each scrape."""
 
-    def __init__(self, gateway: Gateway, hub: SubscriptionHub | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, hub: SubscriptionHub | None = None, gate: Gate | None = None
+    ) -> None:
         self.gateway = gateway
         self.hub = hub
+        #: The front end's inbound gate (lasso.web.gate): its refusals, at scrape time.
+        self.gate = gate
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # names are not registered: the families depend on the config
@@ -79,6 +103,23 @@ class GatewayCollector(Collector):
         yield from _subscriptions(self.hub)
         if gateway.filters is not None:
             yield from _filters(gateway.filters.statistics())
+        if self.gate is not None:
+            yield _inbound(self.gate.statistics())
+
+
+def _inbound(stats: GateCounts) -> Metric:
+    refused = CounterMetricFamily(
+        "lasso_inbound_refused",
+        "Client requests, WebSocket frames and handshakes refused at the gate, by reason:"
+        " auth (401), rate (token bucket), inflight (per-client in-flight cap), ws (per-client"
+        " WebSocket cap).",
+        labels=["reason"],
+    )
+    refused.add_metric(["auth"], stats.denied_auth)
+    refused.add_metric(["rate"], stats.refused_rate)
+    refused.add_metric(["inflight"], stats.refused_inflight)
+    refused.add_metric(["ws"], stats.refused_ws)
+    return refused
 
 
 def _channels(chains: list[tuple[str, ChainRuntime]], now: float) -> Iterator[Metric]:

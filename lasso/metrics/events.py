@@ -71,8 +71,8 @@ class EventMetrics:
         )
         self.inbound_limited_total = Counter(
             "lasso_inbound_limited",
-            "Client requests or connections refused by an inbound limit, by the limit (rate,"
-            " connections, ws, ...).",
+            "Client keys going over an inbound limit, by the limit (rate, inflight, ws): one per"
+            " transition into limited (refusals: lasso_inbound_refused_total).",
             ("limit",),
             registry=registry,
         )

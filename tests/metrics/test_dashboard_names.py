@@ -15,6 +15,7 @@ import pytest
 from lasso.config import parse_settings
 from lasso.daemon import open_gateway
 from lasso.filters.service import open_filters
+from lasso.metrics import Metrics
 from lasso.opsevents import (
     BreakerChanged,
     ClientLimited,
@@ -28,6 +29,7 @@ from lasso.opsevents import (
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.gate import Gate
 from tests.conftest import SETTINGS, FakeFleet
 from tests.metrics.scrape import Scrape, parse
 from tests.support.asgi import asgi_request
@@ -87,7 +89,9 @@ async def scrape() -> AsyncIterator[Scrape]:
         open_subscription_hub(gateway) as hub,
         open_filters(gateway, hub),
     ):
-        app = LassoASGI(gateway, create_app(gateway, hub))
+        gate = Gate(gateway)  # as lasso.daemon.serve wires it: the gate's refusals counted
+        metrics = Metrics(gateway, hub, gate)
+        app = LassoASGI(gateway, create_app(gateway, hub, metrics=metrics), gate=gate)
         body = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
         assert (await asgi_request(app, "POST", "/rpc/testnet", body)).status == 200
         where = {"profile": "default", "chain": "testnet", "provider": "p1"}

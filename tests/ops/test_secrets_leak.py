@@ -281,7 +281,8 @@ def _rpc(method: str, params: list[Any] | None = None, rid: int = 1) -> dict[str
 
 def get_routes() -> list[str]:
     """Every GET path the Quart app registers, with sample values for its arguments."""
-    app = create_app(cast(Any, None))  # routes only: no handler runs here
+    # Routes only: no handler runs here (a stand-in metrics, so none is built for no gateway).
+    app = create_app(cast(Any, None), metrics=cast(Any, object()))
     samples = {"chain": "devnet", "profile": "default", "provider": "keyed", "provider_id": "keyed"}
     paths = []
     for rule in app.url_map.iter_rules():
