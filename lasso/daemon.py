@@ -61,6 +61,7 @@ from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.cors import CorsLayer
 from lasso.web.server import FrontLimits, FrontServer
 
 log = logging.getLogger("lasso.daemon")
@@ -171,7 +172,8 @@ async def serve(
             nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
         sessions = partial(ClientSession, hub)
         app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
-        front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
+        cors = CorsLayer(app, lambda: gateway.settings.cors)  # [cors]: lasso/web/cors.py
+        front = FrontServer(ASGIWrapper(cast(Any, cors)), config, limits)
         await front.serve(shutdown.wait, task_status=task_status)
         nursery.cancel_scope.cancel(reason="stopped")
 

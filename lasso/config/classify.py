@@ -159,7 +159,10 @@ _AUTH: Final[Mapping[str, Rule]] = {}
 _RATE_LIMIT: Final[Mapping[str, Rule]] = {}
 
 # [cors]: browser origins.
-_CORS: Final[Mapping[str, Rule]] = {}
+_CORS: Final[Mapping[str, Rule]] = dict.fromkeys(
+    ("allow_origins", "allow_headers", "expose_headers", "max_age_s", "allow_credentials"),
+    _live("the CORS answers are recomputed at the next request after the reload"),
+)
 
 # [metrics]: the Prometheus exposition.
 _METRICS: Final[Mapping[str, Rule]] = {}
