@@ -184,16 +184,20 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         header_timeout_s=server.header_timeout_ms / 1000,
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
+        max_connections_per_ip=server.max_connections_per_ip,
+        max_ws_connections=server.max_ws_connections,
     )
 
 
 def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settings) -> None:
-    """A reload's new front-end deadlines, read at their next use (max_connections,
+    """A reload's new front-end deadlines and caps, read at their next use (max_connections,
     the port and hypercorn's WebSocket sizes need a restart)."""
     new = front_limits(settings.server)
     limits.header_timeout_s = new.header_timeout_s
     limits.send_timeout_s = new.send_timeout_s
     limits.grace_s = new.grace_s
+    limits.max_connections_per_ip = new.max_connections_per_ip
+    limits.max_ws_connections = new.max_ws_connections
     config.graceful_timeout = new.grace_s
 
 

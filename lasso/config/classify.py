@@ -119,6 +119,8 @@ _SERVER: Final[Mapping[str, Rule]] = {
         "the open-file limit is sized for it once, at start, before the listener opens; "
         "a larger value live could meet EMFILE before its 503"
     ),
+    "max_connections_per_ip": _live("read for each new connection; open ones stay"),
+    "max_ws_connections": _live("read for each WebSocket handshake; open sessions stay"),
     "max_inflight_body_bytes": _live(
         "the shared body budget is resized; bodies already held stay counted"
     ),
