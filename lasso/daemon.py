@@ -40,7 +40,7 @@ import random
 import resource
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -275,6 +275,7 @@ async def run_with_devnet(
     is taken while the nodes start fails the gateway, and the nodes stop on the way out."""
     from lasso.devnet import open_devnet
     from lasso.devnet.cli import node_line
+    from lasso.devnet.follow import follow_devnet
 
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
@@ -291,7 +292,11 @@ async def run_with_devnet(
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
             print(f"  {node_line(node)}", flush=True)
-        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
+        # The config's devnet chain follows the nodes' actual ports, at start and on reload.
+        adjust = partial(follow_devnet, ports=[node.port for node in devnet.nodes])
+        await _serve_and_announce(
+            adjust(settings), host, port, shutdown, config_path, reloads, adjust=adjust
+        )
 
 
 async def _serve_and_announce(
@@ -301,7 +306,11 @@ async def _serve_and_announce(
     shutdown: trio.Event,
     config_path: str | None,
     reloads: AsyncIterator[int],
+    *,
+    adjust: Callable[[Settings], Settings] | None = None,
 ) -> None:
+    """``adjust``: applied to each reloaded file's settings (``ReloadState.adjust``)."""
+    state = ReloadState(settings, source=config_path or "(settings in memory)", adjust=adjust)
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             partial(
@@ -312,6 +321,7 @@ async def _serve_and_announce(
                 shutdown=shutdown,
                 config_path=config_path,
                 reloads=reloads,
+                reload_state=state,
             )
         )
         tune_gc()
