@@ -33,6 +33,8 @@ bridge) and replaces the loop around it:
   (RST). The write stays shielded from outside cancellation, as hypercorn
   wants (a half-written frame would corrupt the stream), but the shield has
   its own deadline;
+* an absolute-form request target (``POST http://host/rpc/x``) is served as
+  its path, as RFC 9112 requires; its authority is ignored (``origin_form``);
 * a connection owns its tasks: once its socket is done, the tasks hypercorn
   started for it (the ping loop sleeping ``websocket_ping_interval``, the
   keep-alive timer, the ASGI app) are cancelled, rather than outliving the
@@ -61,6 +63,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from math import inf
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import h11
 import trio
@@ -396,7 +399,8 @@ class FrontServer:
 
 
 class _WebSocketCap:
-    """The app as hypercorn calls it, with WebSocket sessions counted and capped."""
+    """The app as hypercorn calls it, with WebSocket sessions counted and capped, and
+    absolute-form request targets reduced to their path (:func:`origin_form`)."""
 
     def __init__(self, app: AppWrapper, server: FrontServer) -> None:
         self.app = app
@@ -411,6 +415,8 @@ class _WebSocketCap:
         call_soon: Callable[..., Any],
     ) -> None:
         server = self.server
+        if scope["type"] != "lifespan" and not scope["path"].startswith("/"):
+            scope = origin_form(scope)
         if scope["type"] != "websocket":
             await self.app(scope, receive, send, sync_spawn, call_soon)
         elif server.websockets >= server.limits.max_ws_connections:
@@ -422,6 +428,20 @@ class _WebSocketCap:
                 await self.app(scope, receive, send, sync_spawn, call_soon)
             finally:
                 server.websockets -= 1
+
+
+def origin_form(scope: Any) -> Any:
+    """``POST http://host/rpc/x`` as ``POST /rpc/x``: hypercorn puts an absolute-form
+    target (RFC 9112 3.2.2: a server MUST accept it) whole into the scope's ``path``, so
+    the fast path's ``/rpc/`` routes missed it (404) while Quart's routes matched. The
+    authority is dropped, never used: a target cannot name another host. Other forms
+    (``*``, CONNECT's ``host:port``) are left to the app's 404. The fix belongs in
+    hypercorn (``HTTPStream``/``WSStream`` build the scope); until then it lives here."""
+    parts = urlsplit(scope["raw_path"].decode("latin-1"))
+    if parts.scheme.lower() not in ("http", "https", "ws", "wss") or not parts.netloc:
+        return scope
+    raw_path = (parts.path or "/").encode("latin-1")
+    return {**scope, "raw_path": raw_path, "path": unquote(parts.path or "/")}
 
 
 async def _refuse_handshake(scope: Any, send: Any) -> None:

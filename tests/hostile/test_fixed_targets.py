@@ -122,6 +122,7 @@ def hostile_requests(canary: Canary) -> Iterator[tuple[str, bytes]]:
         "absolute-form, lasso's own path",
         post(b"http://" + host + b"/rpc/devnet", ok, b"Host: lasso\r\n"),
     )
+    yield "CONNECT to the canary", b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host)
     yield "Host names the canary", post(b"/rpc/devnet", ok, b"Host: " + host + b"\r\n")
     yield (
         "forwarding headers",
@@ -201,6 +202,12 @@ async def test_no_http_request_reaches_an_unconfigured_host(rig: tuple[Front, Ca
             answers[name] = await exchange(front.port, request)
     for name, answer in answers.items():
         assert_json_answer(name, answer)
+    # An absolute-form target is served as its path (RFC 9112); its authority is ignored.
+    for name in ("absolute-form target", "absolute-form, lasso's own path"):
+        answer = answers[name]
+        assert answer is not None and answer.status == 200, name
+        reply = json.loads(answer.body)
+        assert reply["id"] == 1 and reply["result"].startswith("0x"), (name, reply)
     # Node-admin methods naming the canary are refused locally, whatever their case.
     for name in ("body anvil_reset fork", "body admin_addPeer", "body anvil_setRpcUrl"):
         answer = answers[name]
@@ -226,6 +233,12 @@ async def test_no_websocket_reaches_an_unconfigured_host(rig: tuple[Front, Canar
             head, _ = await read_head(stream)
             await stream.aclose()
             assert not head.startswith(b"HTTP/1.1 101"), path
+        # An absolute-form handshake target is served as its path, its authority ignored.
+        stream = await trio.open_tcp_stream("127.0.0.1", front.port)
+        await stream.send_all(handshake_request(host, f"http://{host}/ws/rpc/devnet"))
+        head, _ = await read_head(stream)
+        await stream.aclose()
+        assert head.startswith(b"HTTP/1.1 101"), head
         # A handshake whose Host and forwarding headers name the canary, then hostile calls.
         stream = await trio.open_tcp_stream("127.0.0.1", front.port)
         request = handshake_request(host, "/ws/rpc/devnet").replace(
