@@ -37,6 +37,7 @@ Headers = list[tuple[bytes, bytes]]
 
 ALLOWED_METHODS: Final = b"POST, GET, OPTIONS"
 _WILDCARD: Final = "*"
+_PRIVATE_NETWORK: Final = (b"access-control-allow-private-network", b"true")
 
 
 class CorsPolicy:
@@ -89,8 +90,13 @@ class CorsPolicy:
             return self._refused
         return [*self._allow_origin(origin), *self._response]
 
-    def preflight_headers(self, origin: bytes) -> Headers | None:
-        """A preflight's 204 headers, or None when ``origin`` is not allowed (403)."""
+    def preflight_headers(self, origin: bytes, *, private_network: bool = False) -> Headers | None:
+        """A preflight's 204 headers, or None when ``origin`` is not allowed (403).
+
+        ``private_network``: the preflight asked ``Access-Control-Request-Private-Network``
+        (Chromium's Private Network Access: a public page calling a gateway on loopback or
+        a private address, Lasso's default ``127.0.0.1``); an allowed origin is told yes."""
         if not self.allows(origin):
             return None
-        return [*self._allow_origin(origin), *self._preflight]
+        extra = [_PRIVATE_NETWORK] if private_network else []
+        return [*self._allow_origin(origin), *self._preflight, *extra]

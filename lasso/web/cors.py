@@ -65,16 +65,19 @@ class CorsLayer:
         if not policy.enabled or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = preflight = None
+        origin = preflight = private = None
         for name, value in scope["headers"]:
             if name == b"origin":
                 origin = value
             elif name == b"access-control-request-method":
                 preflight = value
+            elif name == b"access-control-request-private-network":
+                private = value
         if origin is None:
             await self.app(scope, receive, send)
         elif preflight is not None and scope["method"] == "OPTIONS":
-            await _answer_preflight(send, policy.preflight_headers(origin))
+            answer = policy.preflight_headers(origin, private_network=private == b"true")
+            await _answer_preflight(send, answer)
         else:
             await self.app(scope, receive, _adding(send, policy.response_headers(origin)))
 

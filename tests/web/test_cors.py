@@ -77,6 +77,14 @@ def test_policy_wildcard_is_a_fixed_star_unless_credentials() -> None:
     assert pre[b"access-control-allow-methods"] == b"POST, GET, OPTIONS"
 
 
+def test_private_network_access_is_granted_to_an_allowed_origin() -> None:
+    policy = policy_for(CorsConfig(allow_origins=(DAPP,)))
+    asked = dict(policy.preflight_headers(DAPP.encode(), private_network=True) or [])
+    assert asked[b"access-control-allow-private-network"] == b"true"
+    plain = dict(policy.preflight_headers(DAPP.encode()) or [])
+    assert b"access-control-allow-private-network" not in plain
+
+
 def test_off_by_default() -> None:
     assert not policy_for(CorsConfig()).enabled
 
@@ -110,6 +118,12 @@ async def test_preflight_and_responses_from_an_allowed_origin(base: str) -> None
             assert {"content-type", "x-lasso-include-meta", "x-lasso-api-key"} <= set(allowed)
             assert answer.headers["access-control-max-age"] == "600"
             assert answer.content == b""
+
+        local = await client.options(
+            "/rpc/devnet",
+            headers={**preflight(DAPP), "access-control-request-private-network": "true"},
+        )
+        assert local.headers["access-control-allow-private-network"] == "true"
 
         ok = await client.post(
             "/rpc/devnet",
