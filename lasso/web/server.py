@@ -258,7 +258,7 @@ class FrontServer:
     """The listening sockets, the live connections, and their shutdown."""
 
     def __init__(self, app: AppWrapper, config: HypercornConfig, limits: FrontLimits) -> None:
-        self.app: AppWrapper = _WebSocketCap(app, self)
+        self.app: AppWrapper = _FrontApp(app, self)
         self.config = config
         self.limits = limits
         self.context = WorkerContext(None)
@@ -398,7 +398,7 @@ class FrontServer:
             abort_stream(stream)
 
 
-class _WebSocketCap:
+class _FrontApp:
     """The app as hypercorn calls it, with WebSocket sessions counted and capped, and
     absolute-form request targets reduced to their path (:func:`origin_form`)."""
 
