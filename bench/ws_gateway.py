@@ -12,7 +12,8 @@ it, 127.0.0.1, a kernel-chosen port), but its one provider has both a ``url``
 * ``shutdown_grace_ms = 1000``, ``[websocket] route_unary = true``;
 * ``max_connections``: the cell's client count plus ``CONNECTION_HEADROOM``,
   never below the default (10,000), so the front end's connection limit
-  never answers a benchmark client with a 503.
+  never answers a benchmark client with a 503; ``max_ws_connections`` the
+  same, and no per-address cap (every benchmark client is 127.0.0.1).
 
 The open-file limit is raised as ``lasso serve`` raises it
 (``lasso.daemon.raise_open_file_limit``: the soft limit to the hard one, a
@@ -38,6 +39,8 @@ SETTINGS = """
 [server]
 ws_idle_timeout_ms = 0
 max_connections = {max_connections}
+max_ws_connections = {max_connections}
+max_connections_per_ip = 0
 shutdown_grace_ms = 1000
 
 [websocket]

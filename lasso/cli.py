@@ -199,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
         logsetup.apply(settings.logging.format, settings.logging.level)  # [logging]
         from lasso.daemon import run_with_devnet
+        from lasso.devnet.follow import DevnetMismatch, check_devnet_fits
+
+        try:  # the devnet chain must name only nodes that will run (lasso.devnet.follow)
+            check_devnet_fits(settings, args.nodes)
+        except DevnetMismatch as exc:
+            print(f"lasso: {path}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
 
         run = partial(
             run_with_devnet,

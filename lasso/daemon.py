@@ -40,7 +40,7 @@ import random
 import resource
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -66,6 +66,7 @@ from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
+from lasso.web.cors import CorsLayer
 from lasso.web.gate import Gate
 from lasso.web.server import FrontLimits, FrontServer
 
@@ -187,7 +188,8 @@ async def serve(
         metrics = Metrics(gateway, hub, gate) if settings.metrics.enabled else None
         quart = create_app(gateway, hub, state, metrics=metrics)
         app = LassoASGI(gateway, quart, sessions, draining=shutdown, gate=gate)
-        front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
+        cors = CorsLayer(app, lambda: gateway.settings.cors)  # [cors]: lasso/web/cors.py
+        front = FrontServer(ASGIWrapper(cast(Any, cors)), config, limits)
         await front.serve(shutdown.wait, task_status=task_status)
         nursery.cancel_scope.cancel(reason="stopped")
 
@@ -198,6 +200,8 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         header_timeout_s=server.header_timeout_ms / 1000,
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
+        max_connections_per_ip=server.max_connections_per_ip,
+        max_ws_connections=server.max_ws_connections,
     )
 
 
@@ -211,12 +215,14 @@ def _retune(
 
 
 def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settings) -> None:
-    """A reload's new front-end deadlines, read at their next use (max_connections,
+    """A reload's new front-end deadlines and caps, read at their next use (max_connections,
     the port and hypercorn's WebSocket sizes need a restart)."""
     new = front_limits(settings.server)
     limits.header_timeout_s = new.header_timeout_s
     limits.send_timeout_s = new.send_timeout_s
     limits.grace_s = new.grace_s
+    limits.max_connections_per_ip = new.max_connections_per_ip
+    limits.max_ws_connections = new.max_ws_connections
     config.graceful_timeout = new.grace_s
 
 
@@ -294,6 +300,7 @@ async def run_with_devnet(
     is taken while the nodes start fails the gateway, and the nodes stop on the way out."""
     from lasso.devnet import open_devnet
     from lasso.devnet.cli import node_line
+    from lasso.devnet.follow import follow_devnet
 
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
@@ -310,7 +317,11 @@ async def run_with_devnet(
         print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
         for node in devnet.nodes:
             print(f"  {node_line(node)}", flush=True)
-        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
+        # The config's devnet chain follows the nodes' actual ports, at start and on reload.
+        adjust = partial(follow_devnet, ports=[node.port for node in devnet.nodes])
+        await _serve_and_announce(
+            adjust(settings), host, port, shutdown, config_path, reloads, adjust=adjust
+        )
 
 
 async def _serve_and_announce(
@@ -320,7 +331,11 @@ async def _serve_and_announce(
     shutdown: trio.Event,
     config_path: str | None,
     reloads: AsyncIterator[int],
+    *,
+    adjust: Callable[[Settings], Settings] | None = None,
 ) -> None:
+    """``adjust``: applied to each reloaded file's settings (``ReloadState.adjust``)."""
+    state = ReloadState(settings, source=config_path or "(settings in memory)", adjust=adjust)
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             partial(
@@ -331,6 +346,7 @@ async def _serve_and_announce(
                 shutdown=shutdown,
                 config_path=config_path,
                 reloads=reloads,
+                reload_state=state,
             )
         )
         tune_gc()

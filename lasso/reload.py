@@ -112,9 +112,18 @@ class ReloadStatistics(msgspec.Struct, frozen=True, kw_only=True):
 class ReloadState:
     """The running settings (last-known-good), their generation, the last attempt."""
 
-    def __init__(self, settings: Settings, *, source: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: str,
+        adjust: Callable[[Settings], Settings] | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
+        #: Applied to each re-read file (``lasso up``: lasso.devnet.follow); a ValueError
+        #: out of it rejects the reload.
+        self.adjust = adjust
         self.generation = 1
         self.last: ReloadRecord | None = None
         self.needs_restart: tuple[str, ...] = ()
@@ -190,8 +199,12 @@ def attempt_reload(
     source = os.fspath(path)
     try:
         new = load_settings(source, env=env)
+        if state.adjust is not None:
+            new = state.adjust(new)
     except ConfigError as error:
         return _rejected(source, state, now, tuple(error.problems))
+    except ValueError as error:
+        return _rejected(source, state, now, (ConfigProblem(path="", message=str(error)),))
     redact.update(new)  # its secrets are masked before anything about it is logged
     diff = diff_settings(state.settings, new)
     state.needs_restart = diff.restart_only

@@ -55,3 +55,19 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit(
     # Still too low for the configured connections: one warning, and we go on.
     assert raise_open_file_limit(10_000) == 4096
     assert "below server.max_connections (10000)" in caplog.records[0].getMessage()
+
+
+def test_connection_caps_follow_the_server_table_and_a_reload() -> None:
+    from hypercorn.config import Config
+
+    from lasso.daemon import _retune_front, front_limits
+
+    chain = '[chains.c]\nchain_id = 1\nproviders = [{ id = "a", url = "http://a.invalid" }]\n'
+    settings = parse_settings(chain, env={})
+    limits = front_limits(settings.server)
+    assert (limits.max_connections_per_ip, limits.max_ws_connections) == (1_000, 5_000)
+    reloaded = parse_settings(
+        f"[server]\nmax_connections_per_ip = 0\nmax_ws_connections = 3\n{chain}", env={}
+    )
+    _retune_front(limits, Config(), reloaded)
+    assert (limits.max_connections_per_ip, limits.max_ws_connections) == (0, 3)

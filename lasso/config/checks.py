@@ -25,6 +25,7 @@ _DEFAULT_BREAKER = CircuitBreakerConfig()
 
 def cross_check(tree: Mapping[str, Any], report: Report) -> None:
     """Report unique-id, collision, reserved-name and ordering problems."""
+    _check_cors(_table(tree.get("cors")), report)
     top_breaker = _table(tree.get("circuit_breaker"))
     _check_breaker(top_breaker, {}, ("circuit_breaker",), report)
     _check_profile(_table(tree.get("chains")), ("chains",), top_breaker, report)
@@ -133,6 +134,15 @@ def _merged(key: str, table: Mapping[str, Any], inherited: Mapping[str, Any]) ->
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_cors(cors: Mapping[str, Any], report: Report) -> None:
+    """Credentials for every origin would let any web page act with a user's cookies."""
+    if cors.get("allow_credentials") is True and "*" in _array(cors.get("allow_origins")):
+        report(
+            ("cors", "allow_credentials"),
+            'cannot be true with "*" in allow_origins: list the trusted origins',
+        )
 
 
 def _table(value: object) -> Mapping[str, Any]:

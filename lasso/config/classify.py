@@ -121,6 +121,8 @@ _SERVER: Final[Mapping[str, Rule]] = {
         "the open-file limit is sized for it once, at start, before the listener opens; "
         "a larger value live could meet EMFILE before its 503"
     ),
+    "max_connections_per_ip": _live("read for each new connection; open ones stay"),
+    "max_ws_connections": _live("read for each WebSocket handshake; open sessions stay"),
     "max_inflight_body_bytes": _live(
         "the shared body budget is resized; bodies already held stay counted"
     ),
@@ -189,7 +191,10 @@ _RATE_LIMIT: Final[Mapping[str, Rule]] = {
 _RATE_OVERRIDE: Final[Mapping[str, Rule]] = dict.fromkeys(RateOverride.__struct_fields__, _BUCKETS)
 
 # [cors]: browser origins.
-_CORS: Final[Mapping[str, Rule]] = {}
+_CORS: Final[Mapping[str, Rule]] = dict.fromkeys(
+    ("allow_origins", "allow_headers", "expose_headers", "max_age_s", "allow_credentials"),
+    _live("the CORS answers are recomputed at the next request after the reload"),
+)
 
 # [metrics]: the Prometheus exposition.
 _METRICS: Final[Mapping[str, Rule]] = {

@@ -113,6 +113,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ws_send_queue: Positive = 4096
     ws_send_timeout_ms: Positive = 10_000
     max_connections: Positive = 10_000
+    max_connections_per_ip: NonNegative = 1_000
+    max_ws_connections: Positive = 5_000
     max_inflight_body_bytes: Positive = 64_000_000
     header_timeout_ms: Positive = 10_000
     body_timeout_ms: Positive = 30_000
@@ -304,8 +306,44 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_clients: Positive = 50_000
 
 
+Origin = Annotated[
+    str,
+    Meta(
+        pattern=r"^(\*|[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+)\Z",
+        extra={"hint": 'must be "*" or an origin: scheme://host[:port], with no path'},
+    ),
+]
+
+#: Lasso's own request headers, which a browser script may send once CORS allows it.
+CORS_ALLOW_HEADERS: Final[tuple[str, ...]] = (
+    "content-type",
+    "x-lasso-include-meta",
+    "x-lasso-provider",
+    "x-lasso-transport",
+    "x-lasso-api-key",
+    "x-request-id",
+)
+#: Response headers a browser script may read (beyond the CORS-safelisted ones).
+CORS_EXPOSE_HEADERS: Final[tuple[str, ...]] = (
+    "x-lasso-meta",
+    "x-lasso-request-id",
+    "x-request-id",
+    "retry-after",
+    "x-lasso-cache",
+)
+
+
 class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[cors]``: browser origins allowed to call the gateway directly."""
+    """``[cors]``: browser origins allowed to call the gateway directly.
+
+    Off while ``allow_origins`` is empty. See ``lasso/core/cors.py`` and ``docs/cors.md``.
+    """
+
+    allow_origins: tuple[Origin, ...] = ()
+    allow_headers: tuple[HeaderName, ...] = CORS_ALLOW_HEADERS
+    expose_headers: tuple[HeaderName, ...] = CORS_EXPOSE_HEADERS
+    max_age_s: NonNegative = 600
+    allow_credentials: bool = False
 
 
 LatencyBucketMs = Annotated[float, Meta(ge=0.001, le=3_600_000)]

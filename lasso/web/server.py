@@ -16,8 +16,15 @@ bridge) and replaces the loop around it:
 
 * every connection runs in its own guard: an ``Exception`` out of it ends
   that connection with one log line, never its siblings or the listener;
-* at most ``max_connections`` connections at once; one more gets a canned
-  HTTP 503 with JSON-RPC error -32005 and ``Retry-After``, then is closed;
+* at most ``max_connections`` connections at once, and at most
+  ``max_connections_per_ip`` from one client address (0: no per-address cap);
+  one more gets a canned HTTP 503 with JSON-RPC error -32005 and
+  ``Retry-After``, then is closed. The address is the TCP peer's: behind a
+  reverse proxy every client shares the proxy's, so raise or disable the cap
+  there;
+* at most ``max_ws_connections`` WebSocket sessions at once (every WebSocket
+  route, counted from the handshake until the session ends); one more has its
+  handshake refused with the same 503 -32005 (``websocket.http.response``);
 * a request head must be complete within ``header_timeout_ms`` of its first
   byte (an idle keep-alive connection, with no byte of a next request, is
   left to hypercorn's ``keep_alive_timeout``);
@@ -26,6 +33,8 @@ bridge) and replaces the loop around it:
   (RST). The write stays shielded from outside cancellation, as hypercorn
   wants (a half-written frame would corrupt the stream), but the shield has
   its own deadline;
+* an absolute-form request target (``POST http://host/rpc/x``) is served as
+  its path, as RFC 9112 requires; its authority is ignored (``origin_form``);
 * a connection owns its tasks: once its socket is done, the tasks hypercorn
   started for it (the ping loop sleeping ``websocket_ping_interval``, the
   keep-alive timer, the ASGI app) are cancelled, rather than outliving the
@@ -54,6 +63,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from math import inf
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import h11
 import trio
@@ -95,6 +105,8 @@ def busy_response(message: str) -> bytes:
 
 
 TOO_MANY_CONNECTIONS = busy_response("Server busy: too many connections")
+TOO_MANY_FROM_ADDRESS = busy_response("Server busy: too many connections from this address")
+TOO_MANY_WEBSOCKETS_BODY = error_body(None, -32005, "Server busy: too many WebSocket connections")
 
 
 class FrontLimits:
@@ -107,8 +119,15 @@ class FrontLimits:
         header_timeout_s: float,
         send_timeout_s: float,
         grace_s: float,
+        max_connections_per_ip: int = 0,
+        max_ws_connections: int | None = None,
     ) -> None:
         self.max_connections = max_connections
+        #: 0: no per-address cap.
+        self.max_connections_per_ip = max_connections_per_ip
+        self.max_ws_connections = (
+            max_connections if max_ws_connections is None else max_ws_connections
+        )
         self.header_timeout_s = header_timeout_s
         self.send_timeout_s = send_timeout_s
         self.grace_s = grace_s
@@ -137,6 +156,7 @@ class Connection(TCPServer):
         super().__init__(app, config, context, state, stream)  # type: ignore[arg-type]
         self.limits = limits
         self.aborted: str | None = None
+        self.address = "?"  # the client's IP address, set by the accept loop
         self._head_deadline = inf
         self._closing = False
         self._linger_deadline = inf
@@ -238,14 +258,19 @@ class FrontServer:
     """The listening sockets, the live connections, and their shutdown."""
 
     def __init__(self, app: AppWrapper, config: HypercornConfig, limits: FrontLimits) -> None:
-        self.app = app
+        self.app: AppWrapper = _FrontApp(app, self)
         self.config = config
         self.limits = limits
         self.context = WorkerContext(None)
         self.state: LifespanState = {}
         self.connections: set[Connection] = set()
+        #: Open connections per client address.
+        self.per_address: dict[str, int] = {}
+        self.websockets = 0
         self.accepted = 0
         self.refused = 0
+        self.refused_per_address = 0
+        self.refused_websockets = 0
         self.failed = 0
         self._refusing = 0
         self._all_closed = trio.Event()
@@ -304,7 +329,9 @@ class FrontServer:
                 log.warning("accept: %s; retrying in 0.1 s", exc.strerror)
                 await trio.sleep(0.1)
                 continue
-            if len(self.connections) < self.limits.max_connections:
+            address = _peer_address(stream)
+            refusal = self._admit(address)
+            if refusal is None:
                 connection = Connection(
                     self.app,
                     self.config,
@@ -313,16 +340,35 @@ class FrontServer:
                     stream,
                     self.limits,
                 )
+                connection.address = address
                 self.connections.add(connection)
+                self._count_address(address, +1)
                 self.accepted += 1
                 handlers.start_soon(self._run, connection)
             else:
                 self.refused += 1
                 if self._refusing < MAX_REFUSING:
                     self._refusing += 1
-                    handlers.start_soon(self._refuse, stream)
+                    handlers.start_soon(self._refuse, stream, refusal)
                 else:
                     abort_stream(stream)
+
+    def _admit(self, address: str) -> bytes | None:
+        """None to serve a new connection, or the 503 that refuses it."""
+        if len(self.connections) >= self.limits.max_connections:
+            return TOO_MANY_CONNECTIONS
+        cap = self.limits.max_connections_per_ip
+        if cap and self.per_address.get(address, 0) >= cap:
+            self.refused_per_address += 1
+            return TOO_MANY_FROM_ADDRESS
+        return None
+
+    def _count_address(self, address: str, delta: int) -> None:
+        count = self.per_address.get(address, 0) + delta
+        if count > 0:
+            self.per_address[address] = count
+        else:
+            self.per_address.pop(address, None)
 
     async def _run(self, connection: Connection) -> None:
         try:
@@ -332,15 +378,16 @@ class FrontServer:
             log.warning("connection %s ended by %s", _peer(connection.stream), _describe(group))
         finally:
             connection.abort("ended")
+            self._count_address(connection.address, -1)
             self.connections.discard(connection)
             if not self.connections and self.context.terminated.is_set():
                 self._all_closed.set()
 
-    async def _refuse(self, stream: trio.SocketStream) -> None:
+    async def _refuse(self, stream: trio.SocketStream, answer: bytes) -> None:
         """Answer 503 -32005 and close; read what the client sent so the close is clean."""
         try:
             with trio.move_on_after(LINGER_S):
-                await stream.send_all(TOO_MANY_CONNECTIONS)
+                await stream.send_all(answer)
                 await stream.send_eof()
                 while await stream.receive_some(MAX_RECV):
                     pass
@@ -349,6 +396,75 @@ class FrontServer:
         finally:
             self._refusing -= 1
             abort_stream(stream)
+
+
+class _FrontApp:
+    """The app as hypercorn calls it, with WebSocket sessions counted and capped, and
+    absolute-form request targets reduced to their path (:func:`origin_form`)."""
+
+    def __init__(self, app: AppWrapper, server: FrontServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(
+        self,
+        scope: Any,
+        receive: Any,
+        send: Any,
+        sync_spawn: Callable[..., Any],
+        call_soon: Callable[..., Any],
+    ) -> None:
+        server = self.server
+        if scope["type"] != "lifespan" and not scope["path"].startswith("/"):
+            scope = origin_form(scope)
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send, sync_spawn, call_soon)
+        elif server.websockets >= server.limits.max_ws_connections:
+            server.refused_websockets += 1
+            await _refuse_handshake(scope, send)
+        else:
+            server.websockets += 1
+            try:
+                await self.app(scope, receive, send, sync_spawn, call_soon)
+            finally:
+                server.websockets -= 1
+
+
+def origin_form(scope: Any) -> Any:
+    """``POST http://host/rpc/x`` as ``POST /rpc/x``: hypercorn puts an absolute-form
+    target (RFC 9112 3.2.2: a server MUST accept it) whole into the scope's ``path``, so
+    the fast path's ``/rpc/`` routes missed it (404) while Quart's routes matched. The
+    authority is dropped, never used: a target cannot name another host. Other forms
+    (``*``, CONNECT's ``host:port``) are left to the app's 404. The fix belongs in
+    hypercorn (``HTTPStream``/``WSStream`` build the scope); until then it lives here."""
+    parts = urlsplit(scope["raw_path"].decode("latin-1"))
+    if parts.scheme.lower() not in ("http", "https", "ws", "wss") or not parts.netloc:
+        return scope
+    raw_path = (parts.path or "/").encode("latin-1")
+    return {**scope, "raw_path": raw_path, "path": unquote(parts.path or "/")}
+
+
+async def _refuse_handshake(scope: Any, send: Any) -> None:
+    """503 -32005 with Retry-After instead of the upgrade (hypercorn's 403 without the
+    ``websocket.http.response`` extension)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1013})
+        return
+    body = TOO_MANY_WEBSOCKETS_BODY
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"retry-after", b"%d" % BUSY_RETRY_AFTER_S),
+    ]
+    await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _peer_address(stream: Any) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, ValueError, IndexError):
+        return "?"
 
 
 def _close_all(listeners: list[trio.SocketListener]) -> None:
