@@ -56,6 +56,7 @@ from lasso.filters.service import open_filters
 from lasso.gateway import Gateway
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
+from lasso.sdnotify import GatewayStatus, ReadyWhenStarted, SdNotify, run_notify
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
@@ -143,6 +144,7 @@ async def serve(
     config_path: str | None = None,
     reloads: AsyncIterator[object] | None = None,
     reload_state: ReloadState | None = None,
+    notify: SdNotify | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs.
@@ -150,7 +152,10 @@ async def serve(
     Each item of ``reloads`` (the SIGHUP receiver) re-reads ``config_path`` and applies
     it (:func:`lasso.reload.serve_reloads`, :class:`lasso.registry.Registry`);
     ``reload_state`` (a fresh one by default) is what ``/health``'s ``config`` shows.
+    ``notify`` tells systemd (:mod:`lasso.sdnotify`): READY=1 once the front end listens,
+    watchdog pings and status lines, RELOADING=1/READY=1 around each reload, STOPPING=1.
     """
+    notify = notify or SdNotify()  # no socket: says nothing
     if shutdown is None:
         shutdown = trio.Event()
     server = settings.server
@@ -164,15 +169,19 @@ async def serve(
         open_filters(gateway, hub),
         trio.open_nursery() as nursery,
     ):
+        status = GatewayStatus(gateway, trio.current_time())
+        nursery.start_soon(run_notify, notify, status, shutdown)
         limits = front_limits(server)
         if reloads is not None and config_path is not None:
             retune = partial(_retune_front, limits, config)
             registry = Registry(gateway, hub, state, published=retune)
-            nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
+            nursery.start_soon(
+                partial(serve_reloads, reloads, config_path, state, registry.apply, notify=notify)
+            )
         sessions = partial(ClientSession, hub)
         app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
         front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
-        await front.serve(shutdown.wait, task_status=task_status)
+        await front.serve(shutdown.wait, task_status=ReadyWhenStarted(task_status, notify, status))
         nursery.cancel_scope.cancel(reason="stopped")
 
 
@@ -247,8 +256,9 @@ async def run_until_signalled(
     each SIGHUP reloads ``config_path``. A busy port raises :class:`ListenError` at once."""
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
-    async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
-        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
+    with SdNotify.take_from_environ() as notify:  # systemd's Type=notify, if it started us
+        async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
+            await _serve_and_announce(settings, host, port, shutdown, config_path, reloads, notify)
 
 
 async def run_with_devnet(
@@ -272,20 +282,22 @@ async def run_with_devnet(
 
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
-    async with (
-        _reload_signals() as reloads,
-        _shutdown_on_signal() as shutdown,
-        open_devnet(
-            nodes=nodes,
-            block_time_s=block_time_s,
-            port_base=port_base,
-            prune_history=prune_history,
-        ) as devnet,
-    ):
-        print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
-        for node in devnet.nodes:
-            print(f"  {node_line(node)}", flush=True)
-        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
+    # Taken before the nodes start: they must not inherit the variables.
+    with SdNotify.take_from_environ() as notify:
+        async with (
+            _reload_signals() as reloads,
+            _shutdown_on_signal() as shutdown,
+            open_devnet(
+                nodes=nodes,
+                block_time_s=block_time_s,
+                port_base=port_base,
+                prune_history=prune_history,
+            ) as devnet,
+        ):
+            print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
+            for node in devnet.nodes:
+                print(f"  {node_line(node)}", flush=True)
+            await _serve_and_announce(settings, host, port, shutdown, config_path, reloads, notify)
 
 
 async def _serve_and_announce(
@@ -295,6 +307,7 @@ async def _serve_and_announce(
     shutdown: trio.Event,
     config_path: str | None,
     reloads: AsyncIterator[int],
+    notify: SdNotify,
 ) -> None:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
@@ -306,6 +319,7 @@ async def _serve_and_announce(
                 shutdown=shutdown,
                 config_path=config_path,
                 reloads=reloads,
+                notify=notify,
             )
         )
         tune_gc()
