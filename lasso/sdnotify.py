@@ -222,4 +222,5 @@ class ReadyWhenStarted:
 
     def started(self, value: list[str] | None = None) -> None:
         self._inner.started(value if value is not None else [])
-        self._notify.ready(self._status.line(trio.current_time()))
+        if self._notify.enabled:
+            self._notify.ready(self._status.line(trio.current_time()))

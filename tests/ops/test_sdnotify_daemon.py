@@ -123,9 +123,11 @@ def test_lasso_serve_under_a_notify_socket(tmp_path: Path, receiver: Receiver) -
         # provider is down, which the next status line shows too).
         body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
         assert {post(port, body) for _ in range(20)} <= {200, 502, 503}
-        status = receiver.until("STATUS=", timeout_s=15)[-1]
-        rate = float(status.split(", ")[1].split(" ")[0])
-        assert rate > 0, status
+        rates = []
+        while not any(rates):  # a line sent while the requests ran may cover none of them
+            status = receiver.until("STATUS=", timeout_s=15)[-1]
+            rates.append(float(status.split(", ")[1].split(" ")[0]))
+            assert len(rates) <= 2, rates
 
         serve.send_signal(signal.SIGHUP)
         reload = [m for m in receiver.until("READY=1") if m != "WATCHDOG=1"]
