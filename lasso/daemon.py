@@ -181,7 +181,8 @@ async def serve(
         sessions = partial(ClientSession, hub)
         app = LassoASGI(gateway, create_app(gateway, hub, state), sessions, draining=shutdown)
         front = FrontServer(ASGIWrapper(cast(Any, app)), config, limits)
-        await front.serve(shutdown.wait, task_status=ReadyWhenStarted(task_status, notify, status))
+        ready = ReadyWhenStarted(task_status, notify, status, shutdown)  # READY=1 once listening
+        await front.serve(shutdown.wait, task_status=ready)
         nursery.cancel_scope.cancel(reason="stopped")
 
 

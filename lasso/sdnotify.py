@@ -72,6 +72,7 @@ class SdNotify:
         self.status_every_s = status_every_s
         self._sock: socket.socket | None = None
         self._failing = False
+        self._stopping = False
 
     @classmethod
     def take_from_environ(cls, environ: MutableMapping[str, str] | None = None) -> SdNotify:
@@ -109,16 +110,24 @@ class SdNotify:
             log.info("notifying systemd at %r again", self.address)
         return True
 
+    # Once STOPPING=1 is out, the service is on its way down: a READY=1 (a front end that
+    # came up, or a reload that ended, after the stop signal) would say otherwise.
+
     def ready(self, status: str | None = None) -> bool:
+        if self._stopping:
+            return False
         return self.send(("READY", "1"), *_status(status))
 
     def reloading(self, status: str | None = None) -> bool:
+        if self._stopping:
+            return False
         # MONOTONIC_USEC: systemd 253+ (Type=notify-reload) wants to know when the reload
         # began on CLOCK_MONOTONIC; older versions ignore it.
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return self.send(("RELOADING", "1"), ("MONOTONIC_USEC", str(usec)), *_status(status))
 
     def stopping(self, status: str | None = None) -> bool:
+        self._stopping = True
         return self.send(("STOPPING", "1"), *_status(status))
 
     def watchdog(self) -> bool:
@@ -211,16 +220,22 @@ async def _status_updates(notify: SdNotify, status: GatewayStatus, every_s: floa
 
 class ReadyWhenStarted:
     """A ``task_status`` that passes the front end's bound URLs on, then says READY=1:
-    the listener is bound and the providers (started before the front end) run."""
+    the listener is bound and the providers (started before the front end) run. Not if
+    ``shutdown`` is already set (a stop signal during start-up): STOPPING=1 follows."""
 
     def __init__(
-        self, inner: trio.TaskStatus[list[str]], notify: SdNotify, status: GatewayStatus
+        self,
+        inner: trio.TaskStatus[list[str]],
+        notify: SdNotify,
+        status: GatewayStatus,
+        shutdown: trio.Event,
     ) -> None:
         self._inner = inner
         self._notify = notify
         self._status = status
+        self._shutdown = shutdown
 
     def started(self, value: list[str] | None = None) -> None:
         self._inner.started(value if value is not None else [])
-        if self._notify.enabled:
+        if self._notify.enabled and not self._shutdown.is_set():
             self._notify.ready(self._status.line(trio.current_time()))

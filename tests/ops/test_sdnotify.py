@@ -138,6 +138,18 @@ def test_a_missing_socket_never_raises_and_is_logged_once(
     notify.close()
 
 
+def test_nothing_says_ready_once_stopping(listener: NotifySocket) -> None:
+    """A stop signal during start-up or during a reload: the READY=1 that would follow is
+    not sent (the service is going down); pings and status lines still are."""
+    with SdNotify(listener.address) as notify:
+        assert notify.stopping()
+        assert not notify.ready()
+        assert not notify.reloading()
+        assert notify.watchdog()
+        assert notify.status("stopping")
+    assert listener.drain() == ["STOPPING=1", "WATCHDOG=1", "STATUS=stopping"]
+
+
 def test_a_full_socket_buffer_never_blocks_nor_raises(listener: NotifySocket) -> None:
     notify = SdNotify(listener.address)
     results = [notify.status("x" * 1000) for _ in range(10_000)]  # nobody reads
@@ -177,7 +189,9 @@ async def test_the_sequence_ready_status_watchdog_reload_stopping(
             nursery.start_soon(run_notify, notify, status, shutdown)
             nursery.start_soon(lambda: serve_reloads(receive, config, state, apply, notify=notify))
             # The front end listens (FrontServer.serve calls started with its URLs).
-            ReadyWhenStarted(trio.TASK_STATUS_IGNORED, notify, status).started(["http://x"])
+            ReadyWhenStarted(trio.TASK_STATUS_IGNORED, notify, status, shutdown).started(
+                ["http://x"]
+            )
             await trio.sleep(1.5)  # t = 1.5: ten calls finish (errors would count too)
             for n in range(10):
                 body = b'{"jsonrpc":"2.0","id":%d,"method":"eth_chainId","params":[]}' % n
@@ -266,3 +280,25 @@ async def test_a_wedged_loop_stops_the_pings_in_real_time(
                 while after.count("WATCHDOG=1") < 3:  # pinging again
                     after += await listener.next()
             nursery.cancel_scope.cancel()
+
+
+# -- the wiring in lasso.daemon.serve ---------------------------------------------------------
+
+
+async def test_a_stop_before_the_front_end_listens_is_never_followed_by_ready(
+    listener: NotifySocket, tmp_path: Path
+) -> None:
+    """The stop signal came while the gateway was starting: serve() drains at once, and
+    systemd hears STOPPING=1 and never READY=1."""
+    from lasso.config import parse_settings
+    from lasso.daemon import serve
+
+    settings = parse_settings(
+        '[chains.devnet]\nchain_id = 31337\nproviders = [{ id = "a", url = "http://127.0.0.1:9" }]\n',
+        env={},
+    )
+    shutdown = trio.Event()
+    shutdown.set()
+    with SdNotify(listener.address) as notify, trio.fail_after(10):
+        await serve(settings, port=0, shutdown=shutdown, notify=notify)
+    assert listener.drain() == ["STOPPING=1\nSTATUS=stopping: draining in-flight requests"]
