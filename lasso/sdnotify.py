@@ -182,9 +182,15 @@ class GatewayStatus:
                     up += provider.ws.circuit == "closed" and bool(provider.ws_connected)
         return up, total
 
-    def line(self, now: float) -> str:
-        """The status now; the rate covers the time since the previous line."""
-        up, total = self.channels_up(now)
+    def line(self, now: float) -> str | None:
+        """The status now (the rate covers the time since the previous line), or None if
+        it cannot be had: a bug in a component's statistics is logged, never raised into
+        the daemon through its notifier."""
+        try:
+            up, total = self.channels_up(now)
+        except Exception:
+            log.exception("no status line for systemd")
+            return None
         return status_text(up, total, self.rate.per_second(now))
 
 
@@ -215,7 +221,9 @@ async def _watchdog_pings(notify: SdNotify, period_s: float) -> None:
 async def _status_updates(notify: SdNotify, status: GatewayStatus, every_s: float) -> None:
     while True:
         await trio.sleep(every_s)
-        notify.status(status.line(trio.current_time()))
+        line = status.line(trio.current_time())
+        if line is not None:
+            notify.status(line)
 
 
 class ReadyWhenStarted:
@@ -238,4 +246,4 @@ class ReadyWhenStarted:
     def started(self, value: list[str] | None = None) -> None:
         self._inner.started(value if value is not None else [])
         if self._notify.enabled and not self._shutdown.is_set():
-            self._notify.ready(self._status.line(trio.current_time()))
+            self._notify.ready(self._status.line(trio.current_time()))  # None: READY=1 alone

@@ -234,6 +234,35 @@ def _usec(sock: NotifySocket, index: int) -> str:
     return usec
 
 
+async def test_a_statistics_bug_never_reaches_the_daemon(
+    autojump_clock: trio.testing.MockClock,
+    collecting: NotifySocket,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A component whose statistics() raises costs the status line, nothing else: READY=1
+    and the pings still go out, and the daemon's nursery sees no exception."""
+    start = trio.current_time()
+    chain = gateway.profiles[DEFAULT_PROFILE]["testnet"]
+
+    def broken(now: float) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(chain, "statistics", broken)
+    shutdown = trio.Event()
+    with SdNotify(collecting.address, watchdog_s=1.0, status_every_s=2.0) as notify:
+        async with trio.open_nursery() as nursery:
+            status = GatewayStatus(gateway, start)
+            nursery.start_soon(run_notify, notify, status, shutdown)
+            ReadyWhenStarted(trio.TASK_STATUS_IGNORED, notify, status, shutdown).started([])
+            await trio.sleep(4.5)
+            nursery.cancel_scope.cancel()
+    assert rounded(collecting.messages(), start) == [(0.0, "READY=1")]
+    assert [round(t - start, 6) for t in collecting.pings()] == [0, 1, 2, 3, 4]
+    assert [r.getMessage() for r in caplog.records].count("no status line for systemd") == 3
+
+
 # -- a wedged loop sends no pings -------------------------------------------------------------
 
 
