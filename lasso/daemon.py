@@ -15,6 +15,10 @@ Nursery layout::
     │                              each in its own scope, and the shared streams
     ├── open_filters()             the gateway-served filters' idle-expiry sweep
     │                              (lasso.filters); they feed from the hub's streams
+    ├── run_notify()               systemd's notify protocol, when $NOTIFY_SOCKET is set
+    │                              (lasso.sdnotify): watchdog pings from this loop,
+    │                              status lines, STOPPING=1; READY=1 once the front
+    │                              end listens, RELOADING=1/READY=1 around reloads
     ├── serve_reloads()            one reload per SIGHUP (lasso.reload): re-read and
     │                              validate the file, keep the last-known-good on a
     │                              problem, else lasso.registry applies the diff and
