@@ -24,6 +24,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# A production install (docs/service.md): a plain venv holding Lasso and its runtime
+# dependencies only: not editable, no dev or battle extras, no anvil. On a server:
+#   make install-prod PROD_VENV=/opt/lasso/.venv
+# Run it again after pulling a new version (then systemctl restart lasso).
+PROD_VENV ?= .venv-prod
+
+.PHONY: install-prod
+install-prod:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lasso needs Python >= 3.11")'
+	test -x $(PROD_VENV)/bin/python || $(PYTHON) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/python -m pip install --quiet .
+	$(PROD_VENV)/bin/lasso --version
+
 # anvil comes from the npm package @foundry-rs/anvil, pinned exactly in package.json
 # (integrity hashes in package-lock.json), installed into ./node_modules, never
 # globally. Not `npm ci`: npm 11 writes lock files without the other platforms'

@@ -15,6 +15,10 @@ Nursery layout::
     │                              each in its own scope, and the shared streams
     ├── open_filters()             the gateway-served filters' idle-expiry sweep
     │                              (lasso.filters); they feed from the hub's streams
+    ├── run_notify()               systemd's notify protocol, when $NOTIFY_SOCKET is set
+    │                              (lasso.sdnotify): watchdog pings from this loop,
+    │                              status lines, STOPPING=1; READY=1 once the front
+    │                              end listens, RELOADING=1/READY=1 around reloads
     ├── serve_reloads()            one reload per SIGHUP (lasso.reload): re-read and
     │                              validate the file, keep the last-known-good on a
     │                              problem, else lasso.registry applies the diff and
@@ -61,6 +65,7 @@ from lasso.metrics import Metrics
 from lasso.opspublish import reloaded
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
+from lasso.sdnotify import GatewayStatus, ReadyWhenStarted, SdNotify, run_notify
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
@@ -154,6 +159,7 @@ async def serve(
     config_path: str | None = None,
     reloads: AsyncIterator[object] | None = None,
     reload_state: ReloadState | None = None,
+    notify: SdNotify | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs.
@@ -161,7 +167,10 @@ async def serve(
     Each item of ``reloads`` (the SIGHUP receiver) re-reads ``config_path`` and applies
     it (:func:`lasso.reload.serve_reloads`, :class:`lasso.registry.Registry`);
     ``reload_state`` (a fresh one by default) is what ``/health``'s ``config`` shows.
+    ``notify`` tells systemd (:mod:`lasso.sdnotify`): READY=1 once the front end listens,
+    watchdog pings and status lines, RELOADING=1/READY=1 around each reload, STOPPING=1.
     """
+    notify = notify or SdNotify()  # no socket: says nothing
     if shutdown is None:
         shutdown = trio.Event()
     server = settings.server
@@ -175,6 +184,8 @@ async def serve(
         open_filters(gateway, hub),
         trio.open_nursery() as nursery,
     ):
+        status = GatewayStatus(gateway, trio.current_time())
+        nursery.start_soon(run_notify, notify, status, shutdown)
         limits = front_limits(server)
         access = AccessLogSwitch(gateway.events)  # [logging] access_log: lasso.accesslog
         access.set(settings.logging.access_log)
@@ -182,7 +193,9 @@ async def serve(
         if reloads is not None and config_path is not None:
             retune = partial(_retune, limits, config, access)
             registry = Registry(gateway, hub, state, published=retune)
-            nursery.start_soon(serve_reloads, reloads, config_path, state, registry.apply)
+            nursery.start_soon(
+                partial(serve_reloads, reloads, config_path, state, registry.apply, notify=notify)
+            )
         sessions = partial(ClientSession, hub)
         gate = Gate(gateway)  # API keys and inbound limits; its counters feed /metrics
         metrics = Metrics(gateway, hub, gate) if settings.metrics.enabled else None
@@ -190,7 +203,8 @@ async def serve(
         app = LassoASGI(gateway, quart, sessions, draining=shutdown, gate=gate)
         cors = CorsLayer(app, lambda: gateway.settings.cors)  # [cors]: lasso/web/cors.py
         front = FrontServer(ASGIWrapper(cast(Any, cors)), config, limits)
-        await front.serve(shutdown.wait, task_status=task_status)
+        ready = ReadyWhenStarted(task_status, notify, status, shutdown)  # READY=1 once listening
+        await front.serve(shutdown.wait, task_status=ready)
         nursery.cancel_scope.cancel(reason="stopped")
 
 
@@ -278,8 +292,9 @@ async def run_until_signalled(
     each SIGHUP reloads ``config_path``. A busy port raises :class:`ListenError` at once."""
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
-    async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
-        await _serve_and_announce(settings, host, port, shutdown, config_path, reloads)
+    with SdNotify.take_from_environ() as notify:  # systemd's Type=notify, if it started us
+        async with _reload_signals() as reloads, _shutdown_on_signal() as shutdown:
+            await _serve_and_announce(settings, host, port, shutdown, config_path, reloads, notify)
 
 
 async def run_with_devnet(
@@ -304,24 +319,26 @@ async def run_with_devnet(
 
     check_listen(host or settings.server.host, settings.server.port if port is None else port)
     raise_open_file_limit(settings.server.max_connections)
-    async with (
-        _reload_signals() as reloads,
-        _shutdown_on_signal() as shutdown,
-        open_devnet(
-            nodes=nodes,
-            block_time_s=block_time_s,
-            port_base=port_base,
-            prune_history=prune_history,
-        ) as devnet,
-    ):
-        print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
-        for node in devnet.nodes:
-            print(f"  {node_line(node)}", flush=True)
-        # The config's devnet chain follows the nodes' actual ports, at start and on reload.
-        adjust = partial(follow_devnet, ports=[node.port for node in devnet.nodes])
-        await _serve_and_announce(
-            adjust(settings), host, port, shutdown, config_path, reloads, adjust=adjust
-        )
+    # Taken before the nodes start: they must not inherit the variables.
+    with SdNotify.take_from_environ() as notify:
+        async with (
+            _reload_signals() as reloads,
+            _shutdown_on_signal() as shutdown,
+            open_devnet(
+                nodes=nodes,
+                block_time_s=block_time_s,
+                port_base=port_base,
+                prune_history=prune_history,
+            ) as devnet,
+        ):
+            print(f"devnet: {nodes} anvil nodes, a block every {block_time_s:g}s", flush=True)
+            for node in devnet.nodes:
+                print(f"  {node_line(node)}", flush=True)
+            # The config's devnet chain follows the nodes' actual ports, at start and on reload.
+            adjust = partial(follow_devnet, ports=[node.port for node in devnet.nodes])
+            await _serve_and_announce(
+                adjust(settings), host, port, shutdown, config_path, reloads, notify, adjust=adjust
+            )
 
 
 async def _serve_and_announce(
@@ -331,6 +348,7 @@ async def _serve_and_announce(
     shutdown: trio.Event,
     config_path: str | None,
     reloads: AsyncIterator[int],
+    notify: SdNotify,
     *,
     adjust: Callable[[Settings], Settings] | None = None,
 ) -> None:
@@ -347,6 +365,7 @@ async def _serve_and_announce(
                 config_path=config_path,
                 reloads=reloads,
                 reload_state=state,
+                notify=notify,
             )
         )
         tune_gc()

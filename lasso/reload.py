@@ -42,6 +42,7 @@ from lasso import redact
 from lasso.config import ConfigError, ConfigProblem, Settings, load_settings
 from lasso.config.classify import restart_only_keys
 from lasso.config.diff import SettingsDiff, diff_settings, keep_running
+from lasso.sdnotify import SdNotify
 
 __all__ = [
     "ReloadOutcome",
@@ -288,11 +289,24 @@ async def serve_reloads(
     path: str | os.PathLike[str],
     state: ReloadState,
     apply: Apply,
+    *,
+    notify: SdNotify | None = None,
 ) -> None:
     """Reload once per item of ``requests`` (e.g. a SIGHUP receiver), one at a time, so
-    attempts never overlap; signals that arrive meanwhile wait their turn."""
+    attempts never overlap; signals that arrive meanwhile wait their turn. ``notify``
+    tells systemd RELOADING=1 before each attempt and READY=1 after it, whatever its
+    outcome (a rejected file leaves the gateway serving its last-known-good)."""
     async for _ in requests:
-        await reload_once(path, state, apply)
+        if notify is not None:
+            notify.reloading(f"reloading {os.fspath(path)}")
+        outcome = await reload_once(path, state, apply)
+        if notify is not None:
+            notify.ready(_reload_status(outcome, state))
+
+
+def _reload_status(outcome: ReloadOutcome, state: ReloadState) -> str:
+    result = state.last.outcome if state.last is not None else outcome.decision
+    return f"reload {result}: serving config generation {state.generation}"
 
 
 def _log_needs_restart(keys: tuple[str, ...]) -> None:
