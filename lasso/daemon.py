@@ -73,23 +73,9 @@ from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from lasso.web.cors import CorsLayer
 from lasso.web.gate import Gate
-from lasso.web.server import FrontLimits, FrontServer
+from lasso.web.server import FrontLimits, FrontServer, ListenError
 
 log = logging.getLogger("lasso.daemon")
-
-
-class ListenError(Exception):
-    """The gateway cannot listen on its address (port busy, not permitted, no such host).
-
-    Raised before any provider or devnet node starts, so ``lasso serve`` and ``lasso up``
-    report it as one line (``lasso.cli``) instead of a nursery's exception-group trace.
-    """
-
-    def __init__(self, host: str, port: int, reason: str) -> None:
-        shown = f"[{host}]" if ":" in host else host
-        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
-        self.host = host
-        self.port = port
 
 
 def check_listen(host: str, port: int) -> None:

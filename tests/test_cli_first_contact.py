@@ -198,3 +198,21 @@ def test_up_whose_gateway_port_a_devnet_node_takes_stops_the_devnet(
     assert err.strip() == f"lasso: cannot listen on 127.0.0.1:{port}: address already in use"
     assert _anvils_on(port) == ""
     assert _anvils_on(port + 1) == ""
+
+
+@pytest.mark.slow
+def test_a_port_taken_between_the_check_and_the_bind_is_still_one_clear_line(
+    tmp_path: Path,
+    busy_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The race check_listen cannot close: the port is taken after it looked. The front
+    end's own bind failure is the same ListenError, not a nursery's traceback."""
+    monkeypatch.setattr("lasso.daemon.check_listen", lambda host, port: None)
+    config = tmp_path / "minimal.toml"
+    config.write_text(MINIMAL)
+    argv = ["serve", "--config", str(config), "--port", str(busy_port), "--log-level", "warning"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"lasso: cannot listen on 127.0.0.1:{busy_port}: address already in use"

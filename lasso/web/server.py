@@ -109,6 +109,20 @@ TOO_MANY_FROM_ADDRESS = busy_response("Server busy: too many connections from th
 TOO_MANY_WEBSOCKETS_BODY = error_body(None, -32005, "Server busy: too many WebSocket connections")
 
 
+class ListenError(Exception):
+    """The gateway cannot listen on its address (port busy, not permitted, no such host).
+
+    Raised before any provider or devnet node starts, so ``lasso serve`` and ``lasso up``
+    report it as one line (``lasso.cli``) instead of a nursery's exception-group trace.
+    """
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
+        self.host = host
+        self.port = port
+
+
 class FrontLimits:
     """The [server] limits this module enforces, in seconds."""
 
@@ -131,6 +145,26 @@ class FrontLimits:
         self.header_timeout_s = header_timeout_s
         self.send_timeout_s = send_timeout_s
         self.grace_s = grace_s
+
+
+def bind_socket(bind: str) -> socket.socket:
+    """A listening-ready TCP socket for a ``host:port`` bind, as hypercorn's
+    ``Config.create_sockets`` makes it (TCP_NODELAY, SO_REUSEADDR, non-blocking), except
+    that a failed bind closes the socket (hypercorn leaks it) and raises
+    :class:`ListenError`: one clear line even when the port was taken after the daemon's
+    ``check_listen`` looked."""
+    host, _, port = bind.replace("[", "").replace("]", "").rpartition(":")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ListenError(host, int(port), reason[:1].lower() + reason[1:]) from None
+    return sock
 
 
 def abort_stream(stream: trio.SocketStream) -> None:
@@ -301,9 +335,8 @@ class FrontServer:
             lifespan_nursery.cancel_scope.cancel()
 
     def _listen(self) -> tuple[list[trio.SocketListener], list[str]]:
-        sockets = self.config.create_sockets()
         listeners, binds = [], []
-        for sock in sockets.insecure_sockets:
+        for sock in [bind_socket(bind) for bind in self.config.bind]:
             sock.listen(self.config.backlog)
             listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
             binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
