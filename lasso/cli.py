@@ -96,8 +96,8 @@ def _load(path: str) -> Settings | None:
 def _run_foreground(run: Callable[[], Awaitable[None]]) -> int:
     """Run a command that starts the devnet or listens (devnet, up, serve); a start-up
     failure (a busy port, no anvil) is one clear line, not a nursery's trace."""
-    from lasso.web.server import ListenError
     from lasso.devnet import DevnetError
+    from lasso.web.server import ListenError
 
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -349,28 +349,32 @@ class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 LatencyBucketMs = Annotated[float, Meta(ge=0.001, le=3_600_000)]
 
 
+#: Latency histogram buckets in milliseconds, for RPC: from a cached answer to a 30 s trace.
+DEFAULT_LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    1,
+    2.5,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    30_000,
+)
+
+
 class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[metrics]``: the Prometheus exposition at ``/metrics`` (``lasso.metrics``)."""
 
     enabled: bool = True
     latency_buckets_ms: Annotated[
         tuple[LatencyBucketMs, ...], Meta(min_length=1, max_length=40)
-    ] = (
-        1,
-        2.5,
-        5,
-        10,
-        25,
-        50,
-        100,
-        250,
-        500,
-        1_000,
-        2_500,
-        5_000,
-        10_000,
-        30_000,
-    )
+    ] = DEFAULT_LATENCY_BUCKETS_MS
     extra_methods: Annotated[tuple[MethodName, ...], Meta(max_length=1_000)] = ()
 
 

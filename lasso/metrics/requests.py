@@ -32,29 +32,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from lasso.config import DEFAULT_PROFILE
+from lasso.config.schema import DEFAULT_LATENCY_BUCKETS_MS
 from lasso.gateway import bus_key
 from lasso.metrics.labels import NONE, OTHER, code_labels, method_labels
 
 if TYPE_CHECKING:
     from lasso.callmeta import CallMeta
 
-#: Latency buckets in milliseconds, for RPC: a cached answer to a 30 s trace.
-DEFAULT_BUCKETS_MS: tuple[float, ...] = (
-    1,
-    2.5,
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    30_000,
-)
 
 REQUEST_LABELS = (
     "chain",
@@ -101,7 +85,10 @@ class RequestMetrics(Collector):
     """Counts and latency histograms of finished calls; a collector for the registry."""
 
     def __init__(
-        self, *, buckets_ms: Sequence[float] = DEFAULT_BUCKETS_MS, extra_methods: Iterable[str] = ()
+        self,
+        *,
+        buckets_ms: Sequence[float] = DEFAULT_LATENCY_BUCKETS_MS,
+        extra_methods: Iterable[str] = (),
     ) -> None:
         self.bounds = tuple(sorted({ms / 1000 for ms in buckets_ms}))
         self._methods = method_labels(extra_methods)
