@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Literal
 
@@ -97,6 +98,12 @@ class ReloadRecord(msgspec.Struct, frozen=True, kw_only=True):
     at_monotonic: float
     problems: tuple[ConfigProblem, ...] = ()
     summary: str = ""
+    #: The generation serving after this attempt.
+    generation: int = 0
+
+
+#: How many reload records ``ReloadState.history`` keeps (the dashboard's reload history).
+KEEP_HISTORY = 32
 
 
 class ReloadStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +123,8 @@ class ReloadState:
         self.source = source
         self.generation = 1
         self.last: ReloadRecord | None = None
+        #: The last KEEP_HISTORY attempts, oldest first (the dashboard shows them).
+        self.history: deque[ReloadRecord] = deque(maxlen=KEEP_HISTORY)
         self.needs_restart: tuple[str, ...] = ()
 
     def applied(self, outcome: ReloadOutcome) -> None:
@@ -163,7 +172,9 @@ class ReloadState:
             at_monotonic=outcome.at.monotonic,
             problems=problems,
             summary=summary,
+            generation=self.generation,
         )
+        self.history.append(self.last)
 
 
 def attempt_reload(
