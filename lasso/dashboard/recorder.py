@@ -8,8 +8,9 @@ answered), so a busy chain's plain traffic cannot wash its failovers out.
 
 Cost on the hot path: one tuple of references and one or two deque appends per call
 (about 0.5 µs), no clock read (the call's own ``ended`` time is kept, trio's clock; the
-snapshot turns it into wall time); rows are built when a snapshot reads them. Memory is bounded: ``keep`` rows per ring, at most ``MAX_CHAINS`` chains, and
-method names cut to ``MAX_METHOD`` characters (a client chooses them).
+snapshot turns it into wall time); rows are built when a snapshot reads them. Memory
+is bounded: ``keep`` rows per ring, at most ``MAX_CHAINS`` chains, and method names cut
+to ``MAX_METHOD`` characters (a client chooses them).
 
 Only what the call record says is kept: provider ids, transports, the failed attempts'
 categories. Never an attempt's error message, which may quote an upstream's words.

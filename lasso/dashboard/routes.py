@@ -79,6 +79,9 @@ def mount(
         response.timeout = None  # the stream ends itself (max_stream_s, draining, hang-up)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer it
+        # Not kept alive once the feed ends: an idle keep-alive connection holds the
+        # daemon's shutdown for its grace period, and the browser reconnects anyway.
+        response.headers["Connection"] = "close"
         return response
 
     return dashboard
