@@ -13,9 +13,14 @@ CHAIN ?= devnet
 # the target: devnet (default), public (BATTLE_CHAIN=ethereum), config (--config PATH).
 BATTLE_ARGS ?=
 
+# Debian's chromium, for the dashboard's browser test (tests/dashboard/test_browser.py drives
+# it with the playwright dev dependency; no browser download).
+CHROMIUM ?= /usr/bin/chromium
+APT_GET ?= apt-get
+
 .PHONY: install run probe test test-fast explore lint format bench battle battle-quick battle-replay clean
 
-install: $(VENV)/.installed $(ANVIL)
+install: $(VENV)/.installed $(ANVIL) $(CHROMIUM)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lasso needs Python >= 3.11")'
@@ -45,6 +50,17 @@ install-prod:
 $(ANVIL): package.json package-lock.json
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	test -x $@ && touch $@
+
+# Installed with apt-get where that is possible (Debian, as root); anywhere else one line
+# says why the browser test will be skipped. Never fails `make install`.
+$(CHROMIUM):
+	@if command -v $(APT_GET) >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium for the dashboard's browser test ($(APT_GET) install chromium)"; \
+	  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null \
+	    || echo "chromium: $(APT_GET) install failed; the dashboard's browser test will be skipped"; \
+	else \
+	  echo "chromium: no $(CHROMIUM) and no $(APT_GET) as root to install it; the dashboard's browser test will be skipped"; \
+	fi
 
 run: install
 	$(BIN)/lasso up --config settings.toml $(if $(PRUNE_HISTORY),--prune-history $(PRUNE_HISTORY))

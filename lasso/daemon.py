@@ -185,7 +185,7 @@ async def serve(
         sessions = partial(ClientSession, hub)
         gate = Gate(gateway)  # API keys and inbound limits; its counters feed /metrics
         metrics = Metrics(gateway, hub, gate) if settings.metrics.enabled else None
-        quart = create_app(gateway, hub, state, metrics=metrics)
+        quart = create_app(gateway, hub, state, metrics=metrics, draining=shutdown)
         app = LassoASGI(gateway, quart, sessions, draining=shutdown, gate=gate)
         cors = CorsLayer(app, lambda: gateway.settings.cors)  # [cors]: lasso/web/cors.py
         front = FrontServer(ASGIWrapper(cast(Any, cors)), config, limits)

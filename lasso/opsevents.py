@@ -66,6 +66,12 @@ class OpsEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     chain: str = ""
     provider: str = ""
 
+    @property
+    def routine(self) -> bool:
+        """Counted and logged at DEBUG, but not kept in :attr:`OpsEvents.recent`: routine
+        moves would push the ones an operator acts on out of the dashboard's window."""
+        return False
+
 
 class BreakerChanged(OpsEvent, frozen=True, kw_only=True, tag="breaker"):
     """A provider channel's circuit breaker moved: ``old`` → ``new`` (closed, half_open, open)."""
@@ -77,6 +83,10 @@ class BreakerChanged(OpsEvent, frozen=True, kw_only=True, tag="breaker"):
     #: An expedited recovery probe's move (open -> half_open, or back to open with the
     #: same deadline) while the whole chain is down: routine, logged at DEBUG.
     recovery_probe: bool = False
+
+    @property
+    def routine(self) -> bool:
+        return self.recovery_probe
 
 
 class ProviderUp(OpsEvent, frozen=True, kw_only=True, tag="provider_up"):
@@ -169,7 +179,8 @@ class OpsEvents:
 
     def publish(self, event: OpsEvent) -> None:
         event = _scrubbed(event)  # a reason may quote an upstream error: no secret in it
-        self.recent.append(event)
+        if not event.routine:
+            self.recent.append(event)
         for listener in self._listeners:
             try:
                 listener(event)

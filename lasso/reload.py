@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Literal
 
@@ -99,6 +100,12 @@ class ReloadRecord(msgspec.Struct, frozen=True, kw_only=True):
     at_monotonic: float
     problems: tuple[ConfigProblem, ...] = ()
     summary: str = ""
+    #: The generation serving after this attempt.
+    generation: int = 0
+
+
+#: How many reload records ``ReloadState.history`` keeps (the dashboard's reload history).
+KEEP_HISTORY = 32
 
 
 class ReloadStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +134,8 @@ class ReloadState:
         self.adjust = adjust
         self.generation = 1
         self.last: ReloadRecord | None = None
+        #: The last KEEP_HISTORY attempts, oldest first (the dashboard shows them).
+        self.history: deque[ReloadRecord] = deque(maxlen=KEEP_HISTORY)
         self.needs_restart: tuple[str, ...] = ()
         #: Told each attempt's end: ``(generation running, result, summary)``; the
         #: daemon publishes it as a ``Reloaded`` operator event (lasso.opspublish).
@@ -177,7 +186,9 @@ class ReloadState:
             at_monotonic=outcome.at.monotonic,
             problems=problems,
             summary=summary,
+            generation=self.generation,
         )
+        self.history.append(self.last)
         if self.on_record is not None:
             count = len(problems)
             told = summary or (f"{count} problem{'' if count == 1 else 's'}" if count else "")

@@ -238,8 +238,9 @@ def test_a_planted_module_tree_fails_the_same_check(tmp_path: Path) -> None:
 
 # -- the outer rings --------------------------------------------------------------------
 
-#: The web front end, and the composition root that wires it to the shell.
-WEB_ALLOWED = ("lasso.web", "lasso.daemon", "lasso.cli", "lasso.__main__")
+#: The web front end (the dashboard is part of it), and the composition root that wires it
+#: to the shell.
+WEB_ALLOWED = ("lasso.web", "lasso.dashboard", "lasso.daemon", "lasso.cli", "lasso.__main__")
 #: Test tools: the installed package (``pip install .``) must import without them.
 TEST_TOOLS = frozenset({"pytest", "_pytest", "pytest_trio", "hypothesis", "tests"})
 

@@ -1,6 +1,6 @@
 """The quart-trio app: everything that is not ``POST /rpc/...``.
 
-Health, the chain list and metrics. Errors are JSON, never Quart's HTML
+Health, the chain list, metrics and the dashboard. Errors are JSON, never Quart's HTML
 pages. Provider supervision does not live here (not in ``app.nursery``):
 the daemon owns it.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -17,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from lasso.config import DEFAULT_PROFILE
 from lasso.core.jsonrpc import encode_json, error_body
 from lasso.core.routes import RouteSpec
+from lasso.dashboard import mount as mount_dashboard
 from lasso.errors import LassoError
 from lasso.gateway import Answer, Gateway
 from lasso.metrics import CONTENT_TYPE, Metrics
@@ -37,15 +39,18 @@ def create_app(
     reloads: ReloadState | None = None,
     *,
     metrics: Metrics | None = None,
+    draining: trio.Event | None = None,
 ) -> QuartTrio:
     """``reloads``: the config's generation and last reload, for ``/health``'s ``config``.
     ``metrics``: what ``/metrics`` serves; by default one made here for ``gateway`` (none
-    with ``[metrics] enabled = false``: ``/metrics`` is then 404)."""
+    with ``[metrics] enabled = false``: ``/metrics`` is then 404). ``draining``: set when
+    the daemon starts to shut down (ends the dashboard's streams)."""
     app = QuartTrio("lasso")
     if metrics is None and gateway.settings.metrics.enabled:
         metrics = Metrics(gateway, hub)
     # No background tasks live in app.nursery; do not wait for any at shutdown.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
+    mount_dashboard(app, gateway, hub, reloads, draining=draining)  # /dashboard (lasso.dashboard)
 
     @app.get("/health")
     @app.get("/api/health")

@@ -232,7 +232,12 @@ class Connection(TCPServer):
             return
         self._closing = True
         self._linger_deadline = trio.current_time() + LINGER_S
-        with contextlib.suppress(*_GONE):
+        # Shielded (send_eof only checkpoints): hypercorn closes from inside the final body's
+        # send, and quart-trio cancels that very task on the http.disconnect the close
+        # causes; a cancel here left _closing set and the socket open, so an HTTP/1.0 or
+        # ``Connection: close`` answer from a quart route never reached EOF, and the peer
+        # held the shutdown for its grace period. Workaround for quart-trio/hypercorn.
+        with contextlib.suppress(*_GONE), trio.CancelScope(shield=True):
             await self.stream.send_eof()
         if trio.lowlevel.current_task() is self._reader:
             return  # called from our own read loop: it lingers, then closes the socket

@@ -13,6 +13,7 @@ from lasso.config import parse_settings
 from lasso.daemon import open_gateway
 from lasso.metrics import Metrics
 from lasso.metrics.labels import KNOWN_METHODS, OTHER
+from lasso.metrics.requests import RequestMetrics
 from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from tests.conftest import SETTINGS, FakeFleet
@@ -159,7 +160,10 @@ async def test_metrics_can_be_turned_off(fleet: FakeFleet) -> None:
         response = await asgi_request(app, "GET", "/metrics")
         assert response.status == 404
         assert response.json()["error"]["code"] == -32600
-        assert gateway.events.request_observers == []
+        observers = gateway.events.request_observers  # the dashboard's recorder stays
+        assert not [
+            o for o in observers if isinstance(getattr(o, "__self__", None), RequestMetrics)
+        ]
 
 
 async def test_configured_buckets_and_extra_methods(fleet: FakeFleet) -> None:

@@ -49,7 +49,9 @@ from trio_websocket import (
 
 from lasso.chaos.faultproxy import open_fault_proxy
 from lasso.chaos.faults import Fault
+from lasso.config import parse_settings
 from lasso.devnet import open_devnet
+from lasso.gateway import Gateway
 from lasso.web.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -279,10 +281,20 @@ def _rpc(method: str, params: list[Any] | None = None, rid: int = 1) -> dict[str
     return {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or []}
 
 
+ROUTES_ONLY = """
+[chains.devnet]
+chain_id = 31337
+[[chains.devnet.providers]]
+id = "keyed"
+url = "http://127.0.0.1:9"
+"""
+
+
 def get_routes() -> list[str]:
     """Every GET path the Quart app registers, with sample values for its arguments."""
-    # Routes only: no handler runs here (a stand-in metrics, so none is built for no gateway).
-    app = create_app(cast(Any, None), metrics=cast(Any, object()))
+    # Routes only: no handler runs here, and the gateway's providers never start.
+    gateway = Gateway(parse_settings(ROUTES_ONLY, env={}))
+    app = create_app(gateway, metrics=cast(Any, object()))
     samples = {"chain": "devnet", "profile": "default", "provider": "keyed", "provider_id": "keyed"}
     paths = []
     for rule in app.url_map.iter_rules():
