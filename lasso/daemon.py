@@ -394,7 +394,9 @@ def _banner(settings: Settings, binds: list[str], *, reloadable: bool = False) -
             lines.append(f"  JSON-RPC   {base}/rpc{prefix}/{name}")
             lines.append(f"  WebSocket  {ws_base}/ws/rpc{prefix}/{name}")
     lines.append(f"  health     {base}/health  (readiness: {base}/health/ready)")
-    lines.append(f"  metrics    {base}/metrics")
+    if settings.metrics.enabled:
+        lines.append(f"  metrics    {base}/metrics")
+    lines.append(f"  dashboard  {base}/dashboard")
     lines.append("Ctrl-C or SIGTERM drains in-flight requests and stops.")
     if reloadable:
         lines.append("SIGHUP (lasso reload) re-reads the config file and applies it.")

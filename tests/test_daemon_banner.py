@@ -16,7 +16,7 @@ providers = [{ id = "b", url = "http://127.0.0.1:2" }]
 """
 
 
-def test_the_banner_lists_json_rpc_websocket_health_readiness_and_metrics() -> None:
+def test_the_banner_lists_json_rpc_websocket_health_readiness_metrics_and_dashboard() -> None:
     text = _banner(parse_settings(SETTINGS, env={}), ["http://127.0.0.1:4000"], reloadable=True)
     for line in (
         "JSON-RPC   http://127.0.0.1:4000/rpc/devnet",
@@ -25,6 +25,14 @@ def test_the_banner_lists_json_rpc_websocket_health_readiness_and_metrics() -> N
         "WebSocket  ws://127.0.0.1:4000/ws/rpc/profile/team/teamnet",
         "health     http://127.0.0.1:4000/health  (readiness: http://127.0.0.1:4000/health/ready)",
         "metrics    http://127.0.0.1:4000/metrics",
+        "dashboard  http://127.0.0.1:4000/dashboard",
         "SIGHUP (lasso reload)",
     ):
         assert line in text, line
+
+
+def test_the_banner_leaves_out_metrics_that_are_turned_off() -> None:
+    settings = parse_settings(SETTINGS + "\n[metrics]\nenabled = false\n", env={})
+    text = _banner(settings, ["http://127.0.0.1:4000"])
+    assert "/metrics" not in text
+    assert "dashboard  http://127.0.0.1:4000/dashboard" in text
