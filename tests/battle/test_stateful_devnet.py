@@ -38,12 +38,10 @@ from battle.strategies import Drawn
 from lasso.chaos.faults import Fault
 from lasso.chaos.logslimit import LogsLimit
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
-from lasso.config import load_settings
 from lasso.corpus import Answer, CorpusRequest
-from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
-from tests.support.front import sighup_applied
+from tests.support.front import serve_reloadable, sighup_applied
 
 STEPS = 150
 
@@ -179,25 +177,9 @@ async def local_target(tmp_path: Path) -> AsyncIterator[tuple[Target, LocalChaos
         }
         path = tmp_path / "lasso.toml"
         path.write_text(toml(settings))
-        state = ReloadState(load_settings(path, env={}), source=str(path))
-        send, receive = trio.open_memory_channel[object](4)
-        shutdown = trio.Event()
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        binds = await nursery.start(
-            partial(
-                serve,
-                load_settings(path, env={}),
-                host="127.0.0.1",
-                port=0,
-                shutdown=shutdown,
-                config_path=str(path),
-                reloads=receive,
-                reload_state=state,
-            )
-        )
-        stack.callback(shutdown.set)
-        chaos = LocalChaos(devnet, relays, path, settings, state, send)
-        base = str(binds[0])
+        front = await stack.enter_async_context(serve_reloadable(path))
+        chaos = LocalChaos(devnet, relays, path, settings, front.state, front.send)
+        base = front.bind
         node = devnet.nodes[0]
         yield (
             Target(

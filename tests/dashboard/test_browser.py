@@ -32,12 +32,10 @@ import trio
 from trio_websocket import open_websocket_url
 
 from lasso.chaos.tcpcut import TcpRelay, open_tcp_relay
-from lasso.config import load_settings
-from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
 from tests.integration.test_subscriptions_devnet import subscribe
-from tests.support.front import relayed_providers, sighup_applied
+from tests.support.front import relayed_providers, serve_reloadable, sighup_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -184,27 +182,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         async with open_tcp_relay(ports[0]) as r0, open_tcp_relay(ports[1]) as r1:
             path = tmp_path / "lasso.toml"
             path.write_text(settings_text([r0.port, r1.port], threshold=3))
-            settings = load_settings(path, env={})
-            state = ReloadState(settings, source=str(path))
-            send, receive = trio.open_memory_channel[object](4)
-            shutdown = trio.Event()
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(
-                    partial(
-                        serve,
-                        settings,
-                        host="127.0.0.1",
-                        port=0,
-                        shutdown=shutdown,
-                        config_path=str(path),
-                        reloads=receive,
-                        reload_state=state,
-                    )
-                )
-                try:
-                    yield Stack(devnet, [r0, r1], binds[0], path, state, send)
-                finally:
-                    shutdown.set()
+            async with serve_reloadable(path) as front:
+                yield Stack(devnet, [r0, r1], front.bind, path, front.state, front.send)
 
 
 def provider_cell(pid: str, field: str) -> str:

@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,11 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from lasso.config import load_settings
-from lasso.daemon import serve
 from lasso.devnet import Devnet, open_devnet
 from lasso.reload import ReloadState
 from tests.integration.test_subscriptions_devnet import heads, subscribe
 from tests.support.emitter import TOPIC, deploy_emitter, emit
-from tests.support.front import sighup_applied
+from tests.support.front import serve_reloadable, sighup_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,25 +70,8 @@ async def reload_rig(tmp_path: Path, grace_ms: int = 2000) -> AsyncIterator[Rig]
         await devnet.mine()
         path = tmp_path / "lasso.toml"
         path.write_text(settings_text(devnet, grace_ms=grace_ms))
-        settings = load_settings(path, env={})
-        state = ReloadState(settings, source=str(path))
-        send, receive = trio.open_memory_channel[object](16)
-        shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    serve,
-                    settings,
-                    host="127.0.0.1",
-                    port=0,
-                    shutdown=shutdown,
-                    config_path=str(path),
-                    reloads=receive,
-                    reload_state=state,
-                )
-            )
-            yield Rig(devnet, path, state, send, binds[0])
-            shutdown.set()
+        async with serve_reloadable(path, buffer=16) as front:
+            yield Rig(devnet, path, front.state, front.send, front.bind)
 
 
 async def upstream_serving(rig: Rig) -> set[str]:

@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -24,10 +23,9 @@ from trio_websocket import open_websocket_url
 
 from lasso import logsetup
 from lasso.config import load_settings
-from lasso.daemon import serve
 from lasso.reload import ReloadState
 from tests.support.auth_node import AuthNode, open_auth_node
-from tests.support.front import sighup_applied
+from tests.support.front import serve_reloadable, sighup_applied
 from tests.support.hostile import HttpResponse, read_http_response
 
 pytestmark = pytest.mark.slow
@@ -80,24 +78,8 @@ async def open_front(tmp_path: Path, logging_table: str) -> AsyncIterator[Front]
         path.write_text(config_text(node, logging_table))
         settings = load_settings(path, env={})
         logsetup.apply(settings.logging.format, settings.logging.level)  # as the CLI does
-        state = ReloadState(settings, source=str(path))
-        send, receive = trio.open_memory_channel[object](4)
-        shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    serve,
-                    settings,
-                    host="127.0.0.1",
-                    port=0,
-                    shutdown=shutdown,
-                    config_path=str(path),
-                    reloads=receive,
-                    reload_state=state,
-                )
-            )
-            yield Front(int(binds[0].rsplit(":", 1)[1]), path, node, state, send)
-            shutdown.set()
+        async with serve_reloadable(path, settings) as front:
+            yield Front(front.port, path, node, front.state, front.send)
 
 
 async def post_raw(port: int, header_lines: bytes, body: bytes = BODY) -> HttpResponse:

@@ -7,12 +7,17 @@ subscription hub) and stops it the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
 
 import trio
 
 from battle.replay import serve_lasso
-from lasso.config import Settings, parse_settings
+from lasso.config import Settings, load_settings, parse_settings
+from lasso.daemon import serve
 from lasso.devnet import Devnet
 from lasso.reload import ReloadState
 
@@ -54,3 +59,45 @@ async def sighup_applied(state: ReloadState, send: trio.MemorySendChannel[object
                 break
             await trio.sleep(0.01)
     assert state.last is not None and state.last.outcome == "applied"
+
+
+class Reloadable(NamedTuple):
+    """A served gateway whose config file can be rewritten and "SIGHUP"ed."""
+
+    bind: str  # http://127.0.0.1:N
+    state: ReloadState
+    send: trio.MemorySendChannel[object]  # the daemon's reload channel: see sighup_applied
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+
+@asynccontextmanager
+async def serve_reloadable(
+    path: Path, settings: Settings | None = None, *, buffer: int = 4
+) -> AsyncIterator[Reloadable]:
+    """``lasso serve`` in this process on a free port for the config file at ``path``
+    (``settings``: already loaded from it), with a reload channel standing in for SIGHUP;
+    stopped (drained) when the block exits."""
+    settings = settings or load_settings(path, env={})
+    state = ReloadState(settings, source=str(path))
+    send, receive = trio.open_memory_channel[object](buffer)
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            partial(
+                serve,
+                settings,
+                host="127.0.0.1",
+                port=0,
+                shutdown=shutdown,
+                config_path=str(path),
+                reloads=receive,
+                reload_state=state,
+            )
+        )
+        try:
+            yield Reloadable(str(binds[0]), state, send)
+        finally:
+            shutdown.set()
