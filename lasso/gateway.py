@@ -46,6 +46,7 @@ from lasso.headfloor import keep_head
 from lasso.logs import Route, get_logs
 from lasso.opsevents import OpsEvents
 from lasso.pubsub import EventBus
+from lasso.sharedstate import SharedStore
 from lasso.transactions import SEND_RAW, send_raw_transaction
 from lasso.upstream.provider import request_headers
 from lasso.upstream.ws import Connector, WsConnection, WsPolicy
@@ -151,6 +152,8 @@ class Gateway:
         self.bus = EventBus()
         #: Operator events and request observers (logs, metrics, dashboard).
         self.events = OpsEvents()
+        #: State shared with other workers and instances ([shared] redis_url), else None.
+        self.shared: SharedStore | None = None
         #: Calls in flight and client WebSockets open (``/metrics``).
         self.activity = Activity()
         self._ws_policy = ws_policy(settings.websocket)

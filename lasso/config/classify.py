@@ -35,6 +35,7 @@ from lasso.config.model import ChainConfig, Profile, Settings
 from lasso.config.schema import (
     ApiKeySpec,
     AuthConfig,
+    CacheConfig,
     ChainSpec,
     CircuitBreakerConfig,
     CircuitBreakerOverride,
@@ -51,6 +52,7 @@ from lasso.config.schema import (
     RoutingConfig,
     ServerConfig,
     SettingsFile,
+    SharedConfig,
     SubscriptionConfig,
     WebSocketConfig,
 )
@@ -203,6 +205,12 @@ _METRICS: Final[Mapping[str, Rule]] = {
     "extra_methods": _restart("the method labels are fixed when the metrics are created"),
 }
 
+# [cache]: the response cache.
+_CACHE: Final[Mapping[str, Rule]] = {}
+
+# [shared]: state shared across workers and instances.
+_SHARED: Final[Mapping[str, Rule]] = {}
+
 _METHODS: Final[Mapping[str, Rule]] = dict.fromkeys(("allow", "deny", "providers"), _PER_REQUEST)
 
 _HEDGE: Final[Mapping[str, Rule]] = dict.fromkeys(("after_ms", "adaptive", "methods"), _PER_REQUEST)
@@ -277,6 +285,8 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "rate_limit": _NESTED,
         "cors": _NESTED,
         "metrics": _NESTED,
+        "cache": _NESTED,
+        "shared": _NESTED,
         "methods": _NESTED,
         "chains": Rule(Kind.ITEMS, "the default profile's chains, matched by name"),
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
@@ -303,6 +313,8 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
     RateOverride: _RATE_OVERRIDE,
     CorsConfig: _CORS,
     MetricsConfig: _METRICS,
+    CacheConfig: _CACHE,
+    SharedConfig: _SHARED,
     MethodRules: _METHODS,
     # The resolved view the gateway reads (model.py); the diff walks these.
     Settings: {
@@ -317,6 +329,8 @@ RULES: Final[Mapping[type[msgspec.Struct], Mapping[str, Rule]]] = {
         "rate_limit": _NESTED,
         "cors": _NESTED,
         "metrics": _NESTED,
+        "cache": _NESTED,
+        "shared": _NESTED,
         "profiles": Rule(Kind.ITEMS, "profiles are matched by slug"),
     },
     Profile: {

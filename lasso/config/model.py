@@ -20,6 +20,7 @@ import msgspec
 
 from lasso.config.schema import (
     AuthConfig,
+    CacheConfig,
     ChainSpec,
     CircuitBreakerConfig,
     CorsConfig,
@@ -34,6 +35,7 @@ from lasso.config.schema import (
     RoutingConfig,
     ServerConfig,
     SettingsFile,
+    SharedConfig,
     StrategyName,
     SubscriptionConfig,
     WebSocketConfig,
@@ -117,6 +119,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     rate_limit: RateLimitConfig
     cors: CorsConfig
     metrics: MetricsConfig
+    cache: CacheConfig
+    shared: SharedConfig
     profiles: Mapping[str, Profile]
 
     @property
@@ -154,6 +158,8 @@ def build_settings(file: SettingsFile) -> Settings:
         rate_limit=file.rate_limit,
         cors=file.cors,
         metrics=file.metrics,
+        cache=file.cache,
+        shared=file.shared,
         profiles=profiles,
     )
 

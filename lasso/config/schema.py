@@ -378,6 +378,14 @@ class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     extra_methods: Annotated[tuple[MethodName, ...], Meta(max_length=1_000)] = ()
 
 
+class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cache]``: the finality-aware response cache."""
+
+
+class SharedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[shared]``: state shared across workers and instances (Redis)."""
+
+
 class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[methods]`` / ``[profiles.<slug>.methods]`` / ``[chains.<name>.methods]``.
 
@@ -464,6 +472,8 @@ class SettingsFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    shared: SharedConfig = msgspec.field(default_factory=SharedConfig)
     methods: MethodRules | None = None
     chains: Chains
     profiles: dict[Slug, ProfileSpec] = {}
