@@ -279,6 +279,24 @@ class Connection(TCPServer):
                 return
             self._track_request_head()
 
+    @property
+    def idle(self) -> bool:
+        """Between two HTTP/1.1 requests: nothing received of the next one, nothing owed."""
+        connection = getattr(self.protocol.protocol, "connection", None)
+        return (
+            isinstance(connection, h11.Connection)
+            and connection.their_state is h11.IDLE
+            and connection.our_state is h11.IDLE
+            and not connection.trailing_data[0]
+        )
+
+    def close_idle(self) -> None:
+        """Close an idle connection politely (FIN, not RST): its read loop sees the end and
+        closes the socket."""
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self.stream.socket.shutdown(socket.SHUT_RDWR)
+
     def _track_request_head(self) -> None:
         """Start the head deadline at the first byte of a request; clear it once parsed."""
         connection = getattr(self.protocol.protocol, "connection", None)
@@ -350,6 +368,12 @@ class FrontServer:
     async def _drain(self, handlers: trio.Nursery) -> None:
         """Idle connections close now; busy ones get the grace period, then are dropped."""
         await self.context.terminated.set()
+        # A kept-alive connection between requests would wait for its next request (or the
+        # grace period): close it now. hypercorn closes keep-alive connections only after an
+        # answer sent once terminated is set, never ones already idle.
+        for connection in list(self.connections):
+            if connection.idle:
+                connection.close_idle()
         if self.connections:
             with trio.move_on_after(self.limits.grace_s):
                 await self._all_closed.wait()
