@@ -64,9 +64,16 @@ class Allowlist(msgspec.Struct, frozen=True):
 NOTHING_ALLOWED = Allowlist()
 
 
+#: The refused names in lower case: a node that matches method names without regard to
+#: case must not be reachable through ``Anvil_reset`` or ``eth_SendTransaction``.
+_BLOCKED_LOWER = frozenset(m.lower() for m in BLOCKED)
+_DENIED_LOWER = frozenset(m.lower() for m in DENIED_METHODS)
+
+
 def is_denied(method: str, allowed: Allowlist = NOTHING_ALLOWED) -> bool:
-    """A node-admin or state-changing method the operator has not allowed."""
-    if method in DENIED_METHODS or method.startswith(DENIED_PREFIXES):
+    """A node-admin or state-changing method the operator has not allowed (in any case)."""
+    lower = method.lower()
+    if lower in _DENIED_LOWER or lower.startswith(DENIED_PREFIXES):
         return not allowed.allows(method)
     return False
 
@@ -162,7 +169,7 @@ def disposition(method: str, params: bytes, allowed: Allowlist = NOTHING_ALLOWED
     """How the gateway handles ``method`` before any routing happens."""
     if method == "eth_chainId" and params in _NO_ARGUMENTS:
         return Disposition.LOCAL_CHAIN_ID
-    if method in BLOCKED:
+    if method.lower() in _BLOCKED_LOWER:
         return Disposition.BLOCKED
     if is_denied(method, allowed):
         return Disposition.DENIED

@@ -105,6 +105,25 @@ def test_node_admin_methods_are_denied_by_default(method: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("Anvil_reset", Disposition.DENIED),
+        ("ANVIL_RESET", Disposition.DENIED),
+        ("Admin_addPeer", Disposition.DENIED),
+        ("debug_sethead", Disposition.DENIED),
+        ("eth_SendTransaction", Disposition.BLOCKED),
+        ("ETH_ACCOUNTS", Disposition.BLOCKED),
+    ],
+)
+def test_case_variants_of_refused_methods_are_refused_too(
+    method: str, expected: Disposition
+) -> None:
+    """A node that matches method names without regard to case must not be reachable
+    through a case variant of a refused one."""
+    assert disposition(method, b"[]") is expected
+
+
+@pytest.mark.parametrize(
     "method",
     ["debug_traceTransaction", "debug_setHeadX", "eth_call", "anvil", "evm", "trace_block"],
 )
