@@ -96,9 +96,13 @@ class ResponseCache:
         before = ledger.new_blocks
         reorg = ledger.observe(number, block_hash, parent_hash)
         if reorg is not None:
-            gone = self.store.reorg(chain, reorg)
+            depth = self.config.finality_depth_blocks
+            gone = self.store.reorg(chain, reorg, depth)
             log.info(
-                "cache: reorg on %s from block %d: %d entries evicted", chain, reorg.fork, gone
+                "cache: reorg on %s from block %d: %d entries evicted",
+                chain,
+                reorg.lowest(depth),
+                gone,
             )
         elif ledger.new_blocks != before:
             self.store.new_block(chain)

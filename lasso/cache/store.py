@@ -40,11 +40,11 @@ class Entry:
         self.expires = expires  # TTL tier
         self.size = size
 
-    def about(self, reorg: Reorg) -> bool:
+    def about(self, reorg: Reorg, lowest: int) -> bool:
         keep = self.keep
         if keep.tier is Tier.HEAD:
             return True
-        if keep.high is not None and keep.high >= reorg.fork:
+        if keep.high is not None and keep.high >= lowest:
             return True
         return any(h in reorg.replaced for h in keep.hashes)
 
@@ -127,9 +127,10 @@ class CacheStore:
         """The chain saw a new block: its ``HEAD`` entries are stale."""
         return self._evict(chain, lambda e: e.keep.tier is Tier.HEAD)
 
-    def reorg(self, chain: str, reorg: Reorg) -> int:
+    def reorg(self, chain: str, reorg: Reorg, safe_depth: int) -> int:
         """Evict the chain's entries about the replaced blocks (and its ``HEAD`` ones)."""
-        return self._evict(chain, lambda e: e.about(reorg))
+        lowest = reorg.lowest(safe_depth)
+        return self._evict(chain, lambda e: e.about(reorg, lowest))
 
     def _evict(self, chain: str, doomed: Callable[[Entry], bool]) -> int:
         gone = [(k, e) for k, e in self._entries.items() if k[0] == chain and doomed(e)]

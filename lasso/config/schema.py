@@ -378,8 +378,8 @@ class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     extra_methods: Annotated[tuple[MethodName, ...], Meta(max_length=1_000)] = ()
 
 
-#: A ``[cache] methods`` value: ``"never"``, ``"default"``, or a TTL in milliseconds.
-CacheMethodPolicy = Literal["never", "default"] | Annotated[int, Meta(ge=1, le=86_400_000)]
+#: A ``[cache] methods`` value: ``"never"``, ``"default"``, or a TTL such as ``"2000ms"``.
+CacheMethodPolicy = Annotated[str, Meta(pattern=r"^(never|default|[1-9][0-9]{0,7}ms)$")]
 
 
 class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

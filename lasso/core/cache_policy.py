@@ -58,8 +58,19 @@ class Tier(Enum):
     TTL = "ttl"
 
 
-#: A ``[cache] methods`` value: ``"never"``, ``"default"`` or a TTL in milliseconds.
-Override = str | int
+#: A ``[cache] methods`` value: ``"never"``, ``"default"`` or a TTL (``"2000ms"``).
+Override = str
+
+
+def ttl_ms(override: Override | None) -> int | None:
+    """The TTL an override names (``"2000ms"`` -> 2000), else None."""
+    if override is None or not override.endswith("ms"):
+        return None
+    try:
+        return int(override[:-2])
+    except ValueError:
+        return None
+
 
 #: Never kept, whatever the overrides say: writes, node-side state, subscriptions.
 NEVER: Final = frozenset(
@@ -149,8 +160,8 @@ def may_cache(method: str, override: Override | None, *, latest: bool = True) ->
     if method in NEVER or override == "never":
         return False
     if method in HEAD and not latest:
-        return isinstance(override, int)
-    return method in _KNOWN or isinstance(override, int)
+        return ttl_ms(override) is not None
+    return method in _KNOWN or ttl_ms(override) is not None
 
 
 def classify(
@@ -171,8 +182,9 @@ def classify(
         return None
     if target.kind is TargetKind.RANGE and "pending" in target.refs():
         return None
-    if isinstance(override, int):
-        return Candidate(Tier.TTL, ttl_ms=override)
+    ttl = ttl_ms(override)
+    if ttl is not None:
+        return Candidate(Tier.TTL, ttl_ms=ttl)
     if method in STATIC:
         return Candidate(Tier.STATIC)
     if method in HEAD:

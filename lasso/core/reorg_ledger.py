@@ -7,8 +7,11 @@ it remembers the last hash reported at each of the most recent ``window`` height
   block**: ``HEAD``-tier cache entries (answers about ``latest``) are stale from then on.
 * A report whose hash (or parent hash) differs from the one recorded at that height is
   a **reorg**: every block recorded from that height up was replaced. The report's
-  :class:`Reorg` names the lowest replaced height (``fork``) and the replaced hashes;
-  the records above the report's height are dropped (they belonged to the old branch).
+  :class:`Reorg` names the lowest height known replaced (``fork``) and the replaced
+  hashes; the records from it up are dropped (they belonged to the old branch). It is
+  ``confirmed`` when the report's parent agrees with the record (the fork is exactly the
+  report's height); when the parent already differs, blocks below may be replaced too,
+  and the caller assumes the reorg reaches down as far as its reorg-safe depth.
 
 Two providers on different branches make every alternate report a "reorg": the cache
 then evicts more than it must, never less (an eviction only costs a refetch).
@@ -22,8 +25,14 @@ __all__ = ["Reorg", "ReorgLedger"]
 
 
 class Reorg(msgspec.Struct, frozen=True):
-    fork: int  # the lowest replaced block number
+    fork: int  # the lowest block number known replaced
     replaced: tuple[str, ...]  # the hashes no longer on the chain
+    confirmed: bool = True  # False: blocks below ``fork`` may be replaced too
+
+    def lowest(self, safe_depth: int) -> int:
+        """The lowest block number to treat as replaced, reorgs deeper than
+        ``safe_depth`` being ruled out."""
+        return self.fork if self.confirmed else max(0, self.fork - safe_depth)
 
 
 class ReorgLedger:
@@ -52,7 +61,11 @@ class ReorgLedger:
                 new = True
             elif old != seen and fork is None:
                 fork = height
-        reorg = None if fork is None else self._replace(fork)
+        reorg = None
+        if fork is not None:
+            # the parent's record agreeing pins the fork; a differing parent does not
+            confirmed = fork == number and len(reports) == 2 and reports[0][0] in self._hashes
+            reorg = self._replace(fork, confirmed)
         for height, seen in reports:
             self._hashes[height] = seen
         self._trim(number)
@@ -63,11 +76,11 @@ class ReorgLedger:
             self.new_blocks += 1
         return reorg
 
-    def _replace(self, fork: int) -> Reorg:
+    def _replace(self, fork: int, confirmed: bool) -> Reorg:
         replaced = tuple(h for n, h in sorted(self._hashes.items()) if n >= fork)
         for height in [n for n in self._hashes if n >= fork]:
             del self._hashes[height]
-        return Reorg(fork=fork, replaced=replaced)
+        return Reorg(fork=fork, replaced=replaced, confirmed=confirmed)
 
     def _trim(self, number: int) -> None:
         top = max(number, max(self._hashes, default=number))

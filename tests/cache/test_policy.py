@@ -68,11 +68,11 @@ def test_overrides() -> None:
     params = b'[{"fromBlock": "0x1", "toBlock": "0x2"}]'
     assert classify("eth_getLogs", params, FACTS, "never") is None
     assert classify("eth_getLogs", params, FACTS, "default") is not None
-    ttl = classify("web3_clientVersion", b"[]", FACTS, 5000)
+    ttl = classify("web3_clientVersion", b"[]", FACTS, "5000ms")
     assert ttl is not None and (ttl.tier, ttl.ttl_ms) == (Tier.TTL, 5000)
     # writes, filters and pending are never kept, whatever the override says
-    assert classify("eth_sendRawTransaction", b'["0x00"]', FACTS, 5000) is None
-    assert classify("eth_getBalance", b'["0x00", "pending"]', FACTS, 5000) is None
+    assert classify("eth_sendRawTransaction", b'["0x00"]', FACTS, "5000ms") is None
+    assert classify("eth_getBalance", b'["0x00", "pending"]', FACTS, "5000ms") is None
 
 
 def candidate(method: str, params: str) -> object:
@@ -126,4 +126,4 @@ def test_latest_answers_are_kept_only_when_asked() -> None:
     assert classify("eth_blockNumber", b"[]", FACTS, latest=False) is None
     assert classify("eth_getBalance", b'["0x00"]', FACTS, latest=False) is None
     assert classify("eth_getBalance", b'["0x00", "0x1"]', FACTS, latest=False) is not None
-    assert classify("eth_blockNumber", b"[]", FACTS, 1000, latest=False) is not None
+    assert classify("eth_blockNumber", b"[]", FACTS, "1000ms", latest=False) is not None

@@ -23,7 +23,8 @@ def test_a_replaced_tip_is_a_reorg_naming_the_replaced_hashes() -> None:
     for n in range(1, 10):
         ledger.observe(n, h("a", n), h("a", n - 1))
     reorg = ledger.observe(8, h("b", 8), h("a", 7))  # blocks 8 and 9 replaced
-    assert reorg == Reorg(fork=8, replaced=(h("a", 8), h("a", 9)))
+    assert reorg == Reorg(fork=8, replaced=(h("a", 8), h("a", 9)), confirmed=True)
+    assert reorg.lowest(safe_depth=64) == 8
     assert ledger.reorgs == 1
     # the new branch grows: its parents agree, nothing more is replaced
     assert ledger.observe(9, h("b", 9), h("b", 8)) is None
@@ -34,7 +35,8 @@ def test_a_report_whose_parent_differs_names_the_fork_below_it() -> None:
     for n in range(1, 6):
         ledger.observe(n, h("a", n), h("a", n - 1))
     reorg = ledger.observe(6, h("b", 6), h("b", 5))
-    assert reorg == Reorg(fork=5, replaced=(h("a", 5),))
+    assert reorg == Reorg(fork=5, replaced=(h("a", 5),), confirmed=False)
+    assert reorg.lowest(safe_depth=3) == 2  # how deep is unknown: down to the safe depth
 
 
 def test_a_lagging_report_is_no_reorg() -> None:
