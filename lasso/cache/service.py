@@ -45,16 +45,19 @@ Fetch = Callable[[], Awaitable[bytes]]
 
 #: The shared store's key prefix (one namespace per chain under it).
 SHARED_PREFIX = "lasso:cache:"
+#: How long a lookup in the shared store may take before the call goes upstream instead.
+SHARED_READ_S = 0.25
 
 
 class _Flight:
-    __slots__ = ("done", "error", "result", "scope", "waiters")
+    __slots__ = ("done", "error", "from_shared", "result", "scope", "waiters")
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.scope = trio.CancelScope()
         self.result: bytes | None = None
         self.error: Exception | None = None
+        self.from_shared = False  # answered from the shared store, not upstream
         self.waiters = 0
 
 
@@ -166,7 +169,8 @@ class ResponseCache:
             lead = partial(self._lead, key, method, candidate, facts, fetch, flight, shared)
             services.start_soon(lead)
         try:
-            return await self._wait(key, flight), "miss"
+            result = await self._wait(key, flight)
+            return result, "hit" if flight.from_shared else "miss"
         except _Abandoned:  # its leader's task was cancelled: fetch for this client alone
             return await fetch(), "miss"
 
@@ -205,6 +209,7 @@ class ResponseCache:
                 shared = await self._shared_get(store, key, candidate)
                 if shared is not None:
                     flight.result, keep = shared
+                    flight.from_shared = True
                     self.store.count(chain, method, "shared_hits")
                 else:
                     flight.result = await fetch()
@@ -235,7 +240,9 @@ class ResponseCache:
     ) -> tuple[bytes, Keep] | None:
         if shared is None or not shared.available or candidate.tier not in _SHAREABLE:
             return None
-        raw = await shared.get_bytes(self._shared_key(key))
+        raw = None
+        with trio.move_on_after(SHARED_READ_S):  # a slow store costs a miss, not the call
+            raw = await shared.get_bytes(self._shared_key(key))
         if raw is None:
             return None
         try:

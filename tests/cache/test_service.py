@@ -311,18 +311,40 @@ async def test_the_shared_store_serves_final_answers_to_another_instance(
 ) -> None:
     shared = DictStore()
     fleets = [FakeFleet(), FakeFleet()]
-    replies = []
+    replies, caches = [], []
     settings = settings_with("finality_depth_blocks = 64")
     for fleet in fleets:
         async with open_gateway(settings, rng=random.Random(7), transports=fleet.transport) as gw:
             gw.shared = shared
             chain = chain_of(gw)
             chain.observe_head("p1", 100, fleet_hash(100), fleet_hash(99), trio.current_time())
-            replies.append((await ask(gw, "eth_getBlockByNumber", BLOCK_16))[0])
+            reply, meta = await ask(gw, "eth_getBlockByNumber", BLOCK_16)
+            replies.append(reply)
+            caches.append(meta.cache)
             await trio.sleep(0.01)  # the write to the shared store follows the answer
             # a receipt in a block that is not final stays local
             await ask(gw, "eth_getBlockByNumber", b'["0x60",false]')
     assert replies[0] == replies[1]
+    assert caches == ["miss", "hit"]  # the second instance's answer came from the store
     assert upstream_calls(fleets[0], "eth_getBlockByNumber") == 2
     assert upstream_calls(fleets[1], "eth_getBlockByNumber") == 1  # block 16 came shared
     assert len(shared.data) == 1
+
+
+class HangingStore(DictStore):
+    async def get_bytes(self, key: str) -> bytes | None:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_shared_store_that_hangs_costs_a_miss_not_the_call(
+    fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    settings = settings_with("finality_depth_blocks = 64")
+    async with open_gateway(settings, rng=random.Random(7), transports=fleet.transport) as gw:
+        gw.shared = HangingStore()
+        chain_of(gw).observe_head("p1", 100, fleet_hash(100), fleet_hash(99), 0.0)
+        started = trio.current_time()
+        reply, meta = await ask(gw, "eth_getBlockByNumber", BLOCK_16)
+        assert b'"result"' in reply and meta.cache == "miss"
+        assert trio.current_time() - started < 1
