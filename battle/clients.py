@@ -93,6 +93,7 @@ class Reply:
     body: bytes
     provider: str | None
     answered_at: float
+    cache: str | None = None  # the x-lasso-cache header: hit, miss, bypass (lasso.cache)
 
 
 def meta_url(http_url: str) -> str:
@@ -115,6 +116,7 @@ class HttpClient:
             response.content,
             provider_from_meta(response.headers.get("x-lasso-meta")),
             trio.current_time(),
+            response.headers.get("x-lasso-cache"),
         )
 
 

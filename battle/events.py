@@ -61,6 +61,7 @@ class RequestEvent(msgspec.Struct, frozen=True, tag="request"):
     provider: str | None = None  # the provider that served it, from routing metadata
     block: int | None = None
     empty_result: bool = False
+    cache: str | None = None  # x-lasso-cache: "hit" when Lasso's response cache answered
 
 
 class SubscriptionEvent(msgspec.Struct, frozen=True, tag="subscription"):

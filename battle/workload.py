@@ -239,6 +239,7 @@ def to_event(
         error_code=answer.error_code,
         error_expected=call.expect_error is not None and answer.error_code == call.expect_error,
         provider=reply.provider,
+        cache=reply.cache,
         block=call.block,
         empty_result=call.block is not None
         and answer.outcome is Outcome.RESULT

@@ -5,14 +5,16 @@ served exactly as ``lasso serve`` serves it (``lasso.daemon.serve``: Lasso's
 own accept loop, ``lasso.web.server.FrontServer``, with its deadlines, body
 budget and connection limit), bound to 127.0.0.1 on a kernel-chosen port.
 
-    python -m bench.gateway_target UPSTREAM_URL [quart|nometrics]    (prints ``ready PORT``)
+    python -m bench.gateway_target UPSTREAM_URL [quart|nometrics|cachehit]  (prints ``ready PORT``)
 
 With ``quart`` the same gateway answers ``POST /rpc/...`` from an ordinary Quart
 route instead of the raw ASGI fast path, behind the same front end
 (``FrontServer`` with the daemon's ``hypercorn_config`` and ``front_limits``;
 the body budget is the fast path's own): the comparison that justifies the
 fast path. With ``nometrics`` it is the fast path with ``[metrics] enabled = false``
-(no request observer), for the ``metrics`` section's on/off comparison.
+(no request observer), for the ``metrics`` section's on/off comparison. With ``cachehit``
+the load's ``eth_blockNumber`` is kept for an hour (``[cache] methods``), so every call
+after the first is a response-cache hit (the ``cache`` section).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ async def main(upstream_url: str, frontend: str) -> None:
     toml = SETTINGS.format(url=upstream_url)
     if frontend == "nometrics":
         toml += "\n[metrics]\nenabled = false\n"
+    if frontend == "cachehit":
+        toml += '\n[cache]\nmethods = { eth_blockNumber = "3600000ms" }\n'
     settings = parse_settings(toml, env={})
     async with trio.open_nursery() as nursery:
         if frontend == "quart":

@@ -33,6 +33,7 @@ class CallMeta:
         "_plan",
         "_request",
         "_started",
+        "cache",
         "chain",
         "code",
         "method",
@@ -60,6 +61,9 @@ class CallMeta:
         self._ended: float | None = None
         self._plan: RoutePlan | None = None
         self._outcome: Outcome | None = None
+        #: The response cache's part (``lasso.cache``): ``hit``, ``miss``, ``bypass``, or
+        #: None when the method is never cached.
+        self.cache: str | None = None
 
     @property
     def request_id(self) -> str | None:
@@ -112,6 +116,8 @@ class CallMeta:
             "method": self.method,
             "end_to_end_latency_ms": round(end_to_end_ms, 3),
         }
+        if self.cache is not None:
+            meta["cache"] = self.cache
         if self._plan is None or self._outcome is None:
             meta["served_by"] = "lasso"
             return meta

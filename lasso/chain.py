@@ -97,6 +97,9 @@ class ChainRuntime:
         #: Requests that crash nodes, refused for a while (lasso.core.poison, lasso.dispatch).
         self.poison = PoisonGuard()
         self._head_moved = trio.Event()
+        #: Called with every head report (number, hash, parent hash): the response
+        #: cache's reorg ledger (``lasso.cache``, set by the gateway).
+        self.head_listeners: list[Callable[[int, str, str | None], None]] = []
         self._reconfigured = trio.Event()
         self._transports = transports
         self._websockets = websockets
@@ -242,6 +245,8 @@ class ChainRuntime:
         wakes every :meth:`head_changed` waiter.
         """
         self.state.observe(provider_id, number, block_hash, parent_hash, now)
+        for listener in self.head_listeners:
+            listener(number, block_hash, parent_hash)
         moved, self._head_moved = self._head_moved, trio.Event()
         moved.set()
 

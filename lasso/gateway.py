@@ -24,6 +24,7 @@ import trio
 
 from lasso import redact
 from lasso.activity import Activity
+from lasso.cache import ResponseCache
 from lasso.callmeta import CallMeta
 from lasso.chain import ChainRuntime, TransportFactory
 from lasso.config import (
@@ -97,6 +98,7 @@ class Target(msgspec.Struct, frozen=True):
     transport: str | None = None
     profile: str = DEFAULT_PROFILE
     client: str | None = None  # the client's remote address (per-client filter bounds)
+    no_cache: bool = False  # the client sent ``Cache-Control: no-cache`` (lasso.cache)
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -159,6 +161,8 @@ class Gateway:
         self._ws_policy = ws_policy(settings.websocket)
         self._connector = connector
         self._transports = transports
+        #: The response cache (``lasso.cache``): every chain's entries and reorg ledgers.
+        self.cache = ResponseCache(settings.cache)
         #: Where the chains' providers run (``lasso.daemon.open_gateway`` sets it).
         self.services: trio.Nursery | None = None
         #: Serves eth_newFilter and kin (``lasso.filters.open_filters`` sets it).
@@ -198,7 +202,7 @@ class Gateway:
         self, slug: str, name: str, chain: ChainConfig, settings: Settings
     ) -> ChainRuntime:
         """A chain runtime for (profile, chain), not started (see ``ChainRuntime.start``)."""
-        return ChainRuntime(
+        runtime = ChainRuntime(
             name,
             chain,
             routing=settings.routing,
@@ -210,6 +214,8 @@ class Gateway:
             profile=slug,
             events=self.events,
         )
+        runtime.head_listeners.append(partial(self.cache.observe_head, bus_key(slug, name)))
+        return runtime
 
     def _websocket(self, key: str, _name: str, config: ProviderConfig) -> WsConnection:
         assert config.ws_url is not None
@@ -353,6 +359,31 @@ class Gateway:
             raise refusal(call.method, disp, target.path)
         srv = snapshot.settings.server  # bound the upstream work one log filter asks for
         check_filter_size(call.method, call.params, srv.max_filter_addresses, srv.max_filter_topics)
+        cache = self.cache
+        if cache.config is not snapshot.settings.cache:
+            cache.reconfigure(snapshot.settings.cache)
+        if cache.wants(call.method):
+            if target.provider is not None or target.no_cache or self.services is None:
+                meta.cache = "bypass"  # a pinned route sees its own provider's answer
+            else:
+                chain = target.chain
+                result, meta.cache = await cache.serve(
+                    bus_key(target.profile, chain.name),
+                    call.method,
+                    call.params,
+                    chain.state.consensus_head(trio.current_time()),
+                    partial(self._route, target, call, meta, session),
+                    self.services,
+                    self.shared,
+                    head_ttl_ms=max(1, round(chain.state.block_time_ms)),
+                )
+                return result
+        return await self._route(target, call, meta, session)
+
+    async def _route(
+        self, target: Target, call: Call, meta: CallMeta, session: Session | None
+    ) -> bytes:
+        """A call past the refusals and the cache: filters, logs, plan and dispatch."""
         if call.method in FILTER_METHODS and self.filters is not None:
             forward = partial(self._call, target, meta=meta, session=session)
             return await self.filters.handle(target, call, forward)

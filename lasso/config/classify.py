@@ -206,7 +206,13 @@ _METRICS: Final[Mapping[str, Rule]] = {
 }
 
 # [cache]: the response cache.
-_CACHE: Final[Mapping[str, Rule]] = {}
+_CACHE: Final[Mapping[str, Rule]] = {
+    "enabled": _PER_REQUEST,
+    "max_bytes": _live("the bound is applied at the next call: least recently used go first"),
+    "finality_depth_blocks": _PER_REQUEST,
+    "latest": _PER_REQUEST,
+    "methods": _PER_REQUEST,
+}
 
 # [shared]: state shared across workers and instances.
 _SHARED: Final[Mapping[str, Rule]] = {}

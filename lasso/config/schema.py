@@ -378,8 +378,20 @@ class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     extra_methods: Annotated[tuple[MethodName, ...], Meta(max_length=1_000)] = ()
 
 
+#: A ``[cache] methods`` value: ``"never"``, ``"default"``, or a TTL such as ``"2000ms"``.
+CacheMethodPolicy = Annotated[str, Meta(pattern=r"^(never|default|[1-9][0-9]{0,7}ms)$")]
+
+
 class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[cache]``: the finality-aware response cache."""
+    """``[cache]``: the finality-aware response cache (``lasso.cache``, ``docs/cache.md``)."""
+
+    enabled: bool = True
+    max_bytes: NonNegative = 64 * 1024 * 1024
+    finality_depth_blocks: NonNegative = 64
+    latest: bool = False
+    methods: Annotated[dict[MethodName, CacheMethodPolicy], Meta(max_length=1_000)] = msgspec.field(
+        default_factory=dict
+    )
 
 
 class SharedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

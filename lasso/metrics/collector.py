@@ -24,6 +24,8 @@ from lasso.chain import ChainRuntime
 from lasso.core.breaker import CircuitState
 from lasso.core.filter_table import FilterTableStatistics
 from lasso.gateway import Gateway, bus_key
+from lasso.metrics.cache import cache_families
+from lasso.metrics.labels import method_labels
 from lasso.subscriptions.hub import SubscriptionHub
 
 
@@ -105,6 +107,8 @@ class GatewayCollector(Collector):
             yield from _filters(gateway.filters.statistics())
         if self.gate is not None:
             yield _inbound(self.gate.statistics())
+        methods = method_labels(gateway.settings.metrics.extra_methods)
+        yield from cache_families(gateway.cache.statistics(), methods)  # lasso.cache
 
 
 def _inbound(stats: GateCounts) -> Metric:

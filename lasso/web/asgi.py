@@ -34,6 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import msgspec
 import trio
 
 from lasso import reqid
@@ -152,6 +153,8 @@ class LassoASGI:
                     raise InvalidRequest("Invalid Request: JSON-RPC requests must use POST")
                 who = self.gate.identify(scope, "/rpc/")
                 target = resolve_route(self.gateway, scope, headers, who)
+                if _no_cache(headers.get(b"cache-control")):
+                    target = msgspec.structs.replace(target, no_cache=True)
                 with self.gate.http_slot(who, target):
                     await self._admitted(scope, receive, send, headers, held, who, target)
             except LassoError as exc:
@@ -205,12 +208,13 @@ class LassoASGI:
             return Answer.error(InternalError("Internal error"))
 
     async def _send_answer(self, send: Send, answer: Answer, mode: str | None) -> None:
+        cached = _cache_header(answer)
         if mode is None or not answer.parts:
-            await _respond(send, answer.status, answer.body(), [])
+            await _respond(send, answer.status, answer.body(), cached)
             return
         request_id = reqid.current() or new_request_id()  # the X-Request-Id, or one made now
         metas = [None if m is None else m.to_dict(request_id) for m in answer.metas]
-        extra = [(b"x-lasso-request-id", request_id.encode())]
+        extra = [(b"x-lasso-request-id", request_id.encode()), *cached]
         if mode == "body":
             parts = [
                 p if m is None else jsonrpc.with_member(p, "lasso_meta", m)
@@ -223,6 +227,25 @@ class LassoASGI:
             if encoded and len(encoded) <= self.max_meta_header:
                 extra.append((b"x-lasso-meta", encoded))
         await _respond(send, answer.status, answer.body(), extra)
+
+
+def _no_cache(value: bytes | None) -> bool:
+    """Whether a ``Cache-Control`` header asks to bypass the response cache."""
+    if not value:
+        return False
+    directives = {d.strip().split(b"=", 1)[0].lower() for d in value.split(b",")}
+    return bool(directives & {b"no-cache", b"no-store"})
+
+
+def _cache_header(answer: Answer) -> list[tuple[bytes, bytes]]:
+    """``x-lasso-cache``: ``hit`` when every call was answered from the response cache,
+    ``bypass`` when none consulted it, else ``miss``; absent when no call is cacheable."""
+    seen = {None if m is None else m.cache for m in answer.metas}
+    if seen <= {None}:
+        return []
+    if len(seen) == 1:
+        return [(b"x-lasso-cache", str(seen.pop()).encode())]
+    return [(b"x-lasso-cache", b"miss")]
 
 
 def _request_id(scope: Scope) -> bytes | None:
