@@ -187,8 +187,7 @@ def test_sigterm_drains_the_group(tmp_path: Path) -> None:
         pids = wait_for(lambda: group.all_up(2), what="two workers up")
         assert group.post()[0] == 200
         assert stop_group(group) == 0
-        for pid in pids:
-            wait_for(lambda pid=pid: gone(pid) or None, timeout_s=5, what=f"worker {pid} gone")
+        wait_for(lambda: all(gone(pid) for pid in pids) or None, timeout_s=5, what="workers gone")
         with pytest.raises(OSError):  # the port is closed with the last worker
             socket.create_connection(("127.0.0.1", group.port), timeout=2).close()
 
