@@ -126,6 +126,7 @@ def start_group(
         if " listening on " in line:
             return Group(proc, int(line.split(", ")[0].rsplit(":", 1)[1]), config)
     proc.kill()
+    proc.stdout.close()
     raise AssertionError(f"lasso never said it listens (rc {proc.wait()})")
 
 
