@@ -102,7 +102,6 @@ def check_listen(host: str, port: int) -> None:
 def bind_shared_socket(host: str, port: int, backlog: int) -> socket.socket:
     """The listening socket a group of workers shares (lasso.workers): bound once, by the
     parent, then inherited by every worker (``serve(listen_socket=...)``)."""
-    check_listen(host, port)
     sock = bind_socket(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     sock.listen(backlog)
     return sock

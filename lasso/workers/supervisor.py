@@ -55,6 +55,13 @@ __all__ = ["RESTART_BACKOFF", "run_workers"]
 
 log = logging.getLogger("lasso.workers")
 
+#: A worker's command: SIGHUP is ignored from its first line until its gateway installs
+#: its own handler (the default action would end a worker still importing, when the
+#: parent forwards a reload to the group).
+WORKER_MAIN = (
+    "import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+    "from lasso.workers.worker import main; raise SystemExit(main())"
+)
 #: The pause before restarting a worker that exited (attempt 0: ~0.1 s).
 RESTART_BACKOFF = Backoff(base_s=0.1, cap_s=10.0)
 #: A worker that is not ready this long after its start is killed and restarted.
@@ -103,7 +110,7 @@ class _Group:
         )
         if self.log_level is not None:
             environ[env.ENV_LOG_LEVEL] = self.log_level
-        return [sys.executable, "-m", "lasso.workers.worker"], environ
+        return [sys.executable, "-c", WORKER_MAIN], environ
 
     async def run_slot(self, index: int) -> None:
         """Run worker ``index`` until the group stops, restarting it when it exits."""

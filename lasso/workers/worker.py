@@ -1,6 +1,6 @@
 """A worker process: the whole gateway (``lasso.daemon.serve``) on its parent's socket.
 
-Started by the parent (``lasso.workers.supervisor``) as ``python -m lasso.workers.worker``
+Started by the parent (``lasso.workers.supervisor``) as ``python -c ...main()``
 with the listening socket and one end of a control socketpair inherited
 (``pass_fds``) and named in the environment (``ENV_*`` below). It loads the same
 settings file as the parent and every sibling, runs its own providers, breakers and

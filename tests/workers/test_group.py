@@ -4,10 +4,13 @@ socket a real datagram socket."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ import pytest
 
 from tests.workers.group import (
     BLOCK_NUMBER,
+    REPO,
     Group,
     children,
     free_notify_socket,
@@ -202,3 +206,78 @@ def test_one_worker_is_todays_single_process(tmp_path: Path) -> None:
             assert 'worker="' not in group.get("/metrics")[1].decode()
         finally:
             assert stop_group(group) == 0
+
+
+class Pings:
+    """Every datagram on the notify socket, with its arrival time, until stopped."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.seen: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Pings:
+        self.sock.settimeout(0.1)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.seen.append((time.monotonic(), self.sock.recv(4096).decode()))
+
+    def watchdog_times(self) -> list[float]:
+        return [at for at, text in self.seen if text == "WATCHDOG=1"]
+
+
+def test_a_wedged_worker_stops_the_watchdog_and_is_replaced(running: Running) -> None:
+    group = running.group
+    victim = group.worker_pids()[1]
+    with Pings(running.notify) as pings:
+        wait_for(lambda: len(pings.watchdog_times()) >= 2 or None, what="pings before")
+        os.kill(victim, signal.SIGSTOP)  # a wedged event loop: alive, silent
+        stopped_at = time.monotonic()
+        wait_for(lambda: gone(victim) or None, what="the wedged worker killed")
+        killed_at = time.monotonic()
+        killed_s = killed_at - stopped_at
+
+        def replaced() -> list[int] | None:
+            pids = group.all_up(2)
+            return pids if pids is not None and victim not in pids else None
+
+        wait_for(replaced, what="its successor up")
+        up_at = time.monotonic()
+        wait_for(lambda: pings.watchdog_times()[-1] > up_at or None, what="pings resume")
+    times = pings.watchdog_times()
+    before = max(t for t in times if t <= killed_at)
+    after = min(t for t in times if t > killed_at)
+    # Pings every 0.2 s while all is well; none from the worker's 5 s of silence until
+    # its successor is ready (a Python start: well over 0.5 s).
+    assert after - before >= 0.5
+    assert 4.0 <= killed_s <= 15.0  # silent for stale_s (5 s), then SIGKILL
+    print(f"\nwedged worker killed after {killed_s:.1f} s; watchdog gap {after - before:.1f} s")
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "lasso.toml"
+        config.write_text(
+            '[chains.devnet]\nchain_id = 1\nproviders = [{ id = "a", url = "http://127.0.0.1:9" }]\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "lasso", "serve", "--config", str(config), "--port", str(port),
+             "--workers", "2"],
+            cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"lasso: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
