@@ -44,7 +44,7 @@ from pathlib import Path
 import trio
 
 import lasso
-from lasso.config import Settings
+from lasso.config import ConfigError, Settings, load_settings
 from lasso.core.backoff import Backoff
 from lasso.core.workers import PING_S, WorkerTable
 from lasso.daemon import _banner, _shutdown_on_signal, bind_shared_socket
@@ -86,6 +86,9 @@ class _Group:
         self.listener = listener
         self.directory = directory
         self.log_level = log_level
+        #: The workers' drain time, kept as the settings file says at the last reload
+        #: (the parent waits that long, plus a margin, before SIGKILL).
+        self.grace_s = 0.0
         self.processes: dict[int, trio.Process] = {}
         self.stopping = False
         self.rng = random.Random()
@@ -178,6 +181,12 @@ class _Group:
                 else:
                     self.table.pinged(index, now)
 
+    def reread_grace(self) -> None:
+        """After a SIGHUP: the workers' new ``shutdown_grace_ms``, if the file is valid (a
+        worker keeps its last-known-good otherwise, and so does the parent)."""
+        with suppress(ConfigError):  # each worker logs the problems, keeps the last good file
+            self.grace_s = load_settings(self.config_path).server.shutdown_grace_ms / 1000
+
     def _stopped(self) -> bool:
         return self.stopping  # set by _stop while a worker ran
 
@@ -218,6 +227,7 @@ async def run_workers(
     )
     directory = tempfile.mkdtemp(prefix="lasso-workers-")  # mode 0700: the private sockets
     group = _Group(count, config_path, listener, directory, log_level)
+    group.grace_s = server.shutdown_grace_ms / 1000
     try:
         with SdNotify.take_from_environ() as notify:  # workers must not inherit it
             async with (
@@ -231,7 +241,7 @@ async def run_workers(
                     for index in range(count):
                         slots.start_soon(group.run_slot, index)
                     await shutdown.wait()
-                    await _stop(group, notify, settings)
+                    await _stop(group, notify)
                     slots.cancel_scope.cancel(reason="stopped")  # any restart backoff
                 nursery.cancel_scope.cancel(reason="stopped")
     finally:
@@ -253,6 +263,7 @@ async def _forward_reloads(group: _Group) -> AsyncIterator[None]:
                 async for _ in signals:
                     log.info("SIGHUP: reloading %d workers", len(group.processes))
                     group.signal_all(signal.SIGHUP)
+                    group.reread_grace()
 
             nursery.start_soon(forward)
             try:
@@ -295,14 +306,14 @@ async def _watch(group: _Group, notify: SdNotify, shutdown: trio.Event) -> None:
         await trio.sleep(min(CHECK_EVERY_S, watchdog_s or CHECK_EVERY_S))
 
 
-async def _stop(group: _Group, notify: SdNotify, settings: Settings) -> None:
+async def _stop(group: _Group, notify: SdNotify) -> None:
     group.stopping = True
     notify.stopping(f"stopping: draining {group.table.up()} workers")
     group.listener.close()  # no new connections once every worker closed its copy too
     group.signal_all(signal.SIGTERM)
     if not group.processes:
         return
-    deadline = settings.server.shutdown_grace_ms / 1000 + STOP_MARGIN_S
+    deadline = group.grace_s + STOP_MARGIN_S
     with trio.move_on_after(deadline):
         await group.exited.wait()
         return
