@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cache, clients, fanout, forwarding, metrics, routing, ws
+from bench import cache, clients, fanout, forwarding, metrics, routing, workers, ws
 from bench.report import Options, Section, SectionResult, render_section, save_json
 
 SECTIONS: list[Section] = [
@@ -33,6 +33,7 @@ SECTIONS: list[Section] = [
     fanout.SECTION,
     metrics.SECTION,
     cache.SECTION,
+    workers.SECTION,
 ]
 PACKAGES = ("lasso", "trio", "hypercorn", "quart-trio", "httpx", "httpcore", "h11", "msgspec")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"

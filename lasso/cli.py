@@ -1,6 +1,6 @@
 """The ``lasso`` command line.
 
-lasso serve [--config PATH] [--host H] [--port P] [--pid-file PATH]
+lasso serve [--config PATH] [--host H] [--port P] [--workers N|auto] [--pid-file PATH]
 lasso reload [--pid-file PATH | --pid N]
 lasso check-config PATH
 lasso devnet [--nodes 3] [--block-time 1] [--port-base 8545] [--prune-history N [--pruned-node I]]
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -46,6 +47,15 @@ def _prune_history(args: argparse.Namespace) -> dict[int, int] | None:
         return None
     index = args.nodes - 1 if args.pruned_node is None else args.pruned_node
     return {index: args.prune_history}
+
+
+def _worker_count(settings: Settings, flag: int | str | None) -> int:
+    """``--workers`` (wins) or ``server.workers``; ``auto``: one per core."""
+    if flag is None:
+        return settings.server.worker_count(os.cpu_count())
+    if flag == "auto":
+        return max(1, os.cpu_count() or 1)
+    return int(flag)
 
 
 def _reload(pid: int | None, pid_file: str | None) -> int:
@@ -191,6 +201,19 @@ def main(argv: list[str] | None = None) -> int:
         serve = partial(
             run_until_signalled, settings, host=args.host, port=args.port, config_path=path
         )
+        workers = _worker_count(settings, args.workers)
+        if workers > 1:  # a parent supervising N gateway processes (lasso.workers)
+            from lasso.workers.supervisor import run_workers
+
+            serve = partial(
+                run_workers,
+                settings,
+                workers,
+                host=args.host,
+                port=args.port,
+                config_path=path,
+                log_level=level,
+            )
         return _with_pid_file(args.pid_file, lambda: _run_foreground(serve))
     if args.command == "up":
         path = args.config or default_config()

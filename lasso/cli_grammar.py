@@ -56,6 +56,19 @@ def default_config() -> str:
     return os.environ.get("LASSO_CONFIG", "settings.toml")
 
 
+def _workers(text: str) -> int | str:
+    """``--workers``: a count of at least 1, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 1, or 'auto'")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lasso",
@@ -103,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="listen address (default: server.host)")
     serve.add_argument(
         "--port", type=int, default=None, help="listen port (default: server.port, 4000)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="worker processes sharing the port, or 'auto' (one per core); "
+        "default: server.workers, 1",
     )
     _pid_file_option(serve)
 

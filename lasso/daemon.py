@@ -47,7 +47,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -73,7 +73,11 @@ from lasso.web.app import create_app
 from lasso.web.asgi import LassoASGI
 from lasso.web.cors import CorsLayer
 from lasso.web.gate import Gate
-from lasso.web.server import FrontLimits, FrontServer, ListenError
+from lasso.web.health import health
+from lasso.web.server import FrontLimits, FrontServer, ListenError, bind_socket
+
+if TYPE_CHECKING:
+    from lasso.workers.instance import Instance
 
 log = logging.getLogger("lasso.daemon")
 
@@ -93,6 +97,14 @@ def check_listen(host: str, port: int) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ListenError(bare, port, reason[:1].lower() + reason[1:]) from None
+
+
+def bind_shared_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket a group of workers shares (lasso.workers): bound once, by the
+    parent, then inherited by every worker (``serve(listen_socket=...)``)."""
+    sock = bind_socket(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    sock.listen(backlog)
+    return sock
 
 
 @asynccontextmanager
@@ -146,9 +158,15 @@ async def serve(
     reloads: AsyncIterator[object] | None = None,
     reload_state: ReloadState | None = None,
     notify: SdNotify | None = None,
+    listen_socket: socket.socket | None = None,
+    instance: Instance | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``shutdown`` is set. ``task_status`` gets the bound URLs.
+
+    ``listen_socket``: a listening socket to accept on instead of binding ``host:port``
+    (a worker's, inherited from its parent: lasso.workers). ``instance``: the worker's
+    group, for the instance-wide ``/health`` and ``/metrics`` (lasso.workers.instance).
 
     Each item of ``reloads`` (the SIGHUP receiver) re-reads ``config_path`` and applies
     it (:func:`lasso.reload.serve_reloads`, :class:`lasso.registry.Registry`);
@@ -161,7 +179,8 @@ async def serve(
         shutdown = trio.Event()
     server = settings.server
     host, port = host or server.host, server.port if port is None else port
-    check_listen(host, port)
+    if listen_socket is None:
+        check_listen(host, port)
     config = hypercorn_config(host, port, server)
     state = reload_state or ReloadState(settings, source=config_path or "(settings in memory)")
     async with (
@@ -185,10 +204,17 @@ async def serve(
         sessions = partial(ClientSession, hub)
         gate = Gate(gateway)  # API keys and inbound limits; its counters feed /metrics
         metrics = Metrics(gateway, hub, gate) if settings.metrics.enabled else None
-        quart = create_app(gateway, hub, state, metrics=metrics, draining=shutdown)
+        if instance is not None:  # siblings ask this worker for its own answers
+            instance.attach(partial(health, gateway, state), metrics.render if metrics else None)
+            await nursery.start(instance.serve_peers)
+        quart = create_app(
+            gateway, hub, state, metrics=metrics, draining=shutdown, instance=instance
+        )
         app = LassoASGI(gateway, quart, sessions, draining=shutdown, gate=gate)
         cors = CorsLayer(app, lambda: gateway.settings.cors)  # [cors]: lasso/web/cors.py
-        front = FrontServer(ASGIWrapper(cast(Any, cors)), config, limits)
+        front = FrontServer(
+            ASGIWrapper(cast(Any, cors)), config, limits, listen_socket=listen_socket
+        )
         ready = ReadyWhenStarted(task_status, notify, status, shutdown)  # READY=1 once listening
         await front.serve(shutdown.wait, task_status=ready)
         nursery.cancel_scope.cancel(reason="stopped")

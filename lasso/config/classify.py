@@ -101,6 +101,7 @@ _PROVIDER_IDENTITY = Rule(
 _SERVER: Final[Mapping[str, Rule]] = {
     "host": _restart("the listening socket is bound once, at start"),
     "port": _restart("the listening socket is bound once, at start"),
+    "workers": _restart("the worker processes are started once, at start (lasso.workers)"),
     "max_body_bytes": _PER_REQUEST,
     "max_batch": _PER_REQUEST,
     "batch_concurrency": _PER_REQUEST,

@@ -123,6 +123,13 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_filter_topics: Positive = 256
     allow_methods: tuple[MethodPattern, ...] = ()
     trusted_proxies: tuple[NonEmptyStr, ...] = ()
+    #: Worker processes sharing the listening socket (lasso.workers); "auto": one per core.
+    workers: Positive | Literal["auto"] = 1
+
+    def worker_count(self, cpu_count: int | None) -> int:
+        """How many worker processes to run: ``workers``, or ``cpu_count`` (at least 1)
+        for ``"auto"``."""
+        return max(1, cpu_count or 1) if self.workers == "auto" else self.workers
 
 
 class HedgeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -142,9 +142,16 @@ class Walker:
     def _union(self, value: Any, t: mi.UnionType, path: Path, extra: Mapping[str, Any]) -> Any:
         # TOML has no null, so an optional field that is present is its non-None type.
         present = [option for option in t.types if not isinstance(option, mi.NoneType)]
-        if len(present) != 1:
+        if len(present) == 1:
+            return self.check(value, present[0], path, extra)
+        # A number or a word (server.workers: 4 or "auto"): the value's TOML type picks.
+        kinds = {_union_kind(option, t) for option in present}
+        if len(kinds) != len(present):
             raise TypeError(f"settings schema uses unsupported union {t!r}")
-        return self.check(value, present[0], path, extra)
+        for option in present:
+            if _union_kind(option, t) == _value_kind(value):
+                return self.check(value, option, path, extra)
+        return self._wrong_type(path, " or ".join(sorted(kinds)), value)
 
     def _literal(self, value: Any, t: mi.LiteralType, path: Path, extra: Mapping[str, Any]) -> Any:
         if isinstance(value, str):
@@ -256,3 +263,18 @@ def _show(value: object) -> str:
 
 def _shorten(text: str) -> str:
     return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS] + "..."
+
+
+def _union_kind(option: mi.Type, union: mi.UnionType) -> str:
+    """The TOML type an option of a union takes: a union may mix one of each."""
+    if isinstance(option, mi.IntType):
+        return "integer"
+    if isinstance(option, (mi.StrType, mi.LiteralType)):
+        return "string"
+    raise TypeError(f"settings schema uses unsupported union {union!r}")
+
+
+def _value_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "integer" if isinstance(value, int) else "string" if isinstance(value, str) else "?"

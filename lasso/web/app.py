@@ -8,7 +8,7 @@ the daemon owns it.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Response, request
@@ -26,6 +26,9 @@ from lasso.reload import ReloadState
 from lasso.subscriptions.hub import SubscriptionHub
 from lasso.web.health import chain_list, chain_metrics, health, readiness
 
+if TYPE_CHECKING:
+    from lasso.workers.instance import Instance
+
 log = logging.getLogger("lasso.web")
 
 
@@ -40,11 +43,14 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     draining: trio.Event | None = None,
+    instance: Instance | None = None,
 ) -> QuartTrio:
     """``reloads``: the config's generation and last reload, for ``/health``'s ``config``.
     ``metrics``: what ``/metrics`` serves; by default one made here for ``gateway`` (none
     with ``[metrics] enabled = false``: ``/metrics`` is then 404). ``draining``: set when
-    the daemon starts to shut down (ends the dashboard's streams)."""
+    the daemon starts to shut down (ends the dashboard's streams). ``instance``: under
+    ``server.workers`` > 1, ``/health`` and ``/metrics`` answer for every worker
+    (lasso.workers.instance)."""
     app = QuartTrio("lasso")
     if metrics is None and gateway.settings.metrics.enabled:
         metrics = Metrics(gateway, hub)
@@ -57,7 +63,10 @@ def create_app(
     async def get_health() -> Response:
         if "ready" in request.args:  # /health?ready: readiness, as /health/ready
             return _ready()
-        return _json(health(gateway, reloads))
+        report = health(gateway, reloads)
+        if instance is not None:  # the whole group of workers
+            report = await instance.health(report)
+        return _json(report)
 
     @app.get("/health/ready")
     @app.get("/api/health/ready")
@@ -76,7 +85,10 @@ def create_app(
         if metrics is None:
             body = error_body(None, -32600, "Not Found: metrics are disabled ([metrics] enabled)")
             return Response(body, status=404, content_type="application/json")
-        return Response(metrics.render(), content_type=CONTENT_TYPE)
+        body = metrics.render()
+        if instance is not None:  # every worker's series, labelled worker="<index>"
+            body = await instance.metrics(body)
+        return Response(body, content_type=CONTENT_TYPE)
 
     @app.get("/api/chains")
     async def get_chains() -> Response:

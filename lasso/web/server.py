@@ -314,8 +314,18 @@ class Connection(TCPServer):
 class FrontServer:
     """The listening sockets, the live connections, and their shutdown."""
 
-    def __init__(self, app: AppWrapper, config: HypercornConfig, limits: FrontLimits) -> None:
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: HypercornConfig,
+        limits: FrontLimits,
+        *,
+        listen_socket: socket.socket | None = None,
+    ) -> None:
+        """``listen_socket``: a listening socket to accept on (a worker's, bound and inherited
+        from its parent: lasso.workers) instead of binding ``config.bind``."""
         self.app: AppWrapper = _FrontApp(app, self)
+        self._prebound = listen_socket
         self.config = config
         self.limits = limits
         self.context = WorkerContext(None)
@@ -359,7 +369,12 @@ class FrontServer:
 
     def _listen(self) -> tuple[list[trio.SocketListener], list[str]]:
         listeners, binds = [], []
-        for sock in [bind_socket(bind) for bind in self.config.bind]:
+        if self._prebound is not None:
+            socks = [self._prebound]
+            self._prebound.setblocking(False)
+        else:
+            socks = [bind_socket(bind) for bind in self.config.bind]
+        for sock in socks:
             sock.listen(self.config.backlog)
             listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
             binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")

@@ -127,6 +127,7 @@ def test_restart_only_keys_are_only_in_top_level_tables() -> None:
         "server.ws_ping_interval_ms",
         "server.ws_max_frame_bytes",
         "server.max_connections",
+        "server.workers",  # the worker processes start once (lasso.workers)
         "metrics.enabled",  # [metrics]: the observers and histograms are built at start
         "metrics.latency_buckets_ms",
         "metrics.extra_methods",
