@@ -46,9 +46,12 @@ class RedisAddress(msgspec.Struct, frozen=True):
     username: str | None = None
     password: str | None = None
 
-    def __repr__(self) -> str:  # never the password
+    def __str__(self) -> str:  # never the password
         auth = "" if self.password is None else "***@"
-        return f"RedisAddress(redis://{auth}{self.host}:{self.port}/{self.db})"
+        return f"redis://{auth}{self.host}:{self.port}/{self.db}"
+
+    def __repr__(self) -> str:
+        return f"RedisAddress({self})"
 
 
 def parse_redis_url(url: str) -> RedisAddress:
@@ -101,6 +104,9 @@ class RedisConnection(trio.abc.AsyncResource):
             except ProtocolError as exc:
                 await self._break()
                 raise RedisUnavailable(f"protocol error: {exc}") from exc
+            except RedisUnavailable:  # closed by the server
+                await self._break()
+                raise
             except trio.Cancelled:
                 if sent or self._parser.buffered:  # replies out of step from now on
                     self._break_now()

@@ -129,11 +129,11 @@ class RedisStore:
         self._lost = trio.Event()
         self.connects += 1
         if self._down_since is None:
-            log.info("shared state: connected to %r", self.address)
+            log.info("shared state: connected to Redis at %s", self.address)
         else:
             down_s = trio.current_time() - self._down_since
             log.warning(
-                "shared state: Redis at %r reachable again after %.1f s; shared state in use",
+                "shared state: Redis at %s reachable again after %.1f s; shared state in use",
                 self.address,
                 down_s,
             )
@@ -146,7 +146,7 @@ class RedisStore:
         self._down_since = trio.current_time()
         self.outages += 1
         log.warning(
-            "shared state: Redis at %r unreachable (%s); using local state, reconnecting",
+            "shared state: Redis at %s unreachable (%s); using local state, reconnecting",
             self.address,
             reason,
         )
