@@ -401,6 +401,13 @@ class SharedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         ),
     ] = "lasso:"
 
+    def __repr__(self) -> str:  # never the password
+        url = None if self.redis_url is None else mask_url(self.redis_url)
+        return (
+            f"SharedConfig(redis_url={url!r}, timeout_ms={self.timeout_ms!r}, "
+            f"key_prefix={self.key_prefix!r})"
+        )
+
 
 class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[methods]`` / ``[profiles.<slug>.methods]`` / ``[chains.<name>.methods]``.
