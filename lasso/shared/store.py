@@ -2,16 +2,17 @@
 ``[shared] redis_url`` is set.
 
 Theory of operation. :meth:`RedisStore.run` (a service in the gateway's nursery) owns
-the one connection: it connects, waits until a call finds the connection broken, and
-reconnects with jittered capped backoff (:class:`lasso.core.backoff.Backoff`). Every
-call has the ``timeout_ms`` deadline. A call never raises into a request: while Redis
+the one connection: it connects, reads the replies (callers share the connection,
+pipelined: :mod:`lasso.shared.client`) until the connection fails, and reconnects with
+jittered capped backoff (:class:`lasso.core.backoff.Backoff`). Every call has the
+``timeout_ms`` deadline. A call never raises into a request: while Redis
 is unreachable, or when a call fails or takes too long, it answers ``None`` (reads,
 token buckets: the caller uses its local state) or drops the write.
 
 An outage is logged once when it starts (the first failure) and once when it ends (the
-reconnect), never per request. A call that times out after its command went out ends
-the connection (the replies would be out of step): that is an outage too. A call that
-only waited too long for its turn on the connection falls back alone.
+reconnect), never per request. A call past its deadline falls back alone while Redis
+keeps answering (busy is not down); when the oldest command has had no reply for half
+the deadline, Redis is hung: the connection is closed and that is an outage too.
 
 Keys are ``key_prefix`` + the caller's key, so several deployments can share a Redis.
 """
@@ -76,7 +77,6 @@ class RedisStore:
         self._backoff = backoff
         self._rng = rng or random.Random()
         self._connection: RedisConnection | None = None
-        self._lost = trio.Event()
         self._down_since: float | None = None
         self._seen_errors: set[str] = set()
         self.connects = self.outages = self.calls = self.fallbacks = self.error_replies = 0
@@ -118,7 +118,10 @@ class RedisStore:
                 self._came_up(connection)
                 task_status.started()
                 task_status = trio.TASK_STATUS_IGNORED
-                await self._lost.wait()
+                try:
+                    await connection.read_replies()  # until the connection fails
+                except RedisUnavailable as exc:
+                    self._fail(connection, str(exc))
         finally:
             if self._connection is not None:
                 await trio.aclose_forcefully(self._connection)
@@ -126,7 +129,6 @@ class RedisStore:
 
     def _came_up(self, connection: RedisConnection) -> None:
         self._connection = connection
-        self._lost = trio.Event()
         self.connects += 1
         if self._down_since is None:
             log.info("shared state: connected to Redis at %s", self.address)
@@ -155,9 +157,8 @@ class RedisStore:
         if connection is not self._connection:
             return  # an old connection's late failure
         self._connection = None
-        connection.mark_broken()
+        connection.break_now(reason)  # its reader ends: run() reconnects
         self._went_down(reason)
-        self._lost.set()
 
     # -- calls -----------------------------------------------------------------
 
@@ -177,7 +178,10 @@ class RedisStore:
                 return None
         if scope.cancelled_caught:
             self.fallbacks += 1
-            if connection.is_broken():  # it had sent: the connection is out of step
+            # Busy (many commands queued) is not down; no reply at all for half the deadline is.
+            if connection.is_broken() or connection.stalled(
+                trio.current_time(), self.timeout_s / 2
+            ):
                 ms = round(self.timeout_s * 1000)
                 self._fail(connection, f"no reply within {ms} ms")
             return None

@@ -43,7 +43,7 @@ async def test_values_round_trip_under_the_prefix(redis_server: RedisServer) -> 
         await store.set_bytes("a", b'\x00{"x":1}\r\n')
         assert await store.get_bytes("a") == b'\x00{"x":1}\r\n'
         raw = await connect(parse_redis_url(redis_server.url))
-        assert await raw.call("GET", "t:a") == b'\x00{"x":1}\r\n'  # the prefix is ours
+        assert await raw.call_alone("GET", "t:a") == b'\x00{"x":1}\r\n'  # the prefix is ours
         await raw.aclose()
 
 
@@ -52,9 +52,9 @@ async def test_values_expire(redis_server: RedisServer) -> None:
         await store.set_bytes("long", b"1", ttl_s=10)
         await store.set_bytes("short", b"1", ttl_s=0.02)
         raw = await connect(parse_redis_url(redis_server.url))
-        pttl = await raw.call("PTTL", "t:long")
+        pttl = await raw.call_alone("PTTL", "t:long")
         assert isinstance(pttl, int) and 9_000 < pttl <= 10_000
-        assert await raw.call("PTTL", "t:forever") == -2
+        assert await raw.call_alone("PTTL", "t:forever") == -2
         await raw.aclose()
         with trio.fail_after(2):  # Redis's own clock expires it
             while True:
@@ -79,7 +79,7 @@ async def test_the_script_is_loaded_again_after_a_flush(redis_server: RedisServe
     async with open_store(redis_server.url) as store:
         assert await store.take_tokens("b", rate=10, burst=1, cost=1) == 0.0
         raw = await connect(parse_redis_url(redis_server.url))
-        assert await raw.call("SCRIPT", "FLUSH") == "OK"
+        assert await raw.call_alone("SCRIPT", "FLUSH") == "OK"
         await raw.aclose()
         assert await store.take_tokens("b2", rate=10, burst=1, cost=1) == 0.0  # NOSCRIPT, EVAL
         assert store.statistics().error_replies == 0
@@ -94,7 +94,7 @@ async def test_password_and_database_from_the_url(
             assert store.available
             await store.set_bytes("k", b"v")
         raw = await connect(parse_redis_url(server.url.replace("/0", "/3")))
-        assert await raw.call("GET", "t:k") == b"v"
+        assert await raw.call_alone("GET", "t:k") == b"v"
         await raw.aclose()
         wrong = server.url.replace("s3cr3t-pw", "wrong-pw")
         async with open_store(wrong) as store:
