@@ -17,10 +17,13 @@ BATTLE_ARGS ?=
 # it with the playwright dev dependency; no browser download).
 CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
+# Debian's redis-server, for the shared-state tests (tests/shared/ start their own on a free
+# port; never the system service). Without it those tests skip and say why.
+REDIS_SERVER ?= /usr/bin/redis-server
 
 .PHONY: install run probe test test-fast explore lint format bench battle battle-quick battle-replay clean
 
-install: $(VENV)/.installed $(ANVIL) $(CHROMIUM)
+install: $(VENV)/.installed $(ANVIL) $(CHROMIUM) $(REDIS_SERVER)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lasso needs Python >= 3.11")'
@@ -60,6 +63,18 @@ $(CHROMIUM):
 	    || echo "chromium: $(APT_GET) install failed; the dashboard's browser test will be skipped"; \
 	else \
 	  echo "chromium: no $(CHROMIUM) and no $(APT_GET) as root to install it; the dashboard's browser test will be skipped"; \
+	fi
+
+# As chromium: apt-get where possible (Debian, as root), else one line; never fails `make install`.
+# The package also enables a system redis service; the tests never use it.
+$(REDIS_SERVER):
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif command -v $(APT_GET) >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing redis-server for the shared-state tests ($(APT_GET) install redis-server)"; \
+	  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null \
+	    || echo "redis-server: $(APT_GET) install failed; the Redis tests (tests/shared) will be skipped"; \
+	else \
+	  echo "redis-server: not found and no $(APT_GET) as root to install it; the Redis tests (tests/shared) will be skipped"; \
 	fi
 
 run: install

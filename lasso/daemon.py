@@ -66,6 +66,7 @@ from lasso.opspublish import reloaded
 from lasso.registry import Registry
 from lasso.reload import ReloadState, serve_reloads
 from lasso.sdnotify import GatewayStatus, ReadyWhenStarted, SdNotify, run_notify
+from lasso.shared.store import RedisStore
 from lasso.subscriptions.hub import open_subscription_hub
 from lasso.subscriptions.session import ClientSession
 from lasso.upstream.ws import Connector
@@ -125,6 +126,10 @@ async def open_gateway(
         nursery.start_soon(event_log.run)
         for _slug, chain in gateway.chains():
             await chain.start(nursery)  # one cancel scope per provider (lasso.chain)
+        if settings.shared.redis_url is not None:  # [shared]: lasso.shared (issue 12)
+            store = RedisStore.from_config(settings.shared)
+            await nursery.start(store.run)  # the first connect tried: shared from request one
+            gateway.shared = store
         try:
             yield gateway
         finally:

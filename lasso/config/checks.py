@@ -14,6 +14,8 @@ from lasso.config.gatechecks import check_gate
 from lasso.config.model import DEFAULT_PROFILE
 from lasso.config.problems import Path, quote, render_path
 from lasso.config.schema import RESERVED_CHAIN_IDENTS, CircuitBreakerConfig
+from lasso.config.secrets import mask_url
+from lasso.shared.address import parse_redis_url
 
 __all__ = ["cross_check"]
 
@@ -35,6 +37,21 @@ def cross_check(tree: Mapping[str, Any], report: Report) -> None:
         chains = _table(_table(profile).get("chains"))
         _check_profile(chains, ("profiles", slug, "chains"), top_breaker, report)
     check_gate(tree, report)  # [auth], [rate_limit], [server] trusted_proxies
+    _check_shared(_table(tree.get("shared")), report)
+
+
+def _check_shared(shared: Mapping[str, Any], report: Report) -> None:
+    """``[shared] redis_url``: its path, if any, is a database number (lasso.shared)."""
+    url = shared.get("redis_url")
+    if not isinstance(url, str):
+        return
+    try:
+        parse_redis_url(url)
+    except ValueError:
+        report(
+            ("shared", "redis_url"),
+            f"{quote(mask_url(url))}: the path must be a database number, e.g. /0",
+        )
 
 
 def _check_profile(

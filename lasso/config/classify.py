@@ -216,7 +216,10 @@ _CACHE: Final[Mapping[str, Rule]] = {
 }
 
 # [shared]: state shared across workers and instances.
-_SHARED: Final[Mapping[str, Rule]] = {}
+_SHARED: Final[Mapping[str, Rule]] = dict.fromkeys(
+    ("redis_url", "timeout_ms", "key_prefix"),
+    _restart("the Redis store is created once, at start (lasso.shared)"),
+)
 
 _METHODS: Final[Mapping[str, Rule]] = dict.fromkeys(("allow", "deny", "providers"), _PER_REQUEST)
 

@@ -93,6 +93,7 @@ ApiKey = Annotated[
 ]
 HttpUrl = Annotated[str, Meta(extra={"url_schemes": ("http", "https")})]
 WsUrl = Annotated[str, Meta(extra={"url_schemes": ("ws", "wss")})]
+RedisUrl = Annotated[str, Meta(extra={"url_schemes": ("redis",)})]
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -402,7 +403,29 @@ class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class SharedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[shared]``: state shared across workers and instances (Redis)."""
+    """``[shared]``: state shared across workers and instances (Redis, ``lasso.shared``).
+
+    ``redis_url`` (``redis://[[user]:password@]host[:port][/db]``, may use ``${ENV}``;
+    its password is a secret, masked everywhere) turns it on. ``timeout_ms`` bounds
+    every Redis call: past it the request uses local state. Keys start ``key_prefix``.
+    """
+
+    redis_url: RedisUrl | None = None
+    timeout_ms: Annotated[int, Meta(ge=1, le=10_000)] = 50
+    key_prefix: Annotated[
+        str,
+        Meta(
+            pattern=r"^[A-Za-z0-9:._-]{0,64}\Z",
+            extra={"hint": "must be at most 64 letters, digits, ':', '.', '-' or '_'"},
+        ),
+    ] = "lasso:"
+
+    def __repr__(self) -> str:  # never the password
+        url = None if self.redis_url is None else mask_url(self.redis_url)
+        return (
+            f"SharedConfig(redis_url={url!r}, timeout_ms={self.timeout_ms!r}, "
+            f"key_prefix={self.key_prefix!r})"
+        )
 
 
 class MethodRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -179,7 +179,7 @@ class LassoASGI:
         except LassoError as exc:
             await _respond(send, exc.status(), Answer.error(exc).body(), [])
             return
-        refused = self.gate.rate_refusal(who, target, calls_in(parsed))
+        refused = await self.gate.rate_refusal_shared(who, target, calls_in(parsed))
         if refused is not None:
             await _respond(send, 429, refusal_body(parsed, refused), _retry_after(refused))
             return

@@ -11,6 +11,9 @@ per client key (:meth:`Gate.http_slot`) and open WebSockets per client key
 :meth:`Gate.charge` takes one token per call from the client's bucket
 (:mod:`lasso.core.tokenbucket`); HTTP and WebSocket calls of one client key
 share the bucket. A refusal answers every call with -32005 and its own id.
+With ``[shared] redis_url`` (:mod:`lasso.shared`) the bucket is the one every
+worker and instance shares in Redis (:meth:`Gate.rate_refusal_shared`); while
+Redis is unreachable or slow, the local bucket decides.
 
 The limit that applies is the API key's own ``rps``/``burst``, else the
 profile's ``rate_limit``, else ``[rate_limit]``'s; none set means no limit. A
@@ -39,7 +42,7 @@ from lasso.core import jsonrpc
 from lasso.core.apikeys import KeyEntry, KeyRing, digest
 from lasso.core.jsonrpc import BadItem, Call, Item
 from lasso.core.routes import RouteSpec, parse_rpc_path, split_path_key
-from lasso.core.tokenbucket import BucketTable, default_burst
+from lasso.core.tokenbucket import BucketTable, Take, default_burst
 from lasso.errors import ClientRateLimited, LassoError, Unauthorized, UnknownTarget
 from lasso.gateway import Gateway, Target
 from lasso.opsevents import ClientLimited, now_stamps
@@ -136,6 +139,10 @@ class Gate:
         self.refused_inflight = 0
         self.refused_ws = 0
         self.limited_events = 0
+        # Shared buckets ([shared]): counted here, held in Redis; clients limited there.
+        self.shared_admitted = 0
+        self.shared_refused = 0
+        self._limited_shared: set[str] = set()
 
     # -- API keys -------------------------------------------------------------
 
@@ -245,6 +252,42 @@ class Gate:
             "Rate limit exceeded: too many requests", retry_after_ms=take.retry_after_ms
         )
 
+    # -- shared rate limits ([shared], issue 12) -------------------------------
+
+    async def rate_refusal_shared(
+        self, who: Identity, target: Target, cost: int
+    ) -> ClientRateLimited | None:
+        """:meth:`rate_refusal` through the bucket every instance shares (``gateway.shared``,
+        same rate and burst) while the store is up; the local bucket when there is no store,
+        it is down, or it did not answer in time (``take_tokens`` gave ``None``)."""
+        shared = self.gateway.shared
+        if shared is None or not shared.available:
+            return self.rate_refusal(who, target, cost)
+        limit = self._limit(who, target.profile)
+        if limit is None:
+            return None
+        rate, burst, scope = limit
+        wait = await shared.take_tokens(
+            f"bucket:{who.client}:{scope}", rate=rate, burst=burst, cost=cost
+        )
+        if wait is None:
+            return self.rate_refusal(who, target, cost)
+        limited = self._limited_shared
+        if wait <= 0:
+            self.shared_admitted += 1
+            limited.discard(who.client)
+            return None
+        self.shared_refused += 1
+        if who.client not in limited:
+            if len(limited) >= self.buckets.max_buckets:
+                limited.clear()  # bounded like the local table; at worst one more event
+            limited.add(who.client)
+            self._publish(who, target, "rate")
+        return ClientRateLimited(
+            "Rate limit exceeded: too many requests",
+            retry_after_ms=Take(False, wait).retry_after_ms,
+        )
+
     # -- concurrency caps -----------------------------------------------------
 
     def http_slot(self, who: Identity, target: Target) -> _Slot:
@@ -297,8 +340,8 @@ class Gate:
             auth_enabled=self.ring.enabled,
             denied_auth=self.denied_auth,
             denied_observability=self.denied_observability,
-            admitted=buckets.admitted,
-            refused_rate=buckets.refused,
+            admitted=buckets.admitted + self.shared_admitted,
+            refused_rate=buckets.refused + self.shared_refused,
             refused_inflight=self.refused_inflight,
             refused_ws=self.refused_ws,
             limited_events=self.limited_events,

@@ -161,12 +161,12 @@ class ClientSocket:
                 self._queue_refusal(frame, LocalCapacity("Server shutting down"))
                 continue
             try:
-                self._accept_frame(frame, nursery)
+                await self._accept_frame(frame, nursery)
             except Exception as exc:  # our bug: this frame gets -32603, the socket lives on
                 log_internal(log, "reading a WebSocket frame", exc)
                 self._queue(Answer.error(InternalError("Internal error")).body())
 
-    def _accept_frame(self, frame: bytes, nursery: trio.Nursery) -> None:
+    async def _accept_frame(self, frame: bytes, nursery: trio.Nursery) -> None:
         if len(frame) > self.limits.ws_max_frame_bytes:
             limit = self.limits.ws_max_frame_bytes
             self._queue(
@@ -180,7 +180,7 @@ class ClientSocket:
             return
         if self.gate is not None:
             gate, who = self.gate
-            refused = gate.rate_refusal(who, self.target, calls_in(parsed))
+            refused = await gate.rate_refusal_shared(who, self.target, calls_in(parsed))
             if refused is not None:
                 refusal = ws_refusal(parsed, refused)
                 if refusal is not None:

@@ -131,6 +131,9 @@ def test_restart_only_keys_are_only_in_top_level_tables() -> None:
         "metrics.enabled",  # [metrics]: the observers and histograms are built at start
         "metrics.latency_buckets_ms",
         "metrics.extra_methods",
+        "shared.redis_url",  # [shared]: the Redis store is created once, at start
+        "shared.timeout_ms",
+        "shared.key_prefix",
     }
 
 
@@ -154,5 +157,7 @@ def test_the_docs_list_exactly_the_restart_only_keys() -> None:
     text = (REPO / "docs" / "configuration.md").read_text()
     table = text[text.index("**Restart-only keys**") : text.index("A file that changes nothing")]
     rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
-    listed = {key for row in rows for key in re.findall(r"`((?:server|metrics)\.[a-z_]+)`", row)}
+    listed = {
+        key for row in rows for key in re.findall(r"`((?:server|metrics|shared)\.[a-z_]+)`", row)
+    }
     assert listed == set(restart_only_keys())

@@ -139,10 +139,10 @@ async def test_a_bug_reading_a_ws_frame_answers_that_frame_and_keeps_the_socket(
 
     real = ClientSocket._accept_frame
 
-    def flaky(self: ClientSocket, frame: bytes, nursery: trio.Nursery) -> None:
+    async def flaky(self: ClientSocket, frame: bytes, nursery: trio.Nursery) -> None:
         if b"boom" in frame:
             raise RecursionError("deep")
-        real(self, frame, nursery)
+        await real(self, frame, nursery)
 
     monkeypatch.setattr(ClientSocket, "_accept_frame", flaky)
     async with open_asgi_websocket(app, "/ws/rpc/testnet") as ws:
