@@ -22,6 +22,7 @@ from lasso.web.asgi import LassoASGI
 from tests.conftest import SETTINGS, FakeFleet
 from tests.shared.redisserver import RedisServer
 from tests.support.asgi import AsgiResponse, asgi_request
+from tests.support.fakes import _block_hash
 
 
 def body(rid: Any) -> bytes:
@@ -123,3 +124,35 @@ async def test_redis_killed_mid_load(
     assert len(statuses) == 1200 and errors == []
     assert len(lines(caplog, "unreachable")) == 1
     assert len(lines(caplog, "reachable again")) == 1
+
+
+async def test_two_instances_share_a_cached_answer(redis_server: RedisServer) -> None:
+    """Instance A fetches a final block once; instance B, with its own providers, answers it
+    from Redis (``x-lasso-cache: hit``) without calling any of them."""
+    shared = f'[shared]\nredis_url = "{redis_server.url}"\ntimeout_ms = 1000\nkey_prefix = "c:"\n'
+    settings = parse_settings(shared + SETTINGS + "\n[cache]\nfinality_depth_blocks = 64\n", env={})
+    fleets = [FakeFleet(), FakeFleet()]
+    call = b'{"jsonrpc":"2.0","id":%d,"method":"eth_getBlockByNumber","params":["0x10",false]}'
+    async with AsyncExitStack() as stack:
+        apps = []
+        for index, fleet in enumerate(fleets):
+            gateway = await stack.enter_async_context(
+                open_gateway(settings, rng=random.Random(index), transports=fleet.transport)
+            )
+            chain = gateway.profiles["default"]["testnet"]
+            for pid in ("p1", "p2", "p3"):  # head 100: blocks up to 36 are final
+                chain.observe_head(pid, 100, _block_hash(100), _block_hash(99), trio.current_time())
+            apps.append(LassoASGI(gateway, create_app(gateway)))
+        first = await asgi_request(apps[0], "POST", "/rpc/testnet", call % 1)
+        with trio.fail_after(5):  # the write to Redis follows the answer
+            while True:
+                if await store(apps[0])._call("KEYS", "c:*"):
+                    break
+                await trio.sleep(0.01)
+        second = await asgi_request(apps[1], "POST", "/rpc/testnet", call % 2)
+    assert first.headers["x-lasso-cache"] == "miss"
+    assert second.headers["x-lasso-cache"] == "hit"
+    assert second.json()["result"] == first.json()["result"]
+    assert second.json()["id"] == 2
+    calls = [sum(n.calls.count("eth_getBlockByNumber") for n in f.nodes.values()) for f in fleets]
+    assert calls == [1, 0]
