@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from bench.forwarding import COLUMNS, _cell
+from bench.forwarding import COLUMNS, _ms, run_targets
 from bench.procs import Child, launched, python_module
 from bench.report import Derived, Options, Row, Section, SectionResult, ratio
 
@@ -41,11 +41,6 @@ def _target(name: str, upstream: Child) -> Iterator[tuple[Child, str]]:
             yield child, "/rpc/bench"
 
 
-def _ms(name: str, a: Row, b: Row, key: str) -> Derived:
-    value = None if a[key] is None or b[key] is None else a[key] - b[key]
-    return Derived(name, value, " ms", "+.3f")
-
-
 def _derived(rows: list[Row], concurrencies: tuple[int, ...]) -> list[Derived]:
     cell = {(r["target"], r["concurrency"]): r for r in rows}
     out = []
@@ -66,17 +61,7 @@ def _derived(rows: list[Row], concurrencies: tuple[int, ...]) -> list[Derived]:
 
 
 def run(opts: Options) -> SectionResult:
-    rows: list[Row] = []
-    with launched("instant upstream", python_module("bench.instant_upstream")) as upstream:
-        for name in TARGETS:
-            with _target(name, upstream) as (child, path):
-                rows += [_cell(name, child, path, upstream, c, opts) for c in opts.concurrencies]
-    notes = [
-        f"{r['target']} c={r['concurrency']} errors: {r['error_kinds']}"
-        for r in rows
-        if r["errors"]
-    ]
-    return SectionResult(rows, _derived(rows, opts.concurrencies), notes + NOTES)
+    return run_targets(TARGETS, _target, _derived, NOTES, opts)
 
 
 NOTES = [

@@ -16,7 +16,8 @@ completed in it; for ``direct`` the target is the upstream itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from bench.procs import Child, launched, python_module, run_json
 from bench.report import Column, Derived, Options, Row, Section, SectionResult
@@ -117,17 +118,28 @@ def _derived(rows: list[Row], concurrencies: tuple[int, ...]) -> list[Derived]:
 
 
 def run(opts: Options) -> SectionResult:
+    return run_targets(TARGETS, _target, _derived, NOTES, opts)
+
+
+def run_targets(
+    targets: tuple[str, ...],
+    target: Callable[[str, Child], AbstractContextManager[tuple[Child, str]]],
+    derived: Callable[[list[Row], tuple[int, ...]], list[Derived]],
+    notes: list[str],
+    opts: Options,
+) -> SectionResult:
+    """Each target in turn behind one instant upstream, loaded at every concurrency."""
     rows: list[Row] = []
     with launched("instant upstream", python_module("bench.instant_upstream")) as upstream:
-        for name in TARGETS:
-            with _target(name, upstream) as (child, path):
+        for name in targets:
+            with target(name, upstream) as (child, path):
                 rows += [_cell(name, child, path, upstream, c, opts) for c in opts.concurrencies]
-    notes = [
+    errors = [
         f"{r['target']} c={r['concurrency']} errors: {r['error_kinds']}"
         for r in rows
         if r["errors"]
     ]
-    return SectionResult(rows, _derived(rows, opts.concurrencies), notes + NOTES)
+    return SectionResult(rows, derived(rows, opts.concurrencies), errors + notes)
 
 
 NOTES = [
