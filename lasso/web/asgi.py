@@ -43,11 +43,9 @@ from lasso.core.jsonrpc import Call, Item
 from lasso.errors import (
     BodyTimeout,
     BodyTooLarge,
-    ClientRateLimited,
     InternalError,
     InvalidRequest,
     LassoError,
-    ServerBusy,
 )
 from lasso.gateway import Answer, Gateway, Target
 from lasso.web.budget import BodyBudget, Hold
@@ -55,7 +53,7 @@ from lasso.web.failures import log_internal
 from lasso.web.gate import Gate, Identity, calls_in, is_observability, refusal_body
 from lasso.web.meta import META_MODES, encode_header, new_request_id
 from lasso.web.params import query_value, resolve_route
-from lasso.web.ws import SessionFactory, reject_handshake, serve_websocket
+from lasso.web.ws import SessionFactory, reject_handshake, retry_after_headers, serve_websocket
 
 log = logging.getLogger("lasso.web")
 
@@ -66,7 +64,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
-_RETRY_AFTER = (b"retry-after", b"1")
 
 
 class LassoASGI:
@@ -158,7 +155,9 @@ class LassoASGI:
                 with self.gate.http_slot(who, target):
                     await self._admitted(scope, receive, send, headers, held, who, target)
             except LassoError as exc:
-                await _respond(send, exc.status(), Answer.error(exc).body(), _retry_after(exc))
+                await _respond(
+                    send, exc.status(), Answer.error(exc).body(), retry_after_headers(exc)
+                )
 
     async def _admitted(
         self,
@@ -181,7 +180,7 @@ class LassoASGI:
             return
         refused = await self.gate.rate_refusal_shared(who, target, calls_in(parsed))
         if refused is not None:
-            await _respond(send, 429, refusal_body(parsed, refused), _retry_after(refused))
+            await _respond(send, 429, refusal_body(parsed, refused), retry_after_headers(refused))
             return
         answer: Answer | None = None
         async with trio.open_nursery() as nursery:
@@ -254,13 +253,6 @@ def _request_id(scope: Scope) -> bytes | None:
         if name == b"x-request-id":
             return bytes(value)
     return None
-
-
-def _retry_after(exc: LassoError) -> list[tuple[bytes, bytes]]:
-    """``Retry-After`` for the refusals that say when to come back."""
-    if isinstance(exc, ClientRateLimited):
-        return [(b"retry-after", b"%d" % exc.retry_after_s)]
-    return [_RETRY_AFTER] if isinstance(exc, ServerBusy) else []
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, exc: LassoError) -> None:

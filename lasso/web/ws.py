@@ -40,7 +40,14 @@ from lasso import reqid
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
-from lasso.errors import ClientRateLimited, InternalError, InvalidRequest, LassoError, LocalCapacity
+from lasso.errors import (
+    ClientRateLimited,
+    InternalError,
+    InvalidRequest,
+    LassoError,
+    LocalCapacity,
+    ServerBusy,
+)
 from lasso.gateway import Answer, Gateway, Session, Target
 from lasso.web.failures import log_internal
 from lasso.web.gate import Gate, Identity, calls_in, ws_refusal
@@ -318,13 +325,20 @@ async def _serve_accepted(
         gateway.activity.websockets -= 1
 
 
+def retry_after_headers(exc: LassoError) -> list[tuple[bytes, bytes]]:
+    """``Retry-After`` for the refusals that say when to come back (HTTP answers and
+    refused WebSocket handshakes alike)."""
+    if isinstance(exc, ClientRateLimited):
+        return [(b"retry-after", b"%d" % exc.retry_after_s)]
+    return [(b"retry-after", b"1")] if isinstance(exc, ServerBusy) else []
+
+
 async def reject_handshake(scope: MutableMapping[str, Any], send: Send, exc: LassoError) -> None:
     """Refuse the handshake: with a JSON-RPC error body where the server allows it."""
     if "websocket.http.response" in scope.get("extensions", {}):
         body = Answer.error(exc).body()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        if isinstance(exc, ClientRateLimited):
-            headers.append((b"retry-after", b"%d" % exc.retry_after_s))
+        headers += retry_after_headers(exc)
         await send(
             {"type": "websocket.http.response.start", "status": exc.status(), "headers": headers}
         )
