@@ -32,7 +32,7 @@ from lasso.opsevents import (
 
 _BREAKER_STATES = ("closed", "half_open", "open")
 _TRANSPORTS = ("http", "ws")
-_LIMITS = ("rate", "connections", "ws")
+_LIMITS = ("rate", "inflight", "ws")  # the limits lasso.web.gate names
 _RELOAD_RESULTS = ("applied", "rejected", "unchanged")
 
 
