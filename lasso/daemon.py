@@ -75,7 +75,7 @@ from lasso.web.asgi import LassoASGI
 from lasso.web.cors import CorsLayer
 from lasso.web.gate import Gate
 from lasso.web.health import health
-from lasso.web.server import FrontLimits, FrontServer, ListenError, bind_socket
+from lasso.web.server import FrontLimits, FrontServer, bind_socket
 
 if TYPE_CHECKING:
     from lasso.workers.instance import Instance
@@ -84,20 +84,11 @@ log = logging.getLogger("lasso.daemon")
 
 
 def check_listen(host: str, port: int) -> None:
-    """Bind ``host:port`` as hypercorn will (SO_REUSEADDR, so TIME_WAIT leftovers do not
-    count) and let go at once; raise :class:`ListenError` if that fails. Port 0 always
-    binds. Hypercorn's own bind failure surfaces inside the front end's nurseries and
-    leaks its socket, hence this check up front (the real bind still follows)."""
-    bare = host.strip("[]")
-    try:
-        with socket.socket(
-            socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM
-        ) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((bare, port))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ListenError(bare, port, reason[:1].lower() + reason[1:]) from None
+    """Bind ``host:port`` as the front end will (``bind_socket``: SO_REUSEADDR, so
+    TIME_WAIT leftovers do not count) and let go at once; raise :class:`ListenError` if
+    that fails. Port 0 always binds. Done before any provider or devnet node starts, so a
+    busy port costs nothing to undo (the real bind still follows)."""
+    bind_socket(f"{host}:{port}").close()
 
 
 def bind_shared_socket(host: str, port: int, backlog: int) -> socket.socket:
