@@ -58,9 +58,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from math import inf
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -121,6 +123,16 @@ class ListenError(Exception):
         super().__init__(f"cannot listen on {shown}:{port}: {reason}")
         self.host = host
         self.port = port
+
+
+#: The connection whose tasks are running: set by the accept loop in each connection's own
+#: task, so the ASGI app hypercorn starts for it (a child task) reads its own connection.
+CURRENT_CONNECTION: ContextVar[Connection | None] = ContextVar("lasso_connection", default=None)
+
+
+def current_connection() -> Connection | None:
+    """The front-end connection serving the current task (None outside FrontServer)."""
+    return CURRENT_CONNECTION.get()
 
 
 class FrontLimits:
@@ -202,6 +214,28 @@ class Connection(TCPServer):
         if self.aborted is None:
             self.aborted = reason
             abort_stream(self.stream)  # type: ignore[arg-type]
+
+    def write_now(self, data: bytes | memoryview) -> int:
+        """Write what the socket takes of ``data`` now, without waiting or a task switch.
+
+        Returns the bytes written (0 when the kernel buffer is full), or -1 when no
+        write may start now: another write holds the send lock (bytes must never
+        interleave), or the connection is closing or gone. A caller with bytes left
+        over sends them, before anything else, with :meth:`send_raw`. For pre-framed
+        WebSocket frames on a connection without extensions (lasso.web.ws fan-out).
+        """
+        if self.send_lock.locked() or self._closing or self.aborted is not None:
+            return -1
+        try:
+            return os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except OSError:  # reset, broken pipe, closed: the read loop will see it
+            return -1
+
+    async def send_raw(self, data: bytes | memoryview) -> None:
+        """Write bytes under the send lock and the send deadline, as hypercorn's own sends."""
+        await self.protocol_send(RawData(bytes(data)))
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
@@ -448,6 +482,7 @@ class FrontServer:
             self.per_address.pop(address, None)
 
     async def _run(self, connection: Connection) -> None:
+        CURRENT_CONNECTION.set(connection)  # this task's own context: its children inherit it
         try:
             await connection.run()
         except* Exception as group:
