@@ -115,6 +115,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ws_send_timeout_ms: Positive = 10_000
     max_connections: Positive = 10_000
     max_connections_per_ip: NonNegative = 1_000
+    http_fast_path: bool = True
     max_ws_connections: Positive = 5_000
     max_inflight_body_bytes: Positive = 64_000_000
     header_timeout_ms: Positive = 10_000
