@@ -388,7 +388,13 @@ class Connection(TCPServer):
 
     async def send_bytes(self, data: bytes) -> bool:
         """Write one answer (or part of one) under the send lock and deadline; False if
-        the connection is gone."""
+        the connection is gone. What the kernel takes at once is written without a wait
+        (most answers): only a remainder goes through the deadline-bounded send."""
+        written = self.write_now(data)
+        if written == len(data):
+            return True
+        if written > 0:
+            data = data[written:]
         async with self.send_lock:
             try:
                 await self._send_with_deadline(data)
