@@ -58,10 +58,11 @@ PACED_CONNECTIONS = 64
 SAMPLE_EVERY_S = 5.0
 QUIET_SAMPLES = 5
 SETTLE_TIMEOUT_S = 60.0
-#: From the load's end to a quiet sample: an idle upstream connection is kept for 30 s
-#: (HttpTransport keepalive_expiry_s) and reaped within the next 15 s (upstream/probe.py),
-#: so after this the upstream pools hold what the gateway's own polling uses, as at the
-#: baseline, and a descriptor more is a leak, not a pool that grew with the load.
+#: From every provider being available again to a quiet sample: an idle upstream HTTP
+#: connection is kept for 30 s (HttpTransport keepalive_expiry_s) and reaped within the
+#: next 15 s (lasso/upstream/probe.py), so after this the upstream pools hold only what
+#: the gateway still uses (its upstream WebSockets), as at the baseline, and a descriptor
+#: more is a leak, not a pool that grew with the load.
 QUIET_S = 46.0
 _TCP_LISTEN = 10
 RSS_GROWTH_MAX_PCT = 10.0
@@ -195,9 +196,15 @@ def _settled(port: int) -> bool:
     return bool(available) and all(v == 1 for v in available) and all(abs(v) <= 1 for v in lag)
 
 
-def quiet_sample(gateway: Child, chain: Child, state: Path, quiet_s: float) -> dict[str, Any]:
-    """Pause the flapping, wait for every provider to be available and for ``quiet_s``
-    after the load stopped (idle upstream connections reaped), then sample."""
+def quiet_sample(
+    gateway: Child, chain: Child, state: Path, baseline: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Pause the flapping, wait until every provider is available and then ``QUIET_S``
+    more (idle upstream connections reaped), then sample tasks, fds and RSS.
+
+    For the end sample (``baseline`` given), tasks or fds above the baseline are sampled
+    again for up to another ``QUIET_S``: a connection used last by a breaker probe as the
+    flapping stopped is reaped in that time, a leaked one never is."""
     os.kill(chain.pid, signal.SIGUSR1)
     started = time.monotonic()
     while True:
@@ -207,21 +214,33 @@ def quiet_sample(gateway: Child, chain: Child, state: Path, quiet_s: float) -> d
         if time.monotonic() - started > SETTLE_TIMEOUT_S:
             raise RuntimeError(f"soak: providers not all available after {SETTLE_TIMEOUT_S} s")
         time.sleep(0.5)
-    time.sleep(max(3.0, quiet_s - (time.monotonic() - started)))
-    tasks, fds, rss = [], [], []
-    for _ in range(QUIET_SAMPLES):
-        tasks.append(next(v for _, v in scrape(gateway.port)["lasso_trio_tasks"]))
+    settled = time.monotonic()
+    time.sleep(QUIET_S)
+    tasks: list[int] = []
+    fds: list[int] = []
+    rss: list[int] = []
+    grace_until = time.monotonic() + QUIET_S
+    while True:
+        tasks.append(int(next(v for _, v in scrape(gateway.port)["lasso_trio_tasks"])))
         fds.append(open_fds(gateway.pid))
         rss.append(rss_kib(gateway.pid))
+        enough = len(tasks) >= QUIET_SAMPLES
+        if enough and (
+            baseline is None
+            or (min(tasks) <= baseline["tasks"] and min(fds) <= baseline["fds"])
+            or time.monotonic() > grace_until
+        ):
+            break
         time.sleep(1.0)
     return {
-        "tasks": int(min(tasks)),
-        "tasks_samples": [int(t) for t in tasks],
+        "tasks": min(tasks),
+        "tasks_samples": tasks[-QUIET_SAMPLES:],
         "fds": min(fds),
-        "fds_samples": fds,
-        "rss_kib": int(statistics.median(rss)),
+        "fds_samples": fds[-QUIET_SAMPLES:],
+        "rss_kib": int(statistics.median(rss[-QUIET_SAMPLES:])),
         "fd_kinds": fd_kinds(gateway.pid, gateway.port, _upstream_ports(state)),
-        "settle_s": round(time.monotonic() - started, 1),
+        "settle_s": round(settled - started, 1),
+        "quiet_s": round(time.monotonic() - settled, 1),
     }
 
 
@@ -281,12 +300,12 @@ def soak_run(opts: Options, workdir: Path) -> dict[str, Any]:
                 rate = max(1.0, peak["rps"] / 2)
                 record.update(peak=peak, rate=rate)
                 record["warmup"] = _paced(gateway.port, rate, warmup_s(duration))
-                record["baseline"] = quiet_sample(gateway, chain, state, QUIET_S)
+                record["baseline"] = quiet_sample(gateway, chain, state)
                 os.kill(chain.pid, signal.SIGUSR2)  # flap again
                 record["soak"], record["rss_trace_kib"] = _soak_phase(
                     opts, gateway, chain, rate, duration
                 )
-                record["end"] = quiet_sample(gateway, chain, state, QUIET_S)
+                record["end"] = quiet_sample(gateway, chain, state, record["baseline"])
                 record["head_at_end"] = block_number(gateway.port)
                 time.sleep(2.5)  # two more heads: the last one checked has reached everyone
                 record["chain"] = _chain_state(state)
@@ -331,7 +350,8 @@ def judge(record: dict[str, Any]) -> SectionResult:
     leaked_fds = end["fds"] - base["fds"]
     first_ok = record["head_at_subscribe"] + 2  # the first head after subscribing
     last_needed = record["head_at_end"]
-    sub_errors, missed, error_kinds = 0, 0, {}
+    sub_errors, missed = 0, 0
+    error_kinds: dict[str, int] = {}
     for sub in record["subs"]:
         sub_errors += sum(sub["errors"].values())
         for kind, n in sub["errors"].items():

@@ -61,7 +61,7 @@ class Tally:
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
         if len(self.examples) < 5:
-            self.examples.append(f"{kind}: {detail}"[:300])
+            self.examples.append(f"{kind}: {detail}"[:700])
 
 
 class Conn:
@@ -124,7 +124,7 @@ class Conn:
         except msgspec.DecodeError:
             ok = False
         if not ok:
-            tally.error(f"{method} HTTP {status}", answer[:200].decode(errors="replace"))
+            tally.error(f"{method} HTTP {status}", answer[:600].decode(errors="replace"))
 
 
 async def closed_loop(
