@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cache, clients, fanout, forwarding, metrics, routing, workers, ws
+from bench import cache, clients, fanout, forwarding, metrics, routing, soak, workers, ws
 from bench.report import Options, Section, SectionResult, render_section, save_json
 
 SECTIONS: list[Section] = [
@@ -34,6 +34,7 @@ SECTIONS: list[Section] = [
     metrics.SECTION,
     cache.SECTION,
     workers.SECTION,
+    soak.SECTION,
 ]
 PACKAGES = ("lasso", "trio", "hypercorn", "quart-trio", "httpx", "httpcore", "h11", "msgspec")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -59,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=Options.fanout_workers,
         help="client processes per fan-out cell",
+    )
+    parser.add_argument(
+        "--soak-duration",
+        type=float,
+        default=Options.soak_duration_s,
+        help="seconds of paced load in the soak (default 120; the issue's hour: 3600)",
+    )
+    parser.add_argument(
+        "--soak-clients",
+        type=_positive,
+        default=Options.soak_clients,
+        help="newHeads WebSocket subscribers open throughout the soak",
+    )
+    parser.add_argument(
+        "--soak-fault",
+        choices=("leak", "outage"),
+        help="inject a breach the soak must report: a task+fd+memory leak in the gateway, "
+        "or every provider cut for 3 s mid-soak",
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     return parser
@@ -112,6 +131,9 @@ def main() -> int:
         fanout_sizes=args.fanout_sizes,
         fanout_heads=args.fanout_heads,
         fanout_workers=args.fanout_workers,
+        soak_duration_s=args.soak_duration,
+        soak_clients=args.soak_clients,
+        soak_fault=args.soak_fault,
     )
     chosen = [s for s in SECTIONS if not args.only or s.name in args.only]
     loadavg = os.getloadavg()[0]

@@ -27,6 +27,9 @@ class Options:
     fanout_sizes: tuple[int, ...] = (1_000, 10_000)  # client subscriptions per fan-out cell
     fanout_heads: int = 5  # heads emitted per fan-out cell, one at a time
     fanout_workers: int = 2  # client processes per fan-out cell (more if RLIMIT_NOFILE is low)
+    soak_duration_s: float = 120.0  # the soak's paced-load phase (3600 for the issue's hour)
+    soak_clients: int = 50  # WebSocket newHeads subscribers open throughout the soak
+    soak_fault: str | None = None  # a breach to inject: "leak" or "outage" (must then fail)
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,23 @@ class Derived:
         return f"{self.name}: {shown}{self.unit}"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One target row of the summary table, as a section measured it (bench/summary.py)."""
+
+    key: str  # the summary row's key
+    measured: float | None  # None: not measured (the cell failed or had no data)
+    met: bool | None  # None with a value: measured, but the criterion could not be judged
+    shown: str = ""  # the measured value as printed, when a bare number says too little
+
+
 @dataclass
 class SectionResult:
     rows: list[Row]
     derived: list[Derived] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)  # a section's own record, for the JSON
 
 
 @dataclass(frozen=True)

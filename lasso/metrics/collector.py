@@ -97,6 +97,13 @@ class GatewayCollector(Collector):
             "Client WebSocket connections open now.",
             value=activity.websockets,
         )
+        tasks = live_trio_tasks()
+        if tasks is not None:
+            yield GaugeMetricFamily(
+                "lasso_trio_tasks",
+                "Trio tasks alive in this process now (a leak check: compare two quiet moments).",
+                value=tasks,
+            )
         chains = [(bus_key(slug, runtime.name), runtime) for slug, runtime in gateway.chains()]
         now = trio.current_time()
         yield from _channels(chains, now)
@@ -109,6 +116,24 @@ class GatewayCollector(Collector):
             yield _inbound(self.gate.statistics())
         methods = method_labels(gateway.settings.metrics.extra_methods)
         yield from cache_families(gateway.cache.statistics(), methods)  # lasso.cache
+
+
+def live_trio_tasks() -> int | None:
+    """The live tasks of the running trio loop, walked down from its root task (None
+    outside trio). The scraping task counts itself."""
+    try:
+        root = trio.lowlevel.current_root_task()
+    except RuntimeError:
+        return None
+    if root is None:
+        return None
+    count, stack = 0, [root]
+    while stack:
+        task = stack.pop()
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
 
 
 def _inbound(stats: GateCounts) -> Metric:
