@@ -39,6 +39,8 @@ MAX_HEAD_BYTES = 64 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?\r?")
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+#: The response headers the reader acts on (the others are only checked for a colon).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"retry-after"})
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -73,6 +75,18 @@ class RequestHead:
     def encode(self, body_length: int) -> bytes:
         """The request head for a body of ``body_length`` bytes."""
         return self._prefix + b"%d\r\n\r\n" % body_length
+
+
+def _content_length(value: bytes, seen: int | None) -> int:
+    """A Content-Length value (``5``, or a list of one value: ``5, 5``), the same as any
+    seen before it; else the framing is ambiguous: a protocol error."""
+    values = {v.strip() for v in value.split(b",")} if b"," in value else {value}
+    if len(values) != 1 or not value.strip()[:1].isdigit():
+        raise ProtocolError("bad content-length")
+    text = values.pop()
+    if not text.isdigit() or (seen is not None and int(text) != seen):
+        raise ProtocolError("bad content-length")
+    return int(text)
 
 
 class Response:
@@ -180,12 +194,16 @@ class ResponseReader:
     def _head(self) -> bool:
         """Parse a complete head off the buffer; False when more bytes are needed."""
         buffer = self._buffer
-        end = _HEAD_END.search(buffer)
-        if end is None:
-            if len(buffer) > MAX_HEAD_BYTES:
-                raise ProtocolError("response head too long")
-            return False
-        head, self._buffer = buffer[: end.start()], buffer[end.end() :]
+        end = buffer.find(b"\r\n\r\n")  # as every server sends it; bare LFs are rare
+        if end >= 0:
+            head, self._buffer = buffer[:end], buffer[end + 4 :]
+        else:
+            found = _HEAD_END.search(buffer)
+            if found is None:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    raise ProtocolError("response head too long")
+                return False
+            head, self._buffer = buffer[: found.start()], buffer[found.end() :]
         lines = head.split(b"\n")
         status_line = _STATUS_LINE.fullmatch(lines[0])
         if status_line is None:
@@ -195,32 +213,34 @@ class ResponseReader:
             if status == 101:
                 raise ProtocolError("unexpected 101 Switching Protocols")
             return True  # an interim response: the real one follows
-        lengths: set[bytes] = set()
+        length: int | None = None
         chunked = False
         keep_alive = status_line.group(1) == b"1"
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
-                raise ProtocolError(f"bad header line {line[:80]!r}")
-            name, value = name.lower(), value.strip()
+            name = name.lower()
+            if name not in _FRAMING:  # read only what frames the answer, or may close it
+                if not colon or not name or name[-1:] in b" \t":
+                    raise ProtocolError(f"bad header line {line[:80]!r}")
+                continue
+            value = value.strip()
             if name == b"content-length":
-                lengths.update(v.strip() for v in value.split(b","))
+                length = _content_length(value, length)
             elif name == b"transfer-encoding":
                 chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
                 if not chunked:
                     raise ProtocolError(f"unsupported transfer-encoding {value[:40]!r}")
             elif name == b"connection":
-                if b"close" in (t.strip() for t in value.lower().split(b",")):
+                value = value.lower()
+                if b"close" in value and b"close" in (t.strip() for t in value.split(b",")):
                     keep_alive = False
-            elif name == b"retry-after":
+            else:
                 self._retry_after = value.decode("latin-1")
         self._status, self._keep_alive = status, keep_alive
         if chunked:
             self._state = _State.CHUNKED
-        elif lengths:
-            if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-                raise ProtocolError("bad content-length")
-            self._left = int(lengths.pop())
+        elif length is not None:
+            self._left = length
             self._state = _State.LENGTH
         elif status in (204, 304):
             self._left = 0

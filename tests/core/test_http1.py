@@ -150,3 +150,8 @@ def test_the_request_head_is_encoded_once_with_the_length_per_request() -> None:
 def test_a_header_that_could_split_the_request_is_refused(header: tuple[str, str]) -> None:
     with pytest.raises(ValueError, match="invalid request header"):
         RequestHead("/", [header])
+
+
+def test_a_content_length_list_of_one_value_is_that_value() -> None:
+    response = read(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
+    assert response.body == b"ok"
