@@ -74,21 +74,21 @@ def _ssl_context() -> ssl.SSLContext:
 class _Connection:
     """One keep-alive connection: its stream and when it expires."""
 
-    __slots__ = ("expires_at", "fileno", "sock", "stream")
+    __slots__ = ("_poller", "expires_at", "fileno", "sock", "stream")
 
     def __init__(self, stream: trio.abc.Stream, sock: trio.SocketStream) -> None:
         self.stream = stream
         self.sock = sock
         self.fileno = sock.socket.fileno()
         self.expires_at = 0.0
+        self._poller = select.poll()  # registered once: a reuse costs one poll(0)
+        self._poller.register(self.fileno, select.POLLIN)
 
     def reusable(self, now: float) -> bool:
         """Not expired, and the server did not close it (nothing readable while idle)."""
         if now >= self.expires_at:
             return False
-        poller = select.poll()
-        poller.register(self.fileno, select.POLLIN)
-        return not poller.poll(0)
+        return not self._poller.poll(0)
 
 
 class _Retry(Exception):

@@ -245,3 +245,28 @@ async def test_https_keeps_one_tls_connection_alive(
     assert transport.statistics().connects == 1
     await transport.aclose()
     assert transport.statistics().open_connections == 0
+
+
+async def test_an_idle_connection_the_server_closed_is_not_reused(nursery: trio.Nursery) -> None:
+    closed = trio.Event()
+    requests = []
+
+    async def answer_once(stream: trio.SocketStream) -> None:
+        async with stream:
+            buffer = b""
+            while not buffer.endswith(b"{}"):
+                buffer += await stream.receive_some(65536)
+            requests.append(buffer)
+            await stream.send_all(RESPONSE)
+        closed.set()  # the connection is idle in the client's pool when this closes it
+
+    listeners = await nursery.start(partial(trio.serve_tcp, answer_once, 0, host="127.0.0.1"))
+    transport = HttpTransport(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/", {})
+    with trio.fail_after(5):
+        await transport.post(b"{}")
+        await closed.wait()
+        again = await transport.post(b"{}", replay_safe=False)  # no retry could save it
+    assert again.body == ANSWER
+    assert (len(requests), transport.statistics().connects) == (2, 2)
+    assert transport.statistics().failures == 0
+    await transport.aclose()
