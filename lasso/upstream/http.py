@@ -229,7 +229,11 @@ class HttpTransport:
             sock = await trio.open_tcp_stream(self._host, self._port)
             stream = sock
             if self._ssl is not None:
-                tls = trio.SSLStream(sock, self._ssl, server_hostname=self._host)
+                # https_compatible (as httpcore does): many servers close without a
+                # close_notify, which is then an end of stream, not a broken one.
+                tls = trio.SSLStream(
+                    sock, self._ssl, server_hostname=self._host, https_compatible=True
+                )
                 try:
                     await tls.do_handshake()
                 except BaseException:  # cancelled or failed mid-handshake: no leaked socket

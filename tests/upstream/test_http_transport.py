@@ -270,3 +270,32 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(nursery: trio.
     assert (len(requests), transport.statistics().connects) == (2, 2)
     assert transport.statistics().failures == 0
     await transport.aclose()
+
+
+@pytest.mark.slow
+async def test_https_answer_ended_by_a_close_without_close_notify(
+    nursery: trio.Nursery, tls_files: tuple[Path, Path]
+) -> None:
+    """Many servers end a TLS connection without a close_notify; for an answer framed
+    by the close, that is its end (as httpcore reads it), not a broken connection."""
+    cert, key = tls_files
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+
+    async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        buffer = b""
+        while not buffer.endswith(b"{}"):
+            buffer += await stream.receive_some(65536)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + ANSWER)
+        await stream.transport_stream.aclose()  # TCP close, no TLS close_notify
+
+    listeners = await nursery.start(
+        partial(trio.serve_ssl_over_tcp, handle, 0, server_context, host="127.0.0.1")
+    )
+    port = listeners[0].transport_listener.socket.getsockname()[1]
+    client_context = ssl.create_default_context(cafile=str(cert))
+    transport = HttpTransport(f"https://127.0.0.1:{port}/", {}, ssl_context=client_context)
+    with trio.fail_after(5):
+        answer = await transport.post(b"{}")
+    assert (answer.status, answer.body) == (200, ANSWER)
+    assert transport.statistics().open_connections == 0
