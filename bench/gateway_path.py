@@ -18,7 +18,6 @@ prints the median, min and max µs per call over the repeats (``time.process_tim
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import time
 
@@ -26,7 +25,7 @@ import trio
 
 from lasso.config import ProviderConfig, parse_settings
 from lasso.core.routes import parse_rpc_path
-from lasso.daemon import open_gateway
+from lasso.daemon import open_gateway, tune_gc
 from lasso.dashboard import Dashboard
 from lasso.metrics import Metrics
 from lasso.upstream.http import HttpResponse, HttpStatistics, PostTransport
@@ -79,9 +78,9 @@ async def measure(calls: int, repeat: int, mode: str) -> list[float]:
         route = parse_rpc_path("/rpc/bench")
         assert route is not None
         target = gateway.resolve(route, "/rpc/bench")
+        tune_gc()  # as `lasso serve` does once it listens
         samples = []
         for _ in range(repeat + 1):  # the first round warms up
-            gc.collect()
             started = time.process_time()
             for _ in range(calls):
                 answer = await gateway.answer_parsed(target, gateway.parse(BODY))
