@@ -34,6 +34,8 @@ from enum import Enum
 
 __all__ = ["Disconnected", "ProtocolError", "RequestHead", "Response", "ResponseReader"]
 
+#: A body framed by a length at least this long is read into one buffer of its size.
+DIRECT_BODY_BYTES = 256 * 1024
 #: The longest response head accepted (status line and headers).
 MAX_HEAD_BYTES = 64 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -94,8 +96,11 @@ class Response:
 
     __slots__ = ("body", "keep_alive", "retry_after", "status")
 
-    def __init__(self, status: int, body: bytes, retry_after: str | None, keep_alive: bool) -> None:
+    def __init__(
+        self, status: int, body: bytes | bytearray, retry_after: str | None, keep_alive: bool
+    ) -> None:
         self.status = status
+        #: As received: a long body is the ``bytearray`` it was read into, never copied.
         self.body = body
         self.retry_after = retry_after
         #: The connection may carry the next request (HTTP/1.1, no ``Connection: close``,
@@ -116,6 +121,8 @@ class ResponseReader:
 
     __slots__ = (
         "_buffer",
+        "_filled",
+        "_into",
         "_keep_alive",
         "_left",
         "_parts",
@@ -134,6 +141,8 @@ class ResponseReader:
         self._retry_after: str | None = None
         self._keep_alive = True
         self._started = False
+        self._into: bytearray | None = None  # a long body's one buffer (see buffer())
+        self._filled = 0
 
     @property
     def started(self) -> bool:
@@ -155,6 +164,27 @@ class ResponseReader:
         self._buffer += data
         return self._advance()
 
+    def buffer(self) -> memoryview | None:
+        """Where the rest of a long body (``DIRECT_BODY_BYTES`` or more, framed by its
+        length) goes: the I/O shell reads straight into it and reports with
+        :meth:`wrote`, so the body is never joined from pieces. None otherwise."""
+        if self._into is None or self._state is not _State.LENGTH or self._buffer:
+            return None
+        return memoryview(self._into)[self._filled :]
+
+    def wrote(self, count: int) -> Response | None:
+        """``count`` more bytes of the body are in :meth:`buffer`; the response once whole."""
+        if count:
+            self._started = True
+        self._filled += count
+        self._left -= count
+        if self._left:
+            return None
+        self._state = _State.DONE
+        into, self._into = self._into, None
+        assert into is not None
+        return Response(self._status, into, self._retry_after, self._keep_alive)
+
     def eof(self) -> Response:
         """The stream ended: the response if it is complete by that, else raise."""
         if self._state is _State.CLOSE:
@@ -162,7 +192,7 @@ class ResponseReader:
             return self._response(keep_alive=False)
         if not self._started:
             raise Disconnected("Server disconnected without sending a response.", started=False)
-        received = sum(len(p) for p in self._parts)
+        received = self._filled + sum(len(p) for p in self._parts)
         raise Disconnected(
             "peer closed connection without sending complete message body: "
             f"received {received} bytes",
@@ -241,6 +271,8 @@ class ResponseReader:
             self._state = _State.CHUNKED
         elif length is not None:
             self._left = length
+            if length >= DIRECT_BODY_BYTES:
+                self._into = bytearray(length)
             self._state = _State.LENGTH
         elif status in (204, 304):
             self._left = 0
@@ -251,13 +283,16 @@ class ResponseReader:
 
     def _take_length(self, data: bytes) -> Response | None:
         left = self._left
+        if len(data) > left:  # bytes nobody asked for: answer, but never reuse the connection
+            data, self._keep_alive = data[:left], False
+        if self._into is not None:
+            self._into[self._filled : self._filled + len(data)] = data
+            return self.wrote(len(data))
         if len(data) < left:
             if data:
                 self._parts.append(data)
                 self._left = left - len(data)
             return None
-        if len(data) > left:  # bytes nobody asked for: answer, but never reuse the connection
-            data, self._keep_alive = data[:left], False
         self._parts.append(data)
         self._left = 0
         self._state = _State.DONE

@@ -195,7 +195,7 @@ class MalformedReply(Exception):
 UNREADABLE_REQUEST_CODES = frozenset({-32700, -32600})
 
 
-def decode_reply(body: bytes, expected_id: int | str) -> Reply:
+def decode_reply(body: bytes | bytearray, expected_id: int | str) -> Reply:
     """Decode only the envelope of an upstream answer and check its id.
 
     A -32700 or -32600 error with a null id is the node saying it could not

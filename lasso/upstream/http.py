@@ -41,7 +41,7 @@ _RECEIVE_BYTES = 256 * 1024
 
 class HttpResponse(msgspec.Struct, frozen=True):
     status: int
-    body: bytes
+    body: bytes | bytearray  # a long one: the buffer it was read into (never joined or copied)
     retry_after: str | None
 
 
@@ -177,9 +177,16 @@ class HttpTransport:
                     raise _Retry from exc
                 raise self._network_error(f"{type(exc).__name__}: {exc}") from exc
             try:
+                plain = conn.sock if stream is conn.sock else None  # no TLS between
                 while True:
-                    data = bytes(await stream.receive_some(_RECEIVE_BYTES))  # no copy of bytes
-                    response = reader.feed(data) if data else reader.eof()
+                    into = None if plain is None else reader.buffer()
+                    if into is not None and plain is not None:  # a long body: no joining
+                        count = await plain.socket.recv_into(into)
+                        response = reader.wrote(count) if count else reader.eof()
+                        into.release()
+                    else:
+                        data = bytes(await stream.receive_some(_RECEIVE_BYTES))  # bytes: no copy
+                        response = reader.feed(data) if data else reader.eof()
                     if response is not None:
                         break
             except (trio.BrokenResourceError, OSError) as exc:  # a reset: lost mid-request

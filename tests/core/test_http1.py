@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lasso.core.http1 import Disconnected, ProtocolError, RequestHead, Response, ResponseReader
+from lasso.core.http1 import (
+    DIRECT_BODY_BYTES,
+    Disconnected,
+    ProtocolError,
+    RequestHead,
+    Response,
+    ResponseReader,
+)
 
 BODY = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
 BY_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (
@@ -155,3 +162,35 @@ def test_a_header_that_could_split_the_request_is_refused(header: tuple[str, str
 def test_a_content_length_list_of_one_value_is_that_value() -> None:
     response = read(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
     assert response.body == b"ok"
+
+
+def test_a_long_body_is_read_straight_into_one_buffer() -> None:
+    body = bytes(range(256)) * (DIRECT_BODY_BYTES // 256 + 7)
+    reader = ResponseReader()
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+    assert reader.buffer() is None
+    assert reader.feed(head + body[:1000]) is None  # what came with the head is copied in
+    start, response = 1000, None
+    while response is None:
+        into = reader.buffer()
+        assert into is not None
+        count = min(len(into), 70_000)
+        into[:count] = body[start : start + count]  # as recv_into writes it
+        into.release()
+        start += count
+        response = reader.wrote(count)
+    assert (response.body, response.keep_alive) == (body, True)
+    assert isinstance(response.body, bytearray)  # never joined from pieces nor copied
+    assert reader.buffer() is None
+
+
+def test_a_long_body_cut_short_says_how_much_came() -> None:
+    reader = ResponseReader()
+    reader.feed(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\nabc" % DIRECT_BODY_BYTES)
+    into = reader.buffer()
+    assert into is not None
+    into.release()
+    assert reader.wrote(10) is None
+    with pytest.raises(Disconnected, match="received 13 bytes") as info:
+        reader.eof()
+    assert info.value.started
