@@ -1,6 +1,6 @@
 """One pooled HTTP/1.1 keep-alive client per provider.
 
-Hand-rolled on trio streams over the sans-IO :mod:`lasso.core.http1`: the request
+Hand-rolled on trio streams over the sans-IO :mod:`lasso.core.http1_client`: the request
 head is encoded once per transport, and each POST is one ``send_all`` (head and
 body together) and the reads its response takes. History: ``httpx.AsyncClient``
 cost 456-474 µs of CPU per request against an instant upstream (``bench/clients.py``),
@@ -29,7 +29,7 @@ import httpx
 import msgspec
 import trio
 
-from lasso.core.http1 import Disconnected, ProtocolError, RequestHead, ResponseReader
+from lasso.core.http1_client import Disconnected, ProtocolError, RequestHead, ResponseReader
 from lasso.core.mask import mask_url
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
 

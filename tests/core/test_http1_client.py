@@ -1,4 +1,4 @@
-"""The upstream client's HTTP/1.1 (lasso.core.http1): one request head, one response read."""
+"""The upstream client's HTTP/1.1 (lasso.core.http1_client): one request head, one response read."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lasso.core.http1 import (
+from lasso.core.http1_client import (
     DIRECT_BODY_BYTES,
     Disconnected,
     ProtocolError,
