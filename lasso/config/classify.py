@@ -261,6 +261,7 @@ _PROVIDER: Final[Mapping[str, Rule]] = {
         "retuned in place: new upstream subscriptions and head tracking read it; "
         "open subscriptions keep their provider until they fail over"
     ),
+    "http_client": _PROVIDER_IDENTITY,
 }
 
 _CHAIN_COMMON: Final[Mapping[str, Rule]] = {

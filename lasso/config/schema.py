@@ -457,6 +457,7 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_logs_block_range: Positive | None = None
     supports_batch: bool = True
     subscriptions: bool = True
+    http_client: Literal["lasso", "httpcore"] = "lasso"
 
     def __repr__(self) -> str:
         # Never print credentials: URLs are masked, header values and the key hidden.
@@ -468,7 +469,8 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             f"priority={self.priority!r}, archival={self.archival!r}, headers={headers!r}, "
             f"api_key={api_key!r}, unsupported_methods={self.unsupported_methods!r}, "
             f"max_logs_block_range={self.max_logs_block_range!r}, "
-            f"supports_batch={self.supports_batch!r}, subscriptions={self.subscriptions!r})"
+            f"supports_batch={self.supports_batch!r}, subscriptions={self.subscriptions!r}, "
+            f"http_client={self.http_client!r})"
         )
 
 

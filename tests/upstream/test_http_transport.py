@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import shutil
 import ssl
 import subprocess
@@ -13,14 +14,23 @@ import pytest
 import trio
 import trio.testing
 
+from lasso.config import CircuitBreakerConfig, ProviderConfig
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
 from lasso.upstream.http import HttpTransport
+from lasso.upstream.http_httpcore import HttpcoreTransport
+from lasso.upstream.provider import Provider
 
 ANSWER = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (
     len(ANSWER),
     ANSWER,
 )
+
+
+@pytest.fixture(params=[HttpTransport, HttpcoreTransport], ids=["lasso", "httpcore"])
+def Transport(request: pytest.FixtureRequest) -> type[HttpTransport | HttpcoreTransport]:
+    """Both clients a provider can use (``http_client``) pass the same tests."""
+    return request.param  # type: ignore[no-any-return]
 
 
 class FlakyServer:
@@ -58,9 +68,11 @@ async def flaky(nursery: trio.Nursery) -> tuple[FlakyServer, str]:
     return server, f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
 
 
-async def test_keep_alive_reuses_one_connection(flaky: tuple[FlakyServer, str]) -> None:
+async def test_keep_alive_reuses_one_connection(
+    Transport: type[HttpTransport | HttpcoreTransport], flaky: tuple[FlakyServer, str]
+) -> None:
     _, url = flaky
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
     with trio.fail_after(5):
         first = await transport.post(b"{}")
     assert (first.status, first.body) == (200, ANSWER)
@@ -69,10 +81,11 @@ async def test_keep_alive_reuses_one_connection(flaky: tuple[FlakyServer, str]) 
 
 
 async def test_a_replay_safe_request_is_retried_once_on_a_fresh_connection(
+    Transport: type[HttpTransport | HttpcoreTransport],
     flaky: tuple[FlakyServer, str],
 ) -> None:
     server, url = flaky
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
     with trio.fail_after(5):
         await transport.post(b"{}")
         again = await transport.post(b"{}", replay_safe=True)
@@ -82,9 +95,11 @@ async def test_a_replay_safe_request_is_retried_once_on_a_fresh_connection(
     await transport.aclose()
 
 
-async def test_a_non_replayable_request_is_never_sent_twice(flaky: tuple[FlakyServer, str]) -> None:
+async def test_a_non_replayable_request_is_never_sent_twice(
+    Transport: type[HttpTransport | HttpcoreTransport], flaky: tuple[FlakyServer, str]
+) -> None:
     server, url = flaky
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
     with trio.fail_after(5):
         await transport.post(b"{}")
         with pytest.raises(UpstreamNetworkError) as info:
@@ -94,17 +109,20 @@ async def test_a_non_replayable_request_is_never_sent_twice(flaky: tuple[FlakySe
     await transport.aclose()
 
 
-async def test_connection_refused_is_never_sent() -> None:
+async def test_connection_refused_is_never_sent(
+    Transport: type[HttpTransport | HttpcoreTransport],
+) -> None:
     with trio.socket.socket() as sock:  # a port nobody listens on
         await sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    transport = HttpTransport(f"http://127.0.0.1:{port}/", {})
+    transport = Transport(f"http://127.0.0.1:{port}/", {})
     with trio.fail_after(5), pytest.raises(UpstreamNetworkError) as info:
         await transport.post(b"{}")
     assert info.value.never_sent
 
 
 async def test_a_post_cancelled_mid_body_leaves_nothing_to_the_garbage_collector(
+    Transport: type[HttpTransport | HttpcoreTransport],
     nursery: trio.Nursery,
 ) -> None:
     """A body the server never reads blocks in send; cancelling it must finalise httpcore's
@@ -118,7 +136,7 @@ async def test_a_post_cancelled_mid_body_leaves_nothing_to_the_garbage_collector
 
     listeners = await nursery.start(partial(trio.serve_tcp, never_reads, 0, host="127.0.0.1"))
     url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
 
     async def post() -> None:
         await transport.post(b"x" * 32_000_000)
@@ -169,9 +187,11 @@ CHUNKED = (
 CLOSING = b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\nconnection: close\r\n\r\n"
 
 
-async def test_chunked_and_connection_close_answers(nursery: trio.Nursery) -> None:
+async def test_chunked_and_connection_close_answers(
+    Transport: type[HttpTransport | HttpcoreTransport], nursery: trio.Nursery
+) -> None:
     url, accepted = await serve_answers(nursery, [CHUNKED, CLOSING, RESPONSE])
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
     with trio.fail_after(5):
         chunked = await transport.post(b"{}")
         closing = await transport.post(b"{}")
@@ -185,9 +205,11 @@ async def test_chunked_and_connection_close_answers(nursery: trio.Nursery) -> No
     await transport.aclose()
 
 
-async def test_a_body_cut_short_is_a_protocol_error(nursery: trio.Nursery) -> None:
+async def test_a_body_cut_short_is_a_protocol_error(
+    Transport: type[HttpTransport | HttpcoreTransport], nursery: trio.Nursery
+) -> None:
     url, _ = await serve_answers(nursery, [RESPONSE[:-5]])
-    transport = HttpTransport(url, {})
+    transport = Transport(url, {})
     with trio.fail_after(5), pytest.raises(UpstreamProtocolError, match="complete message body"):
         await transport.post(b"{}")  # the server sends part of the body, then hangs up
     assert transport.statistics().open_connections == 0
@@ -212,7 +234,9 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 async def test_https_keeps_one_tls_connection_alive(
-    nursery: trio.Nursery, tls_files: tuple[Path, Path]
+    Transport: type[HttpTransport | HttpcoreTransport],
+    nursery: trio.Nursery,
+    tls_files: tuple[Path, Path],
 ) -> None:
     cert, key = tls_files
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -237,7 +261,7 @@ async def test_https_keeps_one_tls_connection_alive(
     )
     port = listeners[0].transport_listener.socket.getsockname()[1]
     client_context = ssl.create_default_context(cafile=str(cert))
-    transport = HttpTransport(f"https://127.0.0.1:{port}/", {}, ssl_context=client_context)
+    transport = Transport(f"https://127.0.0.1:{port}/", {}, ssl_context=client_context)
     with trio.fail_after(5):
         first = await transport.post(b"{}")
         second = await transport.post(b"{}")
@@ -247,7 +271,9 @@ async def test_https_keeps_one_tls_connection_alive(
     assert transport.statistics().open_connections == 0
 
 
-async def test_an_idle_connection_the_server_closed_is_not_reused(nursery: trio.Nursery) -> None:
+async def test_an_idle_connection_the_server_closed_is_not_reused(
+    Transport: type[HttpTransport | HttpcoreTransport], nursery: trio.Nursery
+) -> None:
     closed = trio.Event()
     requests = []
 
@@ -261,7 +287,7 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(nursery: trio.
         closed.set()  # the connection is idle in the client's pool when this closes it
 
     listeners = await nursery.start(partial(trio.serve_tcp, answer_once, 0, host="127.0.0.1"))
-    transport = HttpTransport(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/", {})
+    transport = Transport(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/", {})
     with trio.fail_after(5):
         await transport.post(b"{}")
         await closed.wait()
@@ -274,7 +300,9 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(nursery: trio.
 
 @pytest.mark.slow
 async def test_https_answer_ended_by_a_close_without_close_notify(
-    nursery: trio.Nursery, tls_files: tuple[Path, Path]
+    Transport: type[HttpTransport | HttpcoreTransport],
+    nursery: trio.Nursery,
+    tls_files: tuple[Path, Path],
 ) -> None:
     """Many servers end a TLS connection without a close_notify; for an answer framed
     by the close, that is its end (as httpcore reads it), not a broken connection."""
@@ -294,8 +322,17 @@ async def test_https_answer_ended_by_a_close_without_close_notify(
     )
     port = listeners[0].transport_listener.socket.getsockname()[1]
     client_context = ssl.create_default_context(cafile=str(cert))
-    transport = HttpTransport(f"https://127.0.0.1:{port}/", {}, ssl_context=client_context)
+    transport = Transport(f"https://127.0.0.1:{port}/", {}, ssl_context=client_context)
     with trio.fail_after(5):
         answer = await transport.post(b"{}")
     assert (answer.status, answer.body) == (200, ANSWER)
     assert transport.statistics().open_connections == 0
+
+
+def test_a_provider_uses_the_client_its_config_names() -> None:
+    def made(**kw: object) -> object:
+        config = ProviderConfig(id="p", url="http://127.0.0.1:1/", **kw)  # type: ignore[arg-type]
+        return Provider(config, order=0, breaker=CircuitBreakerConfig(), rng=random.Random(1)).http
+
+    assert type(made()) is HttpTransport
+    assert type(made(http_client="httpcore")) is HttpcoreTransport
