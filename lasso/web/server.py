@@ -260,7 +260,7 @@ class Connection(TCPServer):
             except _GONE:
                 await self.protocol.handle(Closed())
 
-    async def _send_with_deadline(self, data: bytes) -> None:
+    async def _send_with_deadline(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         for start in range(0, len(view), SEND_CHUNK):
             # Shielded as hypercorn does (a cancelled half-written frame would corrupt
@@ -386,7 +386,7 @@ class Connection(TCPServer):
         finally:
             fast.handed_over.set()
 
-    async def send_bytes(self, data: bytes) -> bool:
+    async def send_bytes(self, data: bytes | memoryview) -> bool:
         """Write one answer (or part of one) under the send lock and deadline; False if
         the connection is gone. What the kernel takes at once is written without a wait
         (most answers): only a remainder goes through the deadline-bounded send."""
@@ -394,7 +394,7 @@ class Connection(TCPServer):
         if written == len(data):
             return True
         if written > 0:
-            data = data[written:]
+            data = memoryview(data)[written:]  # a view: a 5 MB answer is never copied
         async with self.send_lock:
             try:
                 await self._send_with_deadline(data)
