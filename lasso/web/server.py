@@ -208,6 +208,7 @@ class Connection(TCPServer):
         self._linger_deadline = inf
         self._peer_done = trio.Event()
         self._reader: trio.lowlevel.Task | None = None
+        self._owed = b""  # the rest of a frame write_now began: goes out before anything
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, whatever any of its tasks is doing."""
@@ -221,10 +222,11 @@ class Connection(TCPServer):
         Returns the bytes written (0 when the kernel buffer is full), or -1 when no
         write may start now: another write holds the send lock (bytes must never
         interleave), or the connection is closing or gone. A caller with bytes left
-        over sends them, before anything else, with :meth:`send_raw`. For pre-framed
-        WebSocket frames on a connection without extensions (lasso.web.ws fan-out).
+        over hands them to :meth:`owe` at once (no await in between), then sends
+        them with :meth:`send_raw`. For pre-framed WebSocket frames on a connection
+        without extensions (lasso.web.ws fan-out).
         """
-        if self.send_lock.locked() or self._closing or self.aborted is not None:
+        if self.send_lock.locked() or self._owed or self._closing or self.aborted is not None:
             return -1
         try:
             return os.write(self.stream.socket.fileno(), data)
@@ -232,6 +234,12 @@ class Connection(TCPServer):
             return 0
         except OSError:  # reset, broken pipe, closed: the read loop will see it
             return -1
+
+    def owe(self, rest: bytes | memoryview) -> None:
+        """The unwritten rest of a frame :meth:`write_now` began: the next send of any
+        task (a ping or close frame of hypercorn's, :meth:`send_raw`) writes it first,
+        under the send lock, so no other bytes can land inside that frame. (fanout)"""
+        self._owed += rest
 
     async def send_raw(self, data: bytes | memoryview) -> None:
         """Write bytes under the send lock and the send deadline, as hypercorn's own sends."""
@@ -242,8 +250,9 @@ class Connection(TCPServer):
             await super().protocol_send(event)
             return
         async with self.send_lock:
+            data, self._owed = self._owed + event.data if self._owed else event.data, b""
             try:
-                await self._send_with_deadline(event.data)
+                await self._send_with_deadline(data)
             except _GONE:
                 await self.protocol.handle(Closed())
 

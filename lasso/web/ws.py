@@ -31,15 +31,20 @@ token bucket as the client's HTTP calls; a frame over the limit is answered
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from math import inf
 from typing import Any, Protocol
 
 import trio
+from hypercorn.protocol.ws_stream import WSStream
+from wsproto.connection import ConnectionState as WsState
 
 from lasso import reqid
 from lasso.config import ServerConfig
 from lasso.core import jsonrpc
 from lasso.core.jsonrpc import BadItem, Call, Item
+from lasso.core.wsframe import text_frame
 from lasso.errors import (
     ClientRateLimited,
     InternalError,
@@ -52,6 +57,7 @@ from lasso.gateway import Answer, Gateway, Session, Target
 from lasso.web.failures import log_internal
 from lasso.web.gate import Gate, Identity, calls_in, ws_refusal
 from lasso.web.params import resolve_route
+from lasso.web.server import Connection, current_connection
 
 log = logging.getLogger("lasso.ws")
 
@@ -79,8 +85,54 @@ class ClosableSession(Session, Protocol):
     async def aclose(self) -> None: ...
 
 
+class DirectWire:
+    """The raw write path of one client WebSocket: pre-framed bytes straight to its socket.
+
+    Only for a connection hypercorn upgraded over HTTP/1.1 with no extension
+    negotiated (a permessage-deflate client's frames are compressed by wsproto, so it
+    keeps the ASGI path), found through :func:`lasso.web.server.current_connection`.
+    Nothing is written once a close frame went out either way (wsproto's state).
+    """
+
+    __slots__ = ("_ws", "connection")
+
+    def __init__(self, connection: Connection, ws: WSStream) -> None:
+        self.connection = connection
+        self._ws = ws
+
+    @classmethod
+    def of_current(cls, scope: MutableMapping[str, Any]) -> DirectWire | None:
+        connection = current_connection()
+        if connection is None:
+            return None
+        if any(name.lower() == b"sec-websocket-extensions" for name, _ in scope["headers"]):
+            return None  # hypercorn offers permessage-deflate: let wsproto frame these
+        ws = getattr(getattr(connection, "protocol", None), "protocol", None)
+        ws = getattr(ws, "stream", None)
+        return cls(connection, ws) if isinstance(ws, WSStream) else None
+
+    def open(self) -> bool:
+        """No close frame sent or received, the ASGI stream not closed."""
+        ws = self._ws
+        return not ws.closed and ws.connection.state is WsState.OPEN
+
+    def write_now(self, frame: bytes) -> int:
+        """Bytes of ``frame`` the socket took now, or -1 (see ``Connection.write_now``)."""
+        return self.connection.write_now(frame) if self.open() else -1
+
+
 class ClientSocket:
-    """One accepted client WebSocket."""
+    """One accepted client WebSocket.
+
+    Everything it sends is one ordered stream of messages. With a :class:`DirectWire`
+    a message is framed here and, when nothing is queued before it, written to the
+    socket at once by the task producing it (a fan-out, an answer): no task switch,
+    no wsproto. Whatever the socket does not take at once (the rest of a frame is
+    owed to the connection, which sends it before any other byte) and every later
+    message wait in ``_out`` for the writer task, started only while there is
+    something to write. Without a wire (a deflate client) every message goes through
+    ``_out`` and hypercorn's ``websocket.send``.
+    """
 
     def __init__(
         self,
@@ -89,6 +141,7 @@ class ClientSocket:
         limits: ServerConfig,
         draining: trio.Event | None = None,
         gate: tuple[Gate, Identity] | None = None,
+        wire: DirectWire | None = None,
     ) -> None:
         self.gateway = gateway
         self.gate = gate
@@ -96,7 +149,12 @@ class ClientSocket:
         self.target = target
         self.limits = limits
         self.session: ClosableSession | None = None
-        self._outbox, self._outbox_reader = trio.open_memory_channel[str](limits.ws_send_queue)
+        self._wire = wire
+        #: Waiting for the writer: pre-framed bytes (with a wire) or text (without).
+        self._out: deque[bytes | str] = deque()
+        self._writing = False  # the writer task runs (it may hold a message being sent)
+        self._tasks: trio.Nursery | None = None
+        self._send: Send | None = None
         self._in_flight = 0
         self._none_in_flight = trio.Event()
         self._none_in_flight.set()
@@ -107,39 +165,55 @@ class ClientSocket:
 
     # -- what the subscription pool calls -------------------------------------
 
-    def notify(self, message: str) -> None:
-        """Queue a text frame; a client too slow for gap-free delivery is dropped.
-
-        Text, not bytes: a subscription payload is decoded once per upstream event
-        and shared by every subscriber; only the subscription id differs.
-        """
+    def notify(self, message: bytes) -> None:
+        """Send a text frame (``message`` is UTF-8); a client too slow for gap-free
+        delivery is dropped. Bytes: a notification is one shared tail per upstream
+        event behind this subscription's own head (lasso.subscriptions.fanout)."""
         self._push(message, "client too slow for its subscriptions")
 
-    def _push(self, message: str, overflow_reason: str) -> None:
-        try:
-            self._outbox.send_nowait(message)
-        except trio.WouldBlock:
+    def _push(self, message: bytes, overflow_reason: str) -> None:
+        if self._closing is not None:
+            return
+        wire = self._wire
+        item: bytes | str
+        if wire is None:
+            item = message.decode()
+        else:
+            item = text_frame(message)
+            if not self._out and not self._writing:
+                written = wire.write_now(item)
+                if written == len(item):
+                    return
+                if written > 0:  # the rest goes out before any other byte on this socket
+                    wire.connection.owe(memoryview(item)[written:])
+                    item = b""  # the writer only has the owed bytes to flush
+        if len(self._out) >= self.limits.ws_send_queue:
             limit = self.limits.ws_send_queue
             self.close(CLOSE_TRY_AGAIN, f"{overflow_reason}: {limit} messages unsent")
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+            return
+        self._out.append(item)
+        if not self._writing and self._tasks is not None:
+            self._writing = True
+            self._tasks.start_soon(self._write)
 
     def close(self, code: int, reason: str) -> None:
         """Stop now: no more reading, answering or sending; then a close frame."""
         if self._closing is None:
             self._closing = (code, reason)
-            self._outbox.close()
+            self._out.clear()
             self._scope.cancel(reason=reason)
 
     # -- the connection -------------------------------------------------------
 
     async def serve(self, receive: Receive, send: Send) -> None:
+        self._send = send
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write, send)
-                    if self.limits.ws_idle_timeout_ms:
-                        nursery.start_soon(self._watch_idle)
+                    self._tasks = nursery
+                    if self._out and not self._writing:
+                        self._writing = True
+                        nursery.start_soon(self._write)
                     if self.draining is not None:
                         nursery.start_soon(self._watch_draining, self.draining)
                     await self._read(receive, nursery)
@@ -149,13 +223,23 @@ class ClientSocket:
                 with trio.move_on_after(2):  # a client that reads nothing gets no wait
                     await send({"type": "websocket.close", "code": code, "reason": reason})
         finally:
+            self._tasks = None
             if self.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.aclose()
 
     async def _read(self, receive: Receive, nursery: trio.Nursery) -> None:
+        # The idle timeout is a deadline on the wait for a frame, not a task per socket.
+        idle_s = self.limits.ws_idle_timeout_ms / 1000 or inf
         while True:
-            message = await receive()
+            with trio.move_on_at(self._last_frame + idle_s) as idle:
+                message = await receive()
+            if idle.cancelled_caught:
+                if self._in_flight > 0 or (self.session is not None and self.session.active()):
+                    self._last_frame = trio.current_time()  # busy: a whole new period
+                    continue
+                self.close(CLOSE_GOING_AWAY, "idle timeout")
+                return
             if message["type"] == "websocket.disconnect":
                 self._client_left = True
                 return
@@ -223,7 +307,11 @@ class ClientSocket:
         # Upstream results are passed through as bytes; invalid UTF-8 in one must not
         # break the socket. Answers are bounded by ws_max_in_flight, but refusals are
         # not: a client that sends faster than it reads fills the queue with them.
-        self._push(message.decode("utf-8", "replace"), "client sends faster than it reads")
+        try:
+            message.decode()
+        except UnicodeDecodeError:
+            message = message.decode("utf-8", "replace").encode()
+        self._push(message, "client sends faster than it reads")
 
     def _queue_refusal(self, frame: bytes, error: LassoError) -> None:
         try:
@@ -234,26 +322,24 @@ class ClientSocket:
         if refusal is not None:
             self._queue(refusal)
 
-    async def _write(self, send: Send) -> None:
-        async for message in self._outbox_reader:
-            await send({"type": "websocket.send", "text": message})
-        self.close(CLOSE_GOING_AWAY, "closing")
+    async def _write(self) -> None:
+        """Send what waits in ``_out``, in order; ends when it is empty."""
+        try:
+            send, wire, out = self._send, self._wire, self._out
+            assert send is not None
+            while out:
+                item = out.popleft()
+                if isinstance(item, str):
+                    await send({"type": "websocket.send", "text": item})
+                elif wire is not None and wire.open():  # never after a close frame
+                    await wire.connection.send_raw(item)  # owed bytes first, then item
+        finally:
+            self._writing = False
 
     async def _watch_draining(self, draining: trio.Event) -> None:
         await draining.wait()
         await self._none_in_flight.wait()
         self.close(CLOSE_GOING_AWAY, "server shutting down")
-
-    async def _watch_idle(self) -> None:
-        idle_s = self.limits.ws_idle_timeout_ms / 1000
-        while True:
-            await trio.sleep_until(self._last_frame + idle_s)
-            busy = self._in_flight > 0 or (self.session is not None and self.session.active() > 0)
-            if trio.current_time() >= self._last_frame + idle_s and not busy:
-                self.close(CLOSE_GOING_AWAY, "idle timeout")
-                return
-            if busy:
-                self._last_frame = trio.current_time()
 
 
 def _refuse_all(parsed: Call | list[Item], error: LassoError) -> bytes | None:
@@ -289,7 +375,10 @@ async def serve_websocket(
         who = gate.identify(scope, "/ws/rpc/")
         target = resolve_route(gateway, scope, dict(scope["headers"]), who)
         with gate.ws_slot(who, target):
-            await _serve_accepted(gateway, target, send, receive, sessions, draining, (gate, who))
+            wire = DirectWire.of_current(scope)
+            await _serve_accepted(
+                gateway, target, send, receive, sessions, draining, (gate, who), wire
+            )
     except LassoError as exc:  # raised only before the socket is accepted
         await reject_handshake(scope, send, exc)
 
@@ -302,11 +391,12 @@ async def _serve_accepted(
     sessions: SessionFactory | None,
     draining: trio.Event | None,
     gate: tuple[Gate, Identity],
+    wire: DirectWire | None = None,
 ) -> None:
     request_id = reqid.peek()  # the client's X-Request-Id names the connection's lines
     accept = [] if request_id is None else [(b"x-request-id", request_id.encode())]
     await send({"type": "websocket.accept", "headers": accept})
-    socket = ClientSocket(gateway, target, gateway.settings.server, draining, gate)
+    socket = ClientSocket(gateway, target, gateway.settings.server, draining, gate, wire)
     gateway.activity.websockets += 1  # open until the finally below (lasso.activity)
     try:
         if sessions is not None:
