@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from math import inf
 from typing import Any, Protocol
 
 import trio
@@ -58,6 +57,7 @@ from lasso.web.failures import log_internal
 from lasso.web.gate import Gate, Identity, calls_in, ws_refusal
 from lasso.web.params import resolve_route
 from lasso.web.server import Connection, current_connection
+from lasso.web.ws_watch import watch_for
 
 log = logging.getLogger("lasso.ws")
 
@@ -150,15 +150,16 @@ class ClientSocket:
         self.limits = limits
         self.session: ClosableSession | None = None
         self._wire = wire
-        #: Waiting for the writer: pre-framed bytes (with a wire) or text (without).
-        self._out: deque[bytes | str] = deque()
+        #: Waiting for the writer: pre-framed bytes (with a wire) or text (without);
+        #: made on first use (an empty deque is 600 bytes, and most sockets never queue).
+        self._out: deque[bytes | str] | None = None
         self._writing = False  # the writer task runs (it may hold a message being sent)
         self._tasks: trio.Nursery | None = None
         self._send: Send | None = None
         self._in_flight = 0
-        self._none_in_flight = trio.Event()
-        self._none_in_flight.set()
-        self._last_frame = trio.current_time()
+        self._draining = False  # told to drain: close once no frame is in flight
+        self.last_frame = trio.current_time()  # the idle timer's (lasso.web.ws_watch)
+        self.idle_s = limits.ws_idle_timeout_ms / 1000  # 0: none
         self._closing: tuple[int, str] | None = None
         self._scope = trio.CancelScope()
         self._client_left = False
@@ -187,7 +188,9 @@ class ClientSocket:
                 if written > 0:  # the rest goes out before any other byte on this socket
                     wire.connection.owe(memoryview(item)[written:])
                     item = b""  # the writer only has the owed bytes to flush
-        if len(self._out) >= self.limits.ws_send_queue:
+        if self._out is None:
+            self._out = deque()
+        elif len(self._out) >= self.limits.ws_send_queue:
             limit = self.limits.ws_send_queue
             self.close(CLOSE_TRY_AGAIN, f"{overflow_reason}: {limit} messages unsent")
             return
@@ -200,52 +203,67 @@ class ClientSocket:
         """Stop now: no more reading, answering or sending; then a close frame."""
         if self._closing is None:
             self._closing = (code, reason)
-            self._out.clear()
+            self._out = None
             self._scope.cancel(reason=reason)
+
+    # -- what the shared watcher calls (lasso.web.ws_watch) --------------------
+
+    def busy(self) -> bool:
+        """A frame in flight or a subscription open: not idle, however quiet."""
+        return self._in_flight > 0 or (self.session is not None and self.session.active() > 0)
+
+    def idle_close(self) -> None:
+        self.close(CLOSE_GOING_AWAY, "idle timeout")
+
+    def drain(self) -> None:
+        """The daemon is shutting down: close once the frames in flight are answered."""
+        self._draining = True
+        if self._in_flight == 0:
+            self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     # -- the connection -------------------------------------------------------
 
     async def serve(self, receive: Receive, send: Send) -> None:
         self._send = send
+        watch = watch_for(self.draining)
         try:
             with self._scope:
+                watch.add(self)  # idle timeout and drain: one task for every socket
                 async with trio.open_nursery() as nursery:
                     self._tasks = nursery
-                    if self._out and not self._writing:
-                        self._writing = True
-                        nursery.start_soon(self._write)
-                    if self.draining is not None:
-                        nursery.start_soon(self._watch_draining, self.draining)
-                    await self._read(receive, nursery)
+                    try:
+                        if self._out and not self._writing:
+                            self._writing = True
+                            nursery.start_soon(self._write)
+                        await self._read(receive, nursery)
+                    finally:
+                        # The nursery takes no new task once this block is left, while
+                        # it still waits for its children: a notification must not start
+                        # a writer then (RuntimeError into the fan-out of every client).
+                        self._tasks = None
                     nursery.cancel_scope.cancel()
-            if self._closing is not None and not self._client_left:
-                code, reason = self._closing
+            closing, self._closing = self._closing, self._closing or (CLOSE_GOING_AWAY, "gone")
+            if closing is not None and not self._client_left:
+                code, reason = closing
                 with trio.move_on_after(2):  # a client that reads nothing gets no wait
                     await send({"type": "websocket.close", "code": code, "reason": reason})
         finally:
+            watch.discard(self)
             self._tasks = None
+            self._closing = self._closing or (CLOSE_GOING_AWAY, "gone")
             if self.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.aclose()
 
     async def _read(self, receive: Receive, nursery: trio.Nursery) -> None:
-        # The idle timeout is a deadline on the wait for a frame, not a task per socket.
-        idle_s = self.limits.ws_idle_timeout_ms / 1000 or inf
         while True:
-            with trio.move_on_at(self._last_frame + idle_s) as idle:
-                message = await receive()
-            if idle.cancelled_caught:
-                if self._in_flight > 0 or (self.session is not None and self.session.active()):
-                    self._last_frame = trio.current_time()  # busy: a whole new period
-                    continue
-                self.close(CLOSE_GOING_AWAY, "idle timeout")
-                return
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 self._client_left = True
                 return
             if message["type"] != "websocket.receive":
                 continue
-            self._last_frame = trio.current_time()
+            self.last_frame = trio.current_time()
             text = message.get("text")
             frame = text.encode() if text is not None else message.get("bytes") or b""
             if self.draining is not None and self.draining.is_set():
@@ -283,7 +301,6 @@ class ClientSocket:
                 self._queue(refusal)
             return
         self._in_flight += 1
-        self._none_in_flight = trio.Event()
         nursery.start_soon(self._answer, parsed)
 
     async def _answer(self, parsed: Call | list[Item]) -> None:
@@ -300,8 +317,8 @@ class ClientSocket:
                 self.session.answered(frame)
         finally:
             self._in_flight -= 1
-            if self._in_flight == 0:
-                self._none_in_flight.set()
+            if self._in_flight == 0 and self._draining:
+                self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     def _queue(self, message: bytes) -> None:
         # Upstream results are passed through as bytes; invalid UTF-8 in one must not
@@ -325,21 +342,16 @@ class ClientSocket:
     async def _write(self) -> None:
         """Send what waits in ``_out``, in order; ends when it is empty."""
         try:
-            send, wire, out = self._send, self._wire, self._out
+            send, wire = self._send, self._wire
             assert send is not None
-            while out:
-                item = out.popleft()
+            while self._out:  # None once closing
+                item = self._out.popleft()
                 if isinstance(item, str):
                     await send({"type": "websocket.send", "text": item})
                 elif wire is not None and wire.open():  # never after a close frame
                     await wire.connection.send_raw(item)  # owed bytes first, then item
         finally:
             self._writing = False
-
-    async def _watch_draining(self, draining: trio.Event) -> None:
-        await draining.wait()
-        await self._none_in_flight.wait()
-        self.close(CLOSE_GOING_AWAY, "server shutting down")
 
 
 def _refuse_all(parsed: Call | list[Item], error: LassoError) -> bytes | None:
