@@ -4,6 +4,7 @@ written frame finished before any other byte, queue overflow, closed sockets."""
 
 from __future__ import annotations
 
+import json
 import socket as stdlib_socket
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from lasso.web.server import Connection, FrontLimits
 from lasso.web.ws import ClientSocket, DirectWire
 from tests.support.hostile import FrameReader
 
+SUBSCRIBE = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
 PING = WsConnection(ConnectionType.SERVER).send(Ping())
 
 
@@ -158,28 +160,45 @@ async def test_nothing_is_written_after_a_close_frame(
             nursery.cancel_scope.cancel()
 
 
-async def test_a_notification_while_the_socket_winds_down_is_dropped(app: LassoASGI) -> None:
-    """Once the socket's nursery body is left it takes no new task: a fan-out reaching
-    the socket then must not raise (RuntimeError: the stream of every client ended)."""
+async def test_an_answer_finished_after_the_client_left_is_dropped(app: LassoASGI) -> None:
+    """Once the socket's nursery body is left it takes no new task: an answer (or a
+    fan-out) reaching the socket then must not start a writer (RuntimeError: "Nursery
+    is closed to new arrivals", into the answer's task, or into every client's fan-out)."""
     socket = socket_on(app, None)
-    sending = trio.Event()
+    entered = trio.Event()
     release = trio.Event()
-    left = trio.Event()
 
-    async def send(message: dict[str, object]) -> None:
-        sending.set()
-        await release.wait()
+    class Session:
+        def open_frame(self) -> None:
+            return None
+
+        def answered(self, frame: object) -> None:
+            pass
+
+        def active(self) -> int:
+            return 0
+
+        async def aclose(self) -> None:
+            pass
+
+        async def handle(self, call: object) -> bytes:
+            entered.set()
+            with trio.CancelScope(shield=True):  # as a send to the client would be
+                await release.wait()
+            return b'"0x1"'
+
+    frames = [{"type": "websocket.receive", "text": json.dumps(SUBSCRIBE)}]
 
     async def receive() -> dict[str, object]:
-        await sending.wait()  # the writer is busy: the nursery will wait for it
-        left.set()
+        if frames:
+            return frames.pop()
+        await entered.wait()
         return {"type": "websocket.disconnect", "code": 1000}
 
+    socket.session = Session()  # type: ignore[assignment]
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(socket.serve, receive, send)
-            socket.notify(b'{"first":1}')
-            await left.wait()
-            await trio.testing.wait_all_tasks_blocked()
-            socket.notify(b'{"second":2}')  # raised "Nursery is closed to new arrivals"
-            release.set()
+            nursery.start_soon(socket.serve, receive, no_asgi_send)
+            await entered.wait()
+            await trio.testing.wait_all_tasks_blocked()  # the client has left
+            release.set()  # the answer is queued while the socket winds down
