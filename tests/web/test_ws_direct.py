@@ -167,6 +167,7 @@ async def test_an_answer_finished_after_the_client_left_is_dropped(app: LassoASG
     socket = socket_on(app, None)
     entered = trio.Event()
     release = trio.Event()
+    seen: list[object] = []
 
     class Session:
         def open_frame(self) -> None:
@@ -185,6 +186,9 @@ async def test_an_answer_finished_after_the_client_left_is_dropped(app: LassoASG
             entered.set()
             with trio.CancelScope(shield=True):  # as a send to the client would be
                 await release.wait()
+            # The nursery closes once its last child (this one) ends, and the socket's
+            # task resumes only later: no new writer may be started in between.
+            seen.append(socket._tasks)
             return b'"0x1"'
 
     frames = [{"type": "websocket.receive", "text": json.dumps(SUBSCRIBE)}]
@@ -202,3 +206,4 @@ async def test_an_answer_finished_after_the_client_left_is_dropped(app: LassoASG
             await entered.wait()
             await trio.testing.wait_all_tasks_blocked()  # the client has left
             release.set()  # the answer is queued while the socket winds down
+    assert seen == [None]
