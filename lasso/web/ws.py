@@ -7,16 +7,24 @@ unknown chain, profile or provider is rejected before the socket is accepted
 one JSON-RPC request or a batch, under the HTTP rules: a parse error answers
 -32700 and keeps the socket open. Frames are answered concurrently, each in
 its own task, up to ``ws_max_in_flight``; over that a frame is answered with
--32008 at once. Everything the client receives goes through one bounded send
-queue and one writer task, so answers and subscription notifications never
-interleave inside a frame. A client that falls ``ws_send_queue`` messages
-behind is disconnected (close 1013, with a reason saying whether it fell
-behind its subscriptions or sent requests faster than it read the answers):
+-32008 at once. Everything the client receives is one ordered stream of
+messages, so answers and subscription notifications never interleave inside a
+frame. On a connection without extensions each message is framed here and,
+when nothing waits before it, written straight to the socket by the task that
+made it (a fan-out to 10,000 clients is then 10,000 ``write()`` calls, with no
+task switch and no wsproto: :class:`DirectWire`); what the socket does not
+take at once waits in one bounded queue for a writer task that runs only while
+there is something to send (a deflate client's messages all take that queue
+and hypercorn's ``websocket.send``). A client that falls ``ws_send_queue``
+messages behind is disconnected (close 1013, with a reason saying whether it
+fell behind its subscriptions or sent requests faster than it read the answers):
 a gap must never be silent. Each write has a deadline (``ws_send_timeout_ms``,
 enforced by :mod:`lasso.web.server`): a client that reads nothing is dropped.
 A socket with no frames and no subscriptions for ``ws_idle_timeout_ms`` is
-closed (1001). When the daemon drains, the socket refuses new frames (-32008),
-finishes those in flight and closes (1001). An exception in answering one
+closed (1001); that timer and the drain are kept for every socket by one
+shared task (:mod:`lasso.web.ws_watch`), not by tasks of each socket. When
+the daemon drains, the socket refuses new frames (-32008), finishes those in
+flight and closes (1001). An exception in answering one
 frame answers that frame -32603 with one log line; the socket stays open. The
 server sends keepalive pings (hypercorn's ``websocket_ping_interval``). On
 disconnect the connection releases every subscription it held.
