@@ -126,7 +126,10 @@ class DirectWire:
 
     def write_now(self, frame: bytes) -> int:
         """Bytes of ``frame`` the socket took now, or -1 (see ``Connection.write_now``)."""
-        return self.connection.write_now(frame) if self.open() else -1
+        ws = self._ws  # open(), inline: once per client per notification
+        if ws.closed or ws.connection.state is not WsState.OPEN:
+            return -1
+        return self.connection.write_now(frame)
 
 
 class ClientSocket:
