@@ -207,3 +207,30 @@ async def test_an_answer_finished_after_the_client_left_is_dropped(app: LassoASG
             await trio.testing.wait_all_tasks_blocked()  # the client has left
             release.set()  # the answer is queued while the socket winds down
     assert seen == [None]
+
+
+async def test_an_idle_socket_keeps_no_task_of_its_own(
+    app: LassoASGI, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Its writer runs only while something waits to be sent; the idle timeout and the
+    drain are one shared task's (lasso.web.ws_watch): no sleeping tasks per socket."""
+    gateway = app.gateway
+    target = gateway.resolve(parse_rpc_path("/rpc/testnet"), "/rpc/testnet")
+    draining = trio.Event()
+    sockets = [ClientSocket(gateway, target, gateway.settings.server, draining) for _ in range(3)]
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async with trio.open_nursery() as nursery:
+        for socket in sockets:
+            nursery.start_soon(socket.serve, never, send)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [s._tasks.child_tasks for s in sockets if s._tasks] == [frozenset()] * 3
+        sockets[0].notify(b'{"n":1}')  # a writer while there is something to write
+        await trio.testing.wait_all_tasks_blocked()
+        assert sockets[0]._tasks is not None and not sockets[0]._tasks.child_tasks
+        assert sent == [{"type": "websocket.send", "text": '{"n":1}'}]
+        draining.set()  # the shared watcher closes them all (1001)
+    assert [s._closing for s in sockets] == [(1001, "server shutting down")] * 3
