@@ -306,8 +306,11 @@ class Connection(TCPServer):
     async def _read_data(self) -> None:
         self._reader = trio.lowlevel.current_task()
         sock = self.stream.socket
-        self.client = parse_socket_addr(sock.family, sock.getpeername())
-        self.server = parse_socket_addr(sock.family, sock.getsockname())
+        try:
+            self.client = parse_socket_addr(sock.family, sock.getpeername())
+            self.server = parse_socket_addr(sock.family, sock.getsockname())
+        except OSError:  # reset before we got here (hypercorn's run() tolerates it too)
+            return
         if self.fast is not None:  # hypercorn's keep-alive timer knows nothing of fast mode
             await self.idle_task.stop()
         try:
