@@ -22,7 +22,7 @@ import select
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -65,10 +65,35 @@ class PostTransport(Protocol):
     def statistics(self) -> HttpStatistics: ...
 
 
-def _ssl_context() -> ssl.SSLContext:
+def client_tls_context() -> ssl.SSLContext:
+    """The client TLS context both HTTP clients use: httpx's defaults, HTTP/1.1 only."""
     context = httpx.create_ssl_context()
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+class Endpoint(NamedTuple):
+    """Where an HTTP transport posts, and the headers it sends, from a provider's URL."""
+
+    host: str
+    port: int
+    tls: bool
+    target: str  # path and query
+    headers: dict[str, str]  # lower-case names: host, content-type, accept, user-agent, extra
+
+    @classmethod
+    def parse(cls, url: str, headers: Mapping[str, str]) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
+        host = parts.hostname
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        base = {"host": shown if parts.port is None else f"{shown}:{port}"}
+        base |= {"content-type": "application/json", "accept": "application/json"}
+        base |= {"user-agent": "lasso"} | {k.lower(): v for k, v in headers.items()}
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, parts.scheme == "https", target, base)
 
 
 class _Connection:
@@ -108,23 +133,13 @@ class HttpTransport:
         keepalive_expiry_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
+        where = Endpoint.parse(url, headers)
         self._provider_id = provider_id
-        self._host = parts.hostname
-        self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        self._tls = parts.scheme == "https"
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = f"[{self._host}]" if ":" in self._host else self._host  # an IPv6 literal
-        host_header = host if parts.port is None else f"{host}:{self._port}"
-        base = {"host": host_header, "content-type": "application/json"}
-        base |= {"accept": "application/json", "user-agent": "lasso"}
-        base |= {k.lower(): v for k, v in headers.items()}
-        self._head = RequestHead(target, list(base.items()))
+        self._host, self._port, self._tls = where.host, where.port, where.tls
+        self._head = RequestHead(where.target, list(where.headers.items()))
         self._keepalive_expiry_s = keepalive_expiry_s
         self._limiter = trio.CapacityLimiter(max_connections)
-        self._ssl = (ssl_context or _ssl_context()) if self._tls else None
+        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
         self._idle: list[_Connection] = []
         self._open = 0
         self._requests = self._failures = self._connects = 0

@@ -18,24 +18,13 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterable, Mapping
 from typing import cast
-from urllib.parse import urlsplit
 
 import httpcore
-import httpx
 import trio
 from httpcore._backends.trio import TrioBackend
 
-from lasso.core.mask import mask_url
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
-from lasso.upstream.http import HttpResponse, HttpStatistics
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _ssl_context() -> ssl.SSLContext:
-    context = httpx.create_ssl_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+from lasso.upstream.http import Endpoint, HttpResponse, HttpStatistics, client_tls_context
 
 
 class HttpcoreTransport:
@@ -51,28 +40,20 @@ class HttpcoreTransport:
         keepalive_expiry_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
+        where = Endpoint.parse(url, headers)
         self._provider_id = provider_id
-        self._host = parts.hostname
-        self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        self._tls = parts.scheme == "https"
-        scheme = parts.scheme.encode()
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._host, self._port, self._tls = where.host, where.port, where.tls
+        scheme = b"https" if where.tls else b"http"
         self._origin = httpcore.Origin(scheme, self._host.encode(), self._port)
         self._url = httpcore.URL(
-            scheme=scheme, host=self._host.encode(), port=self._port, target=target.encode()
+            scheme=scheme, host=self._host.encode(), port=self._port, target=where.target.encode()
         )
-        host_header = self._host if parts.port is None else f"{self._host}:{self._port}"
-        base = {"host": host_header, "content-type": "application/json"}
-        base |= {"accept": "application/json", "user-agent": "lasso"}
-        base |= {k.lower(): v for k, v in headers.items()}
+        base = where.headers
         self._headers = [(k.encode(), v.encode()) for k, v in base.items()]
         self._keepalive_expiry_s = keepalive_expiry_s
         self._limiter = trio.CapacityLimiter(max_connections)
         self._backend = TrioBackend()
-        self._ssl = (ssl_context or _ssl_context()) if self._tls else None
+        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
         self._idle: list[httpcore.AsyncHTTP11Connection] = []
         self._open = 0
         self._requests = self._failures = self._connects = 0
