@@ -22,7 +22,7 @@ import select
 import ssl
 import time
 from collections.abc import Mapping
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,7 @@ from lasso.core.mask import mask_url
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+C = TypeVar("C")
 #: Bodies up to this size go out in the same send as the head (one copy of the body).
 _JOIN_BODY_BYTES = 64 * 1024
 _RECEIVE_BYTES = 256 * 1024
@@ -120,7 +121,49 @@ class _Retry(Exception):
     """A reused connection was closed before any byte of the answer: send again."""
 
 
-class HttpTransport:
+class IdlePool(Generic[C]):
+    """The idle list, counters and their upkeep both HTTP clients share."""
+
+    _idle: list[C]
+    _open: int
+    _requests: int
+    _failures: int
+    _connects: int
+
+    def _reusable(self, conn: C, now: float) -> bool:
+        raise NotImplementedError
+
+    async def _discard(self, conn: C) -> None:
+        raise NotImplementedError
+
+    async def reap_idle(self) -> int:
+        """Close idle connections that expired or were closed by the server."""
+        now = time.monotonic()
+        keep: list[C] = []
+        stale: list[C] = []
+        for conn in self._idle:
+            (keep if self._reusable(conn, now) else stale).append(conn)
+        self._idle = keep
+        for conn in stale:
+            await self._discard(conn)
+        return len(stale)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._discard(conn)
+
+    def statistics(self) -> HttpStatistics:
+        return HttpStatistics(
+            requests=self._requests,
+            failures=self._failures,
+            open_connections=self._open,
+            idle_connections=len(self._idle),
+            connects=self._connects,
+        )
+
+
+class HttpTransport(IdlePool[_Connection]):
     """POSTs bodies to one URL over reused keep-alive connections."""
 
     def __init__(
@@ -283,28 +326,5 @@ class HttpTransport:
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             await conn.stream.aclose()
 
-    async def reap_idle(self) -> int:
-        """Close idle connections that expired or were closed by the server."""
-        now = time.monotonic()
-        keep: list[_Connection] = []
-        stale: list[_Connection] = []
-        for conn in self._idle:
-            (keep if conn.reusable(now) else stale).append(conn)
-        self._idle = keep
-        for conn in stale:
-            await self._discard(conn)
-        return len(stale)
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._discard(conn)
-
-    def statistics(self) -> HttpStatistics:
-        return HttpStatistics(
-            requests=self._requests,
-            failures=self._failures,
-            open_connections=self._open,
-            idle_connections=len(self._idle),
-            connects=self._connects,
-        )
+    def _reusable(self, conn: _Connection, now: float) -> bool:
+        return conn.reusable(now)

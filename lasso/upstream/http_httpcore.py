@@ -24,10 +24,10 @@ import trio
 from httpcore._backends.trio import TrioBackend
 
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
-from lasso.upstream.http import Endpoint, HttpResponse, HttpStatistics, client_tls_context
+from lasso.upstream.http import Endpoint, HttpResponse, IdlePool, client_tls_context
 
 
-class HttpcoreTransport:
+class HttpcoreTransport(IdlePool[httpcore.AsyncHTTP11Connection]):
     """POSTs bodies to one URL over reused keep-alive connections."""
 
     def __init__(
@@ -160,30 +160,8 @@ class HttpcoreTransport:
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             await conn.aclose()
 
-    async def reap_idle(self) -> int:
-        """Close idle connections that expired or were closed by the server."""
-        keep: list[httpcore.AsyncHTTP11Connection] = []
-        stale: list[httpcore.AsyncHTTP11Connection] = []
-        for conn in self._idle:
-            (keep if conn.is_idle() and not conn.has_expired() else stale).append(conn)
-        self._idle = keep
-        for conn in stale:
-            await self._discard(conn)
-        return len(stale)
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._discard(conn)
-
-    def statistics(self) -> HttpStatistics:
-        return HttpStatistics(
-            requests=self._requests,
-            failures=self._failures,
-            open_connections=self._open,
-            idle_connections=len(self._idle),
-            connects=self._connects,
-        )
+    def _reusable(self, conn: httpcore.AsyncHTTP11Connection, now: float) -> bool:
+        return conn.is_idle() and not conn.has_expired()
 
 
 class _Body:
