@@ -85,8 +85,8 @@ providers = [
 
 COLUMNS = [
     Column("criterion", "criterion"),
-    Column("target", "target"),
-    Column("measured", "measured"),
+    Column("target", "target", left=True),
+    Column("measured", "measured", left=True),
     Column("verdict", "verdict"),
 ]
 
