@@ -350,6 +350,18 @@ def _soak_phase(
     return box["result"], trace
 
 
+def slope_kib_per_min(trace: list[int], every_s: float = SAMPLE_EVERY_S) -> float | None:
+    """Least-squares slope of the RSS samples of the soak's second half, in KiB per minute:
+    a leak climbs steadily; the garbage collector's sawtooth and a one-off high-water do not."""
+    half = trace[len(trace) // 2 :]
+    if len(half) < 3:
+        return None
+    xs = [i * every_s / 60 for i in range(len(half))]
+    mx, my = statistics.fmean(xs), statistics.fmean(half)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, half, strict=True)) / var
+
+
 def judge(record: dict[str, Any]) -> SectionResult:
     base, end = record["baseline"], record["end"]
     phases = [record["peak"], record["warmup"], record["soak"]]
@@ -395,7 +407,8 @@ def judge(record: dict[str, Any]) -> SectionResult:
         f"(samples {base['tasks_samples']} / {base['fds_samples']}); end: {end['rss_kib']:,} KiB, "
         f"{end['tasks']} tasks, {end['fds']} fds (samples {end['tasks_samples']} / "
         f"{end['fds_samples']}); RSS during the soak "
-        f"{min(trace, default=0):,}-{max(trace, default=0):,} KiB",
+        f"{min(trace, default=0):,}-{max(trace, default=0):,} KiB; its slope over the second "
+        f"half: {_slope_text(slope_kib_per_min(trace))}",
         f"fds by kind: baseline {base['fd_kinds']}, end {end['fd_kinds']}",
         f"heads {record['head_at_subscribe']}..{record['head_at_end']}; access log "
         f"{record['log_bytes']:,} bytes",
@@ -427,6 +440,10 @@ def judge(record: dict[str, Any]) -> SectionResult:
         f"errors {http_errors + sub_errors}, heads {subs - missed}/{subs}",
     )
     return SectionResult(rows, derived, notes, [verdict], raw=record)
+
+
+def _slope_text(slope: float | None) -> str:
+    return "n/a (too few samples)" if slope is None else f"{slope:+,.0f} KiB/min"
 
 
 def _ms(value: float | None) -> str:
