@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import os
+import socket
 from typing import Any
 
 from bench.obscost import cost_pct
-from bench.soak import judge
+from bench.soak import fd_kinds, judge
 from bench.soak_subs import Watch
 
 PHASE = {
@@ -89,3 +91,24 @@ def test_the_watch_names_gaps_duplicates_and_forks() -> None:
 def test_cost_is_the_share_of_the_on_cpu() -> None:
     assert cost_pct(1000.0, 950.0) == 5.0
     assert cost_pct(None, 950.0) is None
+
+
+def test_descriptors_are_told_apart_by_kind() -> None:
+    front = socket.create_server(("127.0.0.1", 0))
+    upstream = socket.create_server(("127.0.0.1", 0))
+    front_port, upstream_port = front.getsockname()[1], upstream.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", front_port))
+    served, _ = front.accept()
+    outgoing = socket.create_connection(("127.0.0.1", upstream_port))
+    accepted, _ = upstream.accept()
+    try:
+        kinds = fd_kinds(os.getpid(), front_port, {upstream_port})
+        # served: local port = the front's; outgoing: remote port = the upstream's; client
+        # and accepted are the other ends (other sockets, as far as the "gateway" knows).
+        assert kinds["listen"] >= 2
+        assert kinds["client tcp"] >= 1
+        assert kinds["upstream tcp"] == 1
+        assert kinds["other socket"] >= 2
+    finally:
+        for s in (front, upstream, client, served, outgoing, accepted):
+            s.close()
