@@ -270,7 +270,7 @@ def _paced(port: int, rate: float, duration_s: float) -> dict[str, Any]:
         PACED_CONNECTIONS,
         "--duration",
         duration_s,
-        timeout_s=duration_s + 60,
+        timeout_s=duration_s + 120,
     )
 
 
