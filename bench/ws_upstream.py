@@ -9,10 +9,13 @@ Two control methods drive the fan-out benchmark (any connection may send
 them; the harness connects on ``/control`` so it is not counted as a client):
 
 ``bench_emitHead``
-    build the next head, JSON-encode it once, read ``time.monotonic()``, then
-    send it as an ``eth_subscription`` notification to every ``newHeads``
-    subscription. Answers ``{"number", "emitted_at", "subscribers",
-    "head_bytes"}``. The heads look like anvil's live newHeads (the same 27
+    build the next head, JSON-encode it once, read ``time.monotonic()``
+    (``emitted_at``), then send it as an ``eth_subscription`` notification to
+    every ``newHeads`` subscription; ``arrived_at`` is ``time.monotonic()`` once
+    the first of those sends returned: on loopback the frame is then in the
+    gateway's socket (the earliest such time, so latencies measured from it are
+    never flattered). Answers ``{"number", "emitted_at", "arrived_at",
+    "subscribers", "head_bytes"}``. The heads look like anvil's live newHeads (the same 27
     fields in anvil's order, ``logsBloom`` 512 hex digits) and are linked:
     each is number + 1 of the previous one and its ``parentHash`` is the
     previous ``hash``, so the gateway's gap and reorg checks deliver each one.
@@ -135,6 +138,7 @@ class Node:
             if kind == "newHeads"
         ]
         emitted_at = time.monotonic()
+        arrived_at: float | None = None
         for peer, sub_id in targets:
             message = (
                 '{"jsonrpc":"2.0","method":"eth_subscription","params":'
@@ -142,9 +146,12 @@ class Node:
             )
             with contextlib.suppress(ConnectionClosed):
                 await peer.ws.send_message(message)
+                if arrived_at is None:
+                    arrived_at = time.monotonic()
         return {
             "number": self.number,
             "emitted_at": emitted_at,
+            "arrived_at": arrived_at if arrived_at is not None else emitted_at,
             "subscribers": len(targets),
             "head_bytes": len(text),
             "head_fields": len(head),

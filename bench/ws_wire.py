@@ -157,10 +157,14 @@ class WsClient:
                     raise WsClosed(code, payload[2:].decode(errors="replace"))
             if messages:
                 return messages
-            chunk = await self.sock.recv(262_144)
+            chunk = await self._recv(262_144)
             if not chunk:
                 raise WsClosed(1006, "connection closed without a close frame")
             self._buf += chunk
+
+    async def _recv(self, size: int) -> bytes:
+        """One read (a subclass may note more about it: bench/ws_clients.py's stamps)."""
+        return await self.sock.recv(size)
 
     def _parse(self) -> tuple[list[bytes], list[tuple[int, bytes]]]:
         buf, pos, size = self._buf, 0, len(self._buf)

@@ -223,6 +223,7 @@ def front_limits(server: ServerConfig) -> FrontLimits:
         send_timeout_s=server.ws_send_timeout_ms / 1000,
         grace_s=server.shutdown_grace_ms / 1000,
         max_connections_per_ip=server.max_connections_per_ip,
+        fast_path=server.http_fast_path,
         max_ws_connections=server.max_ws_connections,
     )
 
@@ -244,6 +245,7 @@ def _retune_front(limits: FrontLimits, config: HypercornConfig, settings: Settin
     limits.send_timeout_s = new.send_timeout_s
     limits.grace_s = new.grace_s
     limits.max_connections_per_ip = new.max_connections_per_ip
+    limits.fast_path = new.fast_path
     limits.max_ws_connections = new.max_ws_connections
     config.graceful_timeout = new.grace_s
 

@@ -259,7 +259,7 @@ class FaultProxy:
             if response is _UPSTREAM_DOWN:
                 await conn.reset()
                 return False
-            body = response.body
+            body = bytes(response.body)  # a long one is read into a bytearray
             if fault is Fault.TRUNCATED_JSON:
                 body = body[: len(body) // 2]
             elif fault is Fault.WRONG_ID:
@@ -289,12 +289,13 @@ class FaultProxy:
         if response is _UPSTREAM_DOWN:
             await conn.reset()
             return False
-        if limit.refuses_answer(response.body):
+        answer = bytes(response.body)  # a long one is read into a bytearray
+        if limit.refuses_answer(answer):
             self._injected[LOGS_RESULTS_REFUSED] += 1
             await conn.send(200, refusal, _JSON)
             return True
         self.logs_served.append(window)
-        await conn.send(response.status, response.body, _JSON, extra=_retry_after(response))
+        await conn.send(response.status, answer, _JSON, extra=_retry_after(response))
         return True
 
     async def _head(self) -> int:

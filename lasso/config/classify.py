@@ -125,6 +125,7 @@ _SERVER: Final[Mapping[str, Rule]] = {
         "a larger value live could meet EMFILE before its 503"
     ),
     "max_connections_per_ip": _live("read for each new connection; open ones stay"),
+    "http_fast_path": _live("read for each new connection; open ones stay"),
     "max_ws_connections": _live("read for each WebSocket handshake; open sessions stay"),
     "max_inflight_body_bytes": _live(
         "the shared body budget is resized; bodies already held stay counted"
@@ -260,6 +261,7 @@ _PROVIDER: Final[Mapping[str, Rule]] = {
         "retuned in place: new upstream subscriptions and head tracking read it; "
         "open subscriptions keep their provider until they fail over"
     ),
+    "http_client": _PROVIDER_IDENTITY,
 }
 
 _CHAIN_COMMON: Final[Mapping[str, Rule]] = {

@@ -115,6 +115,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ws_send_timeout_ms: Positive = 10_000
     max_connections: Positive = 10_000
     max_connections_per_ip: NonNegative = 1_000
+    http_fast_path: bool = True
     max_ws_connections: Positive = 5_000
     max_inflight_body_bytes: Positive = 64_000_000
     header_timeout_ms: Positive = 10_000
@@ -456,6 +457,7 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_logs_block_range: Positive | None = None
     supports_batch: bool = True
     subscriptions: bool = True
+    http_client: Literal["lasso", "httpcore"] = "lasso"
 
     def __repr__(self) -> str:
         # Never print credentials: URLs are masked, header values and the key hidden.
@@ -467,7 +469,8 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             f"priority={self.priority!r}, archival={self.archival!r}, headers={headers!r}, "
             f"api_key={api_key!r}, unsupported_methods={self.unsupported_methods!r}, "
             f"max_logs_block_range={self.max_logs_block_range!r}, "
-            f"supports_batch={self.supports_batch!r}, subscriptions={self.subscriptions!r})"
+            f"supports_batch={self.supports_batch!r}, subscriptions={self.subscriptions!r}, "
+            f"http_client={self.http_client!r})"
         )
 
 

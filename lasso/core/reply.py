@@ -16,7 +16,7 @@ _SNIPPET = 120
 
 
 def interpret(
-    body: bytes,
+    body: bytes | bytearray,
     expected_id: int | str,
     *,
     provider_id: str,
@@ -58,7 +58,7 @@ def interpret(
 
 
 def _raise_for_status(
-    body: bytes,
+    body: bytes | bytearray,
     expected_id: int | str,
     provider_id: str,
     status: int,
@@ -90,7 +90,7 @@ def _raise_for_status(
     )
 
 
-def _is_jsonrpc(body: bytes, expected_id: int | str) -> bool:
+def _is_jsonrpc(body: bytes | bytearray, expected_id: int | str) -> bool:
     try:
         decode_reply(body, expected_id)
     except MalformedReply:

@@ -43,7 +43,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 class _NoClient:
-    def notify(self, message: str) -> None:  # never called: deliver and error are ours
+    def notify(self, message: bytes) -> None:  # never called: deliver and error are ours
         raise AssertionError("a filter feed sends nothing to a client")
 
 
@@ -83,7 +83,7 @@ class FeedSubscriber(Subscriber):
         self._deliver = deliver
         self._broke = broke
 
-    def deliver(self, item: Delivery, text: str) -> None:
+    def deliver(self, item: Delivery, tail: bytes) -> None:
         change = to_change(self._kind, item)
         if change is not None:
             self._deliver(self._key, [change])

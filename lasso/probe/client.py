@@ -100,7 +100,7 @@ class DirectClient:
                 response = await self._http.post(body)
             except UpstreamError as exc:
                 return None, exc.message
-            return _batch_answered(response.status, response.body, {first, second})
+            return _batch_answered(response.status, bytes(response.body), {first, second})
         return None, f"no answer within {self.call_timeout_s:g} s"
 
     async def aclose(self) -> None:

@@ -1,14 +1,15 @@
 """One pooled HTTP/1.1 keep-alive client per provider.
 
-Why httpcore connections with our own idle list, and not ``httpx.AsyncClient``:
-measured on the 2-core dev machine against an instant upstream
-(``bench/clients.py``), httpx costs 456-474 µs of CPU per request at
-concurrency 1 and 759-833 µs at concurrency 16; httpcore's own connection
-pool costs 283 / 574-695 µs, because on every request it walks all pooled
-connections and polls each idle socket (``has_expired`` -> ``is_readable``).
-Driving ``httpcore.AsyncHTTP11Connection`` directly from a LIFO idle list
-costs 214-256 / 160 µs: 2x cheaper at c=1 and 5x at c=16, where a gateway
-lives. Only the connection we are about to reuse is checked for expiry.
+Hand-rolled on trio streams over the sans-IO :mod:`lasso.core.http1_client`: the request
+head is encoded once per transport, and each POST is one ``send_all`` (head and
+body together) and the reads its response takes. History: ``httpx.AsyncClient``
+cost 456-474 µs of CPU per request against an instant upstream (``bench/clients.py``),
+httpcore's own pool 283 / 574-695 µs (it polls every pooled socket per request),
+httpcore ``AsyncHTTP11Connection`` driven from our own LIFO idle list 214-256 / 160
+µs; a profile of the gateway then still put about a fifth of its CPU per request
+inside httpcore + h11 (two sends per request, event objects, header validation each
+time), which this module does not spend. Only the connection about to be reused is
+checked (expiry, and a zero-timeout poll: did the server close it?).
 
 Timeouts are not parameters here: the caller's cancel scope bounds every
 call. A cancelled call closes its connection instead of returning it, so a
@@ -17,27 +18,30 @@ half-read response never leaks into the next request.
 
 from __future__ import annotations
 
-import contextlib
+import select
 import ssl
-from collections.abc import AsyncIterable, Mapping
-from typing import Protocol, cast
+import time
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 import msgspec
 import trio
-from httpcore._backends.trio import TrioBackend
 
+from lasso.core.http1_client import Disconnected, ProtocolError, RequestHead, ResponseReader
 from lasso.core.mask import mask_url
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Bodies up to this size go out in the same send as the head (one copy of the body).
+_JOIN_BODY_BYTES = 64 * 1024
+_RECEIVE_BYTES = 256 * 1024
 
 
 class HttpResponse(msgspec.Struct, frozen=True):
     status: int
-    body: bytes
+    body: bytes | bytearray  # a long one: the buffer it was read into (never joined or copied)
     retry_after: str | None
 
 
@@ -61,10 +65,59 @@ class PostTransport(Protocol):
     def statistics(self) -> HttpStatistics: ...
 
 
-def _ssl_context() -> ssl.SSLContext:
+def client_tls_context() -> ssl.SSLContext:
+    """The client TLS context both HTTP clients use: httpx's defaults, HTTP/1.1 only."""
     context = httpx.create_ssl_context()
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+class Endpoint(NamedTuple):
+    """Where an HTTP transport posts, and the headers it sends, from a provider's URL."""
+
+    host: str
+    port: int
+    tls: bool
+    target: str  # path and query
+    headers: dict[str, str]  # lower-case names: host, content-type, accept, user-agent, extra
+
+    @classmethod
+    def parse(cls, url: str, headers: Mapping[str, str]) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
+        host = parts.hostname
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        base = {"host": shown if parts.port is None else f"{shown}:{port}"}
+        base |= {"content-type": "application/json", "accept": "application/json"}
+        base |= {"user-agent": "lasso"} | {k.lower(): v for k, v in headers.items()}
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, parts.scheme == "https", target, base)
+
+
+class _Connection:
+    """One keep-alive connection: its stream and when it expires."""
+
+    __slots__ = ("_poller", "expires_at", "fileno", "sock", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, sock: trio.SocketStream) -> None:
+        self.stream = stream
+        self.sock = sock
+        self.fileno = sock.socket.fileno()
+        self.expires_at = 0.0
+        self._poller = select.poll()  # registered once: a reuse costs one poll(0)
+        self._poller.register(self.fileno, select.POLLIN)
+
+    def reusable(self, now: float) -> bool:
+        """Not expired, and the server did not close it (nothing readable while idle)."""
+        if now >= self.expires_at:
+            return False
+        return not self._poller.poll(0)
+
+
+class _Retry(Exception):
+    """A reused connection was closed before any byte of the answer: send again."""
 
 
 class HttpTransport:
@@ -78,112 +131,138 @@ class HttpTransport:
         provider_id: str = "",
         max_connections: int = 256,
         keepalive_expiry_s: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {mask_url(url)!r}")
+        where = Endpoint.parse(url, headers)
         self._provider_id = provider_id
-        self._host = parts.hostname
-        self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        self._tls = parts.scheme == "https"
-        scheme = parts.scheme.encode()
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._origin = httpcore.Origin(scheme, self._host.encode(), self._port)
-        self._url = httpcore.URL(
-            scheme=scheme, host=self._host.encode(), port=self._port, target=target.encode()
-        )
-        host_header = self._host if parts.port is None else f"{self._host}:{self._port}"
-        base = {"host": host_header, "content-type": "application/json"}
-        base |= {"accept": "application/json", "user-agent": "lasso"}
-        base |= {k.lower(): v for k, v in headers.items()}
-        self._headers = [(k.encode(), v.encode()) for k, v in base.items()]
+        self._host, self._port, self._tls = where.host, where.port, where.tls
+        self._head = RequestHead(where.target, list(where.headers.items()))
         self._keepalive_expiry_s = keepalive_expiry_s
         self._limiter = trio.CapacityLimiter(max_connections)
-        self._backend = TrioBackend()
-        self._ssl = _ssl_context() if self._tls else None
-        self._idle: list[httpcore.AsyncHTTP11Connection] = []
+        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
+        self._idle: list[_Connection] = []
         self._open = 0
         self._requests = self._failures = self._connects = 0
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         """Send one POST and read the whole answer.
 
-        A kept-alive connection the server closed as we reused it fails with
-        "disconnected without sending a response"; for a replay-safe request one
-        retry on a fresh connection hides that race. A non-replayable request is
-        never retried here: the server may have read it before closing.
+        A kept-alive connection the server closed as we reused it fails before any
+        byte of the answer; for a replay-safe request one retry on a fresh
+        connection hides that race. A non-replayable request is never retried
+        here: the server may have read it before closing.
         """
         self._requests += 1
+        limiter = self._limiter
         try:
-            async with self._limiter:
-                conn, reused = await self._checkout()
-                try:
-                    return await self._exchange(conn, body)
-                except httpcore.RemoteProtocolError:
-                    if not (reused and replay_safe):
-                        raise
-                try:
-                    fresh = await self._connect()
-                except UpstreamNetworkError as exc:
-                    exc.never_sent = False  # the first exchange may have reached it
-                    raise
-                return await self._exchange(fresh, body)
-        except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
-            self._failures += 1
-            raise UpstreamNetworkError(
-                f"{type(exc).__name__}: {exc}", provider_id=self._provider_id
-            ) from exc
-        except httpcore.RemoteProtocolError as exc:
-            self._failures += 1
-            if "disconnected" not in str(exc):
-                raise UpstreamProtocolError(
-                    f"HTTP protocol error: {exc}", provider_id=self._provider_id
-                ) from exc
-            raise UpstreamNetworkError(
-                f"connection closed: {exc}", provider_id=self._provider_id
-            ) from exc
-        except httpcore.ProtocolError as exc:
-            self._failures += 1
-            raise UpstreamProtocolError(
-                f"HTTP protocol error: {exc}", provider_id=self._provider_id
-            ) from exc
+            limiter.acquire_nowait()  # no task switch when a slot is free (the usual case)
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
+            conn = self._checkout()
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect()
+            try:
+                return await self._exchange(conn, body, retry=reused and replay_safe)
+            except _Retry:
+                pass
+            try:
+                fresh = await self._connect()
+            except UpstreamNetworkError as exc:
+                exc.never_sent = False  # the first exchange may have reached it
+                raise
+            return await self._exchange(fresh, body, retry=False)
+        finally:
+            limiter.release()
 
-    async def _exchange(self, conn: httpcore.AsyncHTTP11Connection, body: bytes) -> HttpResponse:
-        headers = [*self._headers, (b"content-length", b"%d" % len(body))]
-        request = httpcore.Request(b"POST", self._url, headers=headers, content=_Body(body))
+    async def _exchange(self, conn: _Connection, body: bytes, *, retry: bool) -> HttpResponse:
+        head = self._head.encode(len(body))
+        reader = ResponseReader()
+        stream = conn.stream
         try:
-            response = await conn.handle_async_request(request)
-            # aclosing: a read cut short by cancellation still finalises httpcore's
-            # body generator here, not later in the garbage collector.
-            stream = cast(AsyncIterable[bytes], response.stream)
-            async with contextlib.aclosing(aiter(stream)) as chunks:  # type: ignore[type-var]
-                content = b"".join([chunk async for chunk in chunks])
-            await response.aclose()
+            try:
+                if len(body) <= _JOIN_BODY_BYTES:
+                    await stream.send_all(head + body)
+                else:
+                    await stream.send_all(head)
+                    await stream.send_all(body)
+            except (trio.BrokenResourceError, OSError) as exc:
+                if retry:  # the server closed the kept-alive connection as we reused it
+                    raise _Retry from exc
+                raise self._network_error(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                plain = conn.sock if stream is conn.sock else None  # no TLS between
+                while True:
+                    into = None if plain is None else reader.buffer()
+                    if into is not None and plain is not None:  # a long body: no joining
+                        count = await plain.socket.recv_into(into)
+                        response = reader.wrote(count) if count else reader.eof()
+                        into.release()
+                    else:
+                        data = bytes(await stream.receive_some(_RECEIVE_BYTES))  # bytes: no copy
+                        response = reader.feed(data) if data else reader.eof()
+                    if response is not None:
+                        break
+            except (trio.BrokenResourceError, OSError) as exc:  # a reset: lost mid-request
+                raise self._network_error(f"{type(exc).__name__}: {exc}") from exc
+            except Disconnected as exc:
+                if exc.started:
+                    raise self._protocol_error(exc) from exc
+                if retry:  # closed as we reused it, before any byte of an answer
+                    raise _Retry from exc
+                raise self._network_error(f"connection closed: {exc}") from exc
+            except ProtocolError as exc:
+                raise self._protocol_error(exc) from exc
         except BaseException:
             await self._discard(conn)
             raise
-        self._checkin(conn)
-        return HttpResponse(response.status, content, _retry_after(response.headers))
-
-    async def _checkout(self) -> tuple[httpcore.AsyncHTTP11Connection, bool]:
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.is_idle() and not conn.has_expired():
-                return conn, True
+        if response.keep_alive:
+            conn.expires_at = time.monotonic() + self._keepalive_expiry_s
+            self._idle.append(conn)
+        else:
             await self._discard(conn)
-        return await self._connect(), False
+        return HttpResponse(response.status, response.body, response.retry_after)
 
-    async def _connect(self) -> httpcore.AsyncHTTP11Connection:
+    def _network_error(self, message: str) -> UpstreamNetworkError:
+        self._failures += 1
+        return UpstreamNetworkError(message, provider_id=self._provider_id)
+
+    def _protocol_error(self, exc: Exception) -> UpstreamProtocolError:
+        self._failures += 1
+        return UpstreamProtocolError(f"HTTP protocol error: {exc}", provider_id=self._provider_id)
+
+    def _checkout(self) -> _Connection | None:
+        """The most recently used idle connection still good, else None (the stale closed)."""
+        idle = self._idle
+        if not idle:
+            return None
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.reusable(now):
+                return conn
+            self._close_now(conn)
+        return None
+
+    async def _connect(self) -> _Connection:
+        stream: trio.abc.Stream
         try:
-            stream = await self._backend.connect_tcp(self._host, self._port)
+            sock = await trio.open_tcp_stream(self._host, self._port)
+            stream = sock
             if self._ssl is not None:
+                # https_compatible (as httpcore does): many servers close without a
+                # close_notify, which is then an end of stream, not a broken one.
+                tls = trio.SSLStream(
+                    sock, self._ssl, server_hostname=self._host, https_compatible=True
+                )
                 try:
-                    stream = await stream.start_tls(self._ssl, server_hostname=self._host)
+                    await tls.do_handshake()
                 except BaseException:  # cancelled or failed mid-handshake: no leaked socket
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                        await stream.aclose()
+                    await trio.aclose_forcefully(sock)
                     raise
-        except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
+                stream = tls
+        except (OSError, trio.BrokenResourceError) as exc:
             self._failures += 1
             raise UpstreamNetworkError(
                 f"connect to {self._host}:{self._port} failed: {exc}",
@@ -192,27 +271,25 @@ class HttpTransport:
             ) from exc
         self._open += 1
         self._connects += 1
-        return httpcore.AsyncHTTP11Connection(
-            self._origin, stream, keepalive_expiry=self._keepalive_expiry_s
-        )
+        return _Connection(stream, sock)
 
-    def _checkin(self, conn: httpcore.AsyncHTTP11Connection) -> None:
-        if conn.is_idle():
-            self._idle.append(conn)
-        else:
-            self._open -= 1
+    def _close_now(self, conn: _Connection) -> None:
+        """Close an idle connection at once (no TLS close_notify: the peer is gone or idle)."""
+        self._open -= 1
+        conn.sock.socket.close()
 
-    async def _discard(self, conn: httpcore.AsyncHTTP11Connection) -> None:
+    async def _discard(self, conn: _Connection) -> None:
         self._open -= 1
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-            await conn.aclose()
+            await conn.stream.aclose()
 
     async def reap_idle(self) -> int:
         """Close idle connections that expired or were closed by the server."""
-        keep: list[httpcore.AsyncHTTP11Connection] = []
-        stale: list[httpcore.AsyncHTTP11Connection] = []
+        now = time.monotonic()
+        keep: list[_Connection] = []
+        stale: list[_Connection] = []
         for conn in self._idle:
-            (keep if conn.is_idle() and not conn.has_expired() else stale).append(conn)
+            (keep if conn.reusable(now) else stale).append(conn)
         self._idle = keep
         for conn in stale:
             await self._discard(conn)
@@ -231,32 +308,3 @@ class HttpTransport:
             idle_connections=len(self._idle),
             connects=self._connects,
         )
-
-
-class _Body:
-    """A request body httpcore iterates without an async generator.
-
-    httpcore wraps ``bytes`` content in a ``ByteStream`` whose ``__aiter__`` is an
-    async generator; a send cancelled mid-body (a peer that stops reading) leaves
-    that generator to the garbage collector, which warns at some later, unrelated
-    point. A plain iterator object has nothing to finalise.
-    """
-
-    def __init__(self, body: bytes) -> None:
-        self._body: bytes | None = body
-
-    def __aiter__(self) -> _Body:
-        return self
-
-    async def __anext__(self) -> bytes:
-        body, self._body = self._body, None
-        if body is None:
-            raise StopAsyncIteration
-        return body
-
-
-def _retry_after(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for key, value in headers:
-        if key.lower() == b"retry-after":
-            return value.decode("latin-1")
-    return None

@@ -41,6 +41,7 @@ from lasso.core.reply import interpret
 from lasso.errors import LocalCapacity, UpstreamNetworkError
 from lasso.upstream import probe
 from lasso.upstream.http import HttpStatistics, HttpTransport, PostTransport
+from lasso.upstream.http_httpcore import HttpcoreTransport
 from lasso.upstream.recovery import RecoveryWatch
 from lasso.upstream.supervisor import Service, Supervisor, SupervisorStatistics
 from lasso.upstream.ws import WsConnection, WsStatistics
@@ -118,7 +119,8 @@ class Provider:
         self.order = order
         #: What it can serve, configured and learned; shared by its channels.
         self.capabilities = CapabilityBook(config)
-        self.http = http or HttpTransport(
+        client = HttpcoreTransport if config.http_client == "httpcore" else HttpTransport
+        self.http = http or client(
             config.url,
             with_url_credentials(config.url, request_headers(config)),  # userinfo: Basic
             provider_id=config.id,

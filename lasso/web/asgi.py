@@ -53,6 +53,7 @@ from lasso.web.failures import log_internal
 from lasso.web.gate import Gate, Identity, calls_in, is_observability, refusal_body
 from lasso.web.meta import META_MODES, encode_header, new_request_id
 from lasso.web.params import query_value, resolve_route
+from lasso.web.rawhttp import DISCONNECT_EXTENSION
 from lasso.web.ws import SessionFactory, reject_handshake, retry_after_headers, serve_websocket
 
 log = logging.getLogger("lasso.web")
@@ -183,10 +184,13 @@ class LassoASGI:
             await _respond(send, 429, refusal_body(parsed, refused), retry_after_headers(refused))
             return
         answer: Answer | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        if DISCONNECT_EXTENSION in scope["extensions"]:  # the server cancels us if they leave
             answer = await self._answer(target, parsed)
-            nursery.cancel_scope.cancel()
+        else:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+                answer = await self._answer(target, parsed)
+                nursery.cancel_scope.cancel()
         if answer is not None:
             mode = _meta_mode(scope, headers)
             await self._send_answer(send, answer, mode)

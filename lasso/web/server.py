@@ -75,9 +75,10 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
-from hypercorn.utils import repr_socket_addr
+from hypercorn.utils import parse_socket_addr, repr_socket_addr
 
 from lasso.core.jsonrpc import error_body
+from lasso.web.rawhttp import FastHTTP
 
 log = logging.getLogger("lasso.server")
 
@@ -147,10 +148,13 @@ class FrontLimits:
         grace_s: float,
         max_connections_per_ip: int = 0,
         max_ws_connections: int | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.max_connections = max_connections
         #: 0: no per-address cap.
         self.max_connections_per_ip = max_connections_per_ip
+        #: Serve plain ``POST /rpc/...`` without h11 (lasso.web.rawhttp); read per connection.
+        self.fast_path = fast_path
         self.max_ws_connections = (
             max_connections if max_ws_connections is None else max_ws_connections
         )
@@ -198,9 +202,16 @@ class Connection(TCPServer):
         state: LifespanState,
         stream: trio.SocketStream,
         limits: FrontLimits,
+        *,
+        fast: bool = True,
     ) -> None:
         super().__init__(app, config, context, state, stream)  # type: ignore[arg-type]
         self.limits = limits
+        #: The HTTP/1.1 fast path (lasso.web.rawhttp) until a request is declined; then
+        #: None, and hypercorn's protocol has the connection.
+        self.fast: FastHTTP | None = FastHTTP(self) if fast else None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
         self.aborted: str | None = None
         self.address = "?"  # the client's IP address, set by the accept loop
         self._head_deadline = inf
@@ -208,6 +219,9 @@ class Connection(TCPServer):
         self._linger_deadline = inf
         self._peer_done = trio.Event()
         self._reader: trio.lowlevel.Task | None = None
+        self._read_scope: trio.CancelScope | None = None
+        self._idle_deadline = inf
+        self._owed = b""  # the rest of a frame write_now began: goes out before anything
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, whatever any of its tasks is doing."""
@@ -221,10 +235,11 @@ class Connection(TCPServer):
         Returns the bytes written (0 when the kernel buffer is full), or -1 when no
         write may start now: another write holds the send lock (bytes must never
         interleave), or the connection is closing or gone. A caller with bytes left
-        over sends them, before anything else, with :meth:`send_raw`. For pre-framed
-        WebSocket frames on a connection without extensions (lasso.web.ws fan-out).
+        over hands them to :meth:`owe` at once (no await in between), then sends
+        them with :meth:`send_raw`. For pre-framed WebSocket frames on a connection
+        without extensions (lasso.web.ws fan-out).
         """
-        if self.send_lock.locked() or self._closing or self.aborted is not None:
+        if self.send_lock.locked() or self._owed or self._closing or self.aborted is not None:
             return -1
         try:
             return os.write(self.stream.socket.fileno(), data)
@@ -232,6 +247,12 @@ class Connection(TCPServer):
             return 0
         except OSError:  # reset, broken pipe, closed: the read loop will see it
             return -1
+
+    def owe(self, rest: bytes | memoryview) -> None:
+        """The unwritten rest of a frame :meth:`write_now` began: the next send of any
+        task (a ping or close frame of hypercorn's, :meth:`send_raw`) writes it first,
+        under the send lock, so no other bytes can land inside that frame. (fanout)"""
+        self._owed += rest
 
     async def send_raw(self, data: bytes | memoryview) -> None:
         """Write bytes under the send lock and the send deadline, as hypercorn's own sends."""
@@ -242,12 +263,13 @@ class Connection(TCPServer):
             await super().protocol_send(event)
             return
         async with self.send_lock:
+            data, self._owed = self._owed + event.data if self._owed else event.data, b""
             try:
-                await self._send_with_deadline(event.data)
+                await self._send_with_deadline(data)
             except _GONE:
                 await self.protocol.handle(Closed())
 
-    async def _send_with_deadline(self, data: bytes) -> None:
+    async def _send_with_deadline(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         for start in range(0, len(view), SEND_CHUNK):
             # Shielded as hypercorn does (a cancelled half-written frame would corrupt
@@ -283,6 +305,14 @@ class Connection(TCPServer):
 
     async def _read_data(self) -> None:
         self._reader = trio.lowlevel.current_task()
+        sock = self.stream.socket
+        try:
+            self.client = parse_socket_addr(sock.family, sock.getpeername())
+            self.server = parse_socket_addr(sock.family, sock.getsockname())
+        except OSError:  # reset before we got here (hypercorn's run() tolerates it too)
+            return
+        if self.fast is not None:  # hypercorn's keep-alive timer knows nothing of fast mode
+            await self.idle_task.stop()
         try:
             await self._read_until_done()
             self._peer_done.set()
@@ -299,23 +329,127 @@ class Connection(TCPServer):
 
     async def _read_until_done(self) -> None:
         while True:
+            fast = self.fast
+            if fast is not None:
+                await fast.wait_drained()
+            self._idle_deadline = inf
+            if fast is not None and fast.idle and not self._closing:
+                self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+            deadline = min(self._head_deadline, self._linger_deadline, self._idle_deadline)
+            scope = None
             try:
-                with trio.move_on_at(min(self._head_deadline, self._linger_deadline)) as scope:
-                    data = await self.stream.receive_some(MAX_RECV)
+                if deadline == inf and fast is None:  # no scope to wait in: ~1.5 KB less
+                    data = await self.stream.receive_some(MAX_RECV)  # per idle WebSocket
+                else:
+                    with trio.CancelScope(deadline=deadline) as scope:
+                        self._read_scope = scope
+                        data = await self.stream.receive_some(MAX_RECV)
             except _GONE:
                 return
-            if scope.cancelled_caught:
-                if not self._closing:
-                    self.abort("request head timeout")
-                return
+            finally:
+                self._read_scope = None
+            if scope is not None and scope.cancelled_caught:
+                if self._closing:
+                    return
+                if fast is None or fast.declined or fast.waiting_for_head:
+                    if self._head_deadline <= trio.current_time():
+                        self.abort("request head timeout")
+                        return
+                elif fast.idle and self._idle_deadline <= trio.current_time():
+                    await self._close()  # kept alive with no request for keep_alive_timeout
+                continue
+            if fast is not None:
+                if not fast.declined:
+                    fast.feed(bytes(data))
+                    if not data:
+                        return
+                    self._track_fast_head(fast)
+                    continue
+                await fast.handed_over.wait()  # its buffer reaches hypercorn first
+                self.fast = None
             await self.protocol.handle(RawData(bytes(data)))
             if not data:
                 return
             self._track_request_head()
 
+    # -- the fast path's calls (lasso.web.rawhttp) --------------------------------
+
+    def start_fast_handler(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Run the fast path's handler among this connection's tasks."""
+        nursery = self._task_group._nursery
+        assert nursery is not None
+        nursery.start_soon(self._guard_fast, handler)
+
+    async def _guard_fast(self, handler: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await handler()
+        except Exception as exc:  # our bug: this connection ends, never its siblings
+            log.warning(
+                "fast path on %s ended by %s: %s", _peer(self.stream), type(exc).__name__, exc
+            )
+            self.abort("fast path error")
+
+    async def hand_to_hypercorn(self, data: bytes) -> None:
+        """A declined request: hypercorn's protocol gets it, and the connection, from here."""
+        fast = self.fast
+        assert fast is not None
+        try:
+            if data:
+                await self.protocol.handle(RawData(data))
+                self._track_request_head()
+            if fast.eof:
+                await self.protocol.handle(RawData(b""))
+        finally:
+            fast.handed_over.set()
+
+    async def send_bytes(self, data: bytes | memoryview) -> bool:
+        """Write one answer (or part of one) under the send lock and deadline; False if
+        the connection is gone. What the kernel takes at once is written without a wait
+        (most answers): only a remainder goes through the deadline-bounded send."""
+        written = self.write_now(data)
+        if written == len(data):
+            return True
+        if written > 0:
+            data = memoryview(data)[written:]  # a view: a 5 MB answer is never copied
+        async with self.send_lock:
+            if self._owed:  # never on an HTTP connection; kept in order all the same
+                data, self._owed = self._owed + bytes(data), b""
+            try:
+                await self._send_with_deadline(data)
+            except _GONE:
+                return False
+        return True
+
+    def head_taken(self) -> None:
+        """The fast path parsed a whole request head: its header deadline is met."""
+        self._head_deadline = inf
+
+    async def close_after_answer(self) -> None:
+        await self._close()
+
+    def answered(self) -> None:
+        """A fast-mode answer went out: an idle connection now has keep_alive_timeout."""
+        scope = self._read_scope
+        if scope is not None and self.fast is not None and self.fast.idle:
+            self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+            scope.deadline = min(scope.deadline, self._idle_deadline)
+
+    @property
+    def terminated(self) -> bool:
+        """The server is draining: answers close their connection."""
+        return bool(self.context.terminated.is_set())
+
+    def _track_fast_head(self, fast: FastHTTP) -> None:
+        if not fast.waiting_for_head:
+            self._head_deadline = inf
+        elif self._head_deadline == inf:
+            self._head_deadline = trio.current_time() + self.limits.header_timeout_s
+
     @property
     def idle(self) -> bool:
         """Between two HTTP/1.1 requests: nothing received of the next one, nothing owed."""
+        if self.fast is not None and not self.fast.declined:
+            return self.fast.idle
         connection = getattr(self.protocol.protocol, "connection", None)
         return (
             isinstance(connection, h11.Connection)
@@ -450,6 +584,7 @@ class FrontServer:
                     ConnectionState(self.state.copy()),
                     stream,
                     self.limits,
+                    fast=self.limits.fast_path,
                 )
                 connection.address = address
                 self.connections.add(connection)

@@ -493,7 +493,7 @@ def test_repr_never_shows_credentials() -> None:
         "ws_url='wss://eth-mainnet.g.alchemy.com/v2/***', priority=100, archival=True, "
         "headers={'X-Team': '***', 'X-Price': '***'}, api_key='***', "
         "unsupported_methods=(), max_logs_block_range=None, supports_batch=True, "
-        "subscriptions=True)"
+        "subscriptions=True, http_client='lasso')"
     )
 
 

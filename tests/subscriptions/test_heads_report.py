@@ -19,7 +19,7 @@ class Probe:
         self.chain = rig.app.gateway.profiles["default"]["testnet"]
         self.seen: list[tuple[int, int | None]] = []
 
-    def notify(self, message: str) -> None:
+    def notify(self, message: bytes) -> None:
         number = int(json.loads(message)["params"]["result"]["number"], 16)
         self.seen.append((number, self.chain.state.height("p1")))
 

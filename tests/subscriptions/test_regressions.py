@@ -11,7 +11,7 @@ import trio.testing
 
 from lasso.chaos.faults import Fault
 from lasso.core.subs import Delivery
-from lasso.subscriptions.fanout import Subscriber
+from lasso.subscriptions.fanout import Subscriber, payload_tail
 from tests.subscriptions.test_hub import Stack, next_head, stack, subscribe
 from tests.support.asgi import open_asgi_websocket
 from tests.support.fakes import FakeNode
@@ -163,15 +163,16 @@ async def test_a_head_that_hits_too_far_starts_the_stream_afresh(
 
 
 def test_an_error_notification_waits_behind_the_answer() -> None:
-    sent: list[str] = []
+    sent: list[bytes] = []
 
     class Client:
-        def notify(self, message: str) -> None:
+        def notify(self, message: bytes) -> None:
             sent.append(message)
 
     subscriber = Subscriber("0x1", Client(), "newHeads", None)
-    subscriber.deliver(Delivery({"number": "0x1"}), '{"number":"0x1"}')
+    head = Delivery({"number": "0x1"})
+    subscriber.deliver(head, payload_tail(head))
     subscriber.error(-32000, "gap")
     assert sent == []  # held until the eth_subscribe answer is out
     subscriber.release()
-    assert ['"result":{"number":"0x1"}' in sent[0], '"error":' in sent[1]] == [True, True]
+    assert [b'"result":{"number":"0x1"}' in sent[0], b'"error":' in sent[1]] == [True, True]

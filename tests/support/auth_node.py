@@ -66,7 +66,7 @@ class AuthNode:
         self.seen_http.append(auth)
         if auth == self.expected:
             answer = await self.node.handle(body)
-            status, content = answer.status, answer.body
+            status, content = answer.status, bytes(answer.body)
         else:
             status, content = 401, _UNAUTHORIZED
         headers = [("content-type", "application/json"), ("content-length", str(len(content)))]

@@ -288,7 +288,7 @@ class FakeWsNode:
         except UpstreamNetworkError:  # Fault.RESET / Fault.REFUSED
             peer.abort()
             return
-        if not scripted and self.anvil_ws_errors and _is_method_not_found(response.body):
+        if not scripted and self.anvil_ws_errors and _is_method_not_found(bytes(response.body)):
             answer = {"jsonrpc": "2.0", "id": request.get("id"), "error": ANVIL_WS_BAD_CALL}
             peer.send(_encode(answer).decode())
             return

@@ -171,7 +171,7 @@ async def test_a_slow_consumer_is_closed_promptly(
         nursery.start_soon(socket.serve, receive, send)
         await trio.testing.wait_all_tasks_blocked()
         for i in range(app.gateway.settings.server.ws_send_queue + 5):
-            socket.notify(f'{{"n":{i}}}')
+            socket.notify(b'{"n":%d}' % i)
     assert trio.current_time() - start <= 2.01  # the close frame waits at most 2 s
     assert socket._closing == (1013, "client too slow for its subscriptions: 4096 messages unsent")
 
