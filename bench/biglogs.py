@@ -1,6 +1,6 @@
 """Section ``biglogs``: a 5 MB ``eth_getLogs`` answer, direct and through the gateway.
 
-One upstream process, :mod:`bench.biglogs_upstream`, answers every ``eth_getLogs``
+One upstream process, :mod:`bench.bigresult_upstream`, answers every ``eth_getLogs``
 at once with the same ~5 MB result. The load generator (:mod:`bench.body_load`, its
 own process) sends ``eth_getLogs`` for a 16-block range below the head at c=1:
 
@@ -101,7 +101,7 @@ def _minus(a: float | None, b: float | None) -> float | None:
 def run(opts: Options) -> SectionResult:
     rows: list[Row] = []
     notes: list[str] = []
-    with launched("biglogs upstream", python_module("bench.biglogs_upstream")) as upstream:
+    with launched("biglogs upstream", python_module("bench.bigresult_upstream")) as upstream:
         url = f"http://127.0.0.1:{upstream.port}/"
         with launched("gateway", python_module("bench.gateway_target", url)) as gateway:
             direct_bytes, via_bytes = _post(upstream.port, "/"), _post(gateway.port, PATH)
