@@ -22,8 +22,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cache, clients, fanout, forwarding, metrics, routing, soak, workers, ws
+from bench import (
+    biglogs,
+    cache,
+    clients,
+    fanout,
+    forwarding,
+    metrics,
+    obscost,
+    routing,
+    soak,
+    workers,
+    ws,
+)
 from bench.report import Options, Section, SectionResult, render_section, save_json
+from bench.summary import render_summary, summarize
 
 SECTIONS: list[Section] = [
     forwarding.SECTION,
@@ -32,8 +45,10 @@ SECTIONS: list[Section] = [
     ws.SECTION,
     fanout.SECTION,
     metrics.SECTION,
+    obscost.SECTION,
     cache.SECTION,
     workers.SECTION,
+    biglogs.SECTION,
     soak.SECTION,
 ]
 PACKAGES = ("lasso", "trio", "hypercorn", "quart-trio", "httpx", "httpcore", "h11", "msgspec")
@@ -146,14 +161,25 @@ def main() -> int:
         flush=True,
     )
     results: dict[str, SectionResult] = {}
+    failed: dict[str, str] = {}
     started = time.monotonic()
     for section in chosen:
-        results[section.name] = section.run(opts)
+        section_started = time.monotonic()
+        try:
+            results[section.name] = section.run(opts)
+        except Exception as exc:  # one broken section must not hide the others' figures
+            failed[section.name] = f"{type(exc).__name__}: {exc}"
+            print(f"== {section.title} ({section.name}) ==\nFAILED: {failed[section.name]}\n")
+            continue
+        took = time.monotonic() - section_started
         print(render_section(section, results[section.name]), flush=True)
-    save_json(args.json, _meta(opts, loadavg), results)
+        print(f"  ({section.name}: {took:.0f} s)\n", flush=True)
+    summary = summarize(results, failed)
+    save_json(args.json, _meta(opts, loadavg), results, summary, failed)
     elapsed, loadavg_end = time.monotonic() - started, os.getloadavg()[0]
+    print(render_summary(summary), flush=True)
     print(f"wrote {args.json} ({elapsed:.0f} s; load average {loadavg_end:.2f} at end)")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from bench.report import Column, Derived, Options, Row, Section, SectionResult
 from bench.report import per_request_us as _us
 from bench.report import ratio as _ratio
 
-TARGETS = ("direct", "gateway", "gateway-quart", "naive")
+# bench (issue 13): "echo", the bare hypercorn-trio app, measured in this section's run so
+# the summary's "gateway vs echo" ratio compares cells of one run (bench/summary.py).
+TARGETS = ("direct", "echo", "gateway", "gateway-quart", "naive")
 
 COLUMNS = (
     Column("target", "target"),
@@ -48,6 +50,9 @@ def _target(name: str, upstream: Child) -> Iterator[tuple[Child, str]]:
     url = f"http://127.0.0.1:{upstream.port}/"
     if name == "direct":
         yield upstream, "/"
+    elif name == "echo":  # bench (issue 13): the floor of the front-end stack
+        with launched(name, python_module("bench.hypercorn_echo")) as child:
+            yield child, "/"
     elif name == "gateway":
         with launched(name, python_module("bench.gateway_target", url)) as child:
             yield child, "/rpc/bench"
@@ -110,6 +115,9 @@ def _derived(rows: list[Row], concurrencies: tuple[int, ...]) -> list[Derived]:
             _times(
                 f"c={c:<2} Quart-route CPU/req / fast-path CPU/req",
                 _ratio(cell[("gateway-quart", c)]["cpu_us"], gw["cpu_us"]),
+            ),
+            _times(  # bench (issue 13): the target is >= 0.9 at c=16
+                f"c={c:<2} gateway req/s / echo req/s", _ratio(gw["rps"], cell[("echo", c)]["rps"])
             ),
             _ms(f"c={c:<2} added latency p50 (gateway - direct)", gw, direct, "p50_ms"),
             _ms(f"c={c:<2} added latency p99 (gateway - direct)", gw, direct, "p99_ms"),

@@ -5,7 +5,8 @@ served exactly as ``lasso serve`` serves it (``lasso.daemon.serve``: Lasso's
 own accept loop, ``lasso.web.server.FrontServer``, with its deadlines, body
 budget and connection limit), bound to 127.0.0.1 on a kernel-chosen port.
 
-    python -m bench.gateway_target UPSTREAM_URL [quart|nometrics|cachehit]  (prints ``ready PORT``)
+    python -m bench.gateway_target UPSTREAM_URL [quart|nometrics|cachehit|obsoff|obson LOG]
+    (prints ``ready PORT``)
 
 With ``quart`` the same gateway answers ``POST /rpc/...`` from an ordinary Quart
 route instead of the raw ASGI fast path, behind the same front end
@@ -14,7 +15,11 @@ the body budget is the fast path's own): the comparison that justifies the
 fast path. With ``nometrics`` it is the fast path with ``[metrics] enabled = false``
 (no request observer), for the ``metrics`` section's on/off comparison. With ``cachehit``
 the load's ``eth_blockNumber`` is kept for an hour (``[cache] methods``), so every call
-after the first is a response-cache hit (the ``cache`` section).
+after the first is a response-cache hit (the ``cache`` section). ``obsoff`` and ``obson LOG``
+are the ``obscost`` section's pair: Lasso's log handler (:mod:`lasso.logsetup`, as ``lasso
+serve`` installs it) writing to the file ``LOG`` in both, and ``[metrics] enabled = false``
+with the access log off, against metrics on (the default) with ``[logging] access_log =
+true``: one access-log line per call into ``LOG``, as production logs to a file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from quart import Response, request
 
+from lasso import logsetup
 from lasso.config import Settings, parse_settings
 from lasso.core.routes import parse_rpc_path
 from lasso.daemon import front_limits, hypercorn_config, open_gateway, serve, tune_gc
@@ -46,6 +52,10 @@ async def main(upstream_url: str, frontend: str) -> None:
     toml = SETTINGS.format(url=upstream_url)
     if frontend == "nometrics":
         toml += "\n[metrics]\nenabled = false\n"
+    if frontend == "obsoff":
+        toml += "\n[metrics]\nenabled = false\n"
+    if frontend == "obson":
+        toml += "\n[logging]\naccess_log = true\n"
     if frontend == "cachehit":
         toml += '\n[cache]\nmethods = { eth_blockNumber = "3600000ms" }\n'
     settings = parse_settings(toml, env={})
@@ -79,5 +89,11 @@ async def serve_via_quart_route(
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    trio.run(main, sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "fast")
+    mode = sys.argv[2] if len(sys.argv) > 2 else "fast"
+    if mode in ("obsoff", "obson"):
+        with open(sys.argv[3], "a") as log:
+            logsetup.setup(None, stream=log)  # as `lasso serve` logs, into a file
+            trio.run(main, sys.argv[1], mode)
+    else:
+        logging.basicConfig(level=logging.WARNING)
+        trio.run(main, sys.argv[1], mode)

@@ -36,7 +36,7 @@ from lasso.metrics import Metrics
 from lasso.opsevents import OpsEvents
 from lasso.outcome import AttemptRecord, Outcome
 
-ROUNDS = 2  # off/on pairs per concurrency
+ROUNDS = 1  # off/on pairs per concurrency (the obscost section repeats its own pair 4 times)
 
 SETTINGS = "\n".join(
     f"[chains.c{n}]\nchain_id = {n + 1}\nhead_poll_ms = 0\nproviders = [\n"

@@ -37,6 +37,7 @@ class Column:
     key: str
     header: str
     fmt: str = ""  # a format spec for numbers, e.g. ",.0f"
+    left: bool = False  # text: aligned left (numbers are aligned right)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,11 @@ def render_table(columns: Sequence[Column], rows: Sequence[Row]) -> str:
     lines = []
     for n, line in enumerate(cells):
         parts = [line[0].ljust(widths[0])]
-        parts += [text.rjust(width) for text, width in zip(line[1:], widths[1:], strict=True)]
-        lines.append("  ".join(parts))
+        parts += [
+            text.ljust(width) if column.left else text.rjust(width)
+            for text, width, column in zip(line[1:], widths[1:], columns[1:], strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -119,8 +123,19 @@ def render_section(section: Section, result: SectionResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def save_json(path: Path, meta: dict[str, Any], results: dict[str, SectionResult]) -> None:
-    doc = {"meta": meta, "sections": {name: asdict(r) for name, r in results.items()}}
+def save_json(
+    path: Path,
+    meta: dict[str, Any],
+    results: dict[str, SectionResult],
+    summary: list[Row] | None = None,
+    failed: dict[str, str] | None = None,
+) -> None:
+    doc = {
+        "meta": meta,
+        "summary": summary or [],
+        "failed": failed or {},
+        "sections": {name: asdict(r) for name, r in results.items()},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")

@@ -56,7 +56,7 @@ def cli() -> None:
     parser.add_argument("log")
     parser.add_argument("--inject-leak", action="store_true")
     args = parser.parse_args()
-    with open(args.log, "a", buffering=1 << 16) as log:
+    with open(args.log, "a") as log:
         logsetup.setup(None, stream=log)
         trio.run(main, args.config, args.inject_leak)
 

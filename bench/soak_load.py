@@ -15,7 +15,8 @@ target serves at that concurrency (the soak's peak). ``--rate R``: open loop, re
 ``--connections`` keep-alive connections; latency runs from the request's due time (so
 a stall is not hidden by the load slowing down with it). Every answer must be HTTP 200
 with a JSON-RPC ``result`` and the request's id; anything else, a transport error or no
-answer within ``--timeout`` seconds is an error.
+answer within ``--timeout`` seconds of its due time is an error (so the run ends at most
+that long after its last request is due, however far behind it fell).
 """
 
 from __future__ import annotations
@@ -90,8 +91,15 @@ class Conn:
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
         )
         tally.by_method[method] += 1
+        # The client's patience runs from the request's due time: a request that waited
+        # for a free connection (the open loop's backlog) has less left, and one that
+        # waited longer than the timeout is a timeout without being sent.
+        left_s = timeout_s - (time.perf_counter_ns() - due_ns) / 1e9
+        if left_s <= 0:
+            tally.error("timeout", f"{method}: waited {timeout_s:g} s for a free connection")
+            return
         try:
-            with trio.fail_after(timeout_s):
+            with trio.fail_after(left_s):
                 if self.sock is None:
                     self.sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
