@@ -54,7 +54,7 @@ from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 
 import lasso
-from lasso import logsetup, redact
+from lasso import accesslog, logsetup, redact
 from lasso.accesslog import AccessLogSwitch
 from lasso.chain import TransportFactory
 from lasso.config import DEFAULT_PROFILE, ServerConfig, Settings
@@ -190,6 +190,7 @@ async def serve(
         limits = front_limits(server)
         access = AccessLogSwitch(gateway.events)  # [logging] access_log: lasso.accesslog
         access.set(settings.logging.access_log)
+        nursery.start_soon(access.run)  # writes the access lines in batches
         state.on_record = partial(reloaded, gateway.events)  # a Reloaded operator event
         if reloads is not None and config_path is not None:
             retune = partial(_retune, limits, config, access)
@@ -233,6 +234,7 @@ def _retune(
 ) -> None:
     """A reload's new front-end limits and ``[logging]`` (format, level, access log)."""
     _retune_front(limits, config, settings)
+    accesslog.flush()  # lines of calls before the reload keep the format they were made in
     logsetup.apply(settings.logging.format, settings.logging.level)
     access.set(settings.logging.access_log)
 

@@ -37,11 +37,13 @@ one line. No colours, ever.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import IO, Any, Final
 
 import msgspec
@@ -57,6 +59,7 @@ __all__ = [
     "journald_stream",
     "setup",
     "teardown",
+    "write_lines",
 ]
 
 FORMATS: Final = ("text", "json")
@@ -106,15 +109,13 @@ class TextFormatter(logging.Formatter):
     def __init__(self, *, journald: bool = False) -> None:
         super().__init__()
         self.journald = journald
+        self._second = -1
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().translate(_ESCAPES)
-        rid = _request_id(record)
-        where = record.name if rid is None else f"{record.name} [{rid}]"
-        if self.journald:
-            line = f"<{_priority(record.levelno)}>{where}: {message}"
-        else:
-            line = f"{self.formatTime(record)} {record.levelname} {where}: {message}"
+        line = self.line(
+            record.created, record.levelno, record.name, _request_id(record), record.getMessage()
+        )
         if record.exc_info and record.exc_info[1] is not None:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 return f"{line}\n{_traceback(self, record)}"  # DEBUG: the trace
@@ -122,6 +123,30 @@ class TextFormatter(logging.Formatter):
             summary = redact.scrub(f" ({type(exc).__name__}: {str(exc)[:200]})")
             line += summary.translate(_ESCAPES)
         return line
+
+    def line(
+        self,
+        created: float,
+        levelno: int,
+        name: str,
+        rid: str | None,
+        message: str,
+        fields: Mapping[str, Any] | None = None,
+    ) -> str:
+        """One line from its parts (no record): what :meth:`format` writes for them."""
+        message = message.translate(_ESCAPES)
+        where = name if rid is None else f"{name} [{rid}]"
+        if self.journald:
+            return f"<{_priority(levelno)}>{where}: {message}"
+        return f"{self._time(created)} {logging.getLevelName(levelno)} {where}: {message}"
+
+    def _time(self, created: float) -> str:
+        """``formatTime``'s text, with the seconds part formatted once per second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
+        return f"{self._stamp},{int((created - second) * 1000):03d}"  # default_msec_format
 
 
 class JsonFormatter(logging.Formatter):
@@ -132,25 +157,89 @@ class JsonFormatter(logging.Formatter):
         self.journald = journald
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        line: dict[str, Any] = {
-            "ts": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        rid = _request_id(record)
-        if rid is not None:
-            line["request_id"] = rid
         fields = getattr(record, FIELDS, None)
-        if isinstance(fields, Mapping):
-            for key, value in fields.items():
-                if key not in _RESERVED and value is not None:
-                    line[key] = value
+        line = _object(
+            record.created,
+            record.levelname,
+            record.name,
+            _request_id(record),
+            record.getMessage(),
+            fields if isinstance(fields, Mapping) else None,
+        )
         if record.exc_info and record.exc_info[1] is not None:
             line["exc"] = _traceback(self, record)
+        return self._encoded(line, record.levelno)
+
+    def line(
+        self,
+        created: float,
+        levelno: int,
+        name: str,
+        rid: str | None,
+        message: str,
+        fields: Mapping[str, Any] | None = None,
+    ) -> str:
+        """One line from its parts (no record): what :meth:`format` writes for them."""
+        line = _object(created, logging.getLevelName(levelno), name, rid, message, fields)
+        return self._encoded(line, levelno)
+
+    def _encoded(self, line: dict[str, Any], levelno: int) -> str:
         text = _encode(line).decode()
-        return f"<{_priority(record.levelno)}>{text}" if self.journald else text
+        return f"<{_priority(levelno)}>{text}" if self.journald else text
+
+
+def _object(
+    created: float,
+    levelname: str,
+    name: str,
+    rid: str | None,
+    message: str,
+    fields: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    stamp = datetime.datetime.fromtimestamp(created, datetime.UTC)
+    line: dict[str, Any] = {
+        "ts": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": levelname.lower(),
+        "logger": name,
+        "msg": message,
+    }
+    if rid is not None:
+        line["request_id"] = rid
+    if fields is not None:
+        for key, value in fields.items():
+            if key not in _RESERVED and value is not None:
+                line[key] = value
+    return line
+
+
+def write_lines(
+    name: str, levelno: int, lines: Sequence[tuple[float, str | None, str, Mapping[str, Any]]]
+) -> bool:
+    """Write many lines of logger ``name`` (each ``(created, request id, message, fields)``)
+    through Lasso's handler in one write, formatted as :meth:`logging.Handler.format`
+    would format their records. False, writing nothing, when Lasso's handler is not
+    installed as set up (the caller then gives it the records one by one); other
+    handlers are the caller's (:func:`installed`)."""
+    handler = _Setup.handler
+    if handler is None or not isinstance(handler, logging.StreamHandler):
+        return False
+    if levelno < handler.level:
+        return True  # nothing of it is wanted there
+    formatter = handler.formatter
+    if not isinstance(formatter, TextFormatter | JsonFormatter):
+        return False
+    kinds = {type(f) for f in handler.filters}
+    if not kinds <= {_RequestIdFilter, redact.SecretScrubber}:
+        return False
+    scrub = redact.scrub if redact.SecretScrubber in kinds else str
+    text = "".join(
+        formatter.line(created, levelno, name, rid, scrub(message), fields) + "\n"
+        for created, rid, message, fields in lines
+    )
+    with handler.lock or contextlib.nullcontext():
+        handler.stream.write(text)
+        handler.flush()
+    return True
 
 
 def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
@@ -218,6 +307,11 @@ def setup(
     root.setLevel((cli_level or "info").upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
+
+
+def installed() -> logging.Handler | None:
+    """Lasso's handler, if :func:`setup` installed it."""
+    return _Setup.handler
 
 
 def apply(format: str = "text", level: str | None = None) -> None:
