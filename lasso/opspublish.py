@@ -101,6 +101,9 @@ def watch_websocket(chain: ChainRuntime, provider_id: str) -> Callable[[bool, st
         if up:
             chain.events.publish(ProviderUp(at=at, wall=wall, transport="ws", **where))
         else:
+            # A dropped WebSocket is a provider seen failing: a request that loses it next
+            # cannot have crashed it (lasso.core.poison, the outage rule).
+            chain.poison.failing(provider_id, at)
             down = ProviderDown(at=at, wall=wall, transport="ws", reason=reason, **where)
             chain.events.publish(down)
 
