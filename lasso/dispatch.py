@@ -186,7 +186,7 @@ async def _dispatch(
         first = dispatched == 0 and plan.replay_safe and plan.failover
         budget = min(remaining, FIRST_ATTEMPT_SHARE * plan.deadline_s) if first else remaining
         dispatched += 1
-        blame = chain.poison.counts(view.provider_id, trio.current_time())  # lasso.core.poison
+        blame = chain.poison.counts(view.provider_id, now)  # lasso.core.poison
         try:
             result, latency_us = await _attempt(target, call, view, admission, budget)
         except UpstreamError as exc:
