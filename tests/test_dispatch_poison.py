@@ -366,3 +366,19 @@ async def test_after_an_outage_a_query_of_death_is_stopped_as_ever(
     with pytest.raises(RequestQuarantined):
         await call(chain, QOD)
     assert crashes(fleet) == [1, 1, 0]
+
+
+async def test_a_websocket_back_up_is_a_provider_working_again(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Dropped, then reconnected: the provider works again, and a query of death that
+    # crashes it counts as ever (two crashes, the third node spared).
+    chain = chain_of(gateway)
+    for pid in ("p1", "p2", "p3"):
+        link = watch_websocket(chain, pid)
+        link(False, "connection lost (1006 abnormal closure)")
+        await trio.sleep(0.5)
+        link(True, "")
+    with pytest.raises(RequestQuarantined):
+        await call(chain, QOD)
+    assert crashes(fleet) == [1, 1, 0]

@@ -32,8 +32,9 @@ A second keeps an outage from quarantining requests: a loss only counts against 
 request if the provider was working when the request was sent to it
 (:meth:`PoisonGuard.counts`). A provider seen failing (a connection lost or refused,
 a timeout, its WebSocket dropped: :meth:`PoisonGuard.failing`) less than
-:data:`FAILING_WINDOW_S` before the request was sent, and not seen answering since
-(:meth:`PoisonGuard.working`), was broken before the request reached it: the request
+:data:`FAILING_WINDOW_S` before the request was sent, and not seen working since (an
+answer to a request sent after the failure, its WebSocket reconnected:
+:meth:`PoisonGuard.working`), was broken before the request reached it: the request
 cannot have crashed it. When every provider is cut at once (a network outage), a
 request in flight on one fails over to the next, which is already known to be down
 (every WebSocket dropped with the rest); it used to count as losing two providers and
