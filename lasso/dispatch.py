@@ -186,6 +186,7 @@ async def _dispatch(
         first = dispatched == 0 and plan.replay_safe and plan.failover
         budget = min(remaining, FIRST_ATTEMPT_SHARE * plan.deadline_s) if first else remaining
         dispatched += 1
+        blame = chain.poison.counts(view.provider_id, now)  # lasso.core.poison
         try:
             result, latency_us = await _attempt(target, call, view, admission, budget)
         except UpstreamError as exc:
@@ -196,14 +197,14 @@ async def _dispatch(
             http_only = http_only or unattributed
             if unattributed or _not_executed(exc, view):
                 dispatched -= 1  # it used no dispatch
-            if lost_mid_request(exc):
+            if blame and lost_mid_request(exc):
                 lost.add(view.provider_id)
                 _stop_if_poisoned(chain, call, lost, outcome)
             if isinstance(exc, UpstreamTimeout) or lost_mid_request(exc):
                 # The node hangs or died, not one way to reach it.
                 channels[index:] = defer_provider(channels[index:], view.provider_id)
             continue
-        _record_success(target[1], call, view, admission, latency_us, outcome)
+        _record_success(chain, target[1], call, view, admission, latency_us, outcome)
         if check.accepts(view, result, outcome):
             return result
         dispatched -= 1  # an empty answer from a provider behind costs no dispatch
@@ -253,7 +254,7 @@ async def _settle(
             outcome.failed(view, exc)
             _record_failure(chain, target, view, call, admission, exc, plan)
             return None
-        _record_success(target[1], call, view, admission, latency_us, outcome)
+        _record_success(chain, target[1], call, view, admission, latency_us, outcome)
         return result
 
     settled = await check.settle(plan.channels, retry, outcome, deadline)
@@ -408,6 +409,7 @@ async def _race_one(
     race: _Race,
 ) -> None:
     view, admission, channel = attempt.view, attempt.admission, attempt.target[1]
+    blame = chain.poison.counts(view.provider_id, trio.current_time())  # lasso.core.poison
     try:
         result, latency_us = await _attempt(attempt.target, call, view, admission, attempt.budget)
     except UpstreamError as exc:
@@ -415,7 +417,7 @@ async def _race_one(
         terminal: LassoError | None = None
         if not _record_failure(chain, attempt.target, view, call, admission, exc, plan):
             terminal = exc
-        elif lost_mid_request(exc):
+        elif blame and lost_mid_request(exc):
             race.lost.add(view.provider_id)
             try:
                 _stop_if_poisoned(chain, call, race.lost, outcome)
@@ -426,7 +428,7 @@ async def _race_one(
             race.scope.cancel(reason="terminal error")
         attempt.failed.set()
         return
-    _record_success(channel, call, view, admission, latency_us, outcome)
+    _record_success(chain, channel, call, view, admission, latency_us, outcome)
     if not race.check.accepts(view, result, outcome):
         attempt.failed.set()  # held: the next provider starts now
         return
@@ -453,6 +455,7 @@ async def _attempt(
 
 
 def _record_success(
+    chain: ChainRuntime,
     channel: Channel,
     call: Call,
     view: ChannelView,
@@ -462,6 +465,7 @@ def _record_success(
 ) -> None:
     now = trio.current_time()
     channel.record_success(now, admission, method=call.method, latency_us=latency_us)
+    chain.poison.working(view.provider_id, now - latency_us / 1e6)  # lasso.core.poison
     outcome.provider, outcome.transport = view.provider_id, view.transport
     outcome.upstream_latency_us = latency_us
 
@@ -490,6 +494,8 @@ def _record_failure(
             rate_limited(chain, view.provider_id, view.transport, exc.retry_after_ms)
         return plan.failover
     channel.record_failure(now, admission, failure_kind(exc), method=call.method)
+    if isinstance(exc, UpstreamNetworkError | UpstreamTimeout):
+        chain.poison.failing(view.provider_id, now)  # down or hanging (lasso.core.poison)
     never_sent = isinstance(exc, UpstreamNetworkError) and exc.never_sent
     return plan.failover and (plan.replay_safe or never_sent)
 

@@ -98,9 +98,13 @@ def watch_websocket(chain: ChainRuntime, provider_id: str) -> Callable[[bool, st
     def link(up: bool, reason: str) -> None:
         at, wall = _now()
         where = {"profile": chain.profile, "chain": chain.name, "provider": provider_id}
+        # The provider seen working again / failing: a request that loses it after a drop
+        # cannot have crashed it (lasso.core.poison, the outage rule).
         if up:
+            chain.poison.working(provider_id, at)
             chain.events.publish(ProviderUp(at=at, wall=wall, transport="ws", **where))
         else:
+            chain.poison.failing(provider_id, at)
             down = ProviderDown(at=at, wall=wall, transport="ws", reason=reason, **where)
             chain.events.publish(down)
 

@@ -21,8 +21,9 @@ from lasso.core.jsonrpc import Call
 from lasso.core.poison import QUARANTINE_S
 from lasso.core.router import Strategy
 from lasso.dispatch import Outcome, dispatch
-from lasso.errors import NoProviderAvailable, RequestQuarantined, UpstreamNetworkError
+from lasso.errors import LassoError, NoProviderAvailable, RequestQuarantined, UpstreamNetworkError
 from lasso.gateway import Gateway
+from lasso.opspublish import watch_websocket
 from lasso.upstream.http import HttpResponse
 from lasso.web.asgi import LassoASGI
 from tests.conftest import FakeFleet
@@ -281,3 +282,103 @@ async def test_health_and_metrics_count_them(
     metrics = (await asgi_request(app, "GET", "/metrics")).body.decode()
     assert 'lasso_poisoned_requests_total{chain="testnet",outcome="stopped"} 1' in metrics
     assert 'lasso_poisoned_requests_total{chain="testnet",outcome="refused"} 2' in metrics
+
+
+# --- an outage of every provider is no query of death (the all-down-then-recovery battle) ---
+
+#: A request never answered before (the battle's web3 filter client looking up a fresh block's
+#: hash): nothing exempts it.
+FRESH = Call("eth_getBalance", b'["0x00000000000000000000000000000000000000f1","latest"]', b"9")
+
+
+def set_faults(fleet: FakeFleet, fault: Fault | None) -> None:
+    for pid in ("p1", "p2", "p3"):
+        fleet.nodes[pid].fault = fault
+
+
+async def test_a_request_in_flight_when_every_provider_is_cut_is_not_quarantined(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # FRESH is in flight on p1 when every provider is cut (connections reset). The rest of
+    # the traffic finds p2 and p3 down first; then FRESH loses p1 and fails over to them,
+    # already known to be down, and loses them too. It crashed none of them: it gets the
+    # outage's error, and once the providers are back it is answered. (It used to be
+    # quarantined, and refused for ten minutes after the outage.)
+    chain = chain_of(gateway)
+    await call(chain, BALANCE)  # popular traffic, answered lately
+    p1 = node(fleet, "p1")
+    p1.queued.append(Fault.RESET)  # FRESH's connection to p1 is reset by the cut...
+    p1.delay_s = 1.0  # ...at 1.0 s, while it is in flight
+    failed: list[LassoError] = []
+
+    async def in_flight() -> None:
+        try:
+            await call(chain, FRESH)
+        except LassoError as exc:
+            failed.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(in_flight)
+        await trio.sleep(0.5)  # the cut
+        p1.delay_s = 0.0
+        set_faults(fleet, Fault.RESET)
+        with pytest.raises(NoProviderAvailable):  # the traffic finds every provider down
+            await call(chain, BALANCE)
+    assert len(failed) == 1
+    assert isinstance(failed[0], NoProviderAvailable)
+    assert not isinstance(failed[0], RequestQuarantined)
+    assert [a["provider"] for a in failed[0].data["attempts"]][:3] == ["p1", "p2", "p3"]
+    assert chain.poison.statistics(trio.current_time()).stopped == 0
+    set_faults(fleet, None)  # the providers come back
+    await trio.sleep(60)
+    result, _ = await call(chain, FRESH)
+    assert result == b'"0x56bc75e2d63100000"'
+
+
+async def test_a_dropped_websocket_is_a_provider_seen_failing(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The cut as the gateway sees it first: every upstream WebSocket drops. A request then
+    # loses p1 mid-request and fails over to p2 and p3, whose WebSockets had dropped.
+    chain = chain_of(gateway)
+    await trio.sleep(1.0)
+    for pid in ("p2", "p3"):
+        watch_websocket(chain, pid)(False, "connection lost (1006 abnormal closure)")
+    await trio.sleep(0.01)
+    set_faults(fleet, Fault.RESET)
+    with pytest.raises(NoProviderAvailable) as info:
+        await call(chain, FRESH)
+    assert not isinstance(info.value, RequestQuarantined)
+    assert [a["provider"] for a in info.value.data["attempts"]] == ["p1", "p2", "p3"]
+
+
+async def test_after_an_outage_a_query_of_death_is_stopped_as_ever(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The outage rule spares only losses on providers already failing: once the providers
+    # are back (they answered, or their failures are old), a query of death crashes two.
+    chain = chain_of(gateway)
+    set_faults(fleet, Fault.RESET)
+    with pytest.raises(NoProviderAvailable):
+        await call(chain, BALANCE)
+    set_faults(fleet, None)
+    await trio.sleep(60)
+    with pytest.raises(RequestQuarantined):
+        await call(chain, QOD)
+    assert crashes(fleet) == [1, 1, 0]
+
+
+async def test_a_websocket_back_up_is_a_provider_working_again(
+    gateway: Gateway, fleet: FakeFleet, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Dropped, then reconnected: the provider works again, and a query of death that
+    # crashes it counts as ever (two crashes, the third node spared).
+    chain = chain_of(gateway)
+    for pid in ("p1", "p2", "p3"):
+        link = watch_websocket(chain, pid)
+        link(False, "connection lost (1006 abnormal closure)")
+        await trio.sleep(0.5)
+        link(True, "")
+    with pytest.raises(RequestQuarantined):
+        await call(chain, QOD)
+    assert crashes(fleet) == [1, 1, 0]

@@ -28,6 +28,21 @@ is never stopped or quarantined for lost connections: it fails over as before.
 Without this, a query of death sent amid busy traffic would quarantine the
 popular requests that were in flight (``eth_blockNumber`` for ten minutes).
 
+A second keeps an outage from quarantining requests: a loss only counts against a
+request if the provider was working when the request was sent to it
+(:meth:`PoisonGuard.counts`). A provider seen failing (a connection lost or refused,
+a timeout, its WebSocket dropped: :meth:`PoisonGuard.failing`) less than
+:data:`FAILING_WINDOW_S` before the request was sent, and not seen working since (an
+answer to a request sent after the failure, its WebSocket reconnected:
+:meth:`PoisonGuard.working`), was broken before the request reached it: the request
+cannot have crashed it. When every provider is cut at once (a network outage), a
+request in flight on one fails over to the next, which is already known to be down
+(every WebSocket dropped with the rest); it used to count as losing two providers and
+was refused for ten minutes after the providers came back (a client's
+``eth_getBlockByHash`` of a fresh block, say). A query of death still loses two
+*working* providers and stops there; at most it also reaches providers that were
+failing anyway (the healthy ones are what the rule protects).
+
 Pure: the shell passes ``now``.
 """
 
@@ -42,6 +57,7 @@ from lasso.errors import UpstreamError, UpstreamNetworkError
 
 __all__ = [
     "ANSWERED_ENTRIES",
+    "FAILING_WINDOW_S",
     "MAX_ENTRIES",
     "MAX_LOST_PROVIDERS",
     "QUARANTINE_S",
@@ -59,6 +75,9 @@ QUARANTINE_S: Final = 600.0
 MAX_ENTRIES: Final = 1024
 #: Recently answered requests remembered at most (least recently answered out first).
 ANSWERED_ENTRIES: Final = 4096
+#: A provider seen failing this recently (and not answering since) was already broken when
+#: a request was sent to it: losing it does not count against the request.
+FAILING_WINDOW_S: Final = 5.0
 
 
 def lost_mid_request(exc: UpstreamError) -> bool:
@@ -125,6 +144,8 @@ class PoisonGuard:
         self._until: dict[bytes, float] = {}
         #: hash of (method, params) -> when it was last answered; order is recency.
         self._answered: dict[int, float] = {}
+        #: provider id -> when it was last seen failing (dropped once it answers again).
+        self._failed_at: dict[str, float] = {}
         self._stopped = self._refused = self._exempted = 0
 
     def refused_for(self, method: str, params: bytes, now: float) -> float | None:
@@ -154,9 +175,33 @@ class PoisonGuard:
         if len(self._answered) > self._answered_entries:
             del self._answered[next(iter(self._answered))]
 
+    def failing(self, provider_id: str, now: float) -> None:
+        """``provider_id`` was seen failing: a connection lost or refused, a timeout, or
+        its WebSocket dropped."""
+        self._failed_at[provider_id] = now
+
+    def working(self, provider_id: str, sent_at: float) -> None:
+        """``provider_id`` answered a request sent at ``sent_at``: if that was after its
+        last failure, it works again."""
+        if self._failed_at:  # free while no provider is failing
+            failed_at = self._failed_at.get(provider_id)
+            if failed_at is not None and failed_at <= sent_at:
+                del self._failed_at[provider_id]
+
+    def counts(self, provider_id: str, sent_at: float) -> bool:
+        """Whether losing ``provider_id`` mid-request would count against a request sent to
+        it at ``sent_at``: not if the provider was already failing then (see the module
+        docstring). Asked as the request is sent (failures seen later do not clear it:
+        the request may have caused them), before the answer or the loss is recorded."""
+        if not self._failed_at:  # free while no provider is failing
+            return True
+        failed_at = self._failed_at.get(provider_id)
+        return failed_at is None or not (sent_at - FAILING_WINDOW_S <= failed_at <= sent_at)
+
     def lost(self, method: str, params: bytes, providers_lost: int, now: float) -> bool:
         """This request has lost the connection mid-request to ``providers_lost`` distinct
-        providers; True if it must stop here, and then it is quarantined."""
+        providers (those that :meth:`counts`); True if it must stop here, and then it is
+        quarantined."""
         if providers_lost < MAX_LOST_PROVIDERS:
             return False
         answered_at = self._answered.get(hash((method, params)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lasso.core.poison import PoisonGuard, fingerprint, lost_mid_request
+from lasso.core.poison import FAILING_WINDOW_S, PoisonGuard, fingerprint, lost_mid_request
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError, UpstreamTimeout
 
 QOD = ("eth_feeHistory", b'["0x400000000000000000","latest",[]]')
@@ -123,3 +123,44 @@ def test_bad_bounds_are_refused() -> None:
         PoisonGuard(quarantine_s=0)
     with pytest.raises(ValueError):
         PoisonGuard(max_entries=0)
+
+
+# --- the outage rule: a provider already failing was not crashed by the request -----------
+
+
+def test_a_provider_failing_before_the_request_reached_it_does_not_count() -> None:
+    # Every provider cut at once: p2 is seen failing (its WebSocket dropped, a request lost)
+    # at 10.0; a request that lost p1 then reaches p2 at 10.001 and loses it too. It cannot
+    # have crashed p2: the loss does not count.
+    guard = PoisonGuard()
+    guard.failing("p2", 10.0)
+    assert not guard.counts("p2", 10.001)
+    assert guard.counts("p1", 10.001)  # nothing known about p1: it counts
+
+
+def test_a_provider_that_fails_while_the_request_is_in_flight_counts() -> None:
+    # A query of death: sent to a working provider at 10.0, which fails at 10.002. (The
+    # shell asks ``counts`` as it sends: a failure recorded by then, even at the same
+    # instant, was seen before the request left.)
+    guard = PoisonGuard()
+    assert guard.counts("p2", 10.0)
+    guard.failing("p2", 10.002)
+    assert guard.counts("p2", 10.0)
+    assert not guard.counts("p2", 10.002)
+
+
+def test_a_provider_answering_again_counts_again() -> None:
+    guard = PoisonGuard()
+    guard.failing("p2", 10.0)
+    guard.working("p2", 9.0)  # an answer to a request sent before the failure: still failing
+    assert not guard.counts("p2", 11.0)
+    guard.working("p2", 10.5)  # answered a request sent after it: it works
+    assert guard.counts("p2", 11.0)
+
+
+def test_an_old_failure_counts_again() -> None:
+    # A provider restarted since its last failure may be working: a loss there counts.
+    guard = PoisonGuard()
+    guard.failing("p2", 10.0)
+    assert not guard.counts("p2", 10.0 + FAILING_WINDOW_S)
+    assert guard.counts("p2", 10.0 + FAILING_WINDOW_S + 0.001)
