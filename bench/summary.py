@@ -78,11 +78,15 @@ def _largest_fanout(result: SectionResult) -> Row | None:
 
 
 def _fanout_p99(result: SectionResult) -> Judged:
+    """The p99 over heads of the time from the upstream frame to the LAST client's receipt
+    (``last_p99_ms``): the issue's wording; the p99 over every delivery is shown beside it."""
     row = _largest_fanout(result)
-    if row is None or row.get("p99_ms") is None:
+    if row is None or row.get("last_p99_ms") is None:
         return None, "n/a", None
-    value, n = row["p99_ms"], row["clients"]
-    shown = f"{value:,.0f} ms" + ("" if n == 10_000 else f" (at {n:,} clients)")
+    value, n = row["last_p99_ms"], row["clients"]
+    shown = f"{value:,.0f} ms (all deliveries p99 {row.get('p99_ms') or 0:,.0f})" + (
+        "" if n == 10_000 else f" (at {n:,} clients)"
+    )
     return value, shown, value <= 100 and n >= 10_000
 
 
@@ -168,7 +172,7 @@ TARGETS: list[Target] = [
     Target(
         "fanout_p99",
         "fanout",
-        "newHeads fan-out 10k subscribers, 1 worker: p99",
+        "newHeads fan-out 10k, 1 worker: p99 frame -> last client",
         "<= 100 ms",
         _fanout_p99,
     ),
