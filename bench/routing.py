@@ -97,7 +97,7 @@ def _cells(n: int, strategy: Strategy) -> list[Row]:
         plan, views, method=METHOD, strategy=strategy, state=RouterState(), rng=random.Random(1)
     )
     chain = chain_runtime(n)
-    decision = partial(chain.plan, METHOD, 1.0, strategy=strategy, provider=None)
+    decision = partial(chain.plan, METHOD, 1.0, strategy=strategy, provider=None, params=b"[]")
     tracked = chain_runtime(n)
     for i, pid in enumerate(tracked.providers):
         height = 1000 - 10 * (i == 0)  # the first provider lags
