@@ -122,13 +122,32 @@ class _Retry(Exception):
 
 
 class IdlePool(Generic[C]):
-    """The idle list, counters and their upkeep both HTTP clients share."""
+    """What both HTTP clients share: where they post, the TLS context, the idle list, the
+    counters and their upkeep."""
 
-    _idle: list[C]
-    _open: int
-    _requests: int
-    _failures: int
-    _connects: int
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        provider_id: str = "",
+        max_connections: int = 256,
+        keepalive_expiry_s: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._where = where = Endpoint.parse(url, headers)
+        self._provider_id = provider_id
+        self._host, self._port, self._tls = where.host, where.port, where.tls
+        self._keepalive_expiry_s = keepalive_expiry_s
+        self._limiter = trio.CapacityLimiter(max_connections)
+        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
+        self._idle: list[C] = []
+        self._open = 0
+        self._requests = self._failures = self._connects = 0
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The client's own set-up, once the shared part is done."""
 
     def _reusable(self, conn: C, now: float) -> bool:
         raise NotImplementedError
@@ -166,26 +185,8 @@ class IdlePool(Generic[C]):
 class HttpTransport(IdlePool[_Connection]):
     """POSTs bodies to one URL over reused keep-alive connections."""
 
-    def __init__(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        provider_id: str = "",
-        max_connections: int = 256,
-        keepalive_expiry_s: float = 30.0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        where = Endpoint.parse(url, headers)
-        self._provider_id = provider_id
-        self._host, self._port, self._tls = where.host, where.port, where.tls
-        self._head = RequestHead(where.target, list(where.headers.items()))
-        self._keepalive_expiry_s = keepalive_expiry_s
-        self._limiter = trio.CapacityLimiter(max_connections)
-        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
-        self._idle: list[_Connection] = []
-        self._open = 0
-        self._requests = self._failures = self._connects = 0
+    def _prepare(self) -> None:
+        self._head = RequestHead(self._where.target, list(self._where.headers.items()))
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         """Send one POST and read the whole answer.

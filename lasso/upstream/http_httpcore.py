@@ -15,8 +15,7 @@ closes its connection instead of returning it.
 from __future__ import annotations
 
 import contextlib
-import ssl
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable
 from typing import cast
 
 import httpcore
@@ -24,39 +23,21 @@ import trio
 from httpcore._backends.trio import TrioBackend
 
 from lasso.errors import UpstreamNetworkError, UpstreamProtocolError
-from lasso.upstream.http import Endpoint, HttpResponse, IdlePool, client_tls_context
+from lasso.upstream.http import HttpResponse, IdlePool
 
 
 class HttpcoreTransport(IdlePool[httpcore.AsyncHTTP11Connection]):
     """POSTs bodies to one URL over reused keep-alive connections."""
 
-    def __init__(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        provider_id: str = "",
-        max_connections: int = 256,
-        keepalive_expiry_s: float = 30.0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        where = Endpoint.parse(url, headers)
-        self._provider_id = provider_id
-        self._host, self._port, self._tls = where.host, where.port, where.tls
+    def _prepare(self) -> None:
+        where = self._where
         scheme = b"https" if where.tls else b"http"
         self._origin = httpcore.Origin(scheme, self._host.encode(), self._port)
         self._url = httpcore.URL(
             scheme=scheme, host=self._host.encode(), port=self._port, target=where.target.encode()
         )
-        base = where.headers
-        self._headers = [(k.encode(), v.encode()) for k, v in base.items()]
-        self._keepalive_expiry_s = keepalive_expiry_s
-        self._limiter = trio.CapacityLimiter(max_connections)
+        self._headers = [(k.encode(), v.encode()) for k, v in where.headers.items()]
         self._backend = TrioBackend()
-        self._ssl = (ssl_context or client_tls_context()) if self._tls else None
-        self._idle: list[httpcore.AsyncHTTP11Connection] = []
-        self._open = 0
-        self._requests = self._failures = self._connects = 0
 
     async def post(self, body: bytes, *, replay_safe: bool = True) -> HttpResponse:
         """Send one POST and read the whole answer.
