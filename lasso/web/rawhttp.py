@@ -108,8 +108,7 @@ class FastHTTP:
             if head is INCOMPLETE:
                 if self.eof:
                     return
-                self._wake = trio.Event()
-                await self._wake.wait()
+                await self.wait_for_data()
                 continue
             if head is DECLINED or not isinstance(head, Head):
                 self.declined = True

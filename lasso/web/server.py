@@ -263,11 +263,17 @@ class Connection(TCPServer):
             await super().protocol_send(event)
             return
         async with self.send_lock:
-            data, self._owed = self._owed + event.data if self._owed else event.data, b""
             try:
-                await self._send_with_deadline(data)
+                await self._send_after_owed(event.data)
             except _GONE:
                 await self.protocol.handle(Closed())
+
+    async def _send_after_owed(self, data: bytes | memoryview) -> None:
+        """Send ``data`` after what a frame :meth:`write_now` began still owes (the caller
+        holds the send lock)."""
+        if self._owed:
+            data, self._owed = self._owed + bytes(data), b""
+        await self._send_with_deadline(data)
 
     async def _send_with_deadline(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -363,7 +369,7 @@ class Connection(TCPServer):
                     fast.feed(bytes(data))
                     if not data:
                         return
-                    self._track_fast_head(fast)
+                    self._track_request_head()
                     continue
                 await fast.handed_over.wait()  # its buffer reaches hypercorn first
                 self.fast = None
@@ -412,10 +418,8 @@ class Connection(TCPServer):
         if written > 0:
             data = memoryview(data)[written:]  # a view: a 5 MB answer is never copied
         async with self.send_lock:
-            if self._owed:  # never on an HTTP connection; kept in order all the same
-                data, self._owed = self._owed + bytes(data), b""
             try:
-                await self._send_with_deadline(data)
+                await self._send_after_owed(data)
             except _GONE:
                 return False
         return True
@@ -439,12 +443,6 @@ class Connection(TCPServer):
         """The server is draining: answers close their connection."""
         return bool(self.context.terminated.is_set())
 
-    def _track_fast_head(self, fast: FastHTTP) -> None:
-        if not fast.waiting_for_head:
-            self._head_deadline = inf
-        elif self._head_deadline == inf:
-            self._head_deadline = trio.current_time() + self.limits.header_timeout_s
-
     @property
     def idle(self) -> bool:
         """Between two HTTP/1.1 requests: nothing received of the next one, nothing owed."""
@@ -466,13 +464,18 @@ class Connection(TCPServer):
             self.stream.socket.shutdown(socket.SHUT_RDWR)
 
     def _track_request_head(self) -> None:
-        """Start the head deadline at the first byte of a request; clear it once parsed."""
-        connection = getattr(self.protocol.protocol, "connection", None)
-        waiting = (
-            isinstance(connection, h11.Connection)
-            and connection.their_state is h11.IDLE
-            and bool(connection.trailing_data[0])
-        )
+        """Start the head deadline at the first byte of a request; clear it once parsed
+        (by the fast path or by h11, whichever has the connection)."""
+        fast = self.fast
+        if fast is not None and not fast.declined:
+            waiting = fast.waiting_for_head
+        else:
+            connection = getattr(self.protocol.protocol, "connection", None)
+            waiting = (
+                isinstance(connection, h11.Connection)
+                and connection.their_state is h11.IDLE
+                and bool(connection.trailing_data[0])
+            )
         if not waiting:
             self._head_deadline = inf
         elif self._head_deadline == inf:
