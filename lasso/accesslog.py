@@ -98,7 +98,7 @@ def flush() -> None:
     lines = _pending[:]
     _pending.clear()
     ours = logsetup.installed()
-    written = ours is not None and logsetup.write_lines(log.name, logging.INFO, lines)
+    written = logsetup.write_lines(log.name, logging.INFO, lines)  # False without ours
     others = [h for h in _handlers(log) if not (written and h is ours)]
     if not others:
         return

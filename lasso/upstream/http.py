@@ -149,6 +149,19 @@ class IdlePool(Generic[C]):
     def _prepare(self) -> None:
         """The client's own set-up, once the shared part is done."""
 
+    def _connected(self) -> None:
+        self._open += 1
+        self._connects += 1
+
+    def _connect_failed(self, exc: BaseException) -> UpstreamNetworkError:
+        """Counted as a failure; the error to raise: never sent, so always safe to retry."""
+        self._failures += 1
+        return UpstreamNetworkError(
+            f"connect to {self._host}:{self._port} failed: {exc}",
+            provider_id=self._provider_id,
+            never_sent=True,
+        )
+
     def _reusable(self, conn: C, now: float) -> bool:
         raise NotImplementedError
 
@@ -307,14 +320,8 @@ class HttpTransport(IdlePool[_Connection]):
                     raise
                 stream = tls
         except (OSError, trio.BrokenResourceError) as exc:
-            self._failures += 1
-            raise UpstreamNetworkError(
-                f"connect to {self._host}:{self._port} failed: {exc}",
-                provider_id=self._provider_id,
-                never_sent=True,
-            ) from exc
-        self._open += 1
-        self._connects += 1
+            raise self._connect_failed(exc) from exc
+        self._connected()
         return _Connection(stream, sock)
 
     def _close_now(self, conn: _Connection) -> None:

@@ -118,14 +118,8 @@ class HttpcoreTransport(IdlePool[httpcore.AsyncHTTP11Connection]):
                         await stream.aclose()
                     raise
         except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
-            self._failures += 1
-            raise UpstreamNetworkError(
-                f"connect to {self._host}:{self._port} failed: {exc}",
-                provider_id=self._provider_id,
-                never_sent=True,
-            ) from exc
-        self._open += 1
-        self._connects += 1
+            raise self._connect_failed(exc) from exc
+        self._connected()
         return httpcore.AsyncHTTP11Connection(
             self._origin, stream, keepalive_expiry=self._keepalive_expiry_s
         )
