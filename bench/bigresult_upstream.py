@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 from functools import partial
 
 import trio
 
+from bench.instant_upstream import read_request, request_id
+
 __all__ = ["DEFAULT_BYTES", "logs_result", "response_parts", "serve"]
 
 DEFAULT_BYTES = 5_000_000
-_ID = re.compile(rb'"id"\s*:\s*("[^"]*"|-?\d+|null)')
-_CL = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 _HEAD_NUMBER = b'"0x121eac0"'
 
 
@@ -63,8 +62,7 @@ def logs_result(size: int = DEFAULT_BYTES, *, seed: int = 1) -> bytes:
 def response_parts(request_body: bytes, logs: bytes) -> tuple[bytes, bytes, bytes]:
     """The HTTP response to one request in three parts (the big middle one is ``logs``
     itself, never copied): ``logs`` for eth_getLogs, else a block number."""
-    m = _ID.search(request_body)
-    rid = m.group(1) if m else b"null"
+    rid = request_id(request_body)
     result = logs if b'"eth_getLogs"' in request_body else _HEAD_NUMBER
     prefix = b'{"jsonrpc":"2.0","id":' + rid + b',"result":'
     length = len(prefix) + len(result) + 1
@@ -75,23 +73,7 @@ def response_parts(request_body: bytes, logs: bytes) -> tuple[bytes, bytes, byte
 async def _serve_conn(logs: bytes, stream: trio.SocketStream) -> None:
     buf = bytearray()
     try:
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            while end < 0:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                end = buf.find(b"\r\n\r\n")
-            m = _CL.search(bytes(buf[:end]))
-            total = end + 4 + (int(m.group(1)) if m else 0)
-            while len(buf) < total:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            body = bytes(buf[end + 4 : total])
-            del buf[:total]
+        while (body := await read_request(stream, buf)) is not None:
             for part in response_parts(body, logs):
                 await stream.send_all(part)
     except trio.BrokenResourceError:

@@ -22,34 +22,43 @@ _CL = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 
 def _response(request_body: bytes) -> bytes:
-    m = _ID.search(request_body)
-    rid = m.group(1) if m else b"null"
-    body = b'{"jsonrpc":"2.0","id":' + rid + b',"result":"0x121eac0"}'
+    body = b'{"jsonrpc":"2.0","id":' + request_id(request_body) + b',"result":"0x121eac0"}'
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
     return head % len(body) + body
+
+
+async def read_request(stream: trio.SocketStream, buf: bytearray) -> bytes | None:
+    """The next request's body on a keep-alive connection (``buf`` keeps what was read
+    past it); None once the client closed."""
+    end = buf.find(b"\r\n\r\n")
+    while end < 0:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return None
+        buf += chunk
+        end = buf.find(b"\r\n\r\n")
+    m = _CL.search(bytes(buf[:end]))
+    total = end + 4 + (int(m.group(1)) if m else 0)
+    while len(buf) < total:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    body = bytes(buf[end + 4 : total])
+    del buf[:total]
+    return body
+
+
+def request_id(request_body: bytes) -> bytes:
+    """The request's ``id`` as JSON text, to echo."""
+    m = _ID.search(request_body)
+    return m.group(1) if m else b"null"
 
 
 async def _serve_conn(stream: trio.SocketStream) -> None:
     buf = bytearray()
     try:
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            while end < 0:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                end = buf.find(b"\r\n\r\n")
-            m = _CL.search(bytes(buf[:end]))
-            length = int(m.group(1)) if m else 0
-            total = end + 4 + length
-            while len(buf) < total:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            body = bytes(buf[end + 4 : total])
-            del buf[:total]
+        while (body := await read_request(stream, buf)) is not None:
             await stream.send_all(_response(body))
     except trio.BrokenResourceError:
         return
