@@ -1,7 +1,7 @@
 """Section ``biglogs``: a 5 MB ``eth_getLogs`` answer, direct and through the gateway.
 
 One upstream process, :mod:`bench.bigresult_upstream`, answers every ``eth_getLogs``
-at once with the same ~5 MB result. The load generator (:mod:`bench.body_load`, its
+at once with the same ~5 MB result. The load generator (:mod:`bench.load` with ``--body``, its
 own process) sends ``eth_getLogs`` for a 16-block range below the head at c=1:
 
     direct    straight at the upstream: the floor (its own cost: a 5 MB send)
@@ -66,7 +66,7 @@ def _post(port: int, path: str) -> bytes:
 
 def _cell(name: str, n: int, child: Child, path: str, upstream: Child, opts: Options) -> Row:
     argv = python_module(
-        "bench.body_load",
+        "bench.load",
         *("--port", child.port, "--path", path, "--body", BODY, "-c", 1),
         *("--duration", opts.duration_s, "--warmup", opts.warmup_s),
         *("--watch-pid", child.pid, "--watch-pid", upstream.pid),

@@ -13,7 +13,7 @@ Content-Length or chunked framing) because the client must cost much less
 than the servers it measures; it still costs about as much as the fastest
 targets, which is why CPU per request, not requests/s, is the figure to trust.
 
-    python -m bench.load --port P [--path /] [-c 16] [--duration 4] [--warmup 1]
+    python -m bench.load --port P [--path /] [-c 16] [--body JSON] [--duration 4] [--warmup 1]
                          [--watch-pid PID ...]
 
 prints one JSON object: count, duration_s, rps, p50_ms, p99_ms, errors, ...
@@ -214,10 +214,16 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def measure(
-    port: int, path: str, connections: int, duration_s: float, warmup_s: float, pids: list[int]
+    port: int,
+    path: str,
+    connections: int,
+    duration_s: float,
+    warmup_s: float,
+    pids: list[int],
+    body: bytes = BODY,
 ) -> dict[str, object]:
     window = Window()
-    request = request_bytes(port, path)
+    request = request_bytes(port, path, body)
 
     def start(nursery: trio.Nursery) -> None:
         for _ in range(connections):
@@ -232,8 +238,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True, help="target port on 127.0.0.1")
     parser.add_argument("--path", default="/")
     parser.add_argument("-c", "--connections", type=int, default=1)
+    parser.add_argument("--body", help="the JSON-RPC request body (default: eth_blockNumber)")
     add_window_options(parser)
     args = parser.parse_args()
+    body = BODY if args.body is None else args.body.encode()
     result = trio.run(
         measure,
         args.port,
@@ -242,6 +250,7 @@ def main() -> None:
         args.duration,
         args.warmup,
         args.watch_pid,
+        body,
     )
     print(json.dumps(result))
 
