@@ -33,6 +33,27 @@ def Transport(request: pytest.FixtureRequest) -> type[HttpTransport | HttpcoreTr
     return request.param  # type: ignore[no-any-return]
 
 
+async def read_request(stream: trio.SocketStream, buffer: bytearray) -> bool:
+    """Read one whole request (head and Content-Length body) off ``buffer`` and
+    ``stream``; False once the client closed."""
+    while b"\r\n\r\n" not in buffer:
+        data = await stream.receive_some(65536)
+        if not data:
+            return False
+        buffer += data
+    end = buffer.index(b"\r\n\r\n")
+    head = bytes(buffer[:end]).lower()
+    length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+    del buffer[: end + 4]
+    while len(buffer) < length:
+        data = await stream.receive_some(65536)
+        if not data:
+            return False
+        buffer += data
+    del buffer[:length]
+    return True
+
+
 class FlakyServer:
     """Answers the first request on a connection, then reads the next and hangs up."""
 
@@ -40,20 +61,10 @@ class FlakyServer:
         self.requests = 0
 
     async def handle(self, stream: trio.SocketStream) -> None:
-        buffer = b""
+        buffer = bytearray()
         answered = False
         async with stream:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                while len(buffer) < length:
-                    buffer += await stream.receive_some(65536)
-                buffer = buffer[length:]
+            while await read_request(stream, buffer):
                 self.requests += 1
                 if answered:
                     return  # read it whole, then close without answering
@@ -158,19 +169,9 @@ async def serve_answers(nursery: trio.Nursery, answers: list[bytes]) -> tuple[st
 
     async def handle(stream: trio.SocketStream) -> None:
         accepted[0] += 1
-        buffer = b""
+        buffer = bytearray()
         async with stream:
-            while answers:
-                while b"\r\n\r\n" not in buffer:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                while len(buffer) < length:
-                    buffer += await stream.receive_some(65536)
-                buffer = buffer[length:]
+            while answers and await read_request(stream, buffer):
                 answer = answers.pop(0)
                 await stream.send_all(answer)
                 if b"connection: close" in answer.lower():
